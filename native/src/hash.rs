@@ -32,17 +32,23 @@ pub enum Domain {
     PublicKey,
     /// Message signed by an input's witness.
     Sighash,
+    /// Expansion of one UTXO set element (outpoint ‖ coin) by BLAKE3-XOF for the LtHash.
+    UtxoElement,
+    /// Digest of the LtHash state committed in block headers.
+    UtxoSet,
 }
 
 impl Domain {
     /// Every domain, in a fixed order (used to export the table to Python).
-    pub const ALL: [Domain; 6] = [
+    pub const ALL: [Domain; 8] = [
         Domain::Txid,
         Domain::BlockHeader,
         Domain::MerkleLeaf,
         Domain::MerkleNode,
         Domain::PublicKey,
         Domain::Sighash,
+        Domain::UtxoElement,
+        Domain::UtxoSet,
     ];
 
     /// Short stable name of the domain, as Python sees it.
@@ -54,6 +60,8 @@ impl Domain {
             Domain::MerkleNode => "merkle_node",
             Domain::PublicKey => "public_key",
             Domain::Sighash => "sighash",
+            Domain::UtxoElement => "utxo_element",
+            Domain::UtxoSet => "utxo_set",
         }
     }
 
@@ -66,6 +74,8 @@ impl Domain {
             Domain::MerkleNode => "TIME Coin 2026-11-21 merkle node v1",
             Domain::PublicKey => "TIME Coin 2026-11-21 public key v1",
             Domain::Sighash => "TIME Coin 2026-11-21 sighash v1",
+            Domain::UtxoElement => "TIME Coin 2026-11-21 utxo element v1",
+            Domain::UtxoSet => "TIME Coin 2026-11-21 utxo set v1",
         }
     }
 
@@ -75,7 +85,7 @@ impl Domain {
     }
 
     fn context_key(self) -> &'static ContextKey {
-        static KEYS: LazyLock<[ContextKey; 6]> =
+        static KEYS: LazyLock<[ContextKey; 8]> =
             LazyLock::new(|| Domain::ALL.map(|d| hash_derive_key_context(d.context())));
         &KEYS[self as usize]
     }

@@ -7,6 +7,7 @@
 pub mod ed25519;
 pub mod hash;
 pub mod merkle;
+pub mod types;
 
 #[cfg(feature = "python")]
 mod python;

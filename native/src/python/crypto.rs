@@ -1,5 +1,4 @@
-//! The pyo3 binding layer: converts types, checks lengths, releases the GIL around batch work and
-//! calls the plain-Rust modules. No logic of its own (DESIGN §2).
+//! Bindings of the crypto hot paths: Ed25519, BLAKE3 domains, merkle trees.
 //!
 //! Batches cross the boundary as contiguous buffers (`bytes` of fixed-width items, plus a buffer
 //! of little-endian u32 lengths where items vary), one call per batch.
@@ -17,12 +16,12 @@ use crate::merkle;
 /// Inputs at least this long are hashed with the GIL released.
 const DETACH_HASH_LEN: usize = 64 * 1024;
 
-fn fixed<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<&'a [u8; N]> {
+pub(super) fn fixed<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<&'a [u8; N]> {
     data.try_into()
         .map_err(|_| PyValueError::new_err(format!("{what} must be {N} bytes, got {}", data.len())))
 }
 
-fn fixed_items<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<&'a [[u8; N]]> {
+pub(super) fn fixed_items<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<&'a [[u8; N]]> {
     let (items, rest) = data.as_chunks::<N>();
     if !rest.is_empty() {
         return Err(PyValueError::new_err(format!(
@@ -35,7 +34,7 @@ fn fixed_items<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<&'a [
 
 /// 32-byte hashes from either one buffer of concatenated hashes (borrowed) or a list/tuple of
 /// 32-byte `bytes` (copied, each checked, errors naming the bad item).
-fn hashes<'a>(what: &str, obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [Hash]>> {
+pub(super) fn hashes<'a>(what: &str, obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [Hash]>> {
     if let Ok(buffer) = obj.cast::<PyBytes>() {
         return fixed_items::<HASH_LEN>(what, buffer.as_bytes()).map(Cow::Borrowed);
     }
@@ -72,7 +71,7 @@ fn hashes<'a>(what: &str, obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [Hash]>
     )))
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(super) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
@@ -204,10 +203,7 @@ fn verify_merkle_proof(
     Ok(merkle::verify_proof(leaf, index, count, &proof, root))
 }
 
-#[pymodule]
-fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__version__", crate::VERSION)?;
-    m.add("build_profile", crate::BUILD_PROFILE)?;
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let domains = PyDict::new(m.py());
     for d in Domain::ALL {
         domains.set_item(d.name(), d.context())?;

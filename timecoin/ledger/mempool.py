@@ -1,0 +1,198 @@
+"""The mempool: pending transactions, their input locks, conflicts and limits (DESIGN §4).
+
+A transaction enters after the native checks against the UTXO set (decoding, rules, signatures,
+in one batch call) and the mempool's own: not already present, no input locked by another
+pending transaction (first seen wins: a conflict is rejected here and settled by the finality
+votes, DESIGN §6), and room under the limits (≤ ``mempool_max_txs`` transactions, ≤
+``mempool_max_bytes`` bytes). When full, a newcomer evicts the lowest fee-rate transactions only
+if it pays a strictly higher fee rate; otherwise it is rejected.
+
+Every rejection has a stable code and a message; a rejected transaction changes nothing. One
+task owns a mempool; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from timecoin.params import NetworkParams
+
+OUTPOINT_LEN = 36
+
+FEE_RATE_SCALE = 1_000_000
+"""Fee rates compare as integer sat per 10^6 bytes (policy only, never consensus)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolEntry:
+    """A pending transaction."""
+
+    txid: bytes
+    raw: bytes
+    fee: int
+    """sat"""
+    size: int
+    """bytes"""
+    inputs: tuple[bytes, ...]
+    """the 36-byte outpoints it spends"""
+    added: float
+    """monotonic seconds"""
+
+    @property
+    def fee_rate(self) -> int:
+        """sat per 10^6 bytes, rounded down."""
+        return self.fee * FEE_RATE_SCALE // self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome for one submitted transaction: ``code`` is ``""`` when accepted."""
+
+    txid: bytes | None
+    code: str
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return not self.code
+
+
+class Mempool:
+    """Pending transactions with input locks, admitted in batches against a UTXO set."""
+
+    def __init__(
+        self,
+        params: NetworkParams,
+        utxos: object,
+        rules: object,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._params = params
+        self._utxos = utxos
+        self._rules = rules
+        self._clock = clock
+        self._entries: dict[bytes, MempoolEntry] = {}
+        self._locks: dict[bytes, bytes] = {}
+        self._bytes = 0
+        self._by_rate: list[tuple[int, int, bytes]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, txid: object) -> bool:
+        return txid in self._entries
+
+    @property
+    def bytes(self) -> int:
+        """Total encoded size of the pending transactions."""
+        return self._bytes
+
+    def get(self, txid: bytes) -> MempoolEntry | None:
+        """The pending transaction ``txid``, if any."""
+        return self._entries.get(txid)
+
+    def entries(self) -> Iterable[MempoolEntry]:
+        """Pending transactions in arrival order."""
+        return self._entries.values()
+
+    def locked_by(self, outpoint: bytes) -> bytes | None:
+        """The txid of the pending transaction spending ``outpoint``, if any."""
+        return self._locks.get(outpoint)
+
+    def add(self, raws: Sequence[bytes], height: int) -> list[Admission]:
+        """Admits a batch of encoded transactions for a block at ``height``; one verdict each,
+        in order. A conflict with an earlier transaction of the same batch is a conflict too."""
+        verdicts = self._utxos.check_transactions(list(raws), self._rules, height)  # type: ignore[attr-defined]
+        out = []
+        for raw, v in zip(raws, verdicts, strict=True):
+            if not v.ok:
+                out.append(Admission(v.txid, v.code, v.message))
+                continue
+            inputs = tuple(v.inputs[i : i + OUTPOINT_LEN] for i in range(0, len(v.inputs), OUTPOINT_LEN))
+            out.append(self._admit(MempoolEntry(v.txid, raw, v.fee, v.size, inputs, self._clock())))
+        return out
+
+    def _admit(self, entry: MempoolEntry) -> Admission:
+        if entry.txid in self._entries:
+            return Admission(entry.txid, "txn-already-in-mempool", "transaction already in the mempool")
+        for outpoint in entry.inputs:
+            holder = self._locks.get(outpoint)
+            if holder is not None:
+                return Admission(
+                    entry.txid,
+                    "txn-mempool-conflict",
+                    f"input {outpoint[:32].hex()}:{int.from_bytes(outpoint[32:], 'little')} "
+                    f"is already spent by pending transaction {holder.hex()}",
+                )
+        if not self._make_room(entry):
+            return Admission(
+                entry.txid,
+                "mempool-full",
+                f"mempool full ({len(self._entries)} txs, {self._bytes} bytes) and the fee rate "
+                f"{entry.fee_rate} sat/MB does not beat the lowest pending",
+            )
+        self._entries[entry.txid] = entry
+        self._bytes += entry.size
+        for outpoint in entry.inputs:
+            self._locks[outpoint] = entry.txid
+        heapq.heappush(self._by_rate, (entry.fee_rate, next(self._seq), entry.txid))
+        return Admission(entry.txid, "", "")
+
+    def _lowest(self) -> MempoolEntry | None:
+        while self._by_rate:
+            _, _, txid = self._by_rate[0]
+            found = self._entries.get(txid)
+            if found is not None:
+                return found
+            heapq.heappop(self._by_rate)
+        return None
+
+    def _make_room(self, entry: MempoolEntry) -> bool:
+        """Evicts lower fee-rate transactions until ``entry`` fits; ``False`` (and nothing
+        evicted) if it cannot fit without evicting one whose rate is not strictly lower."""
+        if entry.size > self._params.mempool_max_bytes:
+            return False
+        popped: list[tuple[int, int, bytes]] = []
+        victims: list[bytes] = []
+        count, size = len(self._entries), self._bytes
+        while count + 1 > self._params.mempool_max_txs or size + entry.size > self._params.mempool_max_bytes:
+            lowest = self._lowest()
+            if lowest is None or lowest.fee_rate >= entry.fee_rate:
+                for item in popped:
+                    heapq.heappush(self._by_rate, item)
+                return False
+            popped.append(heapq.heappop(self._by_rate))
+            victims.append(lowest.txid)
+            count -= 1
+            size -= lowest.size
+        self.remove(victims)
+        return True
+
+    def remove(self, txids: Iterable[bytes]) -> list[MempoolEntry]:
+        """Removes these transactions (finalized, included in a block or evicted) and releases
+        their locks; unknown txids are ignored. Returns what was removed."""
+        removed = []
+        for txid in txids:
+            entry = self._entries.pop(txid, None)
+            if entry is None:
+                continue
+            self._bytes -= entry.size
+            for outpoint in entry.inputs:
+                if self._locks.get(outpoint) == txid:
+                    del self._locks[outpoint]
+            removed.append(entry)
+        if len(self._by_rate) > 2 * len(self._entries) + 1024:
+            # Drop the stale heap items that lazy deletion left behind.
+            self._by_rate = [item for item in self._by_rate if item[2] in self._entries]
+            heapq.heapify(self._by_rate)
+        return removed
+
+    def remove_conflicts(self, spent: Iterable[bytes]) -> list[MempoolEntry]:
+        """Removes pending transactions that spend any of these outpoints (spent by a block or a
+        finalized transaction): they can never be valid now."""
+        return self.remove({self._locks[o] for o in spent if o in self._locks})

@@ -1,0 +1,180 @@
+"""Network parameters: one frozen table per network, the single definition of every protocol
+constant (DESIGN §4, §5, §6, §7, §8).
+
+Nothing here does I/O. Values that DESIGN fixes carry its section; the rest are operational
+choices, explained beside them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+COIN = 100_000_000
+"""Satoshis per TIME (DESIGN §4: 1 TIME = 100,000,000 sat)."""
+
+
+class Network(enum.IntEnum):
+    """Network ids, as committed in every signature (docs/encoding.md, "Signatures")."""
+
+    MAINNET = 0
+    TESTNET = 1
+    DEVNET = 2
+
+
+class Tier(enum.IntEnum):
+    """Masternode collateral tiers (DESIGN §5), ordered by collateral."""
+
+    FREE = 0
+    BRONZE = 1
+    SILVER = 2
+    GOLD = 3
+
+
+TIER_COLLATERAL: dict[Tier, int] = {
+    Tier.FREE: 0,
+    Tier.BRONZE: 1_000 * COIN,
+    Tier.SILVER: 10_000 * COIN,
+    Tier.GOLD: 100_000 * COIN,
+}
+"""Collateral per tier, sat (DESIGN §5)."""
+
+TIER_BASE_WEIGHT: dict[Tier, int] = {Tier.FREE: 1, Tier.BRONZE: 2, Tier.SILVER: 4, Tier.GOLD: 8}
+"""Base voting/reward weight per tier (DESIGN §5)."""
+
+
+def tier_for_collateral(amount: int) -> Tier:
+    """The highest tier whose collateral ``amount`` (sat) covers."""
+    return max(t for t, c in TIER_COLLATERAL.items() if amount >= c)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkParams:
+    """Everything that differs or could differ between networks. Amounts in sat, times in
+    seconds, sizes in bytes."""
+
+    network: Network
+    name: str
+    address_hrp: str
+    """bech32m human-readable part of addresses (DESIGN §3)."""
+    magic: bytes
+    """4 bytes opening every P2P frame (DESIGN §8)."""
+    p2p_port: int
+    rpc_port: int
+    metrics_port: int
+
+    block_slot: float
+    """Seconds per block slot (DESIGN §4)."""
+    block_reward: int = 100 * COIN
+    """Coinbase per block (DESIGN §4)."""
+    treasury_reward: int = 5 * COIN
+    """Part of the block reward paid to the treasury (DESIGN §4); the rest goes to masternodes."""
+
+    max_tx_size: int = 1_000_000
+    """DESIGN §4."""
+    min_fee_base: int = 1_000
+    """Minimum fee, fixed part, sat (DESIGN §4)."""
+    min_fee_per_mille: int = 1
+    """Minimum fee, proportional part: 0.1 % of the total output value (DESIGN §4)."""
+    dust_limit: int = 546
+    """Smallest output value, sat (DESIGN §4)."""
+    max_block_size: int = 2**31 - 1
+    """Largest encoded block, bytes. Must not cap the throughput goal (DESIGN §4, §11): 10,000
+    tx/s over a 600 s slot is ~2 GB of transfers, so mainnet allows the u31 maximum and moves
+    bodies in chunks (DESIGN §4)."""
+
+    mempool_max_txs: int = 10_000
+    """DESIGN §4."""
+    mempool_max_bytes: int = 300_000_000
+    """DESIGN §4."""
+
+    reorg_max_depth: int = 1_000
+    """Deepest rollback the node performs (DESIGN §4)."""
+    reorg_alert_depth: int = 100
+    """Rollbacks deeper than this are logged as an alert and counted (DESIGN §4)."""
+
+    leader_timeout: float = 30.0
+    """DESIGN §7."""
+    voting_window: float = 4.0
+    """DESIGN §7."""
+    reward_only_window: float = 2.0
+    """DESIGN §7."""
+    min_active_masternodes: int = 3
+    """Production gate (DESIGN §5)."""
+    heartbeat_interval: float = 30.0
+    """DESIGN §5."""
+    heartbeat_expiry: float = 60.0
+    """A masternode unseen this long is offline (DESIGN §5)."""
+    snowball_k: int = 20
+    """DESIGN §6."""
+    snowball_alpha: int = 14
+    """DESIGN §6."""
+    snowball_beta: int = 20
+    """DESIGN §6."""
+    snowball_round_timeout: float = 0.5
+    """DESIGN §6."""
+
+    lmdb_unsafe_nosync: bool = False
+    """Skip fsync on commit. Only a devnet may (DESIGN §9): a crash can lose recent blocks."""
+
+    def min_fee(self, total_output_value: int) -> int:
+        """Minimum fee of a transaction paying ``total_output_value`` sat in all (DESIGN §4:
+        1,000 sat + 0.1 % of the amount sent), integer sat, rounded down."""
+        return self.min_fee_base + total_output_value * self.min_fee_per_mille // 1000
+
+
+MAINNET = NetworkParams(
+    network=Network.MAINNET,
+    name="mainnet",
+    address_hrp="time",
+    magic=bytes.fromhex("54494d45"),  # "TIME"
+    p2p_port=24100,
+    rpc_port=24101,
+    metrics_port=24102,
+    block_slot=600.0,
+)
+
+TESTNET = NetworkParams(
+    network=Network.TESTNET,
+    name="testnet",
+    address_hrp="ttime",
+    magic=bytes.fromhex("54544d45"),
+    p2p_port=24200,
+    rpc_port=24201,
+    metrics_port=24202,
+    block_slot=600.0,
+)
+
+DEVNET = NetworkParams(
+    network=Network.DEVNET,
+    name="devnet",
+    address_hrp="dtime",
+    magic=bytes.fromhex("44544d45"),
+    p2p_port=24300,
+    rpc_port=24301,
+    metrics_port=24302,
+    block_slot=2.0,
+    max_block_size=256_000_000,
+    leader_timeout=3.0,
+    voting_window=1.0,
+    reward_only_window=0.5,
+    lmdb_unsafe_nosync=True,
+)
+
+NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (MAINNET, TESTNET, DEVNET)}
+
+
+def by_name(name: str) -> NetworkParams:
+    """The parameters of network ``name``; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r}; known: {', '.join(NETWORKS)}") from None
+
+
+def by_id(network: int) -> NetworkParams:
+    """The parameters of network id ``network``."""
+    for p in NETWORKS.values():
+        if p.network == network:
+            return p
+    raise ValueError(f"unknown network id {network}")

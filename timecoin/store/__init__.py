@@ -1,0 +1,2 @@
+"""Persistent storage (DESIGN §9): one LMDB environment per datadir, named databases, one write
+transaction per block."""

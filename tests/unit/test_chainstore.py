@@ -1,0 +1,60 @@
+"""The LMDB chain store (DESIGN §9) on a real LMDB in a temp dir: one transaction per block,
+rollback, schema and map growth."""
+
+import struct
+
+import lmdb
+import pytest
+
+from timecoin.store.chainstore import SCHEMA_VERSION, ChainStore, StoreError, Tip
+
+
+def h(i):
+    return bytes([i]) * 32
+
+
+def op(i):
+    return bytes([i]) * 36
+
+
+def test_genesis_commit_and_rollback(tmp_path):
+    store = ChainStore.open(tmp_path)
+    assert store.tip() is None
+    store.write_genesis(2, h(0), b"genesis", [(op(1), b"c1"), (op(2), b"c2")])
+    assert store.tip() == Tip(0, h(0)) and store.genesis_hash() == h(0) and store.network() == 2
+    with pytest.raises(StoreError, match="already holds a chain"):
+        store.write_genesis(2, h(0), b"genesis", [])
+    with pytest.raises(StoreError, match="cannot commit height 2"):
+        store.commit_block(2, h(2), b"b2", b"u2", [])
+    store.commit_block(1, h(1), b"block1", b"undo1", [(op(1), None), (op(3), b"c3")])
+    assert store.tip() == Tip(1, h(1))
+    assert store.block(h(1)) == b"block1" and store.undo(h(1)) == b"undo1" and store.block_hash(1) == h(1)
+    assert dict(store.utxos()) == {op(2): b"c2", op(3): b"c3"}
+    store.commit_rollback(Tip(1, h(1)), h(0), [(op(1), b"c1"), (op(3), None)])
+    assert store.tip() == Tip(0, h(0)) and store.block(h(1)) is None and store.block_hash(1) is None
+    assert dict(store.utxos()) == {op(1): b"c1", op(2): b"c2"}
+    with pytest.raises(StoreError, match="cannot roll back"):
+        store.commit_rollback(Tip(0, h(0)), h(0), [])
+    store.close()
+    reopened = ChainStore.open(tmp_path)
+    assert reopened.tip() == Tip(0, h(0)) and reopened.utxo_count() == 2
+    reopened.close()
+
+
+def test_other_schema_version_refuses_to_open(tmp_path):
+    ChainStore.open(tmp_path).close()
+    env = lmdb.open(str(tmp_path), max_dbs=16)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"schema_version", struct.pack("<I", SCHEMA_VERSION + 1))
+    env.close()
+    with pytest.raises(StoreError, match="schema version"):
+        ChainStore.open(tmp_path)
+
+
+def test_map_grows_when_full(tmp_path):
+    store = ChainStore.open(tmp_path, map_size=1 << 20)
+    store.write_genesis(2, h(0), b"g", [])
+    big = b"x" * (4 << 20)
+    store.commit_block(1, h(1), big, b"u", [])
+    assert store.block(h(1)) == big
+    store.close()

@@ -17,6 +17,10 @@ SIGNATURE_LEN = 64
 """Ed25519 signature length, bytes (RFC 8032 §5.1.6)."""
 HASH_LEN = 32
 """BLAKE3-256 output length, bytes (DESIGN §3)."""
+VRF_PROOF_LEN = 80
+"""ECVRF-EDWARDS25519-SHA512-TAI proof (Gamma ‖ c ‖ s) length, bytes (RFC 9381 §5.5)."""
+VRF_OUTPUT_LEN = 64
+"""ECVRF-EDWARDS25519-SHA512-TAI output (beta, a SHA-512 digest) length, bytes (RFC 9381 §5.2)."""
 MAX_MESSAGE_LEN = 2**32 - 1
 """Largest message one batch item may carry: its length crosses the boundary as a u32."""
 
@@ -57,6 +61,23 @@ def batch(
         if len(m) > MAX_MESSAGE_LEN:
             raise ValueError(f"messages[{i}] is {len(m)} bytes, over {MAX_MESSAGE_LEN}")
     return pks, msgs, sigs
+
+
+def vrf_batch(
+    public_keys: object, proofs: object, alphas: object
+) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Checked (public_keys, proofs, alphas) of one VRF batch; equal lengths required."""
+    pks = as_bytes_list("public_keys", public_keys, PUBLIC_KEY_LEN)
+    pis = as_bytes_list("proofs", proofs, VRF_PROOF_LEN)
+    msgs = as_bytes_list("alphas", alphas)
+    if not len(pks) == len(pis) == len(msgs):
+        raise ValueError(
+            f"batch sequences differ in length: {len(pks)} public keys, {len(pis)} proofs, {len(msgs)} alphas"
+        )
+    for i, m in enumerate(msgs):
+        if len(m) > MAX_MESSAGE_LEN:
+            raise ValueError(f"alphas[{i}] is {len(m)} bytes, over {MAX_MESSAGE_LEN}")
+    return pks, pis, msgs
 
 
 def index(name: str, value: object) -> int:

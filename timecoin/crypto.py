@@ -11,6 +11,8 @@ benchmark baseline.
 * Hashes: BLAKE3-256. Protocol hashes are domain-separated: each domain is a BLAKE3
   ``derive_key`` context (``HASH_DOMAINS``), so a txid can never equal a block hash or a merkle
   node.
+* VRF: ECVRF-EDWARDS25519-SHA512-TAI (RFC 9381, suite 0x03) over the Ed25519 key: an 80-byte
+  proof and a 64-byte output per (key, alpha), unique, checkable by anyone with the public key.
 * Merkle trees: binary, over 32-byte leaves, distinct leaf and node domains (a leaf is
   ``H_leaf(leaf ‖ 0^32)``, a node ``H_node(left ‖ right)``), odd last node carried up (never
   duplicated).
@@ -28,7 +30,14 @@ from typing import TypeVar
 import timecoin_native as _native
 
 from timecoin import _args
-from timecoin._args import HASH_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN, SIGNATURE_LEN
+from timecoin._args import (
+    HASH_LEN,
+    PUBLIC_KEY_LEN,
+    SECRET_KEY_LEN,
+    SIGNATURE_LEN,
+    VRF_OUTPUT_LEN,
+    VRF_PROOF_LEN,
+)
 
 __all__ = [
     "HASH_DOMAINS",
@@ -36,6 +45,8 @@ __all__ = [
     "PUBLIC_KEY_LEN",
     "SECRET_KEY_LEN",
     "SIGNATURE_LEN",
+    "VRF_OUTPUT_LEN",
+    "VRF_PROOF_LEN",
     "blake3",
     "hash_block_header",
     "hash_in",
@@ -49,6 +60,9 @@ __all__ = [
     "verify",
     "verify_batch",
     "verify_merkle_proof",
+    "vrf_prove",
+    "vrf_verify",
+    "vrf_verify_batch",
 ]
 
 _T = TypeVar("_T")
@@ -182,3 +196,47 @@ def verify_merkle_proof(leaf: bytes, index: int, count: int, proof: Sequence[byt
     i, n = _args.index("index", index), _args.index("count", count)
     root = _args.as_bytes("root", root, HASH_LEN)
     return _with_hashes(lambda hs: _native.verify_merkle_proof(leaf, i, n, hs, root), "proof", proof)
+
+
+def vrf_prove(secret_key: bytes, alpha: bytes) -> tuple[bytes, bytes]:
+    """ECVRF proof of ``alpha`` by the 32-byte Ed25519 seed ``secret_key`` (RFC 9381 §5.1, suite
+    ECVRF-EDWARDS25519-SHA512-TAI): ``(proof, output)``, 80 and 64 bytes. Deterministic; the
+    matching VRF public key is :func:`public_key` of the seed.
+
+    Raises ``TypeError`` for non-bytes and ``ValueError`` for a seed that is not 32 bytes.
+    """
+    return _native.vrf_prove(
+        _args.as_bytes("secret_key", secret_key, SECRET_KEY_LEN), _args.as_bytes("alpha", alpha)
+    )
+
+
+def vrf_verify(public_key: bytes, proof: bytes, alpha: bytes) -> bytes:
+    """The 64-byte VRF output of a valid ``proof`` (80 bytes) of ``alpha`` under ``public_key``
+    (32 bytes) (RFC 9381 §5.3, with the key validation of §5.4.5).
+
+    Raises ``ValueError`` if the proof is invalid: a key or Gamma that is not a canonical RFC 8032
+    point encoding, a small-order key, ``s`` not below the group order, or a challenge mismatch.
+    Wrong sizes also raise ``ValueError``; non-bytes raise ``TypeError``.
+    """
+    return _native.vrf_verify(
+        _args.as_bytes("public_key", public_key, PUBLIC_KEY_LEN),
+        _args.as_bytes("proof", proof, VRF_PROOF_LEN),
+        _args.as_bytes("alpha", alpha),
+    )
+
+
+def vrf_verify_batch(
+    public_keys: Sequence[bytes],
+    proofs: Sequence[bytes],
+    alphas: Sequence[bytes],
+    *,
+    parallel: bool = True,
+) -> list[bytes | None]:
+    """One result per item, in one native call: the 64-byte output where :func:`vrf_verify`
+    would return it, ``None`` where it would raise. The GIL is released; with ``parallel`` the
+    items are spread over all cores. Sequences of different lengths raise ``ValueError``.
+    """
+    pks, pis, msgs = _args.vrf_batch(public_keys, proofs, alphas)
+    return _native.vrf_verify_batch(
+        b"".join(pks), b"".join(pis), b"".join(msgs), array("I", map(len, msgs)).tobytes(), parallel
+    )

@@ -36,11 +36,13 @@ pub enum Domain {
     UtxoElement,
     /// Digest of the LtHash state committed in block headers.
     UtxoSet,
+    /// Random stream of the weighted leader draw: seed ‖ height (docs/leader-selection.md).
+    LeaderDraw,
 }
 
 impl Domain {
     /// Every domain, in a fixed order (used to export the table to Python).
-    pub const ALL: [Domain; 8] = [
+    pub const ALL: [Domain; 9] = [
         Domain::Txid,
         Domain::BlockHeader,
         Domain::MerkleLeaf,
@@ -49,6 +51,7 @@ impl Domain {
         Domain::Sighash,
         Domain::UtxoElement,
         Domain::UtxoSet,
+        Domain::LeaderDraw,
     ];
 
     /// Short stable name of the domain, as Python sees it.
@@ -62,6 +65,7 @@ impl Domain {
             Domain::Sighash => "sighash",
             Domain::UtxoElement => "utxo_element",
             Domain::UtxoSet => "utxo_set",
+            Domain::LeaderDraw => "leader_draw",
         }
     }
 
@@ -76,6 +80,7 @@ impl Domain {
             Domain::Sighash => "TIME Coin 2026-11-21 sighash v1",
             Domain::UtxoElement => "TIME Coin 2026-11-21 utxo element v1",
             Domain::UtxoSet => "TIME Coin 2026-11-21 utxo set v1",
+            Domain::LeaderDraw => "TIME Coin 2026-11-21 leader draw v1",
         }
     }
 
@@ -85,7 +90,7 @@ impl Domain {
     }
 
     fn context_key(self) -> &'static ContextKey {
-        static KEYS: LazyLock<[ContextKey; 8]> =
+        static KEYS: LazyLock<[ContextKey; Domain::ALL.len()]> =
             LazyLock::new(|| Domain::ALL.map(|d| hash_derive_key_context(d.context())));
         &KEYS[self as usize]
     }

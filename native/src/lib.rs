@@ -4,10 +4,17 @@
 //! directly. The pyo3 binding layer lives in [`python`] behind the `python` feature and only
 //! converts types, releases the GIL and calls into these modules (DESIGN §2).
 
+pub mod apply;
+pub mod codec;
 pub mod ed25519;
 pub mod hash;
+pub mod leader;
+pub mod lthash;
 pub mod merkle;
 pub mod types;
+pub mod utxo;
+pub mod validate;
+pub mod vrf;
 
 #[cfg(feature = "python")]
 mod python;

@@ -58,3 +58,21 @@ def test_map_grows_when_full(tmp_path):
     store.commit_block(1, h(1), big, b"u", [])
     assert store.block(h(1)) == big
     store.close()
+
+
+def test_extra_writes_commit_with_the_block(tmp_path):
+    store = ChainStore.open(tmp_path)
+    store.write_genesis(2, h(0), b"g", [])
+    store.commit_block(
+        1, h(1), b"b1", b"u1", [], [(b"masternodes", b"k1", b"v1"), (b"finalized", b"t", b"x")]
+    )
+    assert store.get(b"masternodes", b"k1") == b"v1"
+    assert list(store.items(b"masternodes", b"k")) == [(b"k1", b"v1")]
+    with pytest.raises(StoreError, match="may not touch"):
+        store.commit_block(2, h(2), b"b2", b"u2", [], [(b"utxo", b"k", b"v")])
+    assert store.tip() == Tip(1, h(1))
+    store.commit_rollback(Tip(1, h(1)), h(0), [], [(b"masternodes", b"k1", None)])
+    assert store.get(b"masternodes", b"k1") is None and store.get(b"finalized", b"t") == b"x"
+    store.write([(b"peers", b"p", b"1")])
+    assert store.get(b"peers", b"p") == b"1"
+    store.close()

@@ -57,6 +57,26 @@ def _is_identity(p: Point) -> bool:
     return p[0] % P == 0 and (p[1] - p[2]) % P == 0
 
 
+def add(p: Point, q: Point) -> Point:
+    """P + Q (RFC 8032 §5.1.4)."""
+    return _add(p, q)
+
+
+def mul(s: int, p: Point) -> Point:
+    """[s]P by double-and-add, for s ≥ 0 (variable time: for public data and tests only)."""
+    return _mul(s, p)
+
+
+def negate(p: Point) -> Point:
+    """−P: (x, y) ↦ (−x, y)."""
+    return ((P - p[0]) % P, p[1], p[2], (P - p[3]) % P)
+
+
+def is_identity(p: Point) -> bool:
+    """Whether P is the neutral element (0, 1)."""
+    return _is_identity(p)
+
+
 def decompress(encoding: bytes) -> Point | None:
     """Decodes a 32-byte point encoding under ZIP-215; ``None`` if it names no curve point."""
     if len(encoding) != 32:

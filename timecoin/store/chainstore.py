@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -67,6 +67,11 @@ class Tip:
 
 UtxoDelta = list[tuple[bytes, bytes | None]]
 """(outpoint, coin to put) or (outpoint, None to delete), as ``UtxoSet.take_delta`` returns."""
+
+ExtraWrites = Sequence[tuple[bytes, bytes, bytes | None]]
+"""(database name, key, value to put or None to delete): state of other subsystems (the
+masternode registry, finalized transactions) that must commit in the same transaction as the
+block that changes it."""
 
 
 def _height_key(height: int) -> bytes:
@@ -192,6 +197,34 @@ class ChainStore:
             else:
                 txn.put(outpoint, coin, db=utxo)
 
+    def _put_extra(self, txn: lmdb.Transaction, extra: ExtraWrites) -> None:
+        for db, key, value in extra:
+            if db in (b"meta", b"blocks", b"index", b"undo", b"utxo") or db not in self._dbs:
+                raise StoreError(f"extra writes may not touch database {db!r}")
+            if value is None:
+                txn.delete(key, db=self._dbs[db])
+            else:
+                txn.put(key, value, db=self._dbs[db])
+
+    def get(self, db: bytes, key: bytes) -> bytes | None:
+        """A value of one of the subsystem databases (``finalized``, ``masternodes``, ``peers``)."""
+        return self._get(db, key)
+
+    def items(self, db: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs of a database whose keys start with ``prefix``, in key order."""
+        with self._env.begin(db=self._dbs[db], buffers=False) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(prefix):
+                return
+            for key, value in cursor:
+                if not key.startswith(prefix):
+                    return
+                yield key, value
+
+    def write(self, extra: ExtraWrites) -> None:
+        """Writes subsystem state that belongs to no block (peers, bans), in one transaction."""
+        self._write(lambda txn: self._put_extra(txn, extra))
+
     def _put_tip(self, txn: lmdb.Transaction, height: int, block_hash: bytes) -> None:
         txn.put(_META_TIP, struct.pack("<Q", height) + block_hash, db=self._dbs[b"meta"])
 
@@ -215,10 +248,17 @@ class ChainStore:
         self._write(body)
 
     def commit_block(
-        self, height: int, block_hash: bytes, block: bytes, undo: bytes, delta: UtxoDelta
+        self,
+        height: int,
+        block_hash: bytes,
+        block: bytes,
+        undo: bytes,
+        delta: UtxoDelta,
+        extra: ExtraWrites = (),
     ) -> None:
-        """Commits a connected block: block, index entry, undo record, UTXO delta and tip, in one
-        write transaction (DESIGN §9). Raises :class:`StoreError` unless ``height`` is tip + 1."""
+        """Commits a connected block: block, index entry, undo record, UTXO delta, the ``extra``
+        subsystem writes and tip, in one write transaction (DESIGN §9). Raises
+        :class:`StoreError` unless ``height`` is tip + 1."""
         tip = self.tip()
         if tip is None or height != tip.height + 1:
             raise StoreError(f"cannot commit height {height} on tip {tip}")
@@ -230,6 +270,7 @@ class ChainStore:
             txn.put(block_hash, undo, db=self._dbs[b"undo"])
             failpoints.hit("store.commit_block.after_undo")
             self._put_delta(txn, delta)
+            self._put_extra(txn, extra)
             failpoints.hit("store.commit_block.after_utxo")
             self._put_tip(txn, height, block_hash)
             failpoints.hit("store.commit_block.before_commit")
@@ -237,10 +278,10 @@ class ChainStore:
         self._write(body)
         failpoints.hit("store.commit_block.after_commit")
 
-    def commit_rollback(self, tip: Tip, prev_hash: bytes, delta: UtxoDelta) -> None:
+    def commit_rollback(self, tip: Tip, prev_hash: bytes, delta: UtxoDelta, extra: ExtraWrites = ()) -> None:
         """Disconnects the tip block: removes its index entry, block and undo record, applies the
-        UTXO delta that restores the previous block's set, and moves the tip back, in one write
-        transaction."""
+        UTXO delta that restores the previous block's set and the ``extra`` subsystem writes, and
+        moves the tip back, in one write transaction."""
         current = self.tip()
         if current != tip or tip.height == 0:
             raise StoreError(f"cannot roll back {tip}: the tip is {current}")
@@ -251,6 +292,7 @@ class ChainStore:
             txn.delete(tip.block_hash, db=self._dbs[b"undo"])
             failpoints.hit("store.rollback.after_delete")
             self._put_delta(txn, delta)
+            self._put_extra(txn, extra)
             self._put_tip(txn, tip.height - 1, prev_hash)
 
         self._write(body)

@@ -1,6 +1,14 @@
 """Type stub of the compiled module; ``python -m mypy.stubtest timecoin_native`` checks it."""
 
+from typing import final
+
 __all__ = [
+    "AppliedBlock",
+    "LedgerRules",
+    "REJECT_CODES",
+    "TxVerdict",
+    "UtxoSet",
+    "ValidationError",
     "__version__",
     "build_profile",
     "HASH_DOMAINS",
@@ -13,6 +21,38 @@ __all__ = [
     "merkle_root",
     "merkle_proof",
     "verify_merkle_proof",
+    "block_hash",
+    "decode_block",
+    "decode_block_header",
+    "decode_block_with_txids",
+    "decode_coin",
+    "decode_outpoint",
+    "decode_transaction",
+    "decode_tx_out",
+    "decode_witness",
+    "encode_block",
+    "encode_block_header",
+    "encode_coin",
+    "encode_outpoint",
+    "encode_transaction",
+    "encode_tx_out",
+    "encode_witness",
+    "sighash",
+    "sign_transactions",
+    "txid",
+    "txids",
+    "VRF_PROOF_LEN",
+    "VRF_OUTPUT_LEN",
+    "VRF_ALPHA_LEN",
+    "IneligibleProposer",
+    "vrf_prove",
+    "vrf_verify",
+    "vrf_verify_batch",
+    "vrf_alpha",
+    "leader_order",
+    "leader_rank",
+    "round_leader",
+    "check_proposer",
 ]
 
 __version__: str
@@ -56,4 +96,286 @@ def merkle_proof(leaves: bytes | list[bytes] | tuple[bytes, ...], index: int) ->
 def verify_merkle_proof(
     leaf: bytes, index: int, count: int, proof: bytes | list[bytes] | tuple[bytes, ...], root: bytes
 ) -> bool:
-    """Whether ``proof`` (32-byte hashes, concatenated or listed) proves ``leaf`` at ``index`` of ``count``."""
+    """Whether ``proof`` (32-byte hashes, concatenated or listed) proves ``leaf`` at ``index``
+    of ``count``."""
+
+# Canonical codec (docs/encoding.md). Values are plain tuples in the spec's field order; encoding
+# also accepts lists for the sequences. Bytes that are not a canonical encoding raise ValueError
+# with the codec's message; malformed tuples raise TypeError/ValueError naming the field.
+
+_OutPointFields = tuple[bytes, int]
+_TxOutFields = tuple[int, bytes]
+_WitnessFields = tuple[bytes, bytes]
+_CoinFields = tuple[int, bytes, int, bool]
+_TransactionFields = tuple[
+    int, int, tuple[_OutPointFields, ...], tuple[_TxOutFields, ...], int, bytes, tuple[_WitnessFields, ...]
+]
+_HeaderFields = tuple[int, int, bytes, bytes, bytes, int, bytes, bytes, bytes, int]
+_BlockFields = tuple[_HeaderFields, tuple[_TransactionFields, ...]]
+_TransactionInput = tuple[
+    int,
+    int,
+    tuple[_OutPointFields, ...] | list[_OutPointFields],
+    tuple[_TxOutFields, ...] | list[_TxOutFields],
+    int,
+    bytes,
+    tuple[_WitnessFields, ...] | list[_WitnessFields],
+]
+_BlockInput = tuple[_HeaderFields, tuple[_TransactionInput, ...] | list[_TransactionInput]]
+
+def encode_outpoint(fields: _OutPointFields) -> bytes:
+    """36 bytes: ``(txid, vout)``."""
+
+def decode_outpoint(data: bytes) -> _OutPointFields:
+    """``(txid, vout)`` of exactly 36 bytes."""
+
+def encode_tx_out(fields: _TxOutFields) -> bytes:
+    """40 bytes: ``(value, pubkey_hash)``."""
+
+def decode_tx_out(data: bytes) -> _TxOutFields:
+    """``(value, pubkey_hash)`` of exactly 40 bytes."""
+
+def encode_witness(fields: _WitnessFields) -> bytes:
+    """96 bytes: ``(public_key, signature)``."""
+
+def decode_witness(data: bytes) -> _WitnessFields:
+    """``(public_key, signature)`` of exactly 96 bytes."""
+
+def encode_coin(fields: _CoinFields) -> bytes:
+    """49 bytes: ``(value, pubkey_hash, height, is_coinbase)``."""
+
+def decode_coin(data: bytes) -> _CoinFields:
+    """``(value, pubkey_hash, height, is_coinbase)`` of exactly 49 bytes (flag byte 0 or 1)."""
+
+def encode_block_header(fields: _HeaderFields) -> bytes:
+    """296 bytes: ``(version, height, prev_hash, merkle_root, utxo_set_hash, timestamp, proposer,
+    vrf_proof, vrf_output, round)``."""
+
+def decode_block_header(data: bytes) -> _HeaderFields:
+    """Header fields of exactly 296 bytes."""
+
+def encode_transaction(fields: _TransactionInput) -> bytes:
+    """Full encoding of ``(version, kind, inputs, outputs, lock_time, payload, witnesses)``; the
+    payload must be exactly the kind's length."""
+
+def decode_transaction(data: bytes) -> _TransactionFields:
+    """Fields of exactly one encoded transaction (strict: no trailing bytes)."""
+
+def encode_block(fields: _BlockInput) -> bytes:
+    """Encoding of ``(header, transactions)``."""
+
+def decode_block(data: bytes) -> _BlockFields:
+    """Fields of exactly one encoded block (strict: no trailing bytes)."""
+
+def decode_block_with_txids(data: bytes) -> tuple[_BlockFields, list[bytes]]:
+    """Block fields and each transaction's txid, hashed from ``data`` without re-encoding."""
+
+def txid(transaction: bytes) -> bytes:
+    """txid (32 bytes) of one full transaction encoding, decoded strictly."""
+
+def txids(transactions: list[bytes] | tuple[bytes, ...], parallel: bool = True) -> list[bytes]:
+    """txids of many full transaction encodings in one call (GIL released, all cores if
+    ``parallel``); a bad item raises ValueError naming its index."""
+
+def block_hash(header: bytes) -> bytes:
+    """Block hash of a 296-byte encoded header."""
+
+def sighash(chain_id: bytes, network: int, txid: bytes, index: int) -> bytes:
+    """``hash_in("sighash", chain_id ‖ network u8 ‖ txid ‖ index u32)``."""
+
+def sign_transactions(
+    transactions: bytes,
+    transaction_lengths: bytes,
+    secret_keys: bytes,
+    key_counts: bytes,
+    chain_id: bytes,
+    network: int,
+    parallel: bool = True,
+) -> list[bytes]:
+    """Signs n encoded transactions in one call (GIL released, all cores if ``parallel``).
+
+    ``transactions`` is the n encodings concatenated and ``transaction_lengths`` n u32 LE byte
+    lengths; ``secret_keys`` is the 32-byte seeds concatenated and ``key_counts`` n u32 LE counts
+    of seeds per transaction. Each result is its transaction with the witness section replaced by
+    one witness per seed, witness i signing ``sighash(chain_id, network, txid, i)``.
+    """
+
+# VRF (RFC 9381 ECVRF-EDWARDS25519-SHA512-TAI) and the weighted leader order
+# (docs/leader-selection.md). `seed` is the previous block's 64-byte VRF output; `public_keys` is
+# n×32 bytes (one buffer, or a list/tuple of 32-byte keys); `weights` is n little-endian u64.
+
+VRF_PROOF_LEN: int
+VRF_OUTPUT_LEN: int
+VRF_ALPHA_LEN: int
+
+class IneligibleProposer(ValueError):
+    """A block proposer that may not propose at this (height, round); ``code`` attribute:
+    ``not_in_set``, ``wrong_rank`` or ``bad_vrf_proof``."""
+
+    code: str
+
+def vrf_prove(secret_key: bytes, alpha: bytes) -> tuple[bytes, bytes]:
+    """(80-byte proof, 64-byte output) of ``alpha`` by a 32-byte Ed25519 seed."""
+
+def vrf_verify(public_key: bytes, proof: bytes, alpha: bytes) -> bytes:
+    """64-byte output of a valid proof; ValueError on an invalid key or proof."""
+
+def vrf_verify_batch(
+    public_keys: bytes, proofs: bytes, alphas: bytes, alpha_lengths: bytes, parallel: bool = True
+) -> list[bytes | None]:
+    """Output or None per item: keys n×32, proofs n×80, alphas concatenated with n u32 LE lengths."""
+
+def vrf_alpha(seed: bytes, height: int, round: int) -> bytes:
+    """The proposer's VRF input: seed ‖ height u64 LE ‖ round u32 LE (76 bytes)."""
+
+def leader_order(
+    seed: bytes, height: int, public_keys: bytes | list[bytes] | tuple[bytes, ...], weights: bytes, count: int
+) -> list[int]:
+    """The first min(count, n) indices of the leader order of ``height``."""
+
+def leader_rank(
+    seed: bytes,
+    height: int,
+    public_keys: bytes | list[bytes] | tuple[bytes, ...],
+    weights: bytes,
+    public_key: bytes,
+) -> int:
+    """Position of ``public_key`` in the leader order; ValueError if it is not in the set."""
+
+def round_leader(
+    seed: bytes, height: int, round: int, public_keys: bytes | list[bytes] | tuple[bytes, ...], weights: bytes
+) -> int:
+    """Index of the leader of ``round``: the (round mod n)-th of the order."""
+
+def check_proposer(
+    seed: bytes,
+    height: int,
+    round: int,
+    public_keys: bytes | list[bytes] | tuple[bytes, ...],
+    weights: bytes,
+    proposer: bytes,
+    proof: bytes,
+) -> bytes:
+    """The proposer's VRF output if it leads ``round`` and ``proof`` verifies over
+    ``vrf_alpha(seed, height, round)``; IneligibleProposer otherwise."""
+
+# --- ledger (native/src/python/ledger.rs) ---
+
+REJECT_CODES: list[str]
+
+@final
+class LedgerRules:
+    """Consensus parameters of validation (DESIGN §4), built from ``timecoin.params``.
+
+    ``chain_id`` 32 bytes (genesis hash), ``network`` 0/1/2, amounts in sat, sizes in bytes.
+    Minimum fee = ``min_fee_base + total_out * min_fee_per_mille // 1000``.
+    """
+
+    def __new__(
+        cls,
+        chain_id: bytes,
+        network: int,
+        dust_limit: int,
+        min_fee_base: int,
+        min_fee_per_mille: int,
+        max_tx_size: int,
+        max_block_size: int,
+    ) -> LedgerRules: ...
+    @property
+    def chain_id(self) -> bytes: ...
+    @property
+    def network(self) -> int: ...
+    @property
+    def dust_limit(self) -> int: ...
+    @property
+    def min_fee_base(self) -> int: ...
+    @property
+    def min_fee_per_mille(self) -> int: ...
+    @property
+    def max_tx_size(self) -> int: ...
+    @property
+    def max_block_size(self) -> int: ...
+    def min_fee(self, total_out: int) -> int:
+        """Minimum fee (sat) of a transaction paying ``total_out`` sat."""
+
+@final
+class ValidationError(ValueError):
+    """A rejected transaction or block: ``code`` (one of REJECT_CODES), ``message``,
+    ``tx_index`` (index in the block or batch, or None)."""
+
+    def __new__(cls, code: str, message: str, tx_index: int | None = None) -> ValidationError: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def tx_index(self) -> int | None: ...
+
+@final
+class AppliedBlock:
+    """What ``UtxoSet.apply_block`` did: fees in sat (non-coinbase txs), ``undo`` for rollback,
+    ``coinbase_outputs`` as (value sat, pubkey_hash), ``masternode_txs`` as (tx index, kind,
+    payload) for the masternode registry."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def block_hash(self) -> bytes: ...
+    @property
+    def txids(self) -> list[bytes]: ...
+    @property
+    def fees(self) -> int: ...
+    @property
+    def undo(self) -> bytes: ...
+    @property
+    def coinbase_outputs(self) -> list[tuple[int, bytes]]: ...
+    @property
+    def masternode_txs(self) -> list[tuple[int, int, bytes]]: ...
+
+@final
+class TxVerdict:
+    """Verdict on one transaction of ``UtxoSet.check_transactions``; ``code`` is "" when ok."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def txid(self) -> bytes | None: ...
+    @property
+    def kind(self) -> int | None: ...
+    @property
+    def fee(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def inputs(self) -> bytes:
+        """The outpoints the transaction spends (n × 36 bytes), b"" if it did not decode."""
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+@final
+class UtxoSet:
+    """The in-memory UTXO set: 36-byte outpoint -> 49-byte coin, its LtHash (``state``, 2,048
+    bytes; ``set_hash``, 32 bytes) and the writes pending for the store (``take_delta``)."""
+
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    def get(self, outpoint: bytes) -> bytes | None:
+        """The 49-byte coin at a 36-byte outpoint, or None if it is not unspent."""
+    def load(self, entries: list[tuple[bytes, bytes]]) -> None:
+        """Adds (outpoint, coin) pairs the store already holds (clean); ValueError, changing
+        nothing, on a bad coin or an outpoint given twice or already present."""
+    def set_hash(self) -> bytes: ...
+    def state(self) -> bytes: ...
+    def apply_block(self, block: bytes, rules: LedgerRules, check_utxo_hash: bool = True) -> AppliedBlock:
+        """Validates and applies an encoded block; ValidationError (set unchanged) if invalid."""
+    def rollback(self, undo: bytes) -> None:
+        """Rolls back the last applied block; ValueError (set unchanged) on a malformed undo
+        record or one that does not match the set."""
+    def check_transactions(self, txs: list[bytes], rules: LedgerRules, height: int) -> list[TxVerdict]:
+        """Mempool admission: one verdict per encoded tx against the set; changes nothing."""
+    def take_delta(self) -> list[tuple[bytes, bytes | None]]:
+        """Store writes since the last call, sorted by outpoint: coin to put, None to delete."""
+    def memory_usage(self) -> int:
+        """Estimated memory of the set, bytes."""

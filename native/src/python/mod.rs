@@ -4,12 +4,18 @@
 
 use pyo3::prelude::*;
 
+mod codec;
 mod crypto;
+mod ledger;
+mod vrf;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
     m.add("build_profile", crate::BUILD_PROFILE)?;
+    codec::register(m)?;
     crypto::register(m)?;
+    ledger::register(m)?;
+    vrf::register(m)?;
     Ok(())
 }

@@ -1,0 +1,414 @@
+//! Block validation and application to the UTXO set (DESIGN §4, §7, §9).
+//!
+//! A block is validated in full against the set before anything changes, so a rejected block
+//! leaves the set byte-identical (contents, LtHash state, dirty tracking). The checks, in order:
+//! size; canonical decoding; a coinbase at position 0 and nowhere else, with the header's
+//! height; the header's merkle root over the txids; the transactions after the coinbase in
+//! strictly increasing txid order (DESIGN §7: "finalized transactions ordered by txid"); the
+//! rules of `validate` on every transaction; no block output already unspent; then the inputs.
+//!
+//! Because transactions are ordered by txid, a child may come before its parent: all outputs
+//! of the block are created first, then all inputs are spent, from the set or from the block's
+//! own outputs. An outpoint spent twice in one block is `double-spend-in-block`. Cycles cannot
+//! happen (a txid commits to its inputs). Finally all witness signatures are verified in one
+//! parallel batch while the LtHash delta is computed, and (if asked) the header's UTXO set hash
+//! is checked against the set after the block.
+//!
+//! Not checked here: reward amounts (the caller compares `coinbase_outputs` and `fees` with the
+//! reward rule and rolls back on a mismatch), header linkage, timestamps, the proposer and its
+//! VRF, and masternode registry semantics (see `validate`).
+
+use hashbrown::{HashMap, HashSet};
+use rayon::prelude::*;
+
+use crate::codec;
+use crate::ed25519;
+use crate::hash::Hash;
+use crate::lthash::{LtHash, ELEMENT_LEN};
+use crate::merkle;
+use crate::types::{OutPoint, Transaction, TxKind, COIN_LEN};
+use crate::utxo::{display_outpoint, element, outpoint_key, CoinBytes, OutPointKey, UtxoSet};
+use crate::validate::{
+    bad_signature, check_coinbase, check_fee, check_input_key, check_stateless, codec_reject,
+    witness_digests, LedgerRules, Reject, RejectCode, ValidationError, WitnessDigests,
+    PARALLEL_TXS,
+};
+
+/// What applying a block did, for the chain state and the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedBlock {
+    pub height: u64,
+    pub block_hash: Hash,
+    /// txids in block order, coinbase first.
+    pub txids: Vec<Hash>,
+    /// Sum of the fees of the non-coinbase transactions, sat.
+    pub fees: u64,
+    /// The undo record (docs/encoding.md, "Undo record"), for [`UtxoSet::rollback`].
+    pub undo: Vec<u8>,
+    /// The coinbase's outputs (value sat, pubkey_hash), for the reward check.
+    pub coinbase_outputs: Vec<(u64, Hash)>,
+    /// Masternode transactions (index in the block, kind, payload) for the registry, which
+    /// checks what `validate` leaves to it.
+    pub masternode_txs: Vec<(usize, TxKind, Vec<u8>)>,
+}
+
+fn at(tx_index: usize) -> impl Fn(Reject) -> ValidationError {
+    move |(code, message)| ValidationError::new(code, message, Some(tx_index))
+}
+
+/// Validates the encoded block `bytes` against `set` and applies it. On any error the set is
+/// unchanged. `check_utxo_hash`: compare the header's `utxo_set_hash` with the set after the
+/// block (off only for building a block, where the hash is not known yet).
+pub fn apply_block(
+    set: &mut UtxoSet,
+    bytes: &[u8],
+    rules: &LedgerRules,
+    check_utxo_hash: bool,
+) -> Result<AppliedBlock, ValidationError> {
+    if bytes.len() > rules.max_block_size {
+        return Err(ValidationError::new(
+            RejectCode::BlockTooLarge,
+            format!(
+                "block is {} bytes, over the limit of {} bytes",
+                bytes.len(),
+                rules.max_block_size
+            ),
+            None,
+        ));
+    }
+    let (block, txids) = codec::decode_block_with_txids(bytes).map_err(|e| {
+        let (code, message) = codec_reject(&e);
+        ValidationError::new(code, message, None)
+    })?;
+    let header = &block.header;
+    let txs = &block.transactions;
+    let height = header.height;
+
+    // Coinbase placement, merkle root, order.
+    match txs.first() {
+        None => {
+            return Err(ValidationError::new(
+                RejectCode::CoinbaseNotFirst,
+                "block has no transactions; the first must be its coinbase",
+                None,
+            ))
+        }
+        Some(tx) if tx.kind != TxKind::Coinbase => {
+            return Err(ValidationError::new(
+                RejectCode::CoinbaseNotFirst,
+                "the first transaction of a block must be its coinbase",
+                Some(0),
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(i) = txs
+        .iter()
+        .skip(1)
+        .position(|tx| tx.kind == TxKind::Coinbase)
+    {
+        return Err(ValidationError::new(
+            RejectCode::MultipleCoinbase,
+            "a block has exactly one coinbase, at position 0",
+            Some(i + 1),
+        ));
+    }
+    let root = merkle::root(&txids, true);
+    if root != header.merkle_root {
+        return Err(ValidationError::new(
+            RejectCode::BadMerkleRoot,
+            "header merkle root is not the root of the block's txids",
+            None,
+        ));
+    }
+    if let Some(i) = (2..txids.len()).find(|&i| txids[i - 1] >= txids[i]) {
+        return Err(ValidationError::new(
+            RejectCode::BadTxOrder,
+            "transactions after the coinbase must be in strictly increasing txid order",
+            Some(i),
+        ));
+    }
+
+    // Stateless rules and witness digests, on all cores for large blocks.
+    let stateless = |i: usize| -> Result<(u64, WitnessDigests), ValidationError> {
+        let tx = &txs[i];
+        let size = tx.encoded_len();
+        let total_out = if i == 0 {
+            check_coinbase(tx, size, rules, height)
+        } else {
+            check_stateless(tx, size, rules, height)
+        }
+        .map_err(at(i))?;
+        Ok((total_out, witness_digests(tx, &txids[i], rules)))
+    };
+    // Collected in full, then the first error in block order, so the verdict is deterministic.
+    let checked: Vec<Result<(u64, WitnessDigests), ValidationError>> = if txs.len() >= PARALLEL_TXS
+    {
+        (0..txs.len()).into_par_iter().map(stateless).collect()
+    } else {
+        (0..txs.len()).map(stateless).collect()
+    };
+    let checked: Vec<(u64, WitnessDigests)> = checked.into_iter().collect::<Result<_, _>>()?;
+
+    // Create every output first (a child may precede its parent), then spend.
+    let (created, created_tx) = created_outputs(txs, &txids, height);
+    let exists = if created.len() >= PARALLEL_TXS {
+        created.par_iter().position_first(|(k, _)| set.contains(k))
+    } else {
+        created.iter().position(|(k, _)| set.contains(k))
+    };
+    if let Some(c) = exists {
+        let (i, vout) = created_tx[c];
+        return Err(at(i)((
+            RejectCode::OutputExists,
+            format!(
+                "output {vout} ({}) is already an unspent coin",
+                display_outpoint(&created[c].0)
+            ),
+        )));
+    }
+    let created_index: HashMap<OutPointKey, usize> = created
+        .iter()
+        .enumerate()
+        .map(|(c, (k, _))| (*k, c))
+        .collect();
+    let (spent, created_spent, fees) =
+        spend_inputs(set, txs, &checked, &created, &created_index, rules)?;
+
+    // Signatures (one batch) and the LtHash delta, side by side.
+    let n_witnesses: usize = txs.iter().map(|tx| tx.witnesses.len()).sum();
+    let mut items = Vec::with_capacity(n_witnesses);
+    let mut owners = Vec::with_capacity(n_witnesses);
+    for (i, (tx, (_, digests))) in txs.iter().zip(&checked).enumerate().skip(1) {
+        for (j, (w, msg)) in tx.witnesses.iter().zip(&digests.sighashes).enumerate() {
+            items.push(ed25519::Item {
+                public_key: &w.public_key,
+                message: msg,
+                signature: &w.signature,
+            });
+            owners.push((i, j));
+        }
+    }
+    let kept: Vec<(OutPointKey, CoinBytes)> = created
+        .iter()
+        .zip(&created_spent)
+        .filter(|(_, &s)| !s)
+        .map(|(c, _)| *c)
+        .collect();
+    let (sig_ok, delta) = rayon::join(
+        || ed25519::verify_batch(&items, true),
+        || {
+            let add: Vec<[u8; ELEMENT_LEN]> = kept.iter().map(|(k, c)| element(k, c)).collect();
+            let sub: Vec<[u8; ELEMENT_LEN]> = spent.iter().map(|(k, c)| element(k, c)).collect();
+            LtHash::delta(&add, &sub)
+        },
+    );
+    if let Some(first) = sig_ok.iter().position(|ok| !ok) {
+        let (i, _) = owners[first];
+        let bad: Vec<usize> = owners
+            .iter()
+            .zip(&sig_ok)
+            .filter(|((t, _), ok)| *t == i && !**ok)
+            .map(|((_, j), _)| *j)
+            .collect();
+        return Err(at(i)(bad_signature(&bad)));
+    }
+    let mut new_hash = set.state().clone();
+    new_hash.add_assign(&delta);
+    if check_utxo_hash && new_hash.digest() != header.utxo_set_hash {
+        return Err(ValidationError::new(
+            RejectCode::BadUtxoHash,
+            "header UTXO set hash differs from the set after the block",
+            None,
+        ));
+    }
+
+    let block_hash = header.hash();
+    let undo = set.commit_block(height, block_hash, &kept, spent, new_hash);
+    Ok(AppliedBlock {
+        height,
+        block_hash,
+        coinbase_outputs: txs[0]
+            .outputs
+            .iter()
+            .map(|o| (o.value, o.pubkey_hash))
+            .collect(),
+        masternode_txs: txs
+            .iter()
+            .enumerate()
+            .filter(|(_, tx)| {
+                matches!(
+                    tx.kind,
+                    TxKind::MasternodeRegister
+                        | TxKind::MasternodeDeregister
+                        | TxKind::MasternodePayout
+                )
+            })
+            .map(|(i, tx)| (i, tx.kind, tx.payload.clone()))
+            .collect(),
+        txids,
+        fees,
+        undo: undo.encode(),
+    })
+}
+
+/// Where an input's coin comes from: an output of this block (index into `created`) or the set.
+#[derive(Clone, Copy)]
+enum Source {
+    Created(usize),
+    Set(CoinBytes),
+}
+
+/// What looking up one transaction's inputs found: the sources of the inputs checked so far,
+/// and the fee, or the first rejection with the input it is about (None: the fee).
+struct Lookup {
+    sources: Vec<Source>,
+    result: Result<u64, (Option<usize>, Reject)>,
+}
+
+/// The 49-byte coin encoding (docs/encoding.md), without allocating.
+fn coin_bytes(value: u64, pubkey_hash: &Hash, height: u64, is_coinbase: bool) -> CoinBytes {
+    let mut c = [0u8; COIN_LEN];
+    c[..8].copy_from_slice(&value.to_le_bytes());
+    c[8..40].copy_from_slice(pubkey_hash);
+    c[40..48].copy_from_slice(&height.to_le_bytes());
+    c[48] = is_coinbase as u8;
+    c
+}
+
+/// (outpoint, coin) pairs.
+type Coins = Vec<(OutPointKey, CoinBytes)>;
+
+/// Every output of the block as (outpoint, coin), in block order, with (tx index, vout) of each.
+fn created_outputs(txs: &[Transaction], txids: &[Hash], height: u64) -> (Coins, Vec<(usize, u32)>) {
+    let n: usize = txs.iter().map(|tx| tx.outputs.len()).sum();
+    let mut created = Vec::with_capacity(n);
+    let mut owners = Vec::with_capacity(n);
+    for (i, (tx, txid)) in txs.iter().zip(txids).enumerate() {
+        let coinbase = tx.kind == TxKind::Coinbase;
+        for (vout, out) in tx.outputs.iter().enumerate() {
+            let vout = vout as u32;
+            let key = outpoint_key(&OutPoint { txid: *txid, vout });
+            created.push((
+                key,
+                coin_bytes(out.value, &out.pubkey_hash, height, coinbase),
+            ));
+            owners.push((i, vout));
+        }
+    }
+    (created, owners)
+}
+
+/// Looks up the inputs of one transaction (read-only), checks their keys and its fee.
+fn lookup_inputs(
+    set: &UtxoSet,
+    tx: &Transaction,
+    total_out: u64,
+    digests: &WitnessDigests,
+    created: &[(OutPointKey, CoinBytes)],
+    created_index: &HashMap<OutPointKey, usize>,
+    rules: &LedgerRules,
+) -> Lookup {
+    let mut sources = Vec::with_capacity(tx.inputs.len());
+    let mut total_in = 0u128;
+    for (j, input) in tx.inputs.iter().enumerate() {
+        let key = outpoint_key(input);
+        let (source, coin) = if let Some(&c) = created_index.get(&key) {
+            (Source::Created(c), created[c].1)
+        } else if let Some(coin) = set.get(&key) {
+            (Source::Set(*coin), *coin)
+        } else {
+            let why = format!(
+                "input {j} spends {}, which is not an unspent coin",
+                display_outpoint(&key)
+            );
+            return Lookup {
+                sources,
+                result: Err((Some(j), (RejectCode::MissingInput, why))),
+            };
+        };
+        sources.push(source);
+        match check_input_key(j, &coin, &digests.key_hashes[j]) {
+            Ok(value) => total_in += value as u128,
+            Err(r) => {
+                return Lookup {
+                    sources,
+                    result: Err((Some(j), r)),
+                }
+            }
+        }
+    }
+    Lookup {
+        sources,
+        result: check_fee(total_in, total_out, rules).map_err(|r| (None, r)),
+    }
+}
+
+/// Spends every input of the block: lookups and key and fee checks on all cores, then, in
+/// block order, the double-spend check. The first rejection in block order (input by input, a
+/// double spend before that input's own errors, the fee after all inputs) is returned, exactly
+/// as a one-input-at-a-time pass would find it. Returns the coins spent from the set (in spend
+/// order), which block outputs were spent, and the total fee (sat).
+fn spend_inputs(
+    set: &UtxoSet,
+    txs: &[Transaction],
+    checked: &[(u64, WitnessDigests)],
+    created: &[(OutPointKey, CoinBytes)],
+    created_index: &HashMap<OutPointKey, usize>,
+    rules: &LedgerRules,
+) -> Result<(Coins, Vec<bool>, u64), ValidationError> {
+    let one = |i: usize| {
+        let (total_out, digests) = &checked[i];
+        lookup_inputs(
+            set,
+            &txs[i],
+            *total_out,
+            digests,
+            created,
+            created_index,
+            rules,
+        )
+    };
+    let lookups: Vec<Lookup> = if txs.len() >= PARALLEL_TXS {
+        (1..txs.len()).into_par_iter().map(one).collect()
+    } else {
+        (1..txs.len()).map(one).collect()
+    };
+    let n_inputs: usize = txs.iter().map(|tx| tx.inputs.len()).sum();
+    let mut created_spent = vec![false; created.len()];
+    let mut spent = Vec::with_capacity(n_inputs);
+    let mut spent_seen: HashSet<OutPointKey> = HashSet::with_capacity(n_inputs);
+    let mut fees = 0u128;
+    for (i, lookup) in lookups.into_iter().enumerate().map(|(k, l)| (k + 1, l)) {
+        for (j, source) in lookup.sources.iter().enumerate() {
+            let key = outpoint_key(&txs[i].inputs[j]);
+            let again = match *source {
+                Source::Created(c) => std::mem::replace(&mut created_spent[c], true),
+                Source::Set(coin) => {
+                    let again = !spent_seen.insert(key);
+                    if !again {
+                        spent.push((key, coin));
+                    }
+                    again
+                }
+            };
+            if again {
+                return Err(at(i)((
+                    RejectCode::DoubleSpendInBlock,
+                    format!(
+                        "input {j} spends {}, already spent in this block",
+                        display_outpoint(&key)
+                    ),
+                )));
+            }
+        }
+        match lookup.result {
+            Ok(fee) => fees += fee as u128,
+            Err((_, reject)) => return Err(at(i)(reject)),
+        }
+    }
+    let fees = u64::try_from(fees).map_err(|_| {
+        ValidationError::new(RejectCode::ValueOverflow, "total fees overflow u64", None)
+    })?;
+    Ok((spent, created_spent, fees))
+}

@@ -1,0 +1,269 @@
+//! LtHash16: the homomorphic hash of the UTXO set (DESIGN §3, docs/encoding.md "UTXO set hash").
+//!
+//! The lattice hash of Bellare–Micciancio as instantiated by Lewi et al., "Securing Update
+//! Propagation with Homomorphic Hashing" (2019): each set element (`outpoint ‖ coin`, 85 bytes)
+//! expands by BLAKE3-XOF in the `utxo_element` domain to 2,048 bytes, read as 1,024
+//! little-endian u16 lanes; the state of a set is the lane-wise sum mod 2^16 of its elements.
+//! Adding an element adds its lanes, removing it subtracts them, so the state is updated
+//! incrementally and does not depend on order. The header commits
+//! `hash_in("utxo_set", state as 2,048 bytes)`.
+//!
+//! The lane loops are plain wrapping adds over `[u16; 1024]`, which the compiler vectorizes.
+//! Many elements are expanded in parallel (rayon), each thread summing into its own lanes.
+
+use rayon::prelude::*;
+
+use crate::hash::{hash_in, Domain, Hash};
+use crate::types::{Coin, OutPoint, COIN_LEN, OUTPOINT_LEN};
+
+/// Number of u16 lanes of the state.
+pub const LANES: usize = 1024;
+/// Bytes of the state (and of one element's expansion): 1,024 little-endian u16.
+pub const STATE_LEN: usize = 2 * LANES;
+/// Bytes of one set element: outpoint ‖ coin.
+pub const ELEMENT_LEN: usize = OUTPOINT_LEN + COIN_LEN;
+
+/// Below this many elements, a batch is summed on the calling thread only.
+pub const PARALLEL_ELEMENTS: usize = 256;
+
+/// The 85-byte set element of a coin: outpoint (36 bytes) ‖ coin (49 bytes), encoded as in
+/// docs/encoding.md.
+pub fn element(outpoint: &OutPoint, coin: &Coin) -> [u8; ELEMENT_LEN] {
+    let mut e = [0u8; ELEMENT_LEN];
+    e[..32].copy_from_slice(&outpoint.txid);
+    e[32..36].copy_from_slice(&outpoint.vout.to_le_bytes());
+    e[36..44].copy_from_slice(&coin.value.to_le_bytes());
+    e[44..76].copy_from_slice(&coin.pubkey_hash);
+    e[76..84].copy_from_slice(&coin.height.to_le_bytes());
+    e[84] = coin.is_coinbase as u8;
+    e
+}
+
+/// Lane-wise sums mod 2^16: a set's state, or a difference of two states.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LtHash {
+    lanes: Box<[u16; LANES]>,
+}
+
+impl Default for LtHash {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for LtHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LtHash({:02x?}…)", &self.digest()[..8])
+    }
+}
+
+/// Fills `lanes` with the expansion of one element.
+fn expand_into(element: &[u8; ELEMENT_LEN], bytes: &mut [u8; STATE_LEN], lanes: &mut [u16; LANES]) {
+    Domain::UtxoElement
+        .hasher()
+        .update(element)
+        .finalize_xof()
+        .fill(bytes);
+    for (lane, pair) in lanes.iter_mut().zip(bytes.as_chunks::<2>().0) {
+        *lane = u16::from_le_bytes(*pair);
+    }
+}
+
+impl LtHash {
+    /// The state of the empty set (all lanes zero).
+    pub fn new() -> Self {
+        LtHash {
+            lanes: Box::new([0; LANES]),
+        }
+    }
+
+    /// The state of the set holding only `element`.
+    pub fn of_element(element: &[u8; ELEMENT_LEN]) -> Self {
+        let mut h = Self::new();
+        let mut bytes = [0u8; STATE_LEN];
+        expand_into(element, &mut bytes, &mut h.lanes);
+        h
+    }
+
+    /// A state from its 2,048-byte encoding.
+    pub fn from_bytes(bytes: &[u8; STATE_LEN]) -> Self {
+        let mut h = Self::new();
+        for (lane, pair) in h.lanes.iter_mut().zip(bytes.as_chunks::<2>().0) {
+            *lane = u16::from_le_bytes(*pair);
+        }
+        h
+    }
+
+    /// The 2,048-byte encoding: lanes as little-endian u16.
+    pub fn to_bytes(&self) -> [u8; STATE_LEN] {
+        let mut out = [0u8; STATE_LEN];
+        for (pair, lane) in out.as_chunks_mut::<2>().0.iter_mut().zip(self.lanes.iter()) {
+            *pair = lane.to_le_bytes();
+        }
+        out
+    }
+
+    /// The committed digest: `hash_in("utxo_set", state bytes)`.
+    pub fn digest(&self) -> Hash {
+        hash_in(Domain::UtxoSet, &self.to_bytes())
+    }
+
+    /// Lane-wise `self += other`.
+    pub fn add_assign(&mut self, other: &LtHash) {
+        add_lanes(&mut self.lanes, &other.lanes);
+    }
+
+    /// Lane-wise `self -= other`.
+    pub fn sub_assign(&mut self, other: &LtHash) {
+        sub_lanes(&mut self.lanes, &other.lanes);
+    }
+
+    /// Adds one element.
+    pub fn insert(&mut self, element: &[u8; ELEMENT_LEN]) {
+        self.add_assign(&Self::of_element(element));
+    }
+
+    /// Removes one element (subtracts its lanes).
+    pub fn remove(&mut self, element: &[u8; ELEMENT_LEN]) {
+        self.sub_assign(&Self::of_element(element));
+    }
+
+    /// `Σ added − Σ removed`, with the elements expanded in parallel when there are at least
+    /// [`PARALLEL_ELEMENTS`] of them (each rayon worker sums into its own lanes).
+    pub fn delta(added: &[[u8; ELEMENT_LEN]], removed: &[[u8; ELEMENT_LEN]]) -> LtHash {
+        if added.len() + removed.len() < PARALLEL_ELEMENTS {
+            let mut acc = Accumulator::new();
+            added.iter().for_each(|e| acc.push(e, false));
+            removed.iter().for_each(|e| acc.push(e, true));
+            return acc.sum;
+        }
+        added
+            .par_iter()
+            .map(|e| (e, false))
+            .chain(removed.par_iter().map(|e| (e, true)))
+            .fold(Accumulator::new, |mut acc, (e, sub)| {
+                acc.push(e, sub);
+                acc
+            })
+            .map(|acc| acc.sum)
+            .reduce(LtHash::new, |mut a, b| {
+                a.add_assign(&b);
+                a
+            })
+    }
+}
+
+/// A running sum with its scratch buffers, so expanding an element allocates nothing.
+struct Accumulator {
+    sum: LtHash,
+    bytes: Box<[u8; STATE_LEN]>,
+    lanes: Box<[u16; LANES]>,
+}
+
+impl Accumulator {
+    fn new() -> Self {
+        Accumulator {
+            sum: LtHash::new(),
+            bytes: Box::new([0; STATE_LEN]),
+            lanes: Box::new([0; LANES]),
+        }
+    }
+
+    fn push(&mut self, element: &[u8; ELEMENT_LEN], subtract: bool) {
+        expand_into(element, &mut self.bytes, &mut self.lanes);
+        if subtract {
+            sub_lanes(&mut self.sum.lanes, &self.lanes);
+        } else {
+            add_lanes(&mut self.sum.lanes, &self.lanes);
+        }
+    }
+}
+
+fn add_lanes(a: &mut [u16; LANES], b: &[u16; LANES]) {
+    for (x, y) in a.iter_mut().zip(b.iter()) {
+        *x = x.wrapping_add(*y);
+    }
+}
+
+fn sub_lanes(a: &mut [u16; LANES], b: &[u16; LANES]) {
+    for (x, y) in a.iter_mut().zip(b.iter()) {
+        *x = x.wrapping_sub(*y);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elem(i: u32) -> [u8; ELEMENT_LEN] {
+        let op = OutPoint {
+            txid: crate::hash::blake3(&i.to_le_bytes()),
+            vout: i,
+        };
+        let coin = Coin {
+            value: 1000 + i as u64,
+            pubkey_hash: [i as u8; 32],
+            height: i as u64 / 3,
+            is_coinbase: i.is_multiple_of(5),
+        };
+        element(&op, &coin)
+    }
+
+    #[test]
+    fn expansion_is_blake3_xof_in_the_element_domain() {
+        let e = elem(7);
+        let mut want = [0u8; STATE_LEN];
+        blake3::Hasher::new_derive_key(Domain::UtxoElement.context())
+            .update(&e)
+            .finalize_xof()
+            .fill(&mut want);
+        assert_eq!(LtHash::of_element(&e).to_bytes(), want);
+    }
+
+    #[test]
+    fn order_independent_and_invertible() {
+        let elems: Vec<_> = (0..600).map(elem).collect();
+        let mut a = LtHash::new();
+        for e in &elems {
+            a.insert(e);
+        }
+        let mut b = LtHash::new();
+        for e in elems.iter().rev() {
+            b.insert(e);
+        }
+        assert_eq!(a, b);
+        assert_eq!(LtHash::delta(&elems, &[]), a);
+        assert_eq!(
+            LtHash::delta(&elems[..10], &[]),
+            LtHash::delta(&elems[..10], &[])
+        );
+        for e in &elems[100..] {
+            a.remove(e);
+        }
+        assert_eq!(a, LtHash::delta(&elems[..100], &[]));
+        let mut c = LtHash::delta(&elems, &elems[100..]);
+        assert_eq!(c, a);
+        c.sub_assign(&a);
+        assert_eq!(c, LtHash::new());
+        // 600 − 500 elements, serial and parallel paths agree.
+        let mut serial = LtHash::new();
+        for e in &elems[..300] {
+            serial.insert(e);
+        }
+        for e in &elems[300..] {
+            serial.remove(e);
+        }
+        assert_eq!(LtHash::delta(&elems[..300], &elems[300..]), serial);
+    }
+
+    #[test]
+    fn bytes_round_trip_and_digest() {
+        let h = LtHash::delta(&[elem(1), elem(2)], &[elem(3)]);
+        assert_eq!(LtHash::from_bytes(&h.to_bytes()), h);
+        assert_eq!(
+            LtHash::new().digest(),
+            blake3::derive_key(Domain::UtxoSet.context(), &[0u8; STATE_LEN])
+        );
+        assert_ne!(h.digest(), LtHash::new().digest());
+    }
+}

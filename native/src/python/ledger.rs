@@ -1,0 +1,443 @@
+//! Bindings of the ledger: the UTXO set (`UtxoSet`), the rules it validates with
+//! (`LedgerRules`), and what validation returns (`AppliedBlock`, `TxVerdict`,
+//! `ValidationError`). One call per block or batch; the GIL is released around the work.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use super::crypto::{fixed, type_name};
+use crate::apply::{self, AppliedBlock};
+use crate::hash::{Hash, HASH_LEN};
+use crate::types::{COIN_LEN, OUTPOINT_LEN};
+use crate::utxo::{CoinBytes, OutPointKey, UtxoSet};
+use crate::validate::{self, LedgerRules, TxVerdict, ValidationError};
+
+/// Consensus parameters of validation (DESIGN §4), built from `timecoin.params`.
+#[pyclass(frozen, name = "LedgerRules", module = "timecoin_native")]
+pub struct PyLedgerRules {
+    inner: LedgerRules,
+}
+
+#[pymethods]
+impl PyLedgerRules {
+    #[new]
+    fn new(
+        chain_id: &[u8],
+        network: u8,
+        dust_limit: u64,
+        min_fee_base: u64,
+        min_fee_per_mille: u64,
+        max_tx_size: usize,
+        max_block_size: usize,
+    ) -> PyResult<Self> {
+        let chain_id = *fixed::<HASH_LEN>("chain_id", chain_id)?;
+        if network > 2 {
+            return Err(PyValueError::new_err(format!(
+                "network must be 0 (mainnet), 1 (testnet) or 2 (devnet), got {network}"
+            )));
+        }
+        Ok(PyLedgerRules {
+            inner: LedgerRules {
+                chain_id,
+                network,
+                dust_limit,
+                min_fee_base,
+                min_fee_per_mille,
+                max_tx_size,
+                max_block_size,
+            },
+        })
+    }
+
+    #[getter]
+    fn chain_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.chain_id)
+    }
+    #[getter]
+    fn network(&self) -> u8 {
+        self.inner.network
+    }
+    #[getter]
+    fn dust_limit(&self) -> u64 {
+        self.inner.dust_limit
+    }
+    #[getter]
+    fn min_fee_base(&self) -> u64 {
+        self.inner.min_fee_base
+    }
+    #[getter]
+    fn min_fee_per_mille(&self) -> u64 {
+        self.inner.min_fee_per_mille
+    }
+    #[getter]
+    fn max_tx_size(&self) -> usize {
+        self.inner.max_tx_size
+    }
+    #[getter]
+    fn max_block_size(&self) -> usize {
+        self.inner.max_block_size
+    }
+
+    /// Minimum fee (sat) of a transaction paying `total_out` sat in outputs.
+    fn min_fee(&self, total_out: u64) -> u128 {
+        self.inner.min_fee(total_out)
+    }
+
+    fn __repr__(&self) -> String {
+        let r = &self.inner;
+        format!(
+            "LedgerRules(network={}, dust_limit={}, min_fee_base={}, min_fee_per_mille={}, \
+             max_tx_size={}, max_block_size={})",
+            r.network,
+            r.dust_limit,
+            r.min_fee_base,
+            r.min_fee_per_mille,
+            r.max_tx_size,
+            r.max_block_size
+        )
+    }
+}
+
+/// A rejected transaction or block: `code` (stable string), `message`, `tx_index` (or None).
+#[pyclass(frozen, extends = PyValueError, name = "ValidationError", module = "timecoin_native")]
+pub struct PyValidationError {
+    #[pyo3(get)]
+    code: String,
+    #[pyo3(get)]
+    message: String,
+    #[pyo3(get)]
+    tx_index: Option<usize>,
+}
+
+#[pymethods]
+impl PyValidationError {
+    #[new]
+    #[pyo3(signature = (code, message, tx_index = None))]
+    fn new(code: String, message: String, tx_index: Option<usize>) -> Self {
+        PyValidationError {
+            code,
+            message,
+            tx_index,
+        }
+    }
+
+    fn __str__(&self) -> String {
+        match self.tx_index {
+            Some(i) => format!("{}: transaction {i}: {}", self.code, self.message),
+            None => format!("{}: {}", self.code, self.message),
+        }
+    }
+}
+
+fn validation_err(py: Python<'_>, e: ValidationError) -> PyErr {
+    let value = PyValidationError {
+        code: e.code.as_str().to_string(),
+        message: e.message,
+        tx_index: e.tx_index,
+    };
+    match Bound::new(py, value) {
+        Ok(obj) => PyErr::from_value(obj.into_any()),
+        Err(err) => err,
+    }
+}
+
+/// What applying a block did (see `apply_block`).
+#[pyclass(frozen, name = "AppliedBlock", module = "timecoin_native")]
+pub struct PyAppliedBlock {
+    inner: AppliedBlock,
+    undo: Py<PyBytes>,
+}
+
+#[pymethods]
+impl PyAppliedBlock {
+    #[getter]
+    fn height(&self) -> u64 {
+        self.inner.height
+    }
+    #[getter]
+    fn block_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.block_hash)
+    }
+    #[getter]
+    fn txids<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.inner
+            .txids
+            .iter()
+            .map(|t| PyBytes::new(py, t))
+            .collect()
+    }
+    #[getter]
+    fn fees(&self) -> u64 {
+        self.inner.fees
+    }
+    #[getter]
+    fn undo(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.undo.clone_ref(py)
+    }
+    #[getter]
+    fn coinbase_outputs<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        self.inner
+            .coinbase_outputs
+            .iter()
+            .map(|(v, h)| (*v, PyBytes::new(py, h)))
+            .collect()
+    }
+    #[getter]
+    fn masternode_txs<'py>(&self, py: Python<'py>) -> Vec<(usize, u8, Bound<'py, PyBytes>)> {
+        self.inner
+            .masternode_txs
+            .iter()
+            .map(|(i, k, p)| (*i, *k as u8, PyBytes::new(py, p)))
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "AppliedBlock(height={}, txs={}, fees={})",
+            self.inner.height,
+            self.inner.txids.len(),
+            self.inner.fees
+        )
+    }
+}
+
+/// Verdict on one transaction of `UtxoSet.check_transactions`.
+#[pyclass(frozen, name = "TxVerdict", module = "timecoin_native")]
+pub struct PyTxVerdict {
+    inner: TxVerdict,
+}
+
+#[pymethods]
+impl PyTxVerdict {
+    #[getter]
+    fn ok(&self) -> bool {
+        self.inner.reject.is_none()
+    }
+    #[getter]
+    fn txid<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.txid.map(|t| PyBytes::new(py, &t))
+    }
+    #[getter]
+    fn kind(&self) -> Option<u8> {
+        self.inner.kind.map(|k| k as u8)
+    }
+    #[getter]
+    fn fee(&self) -> u64 {
+        self.inner.fee
+    }
+    #[getter]
+    fn inputs<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.inputs.as_flattened())
+    }
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.size
+    }
+    #[getter]
+    fn code(&self) -> &'static str {
+        self.inner.reject.as_ref().map_or("", |(c, _)| c.as_str())
+    }
+    #[getter]
+    fn message(&self) -> &str {
+        self.inner.reject.as_ref().map_or("", |(_, m)| m.as_str())
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.inner.reject {
+            None => format!(
+                "TxVerdict(ok=True, fee={}, size={})",
+                self.inner.fee, self.inner.size
+            ),
+            Some((c, m)) => format!("TxVerdict(ok=False, code={:?}, message={m:?})", c.as_str()),
+        }
+    }
+}
+
+fn bytes_items<'py>(what: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = obj.cast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a list of bytes, not {}",
+            type_name(obj)
+        )));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.cast_into::<PyBytes>().map_err(|e| {
+                PyTypeError::new_err(format!(
+                    "{what}[{i}] must be bytes, not {}",
+                    type_name(e.into_inner().as_any())
+                ))
+            })
+        })
+        .collect()
+}
+
+fn entry_from(i: usize, obj: &Bound<'_, PyAny>) -> PyResult<(OutPointKey, CoinBytes)> {
+    let t = obj.cast::<PyTuple>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "entries[{i}] must be a tuple (outpoint, coin), not {}",
+            type_name(obj)
+        ))
+    })?;
+    if t.len() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "entries[{i}] must be a tuple of 2 items, got {}",
+            t.len()
+        )));
+    }
+    let part = |j: usize, what: &str| -> PyResult<Bound<'_, PyBytes>> {
+        let x = t.get_item(j)?;
+        x.cast_into::<PyBytes>().map_err(|e| {
+            PyTypeError::new_err(format!(
+                "entries[{i}].{what} must be bytes, not {}",
+                type_name(e.into_inner().as_any())
+            ))
+        })
+    };
+    let op = part(0, "outpoint")?;
+    let coin = part(1, "coin")?;
+    Ok((
+        *fixed::<OUTPOINT_LEN>(&format!("entries[{i}].outpoint"), op.as_bytes())?,
+        *fixed::<COIN_LEN>(&format!("entries[{i}].coin"), coin.as_bytes())?,
+    ))
+}
+
+/// The in-memory UTXO set with its LtHash and dirty tracking (native/src/utxo.rs).
+#[pyclass(name = "UtxoSet", module = "timecoin_native")]
+pub struct PyUtxoSet {
+    inner: UtxoSet,
+}
+
+#[pymethods]
+impl PyUtxoSet {
+    #[new]
+    fn new() -> Self {
+        PyUtxoSet {
+            inner: UtxoSet::new(),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn get<'py>(&self, py: Python<'py>, outpoint: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = fixed::<OUTPOINT_LEN>("outpoint", outpoint)?;
+        Ok(self.inner.get(key).map(|c| PyBytes::new(py, c)))
+    }
+
+    fn load(&mut self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<()> {
+        let list = entries.cast::<PyList>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "entries must be a list, not {}",
+                type_name(entries)
+            ))
+        })?;
+        let parsed: Vec<(OutPointKey, CoinBytes)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, x)| entry_from(i, &x))
+            .collect::<PyResult<_>>()?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.load(&parsed))
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    fn set_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.set_hash())
+    }
+
+    fn state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.state().to_bytes())
+    }
+
+    #[pyo3(signature = (block, rules, check_utxo_hash = true))]
+    fn apply_block(
+        &mut self,
+        py: Python<'_>,
+        block: &[u8],
+        rules: &PyLedgerRules,
+        check_utxo_hash: bool,
+    ) -> PyResult<PyAppliedBlock> {
+        let inner = &mut self.inner;
+        let rules = &rules.inner;
+        let applied = py
+            .detach(|| apply::apply_block(inner, block, rules, check_utxo_hash))
+            .map_err(|e| validation_err(py, e))?;
+        let undo = PyBytes::new(py, &applied.undo).unbind();
+        Ok(PyAppliedBlock {
+            inner: AppliedBlock {
+                undo: Vec::new(),
+                ..applied
+            },
+            undo,
+        })
+    }
+
+    fn rollback(&mut self, py: Python<'_>, undo: &[u8]) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.rollback(undo))
+            .map(|_| ())
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    fn check_transactions(
+        &self,
+        py: Python<'_>,
+        txs: &Bound<'_, PyAny>,
+        rules: &PyLedgerRules,
+        height: u64,
+    ) -> PyResult<Vec<PyTxVerdict>> {
+        let items = bytes_items("txs", txs)?;
+        let slices: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
+        let inner = &self.inner;
+        let rules = &rules.inner;
+        let verdicts = py.detach(|| validate::check_transactions(inner, &slices, rules, height));
+        Ok(verdicts
+            .into_iter()
+            .map(|inner| PyTxVerdict { inner })
+            .collect())
+    }
+
+    fn take_delta<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let inner = &mut self.inner;
+        let delta = py.detach(|| inner.take_delta());
+        let items = delta
+            .iter()
+            .map(|(k, c)| (PyBytes::new(py, k), c.as_ref().map(|c| PyBytes::new(py, c))));
+        PyList::new(py, items)
+    }
+
+    fn memory_usage(&self) -> usize {
+        self.inner.memory_usage()
+    }
+
+    fn __repr__(&self) -> String {
+        let hash: Hash = self.inner.set_hash();
+        let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("UtxoSet(len={}, set_hash={hex}…)", self.inner.len())
+    }
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyLedgerRules>()?;
+    m.add_class::<PyValidationError>()?;
+    m.add_class::<PyAppliedBlock>()?;
+    m.add_class::<PyTxVerdict>()?;
+    m.add_class::<PyUtxoSet>()?;
+    m.add(
+        "REJECT_CODES",
+        validate::RejectCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,528 @@
+//! The in-memory UTXO set with its LtHash, undo records and dirty tracking (DESIGN §3, §9).
+//!
+//! The whole set lives in memory as a hash map from the 36-byte outpoint encoding to the 49-byte
+//! coin encoding (docs/encoding.md), 85 bytes of payload per entry and no pointers, so 1M coins
+//! take about 180 MB. The map uses hashbrown's randomly seeded foldhash: keys start with txids,
+//! which a peer can grind, but cannot aim at a seed it does not know.
+//!
+//! Dirty tracking follows Bitcoin Core's CCoinsViewCache: the set mirrors a persisted store, and
+//! every outpoint touched since the last [`UtxoSet::take_delta`] remembers what the store holds
+//! for it (`None` = not in the store, the FRESH flag). The delta is then exactly the outpoints
+//! whose current state differs from the store's: a coin created and spent between two flushes,
+//! or spent and restored by a rollback, costs no write.
+//!
+//! This module never validates transactions (that is `validate`): it applies changes a
+//! validator has checked, and checks only what keeps the map and the hash consistent.
+
+use std::collections::HashSet;
+
+use hashbrown::HashMap;
+
+use crate::codec::Reader;
+use crate::hash::{Hash, HASH_LEN};
+use crate::lthash::{LtHash, ELEMENT_LEN};
+use crate::types::{Coin, OutPoint, COIN_LEN, OUTPOINT_LEN};
+
+/// An outpoint in its 36-byte encoding (txid ‖ vout u32): the key of the set.
+pub type OutPointKey = [u8; OUTPOINT_LEN];
+/// A coin in its 49-byte encoding (value ‖ pubkey_hash ‖ height ‖ is_coinbase).
+pub type CoinBytes = [u8; COIN_LEN];
+
+/// Version byte of the undo record format (docs/encoding.md, "Undo record").
+pub const UNDO_VERSION: u8 = 1;
+
+/// The key of an outpoint.
+pub fn outpoint_key(outpoint: &OutPoint) -> OutPointKey {
+    let mut key = [0u8; OUTPOINT_LEN];
+    key[..HASH_LEN].copy_from_slice(&outpoint.txid);
+    key[HASH_LEN..].copy_from_slice(&outpoint.vout.to_le_bytes());
+    key
+}
+
+/// The set element `outpoint ‖ coin` hashed into the LtHash.
+pub fn element(key: &OutPointKey, coin: &CoinBytes) -> [u8; ELEMENT_LEN] {
+    let mut e = [0u8; ELEMENT_LEN];
+    e[..OUTPOINT_LEN].copy_from_slice(key);
+    e[OUTPOINT_LEN..].copy_from_slice(coin);
+    e
+}
+
+/// Checks that 49 bytes are a canonical coin (the `is_coinbase` byte is 0 or 1).
+pub fn check_coin(coin: &CoinBytes) -> Result<(), String> {
+    Coin::decode(coin).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Why a load or rollback was refused. The set is unchanged whenever one is returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UtxoError {
+    /// A coin that is not a canonical 49-byte encoding.
+    BadCoin { index: usize, reason: String },
+    /// An outpoint given twice, or one already in the set.
+    DuplicateOutPoint { index: usize, outpoint: OutPointKey },
+    /// An undo record that does not decode.
+    MalformedUndo(String),
+    /// An undo record that decodes but does not fit the set (it is not the undo of the last
+    /// applied block).
+    UndoMismatch(String),
+}
+
+impl std::fmt::Display for UtxoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UtxoError::BadCoin { index, reason } => write!(f, "entry {index}: bad coin: {reason}"),
+            UtxoError::DuplicateOutPoint { index, outpoint } => write!(
+                f,
+                "entry {index}: outpoint {} is already in the set",
+                display_outpoint(outpoint)
+            ),
+            UtxoError::MalformedUndo(why) => write!(f, "malformed undo record: {why}"),
+            UtxoError::UndoMismatch(why) => write!(f, "undo record does not match the set: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for UtxoError {}
+
+/// `txid-hex:vout` of an outpoint key, for messages.
+pub fn display_outpoint(key: &OutPointKey) -> String {
+    let hex: String = key[..HASH_LEN].iter().map(|b| format!("{b:02x}")).collect();
+    let vout = u32::from_le_bytes(key[HASH_LEN..].try_into().unwrap_or([0; 4]));
+    format!("{hex}:{vout}")
+}
+
+/// What rolling back one block needs (docs/encoding.md, "Undo record"): the block's identity,
+/// the set hash before it was applied, the outpoints it added and the coins it removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undo {
+    pub height: u64,
+    pub block_hash: Hash,
+    /// `utxo_set_hash` of the set before the block: a rollback must arrive at it again.
+    pub prior_set_hash: Hash,
+    /// Outpoints the block added to the set (outputs it created and did not itself spend).
+    pub created: Vec<OutPointKey>,
+    /// Coins the block removed from the set (inputs spent that existed before it).
+    pub spent: Vec<(OutPointKey, CoinBytes)>,
+}
+
+impl Undo {
+    /// Encoded length, bytes.
+    pub fn encoded_len(&self) -> usize {
+        1 + 8
+            + 2 * HASH_LEN
+            + 4
+            + self.created.len() * OUTPOINT_LEN
+            + 4
+            + self.spent.len() * (OUTPOINT_LEN + COIN_LEN)
+    }
+
+    /// The encoding: version u8 ‖ height u64 ‖ block_hash ‖ prior_set_hash ‖
+    /// u32 count ‖ OutPoint* ‖ u32 count ‖ (OutPoint ‖ Coin)*.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.push(UNDO_VERSION);
+        out.extend_from_slice(&self.height.to_le_bytes());
+        out.extend_from_slice(&self.block_hash);
+        out.extend_from_slice(&self.prior_set_hash);
+        // Counts are below u32::MAX: they are bounded by a decoded block's outputs and inputs.
+        out.extend_from_slice(&(self.created.len() as u32).to_le_bytes());
+        for key in &self.created {
+            out.extend_from_slice(key);
+        }
+        out.extend_from_slice(&(self.spent.len() as u32).to_le_bytes());
+        for (key, coin) in &self.spent {
+            out.extend_from_slice(key);
+            out.extend_from_slice(coin);
+        }
+        out
+    }
+
+    /// Decodes strictly: known version, counts bounded by the remaining bytes, canonical coins,
+    /// no outpoint twice, no trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Undo, UtxoError> {
+        let bad = |e: crate::codec::CodecError| UtxoError::MalformedUndo(e.to_string());
+        let mut r = Reader::new(bytes);
+        let version = r.u8("undo version").map_err(bad)?;
+        if version != UNDO_VERSION {
+            return Err(UtxoError::MalformedUndo(format!(
+                "unknown undo version {version} (expected {UNDO_VERSION})"
+            )));
+        }
+        let height = r.u64("undo height").map_err(bad)?;
+        let block_hash = r.hash("undo block_hash").map_err(bad)?;
+        let prior_set_hash = r.hash("undo prior_set_hash").map_err(bad)?;
+        let n = r
+            .count("undo created outpoints", OUTPOINT_LEN)
+            .map_err(bad)?;
+        let mut created = Vec::with_capacity(n);
+        for _ in 0..n {
+            created.push(
+                r.array::<OUTPOINT_LEN>("undo created outpoint")
+                    .map_err(bad)?,
+            );
+        }
+        let n = r
+            .count("undo spent coins", OUTPOINT_LEN + COIN_LEN)
+            .map_err(bad)?;
+        let mut spent = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = r
+                .array::<OUTPOINT_LEN>("undo spent outpoint")
+                .map_err(bad)?;
+            let coin = r.array::<COIN_LEN>("undo spent coin").map_err(bad)?;
+            check_coin(&coin)
+                .map_err(|why| UtxoError::MalformedUndo(format!("spent coin {i}: {why}")))?;
+            spent.push((key, coin));
+        }
+        r.finish("undo record").map_err(bad)?;
+        let mut seen = HashSet::with_capacity(created.len() + spent.len());
+        for key in created.iter().chain(spent.iter().map(|(k, _)| k)) {
+            if !seen.insert(*key) {
+                return Err(UtxoError::MalformedUndo(format!(
+                    "outpoint {} appears twice",
+                    display_outpoint(key)
+                )));
+            }
+        }
+        Ok(Undo {
+            height,
+            block_hash,
+            prior_set_hash,
+            created,
+            spent,
+        })
+    }
+}
+
+/// The UTXO set: contents, LtHash state and the store's value of every outpoint touched since
+/// the last [`UtxoSet::take_delta`].
+#[derive(Clone, Default)]
+pub struct UtxoSet {
+    coins: HashMap<OutPointKey, CoinBytes>,
+    /// Outpoint → what the persisted store holds for it (`None`: not in the store, FRESH), for
+    /// every outpoint changed since the last delta. Outpoints not in here hold in the store
+    /// exactly what they hold in `coins` (or are absent from both).
+    touched: HashMap<OutPointKey, Option<CoinBytes>>,
+    hash: LtHash,
+}
+
+impl UtxoSet {
+    /// An empty set (and an empty store).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of unspent coins.
+    pub fn len(&self) -> usize {
+        self.coins.len()
+    }
+
+    /// Whether the set holds no coin.
+    pub fn is_empty(&self) -> bool {
+        self.coins.is_empty()
+    }
+
+    /// The coin at `outpoint`, if unspent.
+    pub fn get(&self, outpoint: &OutPointKey) -> Option<&CoinBytes> {
+        self.coins.get(outpoint)
+    }
+
+    /// Whether `outpoint` is unspent.
+    pub fn contains(&self, outpoint: &OutPointKey) -> bool {
+        self.coins.contains_key(outpoint)
+    }
+
+    /// The LtHash state.
+    pub fn state(&self) -> &LtHash {
+        &self.hash
+    }
+
+    /// The committed set hash: `hash_in("utxo_set", state)`.
+    pub fn set_hash(&self) -> Hash {
+        self.hash.digest()
+    }
+
+    /// Adds coins that the persisted store already holds (startup): they update the hash and
+    /// are clean (no write in the next delta). All entries are checked before any is added:
+    /// a non-canonical coin or an outpoint given twice or already present changes nothing.
+    pub fn load(&mut self, entries: &[(OutPointKey, CoinBytes)]) -> Result<(), UtxoError> {
+        let mut seen = HashSet::with_capacity(entries.len());
+        for (index, (key, coin)) in entries.iter().enumerate() {
+            check_coin(coin).map_err(|reason| UtxoError::BadCoin { index, reason })?;
+            if self.coins.contains_key(key) || !seen.insert(*key) {
+                return Err(UtxoError::DuplicateOutPoint {
+                    index,
+                    outpoint: *key,
+                });
+            }
+        }
+        drop(seen);
+        let elements: Vec<[u8; ELEMENT_LEN]> = entries.iter().map(|(k, c)| element(k, c)).collect();
+        self.hash.add_assign(&LtHash::delta(&elements, &[]));
+        self.coins.reserve(entries.len());
+        for (key, coin) in entries {
+            self.coins.insert(*key, *coin);
+            // The store holds it: if it was touched before, the store's value is now this coin.
+            if let Some(stored) = self.touched.get_mut(key) {
+                *stored = Some(*coin);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies checked block changes and returns the undo record. The caller (the validator)
+    /// guarantees that no `created` outpoint is in the set, that each `spent` coin is in the set
+    /// with exactly that value, that no outpoint repeats, and that `new_hash` is the current
+    /// state plus the created and minus the spent elements.
+    pub(crate) fn commit_block(
+        &mut self,
+        height: u64,
+        block_hash: Hash,
+        created: &[(OutPointKey, CoinBytes)],
+        spent: Vec<(OutPointKey, CoinBytes)>,
+        new_hash: LtHash,
+    ) -> Undo {
+        let prior_set_hash = self.set_hash();
+        self.touched.reserve(created.len() + spent.len());
+        self.coins
+            .reserve(created.len().saturating_sub(spent.len()));
+        // The store's value of a key touched for the first time is what the set held: the
+        // spent coin, or nothing for a created one.
+        for (key, coin) in &spent {
+            self.touched.entry(*key).or_insert(Some(*coin));
+            let removed = self.coins.remove(key);
+            debug_assert_eq!(removed.as_ref(), Some(coin));
+        }
+        for (key, coin) in created {
+            self.touched.entry(*key).or_insert(None);
+            let previous = self.coins.insert(*key, *coin);
+            debug_assert!(previous.is_none());
+        }
+        self.hash = new_hash;
+        Undo {
+            height,
+            block_hash,
+            prior_set_hash,
+            created: created.iter().map(|(k, _)| *k).collect(),
+            spent,
+        }
+    }
+
+    /// Rolls back the block whose undo record is `undo` (it must be the last block applied):
+    /// removes the coins it created, restores the coins it spent and the hash before it. The
+    /// record is checked in full first (it decodes strictly, every created coin is in the set,
+    /// no spent coin is, and the restored hash equals the record's `prior_set_hash`); on any
+    /// error nothing changes.
+    pub fn rollback(&mut self, undo: &[u8]) -> Result<Undo, UtxoError> {
+        let undo = Undo::decode(undo)?;
+        let mut removed = Vec::with_capacity(undo.created.len());
+        for key in &undo.created {
+            let coin = self.coins.get(key).ok_or_else(|| {
+                UtxoError::UndoMismatch(format!(
+                    "created outpoint {} is not in the set",
+                    display_outpoint(key)
+                ))
+            })?;
+            removed.push(element(key, coin));
+        }
+        let mut restored = Vec::with_capacity(undo.spent.len());
+        for (key, coin) in &undo.spent {
+            if self.coins.contains_key(key) {
+                return Err(UtxoError::UndoMismatch(format!(
+                    "spent outpoint {} is already in the set",
+                    display_outpoint(key)
+                )));
+            }
+            restored.push(element(key, coin));
+        }
+        let mut new_hash = self.hash.clone();
+        new_hash.add_assign(&LtHash::delta(&restored, &removed));
+        if new_hash.digest() != undo.prior_set_hash {
+            return Err(UtxoError::UndoMismatch(
+                "the rolled-back set hash differs from the record's prior set hash".into(),
+            ));
+        }
+        self.touched.reserve(undo.created.len() + undo.spent.len());
+        for key in &undo.created {
+            if let Some(coin) = self.coins.remove(key) {
+                self.touched.entry(*key).or_insert(Some(coin));
+            }
+        }
+        for (key, coin) in &undo.spent {
+            self.touched.entry(*key).or_insert(None);
+            self.coins.insert(*key, *coin);
+        }
+        self.hash = new_hash;
+        Ok(undo)
+    }
+
+    /// The writes that bring the persisted store from the last delta to the current set:
+    /// `(outpoint, Some(coin))` to put, `(outpoint, None)` to delete, sorted by outpoint, only
+    /// for outpoints whose stored value differs from the current one. Everything is clean
+    /// afterwards (the caller must write the delta in the same store transaction as the block).
+    pub fn take_delta(&mut self) -> Vec<(OutPointKey, Option<CoinBytes>)> {
+        let mut delta: Vec<(OutPointKey, Option<CoinBytes>)> = self
+            .touched
+            .drain()
+            .filter_map(|(key, stored)| {
+                let current = self.coins.get(&key).copied();
+                (current != stored).then_some((key, current))
+            })
+            .collect();
+        delta.sort_unstable_by_key(|(key, _)| *key);
+        // A delta after a large apply leaves a large empty table behind; give it back.
+        if self.touched.capacity() > 4 * 65_536 {
+            self.touched.shrink_to(65_536);
+        }
+        delta
+    }
+
+    /// Number of outpoints changed since the last delta (an upper bound on its length).
+    pub fn dirty_count(&self) -> usize {
+        self.touched.len()
+    }
+
+    /// Estimated heap and inline memory of the set, bytes: the two tables' allocations and the
+    /// LtHash state.
+    pub fn memory_usage(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.coins.allocation_size()
+            + self.touched.allocation_size()
+            + crate::lthash::STATE_LEN
+    }
+
+    /// Iterates over `(outpoint, coin)` in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&OutPointKey, &CoinBytes)> {
+        self.coins.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> OutPointKey {
+        outpoint_key(&OutPoint {
+            txid: crate::hash::blake3(&i.to_le_bytes()),
+            vout: i % 3,
+        })
+    }
+
+    fn coin(i: u32, height: u64) -> CoinBytes {
+        Coin {
+            value: 546 + i as u64,
+            pubkey_hash: [i as u8; 32],
+            height,
+            is_coinbase: false,
+        }
+        .encode()
+    }
+
+    fn recomputed(set: &UtxoSet) -> LtHash {
+        let elements: Vec<_> = set.iter().map(|(k, c)| element(k, c)).collect();
+        LtHash::delta(&elements, &[])
+    }
+
+    fn commit(
+        set: &mut UtxoSet,
+        created: &[(OutPointKey, CoinBytes)],
+        spent: &[OutPointKey],
+    ) -> Vec<u8> {
+        let spent: Vec<_> = spent.iter().map(|k| (*k, *set.get(k).unwrap())).collect();
+        let add: Vec<_> = created.iter().map(|(k, c)| element(k, c)).collect();
+        let sub: Vec<_> = spent.iter().map(|(k, c)| element(k, c)).collect();
+        let mut h = set.state().clone();
+        h.add_assign(&LtHash::delta(&add, &sub));
+        set.commit_block(7, [7; 32], created, spent, h).encode()
+    }
+
+    #[test]
+    fn load_apply_rollback_delta() {
+        let mut set = UtxoSet::new();
+        let initial: Vec<_> = (0..10).map(|i| (key(i), coin(i, 1))).collect();
+        set.load(&initial).unwrap();
+        assert!(set.take_delta().is_empty());
+        let before = set.clone();
+        let undo = commit(
+            &mut set,
+            &[(key(20), coin(20, 2)), (key(21), coin(21, 2))],
+            &[key(0), key(1)],
+        );
+        assert_eq!(set.state(), &recomputed(&set));
+        assert_eq!(set.len(), 10);
+        set.rollback(&undo).unwrap();
+        assert_eq!(set.state(), before.state());
+        assert_eq!(set.coins, before.coins);
+        // Spent and restored, created and removed: nothing to write.
+        assert!(set.take_delta().is_empty());
+        let undo = commit(&mut set, &[(key(20), coin(20, 2))], &[key(3)]);
+        let delta = set.take_delta();
+        let mut want = vec![(key(20), Some(coin(20, 2))), (key(3), None)];
+        want.sort();
+        assert_eq!(delta, want);
+        set.rollback(&undo).unwrap();
+        let mut want = vec![(key(20), None), (key(3), Some(coin(3, 1)))];
+        want.sort();
+        assert_eq!(set.take_delta(), want);
+        assert_eq!(set.state(), before.state());
+    }
+
+    #[test]
+    fn bad_undo_changes_nothing() {
+        let mut set = UtxoSet::new();
+        set.load(&[(key(1), coin(1, 1)), (key(2), coin(2, 1))])
+            .unwrap();
+        let undo = commit(&mut set, &[(key(5), coin(5, 2))], &[key(1)]);
+        let snapshot = set.clone();
+        let check = |set: &UtxoSet| {
+            assert_eq!(set.coins, snapshot.coins);
+            assert_eq!(set.state(), snapshot.state());
+            assert_eq!(set.touched, snapshot.touched);
+        };
+        for cut in [0, 1, 10, undo.len() - 1] {
+            assert!(matches!(
+                set.rollback(&undo[..cut]),
+                Err(UtxoError::MalformedUndo(_))
+            ));
+            check(&set);
+        }
+        let mut trailing = undo.clone();
+        trailing.push(0);
+        assert!(set.rollback(&trailing).is_err());
+        let mut wrong_hash = undo.clone();
+        wrong_hash[9 + 32] ^= 1;
+        assert!(matches!(
+            set.rollback(&wrong_hash),
+            Err(UtxoError::UndoMismatch(_))
+        ));
+        let mut bad_flag = undo.clone();
+        *bad_flag.last_mut().unwrap() = 2;
+        assert!(matches!(
+            set.rollback(&bad_flag),
+            Err(UtxoError::MalformedUndo(_))
+        ));
+        check(&set);
+        set.rollback(&undo).unwrap();
+        assert!(matches!(
+            set.rollback(&undo),
+            Err(UtxoError::UndoMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn load_checks_before_changing() {
+        let mut set = UtxoSet::new();
+        set.load(&[(key(1), coin(1, 1))]).unwrap();
+        let mut bad = coin(2, 1);
+        bad[48] = 7;
+        assert!(matches!(
+            set.load(&[(key(2), coin(2, 1)), (key(3), bad)]),
+            Err(UtxoError::BadCoin { index: 1, .. })
+        ));
+        assert!(matches!(
+            set.load(&[(key(2), coin(2, 1)), (key(1), coin(1, 1))]),
+            Err(UtxoError::DuplicateOutPoint { index: 1, .. })
+        ));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.state(), &recomputed(&set));
+    }
+}

@@ -1,0 +1,257 @@
+//! Tests of validation and block application on real signed transactions (the Python suite in
+//! tests/unit/test_validation.py covers every rejection code; these cover the Rust API).
+
+use super::*;
+use crate::apply::apply_block;
+use crate::codec::sighash;
+use crate::types::{Block, BlockHeader, Coin, OutPoint, TxOut, Witness};
+use crate::utxo::{outpoint_key, UtxoSet};
+
+const CHAIN: Hash = [42; 32];
+
+fn rules() -> LedgerRules {
+    LedgerRules {
+        chain_id: CHAIN,
+        network: 2,
+        dust_limit: 546,
+        min_fee_base: 1_000,
+        min_fee_per_mille: 1,
+        max_tx_size: 1_000_000,
+        max_block_size: 64_000_000,
+    }
+}
+
+fn seed(i: u32) -> [u8; 32] {
+    crate::hash::blake3(&i.to_le_bytes())
+}
+
+fn pkh(i: u32) -> Hash {
+    hash_in(Domain::PublicKey, &ed25519::public_key(&seed(i)))
+}
+
+/// A transfer spending `inputs` (each owned by key `owner`) to `outputs`, signed.
+fn transfer(inputs: &[(OutPoint, u32)], outputs: &[(u64, u32)]) -> Transaction {
+    let mut tx = Transaction {
+        version: 1,
+        kind: TxKind::Transfer,
+        inputs: inputs.iter().map(|(o, _)| *o).collect(),
+        outputs: outputs
+            .iter()
+            .map(|&(value, owner)| TxOut {
+                value,
+                pubkey_hash: pkh(owner),
+            })
+            .collect(),
+        lock_time: 0,
+        payload: vec![],
+        witnesses: vec![],
+    };
+    let txid = tx.txid();
+    tx.witnesses = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, owner))| Witness {
+            public_key: ed25519::public_key(&seed(*owner)),
+            signature: ed25519::sign(&seed(*owner), &sighash(&CHAIN, 2, &txid, i as u32)),
+        })
+        .collect();
+    tx
+}
+
+fn coinbase(height: u64) -> Transaction {
+    Transaction {
+        version: 1,
+        kind: TxKind::Coinbase,
+        inputs: vec![],
+        outputs: vec![TxOut {
+            value: 100,
+            pubkey_hash: pkh(0),
+        }],
+        lock_time: 0,
+        payload: height.to_le_bytes().to_vec(),
+        witnesses: vec![],
+    }
+}
+
+/// A block at `height` over `set` with its txs sorted and a correct merkle root and set hash.
+fn block(set: &UtxoSet, height: u64, mut txs: Vec<Transaction>) -> Vec<u8> {
+    txs.sort_by_key(|t| t.txid());
+    txs.insert(0, coinbase(height));
+    let txids: Vec<Hash> = txs.iter().map(|t| t.txid()).collect();
+    let mut b = Block {
+        header: BlockHeader {
+            version: 1,
+            height,
+            prev_hash: [0; 32],
+            merkle_root: crate::merkle::root(&txids, false),
+            utxo_set_hash: [0; 32],
+            timestamp: 0,
+            proposer: [0; 32],
+            vrf_proof: [0; 80],
+            vrf_output: [0; 64],
+            round: 0,
+        },
+        transactions: txs,
+    };
+    let mut scratch = set.clone();
+    if apply_block(&mut scratch, &b.encode(), &rules(), false).is_ok() {
+        b.header.utxo_set_hash = scratch.set_hash();
+    }
+    b.encode()
+}
+
+fn funded(n: u32, value: u64) -> (UtxoSet, Vec<OutPoint>) {
+    let mut set = UtxoSet::new();
+    let ops: Vec<OutPoint> = (0..n)
+        .map(|i| OutPoint {
+            txid: crate::hash::blake3(&[i as u8, 0xfe]),
+            vout: i,
+        })
+        .collect();
+    let entries: Vec<_> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let coin = Coin {
+                value,
+                pubkey_hash: pkh(i as u32),
+                height: 0,
+                is_coinbase: false,
+            };
+            (outpoint_key(op), coin.encode())
+        })
+        .collect();
+    set.load(&entries).unwrap();
+    (set, ops)
+}
+
+fn unchanged(set: &UtxoSet, before: &UtxoSet) {
+    assert_eq!(set.state(), before.state());
+    assert_eq!(set.len(), before.len());
+    assert_eq!(set.dirty_count(), before.dirty_count());
+}
+
+#[test]
+fn block_with_child_before_parent_applies_and_rolls_back() {
+    let (mut set, ops) = funded(4, 100_000);
+    let parent = transfer(&[(ops[0], 0)], &[(50_000, 5), (40_000, 6)]);
+    let child = transfer(
+        &[(
+            OutPoint {
+                txid: parent.txid(),
+                vout: 1,
+            },
+            6,
+        )],
+        &[(30_000, 7)],
+    );
+    let other = transfer(&[(ops[1], 1), (ops[2], 2)], &[(190_000, 8)]);
+    let raw = block(&set, 1, vec![parent.clone(), child.clone(), other]);
+    let before = set.clone();
+    let applied = apply_block(&mut set, &raw, &rules(), true).unwrap();
+    assert_eq!(
+        applied.fees,
+        (100_000 - 90_000) + (40_000 - 30_000) + (200_000 - 190_000)
+    );
+    assert_eq!(applied.txids.len(), 4);
+    // 4 − 3 spent from the set + coinbase, parent's vout 0, child, other.
+    assert_eq!(set.len(), 1 + 4);
+    assert!(!set.contains(&outpoint_key(&OutPoint {
+        txid: parent.txid(),
+        vout: 1
+    })));
+    let delta = set.take_delta();
+    assert_eq!(delta.len(), 3 + 4);
+    set.rollback(&applied.undo).unwrap();
+    assert_eq!(set.state(), before.state());
+    assert_eq!(set.len(), before.len());
+    let delta = set.take_delta();
+    assert_eq!(delta.iter().filter(|(_, c)| c.is_none()).count(), 4);
+    assert_eq!(delta.iter().filter(|(_, c)| c.is_some()).count(), 3);
+}
+
+#[test]
+fn rejections_leave_the_set_unchanged() {
+    let (mut set, ops) = funded(4, 100_000);
+    let before = set.clone();
+    let expect = |set: &mut UtxoSet, raw: Vec<u8>, code: RejectCode| {
+        let err = apply_block(set, &raw, &rules(), true).unwrap_err();
+        assert_eq!(err.code, code, "{err}");
+        unchanged(set, &before);
+    };
+    let a = transfer(&[(ops[0], 0)], &[(90_000, 5)]);
+    let b = transfer(&[(ops[0], 0)], &[(80_000, 6)]);
+    let raw = block(&set, 1, vec![a.clone(), b]);
+    expect(&mut set, raw, RejectCode::DoubleSpendInBlock);
+    let mut bad_sig = transfer(&[(ops[1], 1)], &[(90_000, 5)]);
+    bad_sig.witnesses[0].signature[5] ^= 1;
+    let raw = block(&set, 1, vec![a.clone(), bad_sig]);
+    expect(&mut set, raw, RejectCode::BadSignature);
+    let wrong_key = transfer(&[(ops[1], 2)], &[(90_000, 5)]);
+    let raw = block(&set, 1, vec![wrong_key]);
+    expect(&mut set, raw, RejectCode::WrongKey);
+    let missing = transfer(
+        &[(
+            OutPoint {
+                txid: [9; 32],
+                vout: 0,
+            },
+            1,
+        )],
+        &[(90_000, 5)],
+    );
+    let raw = block(&set, 1, vec![missing]);
+    expect(&mut set, raw, RejectCode::MissingInput);
+    let cheap = transfer(&[(ops[1], 1)], &[(99_500, 5)]);
+    let raw = block(&set, 1, vec![cheap]);
+    expect(&mut set, raw, RejectCode::InsufficientFee);
+    let mut raw = block(&set, 1, vec![a.clone()]);
+    raw[4 + 8 + 32 + 32] ^= 1; // utxo_set_hash
+    expect(&mut set, raw, RejectCode::BadUtxoHash);
+    let mut raw = block(&set, 1, vec![a.clone()]);
+    raw[4 + 8 + 32] ^= 1; // merkle_root
+    expect(&mut set, raw, RejectCode::BadMerkleRoot);
+    // Spent in one block, then again in the next.
+    let raw = block(&set, 1, vec![a.clone()]);
+    apply_block(&mut set, &raw, &rules(), true).unwrap();
+    let again = transfer(&[(ops[0], 0)], &[(70_000, 5)]);
+    let raw = block(&set, 2, vec![again]);
+    let err = apply_block(&mut set, &raw, &rules(), true).unwrap_err();
+    assert_eq!(err.code, RejectCode::MissingInput);
+}
+
+#[test]
+fn mempool_verdicts() {
+    let (set, ops) = funded(3, 100_000);
+    let good = transfer(&[(ops[0], 0)], &[(90_000, 5)]);
+    let mut bad = transfer(&[(ops[1], 1)], &[(90_000, 5)]);
+    bad.witnesses[0].signature[0] ^= 1;
+    let dust = transfer(&[(ops[2], 2)], &[(10, 5)]);
+    let raws = [good.encode(), bad.encode(), dust.encode(), b"junk".to_vec()];
+    let slices: Vec<&[u8]> = raws.iter().map(|r| r.as_slice()).collect();
+    let v = check_transactions(&set, &slices, &rules(), 1);
+    assert!(v[0].reject.is_none());
+    assert_eq!(v[0].fee, 10_000);
+    assert_eq!(v[0].txid, Some(good.txid()));
+    assert_eq!(v[1].reject.as_ref().unwrap().0, RejectCode::BadSignature);
+    assert_eq!(v[2].reject.as_ref().unwrap().0, RejectCode::DustOutput);
+    assert_eq!(v[3].reject.as_ref().unwrap().0, RejectCode::BadEncoding);
+    assert_eq!(v[3].txid, None);
+}
+
+#[test]
+fn min_fee_is_base_plus_per_mille() {
+    let r = rules();
+    assert_eq!(r.min_fee(0), 1_000);
+    assert_eq!(r.min_fee(999), 1_000);
+    assert_eq!(r.min_fee(1_000_000), 2_000);
+    assert_eq!(r.min_fee(u64::MAX), 1_000 + u64::MAX as u128 / 1000);
+}
+
+#[test]
+fn codes_are_unique() {
+    let mut codes: Vec<&str> = RejectCode::ALL.iter().map(|c| c.as_str()).collect();
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), RejectCode::ALL.len());
+}

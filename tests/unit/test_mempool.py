@@ -1,0 +1,119 @@
+"""The mempool (DESIGN §4) with real signed transactions against a real chain: input locks,
+conflicts (double spends), limits and lowest-fee-rate eviction, clear rejection codes, and no
+state change on any rejection."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from timecoin import crypto
+from timecoin.core.address import pubkey_hash
+from timecoin.core.types import Transaction, TxOut
+from timecoin.ledger.chain import ChainState
+from timecoin.ledger.genesis import build_genesis
+from timecoin.ledger.mempool import Mempool
+from timecoin.params import COIN
+from timecoin.testing.chaingen import Wallet, devnet_genesis
+
+
+@pytest.fixture
+def chain(tmp_path):
+    config, accounts, _ = devnet_genesis(accounts=8, amount=10 * COIN)
+    chain = ChainState.open(tmp_path, config.params, build_genesis(config))
+    chain.accounts = accounts
+    yield chain
+    chain.close()
+
+
+def spend(chain, outpoint, key, value, fee, ways=1):
+    """A signed transfer of ``outpoint`` (worth ``value``) paying ``fee``."""
+    owner = pubkey_hash(crypto.public_key(key))
+    outs = [TxOut((value - fee) // ways, owner) for _ in range(ways)]
+    tx = Transaction.transfer([outpoint], outs)
+    return tx.signed_with([key], chain.genesis.hash, int(chain.params.network))
+
+
+def coins(chain):
+    wallet = Wallet.from_genesis(chain, chain.accounts)
+    return sorted(((op, v, k) for op, (v, k) in wallet.coins.items()), key=lambda c: c[0].txid)
+
+
+def snapshot(pool):
+    return len(pool), pool.bytes, {e.txid for e in pool.entries()}
+
+
+def test_accept_lock_and_conflict(chain):
+    pool = Mempool(chain.params, chain.utxos, chain.rules)
+    (op, value, key), (op2, value2, key2) = coins(chain)[:2]
+    a = spend(chain, op, key, value, 10_000_000)
+    results = pool.add([a.encode()], 1)
+    assert results[0].accepted and results[0].txid == a.txid
+    assert pool.locked_by(op.encode()) == a.txid and a.txid in pool
+    before = snapshot(pool)
+
+    again = pool.add([a.encode()], 1)[0]
+    assert again.code == "txn-already-in-mempool"
+    double = spend(chain, op, key, value, 20_000_000)
+    verdict = pool.add([double.encode()], 1)[0]
+    assert verdict.code == "txn-mempool-conflict" and a.txid.hex() in verdict.message
+    assert snapshot(pool) == before
+
+    # Two spends of one coin in one batch: the first wins.
+    b1, b2 = spend(chain, op2, key2, value2, 10_000_000), spend(chain, op2, key2, value2, 11_000_000)
+    r1, r2 = pool.add([b1.encode(), b2.encode()], 1)
+    assert r1.accepted and r2.code == "txn-mempool-conflict"
+
+    # Removing the holder releases the lock.
+    pool.remove([a.txid])
+    assert pool.locked_by(op.encode()) is None and pool.add([double.encode()], 1)[0].accepted
+
+
+def test_native_rejections_change_nothing(chain):
+    pool = Mempool(chain.params, chain.utxos, chain.rules)
+    op, value, key = coins(chain)[0]
+    good = spend(chain, op, key, value, 10_000_000)
+    forged = dataclasses.replace(
+        good, witnesses=(dataclasses.replace(good.witnesses[0], signature=bytes(64)),)
+    )
+    stranger = spend(chain, op, b"\7" * 32, value, 10_000_000)
+    cheap = spend(chain, op, key, value, 999)
+    results = pool.add([forged.encode(), stranger.encode(), cheap.encode(), b"\x00garbage"], 1)
+    assert [r.code for r in results] == ["bad-signature", "wrong-key", "insufficient-fee", "bad-encoding"]
+    assert all(r.message for r in results)
+    assert snapshot(pool) == (0, 0, set()) and pool.locked_by(op.encode()) is None
+
+
+def test_eviction_by_lowest_fee_rate(chain):
+    params = dataclasses.replace(chain.params, mempool_max_txs=3)
+    pool = Mempool(params, chain.utxos, chain.rules)
+    cs = coins(chain)
+    low = [spend(chain, op, k, v, 2_000_000 + i) for i, (op, v, k) in enumerate(cs[:3])]
+    assert all(r.accepted for r in pool.add([t.encode() for t in low], 1))
+    op, v, k = cs[3]
+    poorer = spend(chain, op, k, v, 1_900_000)
+    full = pool.add([poorer.encode()], 1)[0]
+    assert full.code == "mempool-full" and len(pool) == 3
+    richer = spend(chain, op, k, v, 5_000_000)
+    assert pool.add([richer.encode()], 1)[0].accepted
+    assert len(pool) == 3 and low[0].txid not in pool and richer.txid in pool
+    assert pool.locked_by(cs[0][0].encode()) is None
+
+
+def test_byte_limit(chain):
+    op, v, k = coins(chain)[0]
+    tx = spend(chain, op, k, v, 2_000_000)
+    pool = Mempool(
+        dataclasses.replace(chain.params, mempool_max_bytes=len(tx.encode()) - 1), chain.utxos, chain.rules
+    )
+    assert pool.add([tx.encode()], 1)[0].code == "mempool-full"
+
+
+def test_remove_conflicts_with_a_block(chain):
+    pool = Mempool(chain.params, chain.utxos, chain.rules)
+    op, v, k = coins(chain)[0]
+    tx = spend(chain, op, k, v, 2_000_000)
+    pool.add([tx.encode()], 1)
+    removed = pool.remove_conflicts([op.encode()])
+    assert [e.txid for e in removed] == [tx.txid] and len(pool) == 0 and pool.bytes == 0

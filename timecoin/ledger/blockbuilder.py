@@ -1,0 +1,58 @@
+"""Block assembly (DESIGN §7, "block construction"): coinbase with the rewards, then the
+transactions ordered by txid, the merkle root, and the UTXO set hash after applying it all.
+
+It changes nothing durable: the block is applied to the in-memory UTXO set only to learn the set
+hash its header must commit, then rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from timecoin.core.types import Block, BlockHeader, Transaction, TxOut
+from timecoin.crypto import merkle_root
+from timecoin.ledger.chain import ChainState, ValidationError
+from timecoin.ledger.genesis import BLOCK_VERSION
+
+
+def assemble_block(
+    chain: ChainState,
+    transactions: Sequence[Transaction],
+    timestamp: int,
+    *,
+    proposer: bytes = bytes(32),
+    vrf_proof: bytes = bytes(80),
+    vrf_output: bytes = bytes(64),
+    round: int = 0,
+) -> Block:
+    """A block on the chain's tip holding ``transactions`` (each must be valid against the tip's
+    UTXO set; ``ValidationError`` naming the first that is not)."""
+    height = chain.tip.height + 1
+    raws = [tx.encode() for tx in transactions]
+    fees = 0
+    for i, verdict in enumerate(chain.utxos.check_transactions(raws, chain.rules, height)):
+        if not verdict.ok:
+            raise ValidationError(verdict.code, f"transaction {i}: {verdict.message}", i)
+        fees += verdict.fee
+    coinbase = Transaction.coinbase(height, [TxOut(v, h) for v, h in chain.expected_coinbase(height, fees)])
+    ordered = [coinbase, *sorted(transactions, key=lambda tx: tx.txid)]
+
+    def header(utxo_set_hash: bytes) -> BlockHeader:
+        return BlockHeader(
+            version=BLOCK_VERSION,
+            height=height,
+            prev_hash=chain.tip.block_hash,
+            merkle_root=merkle_root([tx.txid for tx in ordered]),
+            utxo_set_hash=utxo_set_hash,
+            timestamp=timestamp,
+            proposer=proposer,
+            vrf_proof=vrf_proof,
+            vrf_output=vrf_output,
+            round=round,
+        )
+
+    draft = Block(header(bytes(32)), tuple(ordered))
+    applied = chain.utxos.apply_block(draft.encode(), chain.rules, check_utxo_hash=False)
+    set_hash = chain.utxos.set_hash()
+    chain.utxos.rollback(applied.undo)
+    return Block(header(set_hash), tuple(ordered))

@@ -1,0 +1,190 @@
+"""Chain state: the native UTXO set and the LMDB store kept in step, block by block (DESIGN §4, §9).
+
+:class:`ChainState` connects a block (native validation and apply, the reward check, one store
+transaction) and disconnects it again (native rollback from the undo record, one store
+transaction). On open it recovers to the last committed block and proves the UTXO set it loads
+hashes to what that block's header commits. One task owns a ChainState; it never blocks on the
+network.
+
+Not here yet, by design of the issue split: proposer/VRF eligibility, timestamps and commit
+certificates (consensus issue), the masternode registry (masternode issue; until then the reward
+set is the genesis masternodes at base weight).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import timecoin_native
+
+from timecoin.core.types import HEADER_LEN, Block, BlockHeader
+from timecoin.ledger.genesis import Genesis, genesis_masternode_weights
+from timecoin.ledger.rewards import coinbase_outputs
+from timecoin.params import NetworkParams
+from timecoin.store.chainstore import ChainStore, StoreError, Tip
+
+log = logging.getLogger(__name__)
+
+ValidationError = timecoin_native.ValidationError
+
+
+def ledger_rules(params: NetworkParams, chain_id: bytes) -> timecoin_native.LedgerRules:
+    """The native rule set of a network, from its one parameter table."""
+    return timecoin_native.LedgerRules(
+        chain_id,
+        int(params.network),
+        params.dust_limit,
+        params.min_fee_base,
+        params.min_fee_per_mille,
+        params.max_tx_size,
+        params.max_block_size,
+    )
+
+
+class ChainState:
+    """The UTXO set in memory and the chain on disk, always at the same block."""
+
+    def __init__(
+        self,
+        params: NetworkParams,
+        genesis: Genesis,
+        store: ChainStore,
+        utxos: timecoin_native.UtxoSet,
+        tip_header: BlockHeader,
+    ) -> None:
+        self.params = params
+        self.genesis = genesis
+        self.store = store
+        self.utxos = utxos
+        self.rules = ledger_rules(params, genesis.hash)
+        self._tip_header = tip_header
+        self.deep_rollbacks = 0
+        """Rollbacks deeper than ``reorg_alert_depth`` so far (a metric)."""
+        self.masternode_weights: Callable[[int], Sequence[tuple[bytes, int]]] = lambda height: (
+            genesis_masternode_weights(genesis)
+        )
+        """(payout pubkey_hash, weight) of the masternodes paid at a height."""
+
+    @classmethod
+    def open(cls, path: Path, params: NetworkParams, genesis: Genesis) -> ChainState:
+        """Opens the chain in directory ``path``, creating it from ``genesis`` if empty.
+
+        Raises :class:`StoreError` if the store belongs to another network or genesis, or if the
+        UTXO set it holds does not hash to what its tip block commits.
+        """
+        if genesis.config.params.network != params.network:
+            raise StoreError(f"genesis is for {genesis.config.params.name}, node runs {params.name}")
+        store = ChainStore.open(path, unsafe_nosync=params.lmdb_unsafe_nosync)
+        try:
+            if store.tip() is None:
+                store.write_genesis(int(params.network), genesis.hash, genesis.encoded, list(genesis.coins))
+            if store.genesis_hash() != genesis.hash or store.network() != params.network:
+                raise StoreError(
+                    f"store at {path} belongs to network {store.network()} with genesis "
+                    f"{(store.genesis_hash() or b'').hex()}, not {params.name} {genesis.hash.hex()}"
+                )
+            tip = store.tip()
+            assert tip is not None
+            raw = store.block(tip.block_hash)
+            if raw is None:
+                raise StoreError(f"tip block {tip.block_hash.hex()} is missing from the store")
+            header = BlockHeader.decode(raw[:HEADER_LEN])
+            utxos = timecoin_native.UtxoSet()
+            utxos.load(list(store.utxos()))
+            if utxos.set_hash() != header.utxo_set_hash:
+                raise StoreError(
+                    f"UTXO set in {path} hashes to {utxos.set_hash().hex()}, but tip block "
+                    f"{tip.height} commits {header.utxo_set_hash.hex()}: the store is corrupt"
+                )
+        except BaseException:
+            store.close()
+            raise
+        log.info("chain open at height %d (%s), %d UTXOs", tip.height, tip.block_hash.hex(), len(utxos))
+        return cls(params, genesis, store, utxos, header)
+
+    def close(self) -> None:
+        """Closes the store."""
+        self.store.close()
+
+    @property
+    def tip(self) -> Tip:
+        """The last committed block."""
+        return Tip(self._tip_header.height, self._tip_header.hash)
+
+    @property
+    def tip_header(self) -> BlockHeader:
+        return self._tip_header
+
+    def expected_coinbase(self, height: int, fees: int) -> list[tuple[int, bytes]]:
+        """The coinbase outputs (value, pubkey_hash) a block at ``height`` with ``fees`` must pay."""
+        return coinbase_outputs(self.params, fees, self.masternode_weights(height), self.genesis.config.treasury)
+
+    def connect_block(self, raw: bytes) -> timecoin_native.AppliedBlock:
+        """Validates the encoded block ``raw`` on the tip, applies it and commits it.
+
+        Raises ``ValidationError`` (``.code``: ``bad-prevblk``, ``bad-height``,
+        ``bad-coinbase-amount`` or a native rule's code) and leaves the chain unchanged.
+        """
+        header = BlockHeader.decode(raw[:HEADER_LEN]) if len(raw) >= HEADER_LEN else None
+        if header is None:
+            raise ValidationError("bad-encoding", "block shorter than its header", None)
+        tip = self.tip
+        if header.prev_hash != tip.block_hash:
+            raise ValidationError("bad-prevblk", f"block builds on {header.prev_hash.hex()}, tip is {tip.block_hash.hex()}", None)
+        if header.height != tip.height + 1:
+            raise ValidationError("bad-height", f"block height {header.height}, expected {tip.height + 1}", None)
+        applied = self.utxos.apply_block(raw, self.rules)
+        expected = self.expected_coinbase(header.height, applied.fees)
+        if list(applied.coinbase_outputs) != expected:
+            self.utxos.rollback(applied.undo)
+            raise ValidationError(
+                "bad-coinbase-amount",
+                f"coinbase pays {list(applied.coinbase_outputs)}, the reward rule says {expected}",
+                0,
+            )
+        delta = self.utxos.take_delta()
+        try:
+            self.store.commit_block(header.height, applied.block_hash, raw, applied.undo, delta)
+        except BaseException:
+            # Nothing was written; undo in memory so set and store agree again. The puts and
+            # deletes the rollback marks dirty are idempotent on the unchanged store.
+            self.utxos.rollback(applied.undo)
+            raise
+        self._tip_header = header
+        return applied
+
+    def disconnect_tip(self) -> None:
+        """Rolls the tip block back (DESIGN §4, §9). Raises :class:`StoreError` at genesis."""
+        tip = self.tip
+        if tip.height == 0:
+            raise StoreError("cannot roll back the genesis block")
+        undo = self.store.undo(tip.block_hash)
+        prev_raw = self.store.block(self._tip_header.prev_hash)
+        if undo is None or prev_raw is None:
+            raise StoreError(f"undo data or parent of block {tip.height} is missing")
+        self.utxos.rollback(undo)
+        delta = self.utxos.take_delta()
+        self.store.commit_rollback(tip, self._tip_header.prev_hash, delta)
+        self._tip_header = BlockHeader.decode(prev_raw[:HEADER_LEN])
+
+    def rollback_to(self, height: int) -> None:
+        """Rolls back to ``height``: at most ``reorg_max_depth`` blocks (else ``ValueError``);
+        deeper than ``reorg_alert_depth`` is logged as an alert and counted."""
+        depth = self.tip.height - height
+        if depth < 0 or height < 0:
+            raise ValueError(f"cannot roll back to height {height} from {self.tip.height}")
+        if depth > self.params.reorg_max_depth:
+            raise ValueError(f"rollback of {depth} blocks exceeds the limit of {self.params.reorg_max_depth}")
+        if depth > self.params.reorg_alert_depth:
+            self.deep_rollbacks += 1
+            log.warning("ALERT: rolling back %d blocks (alert depth %d)", depth, self.params.reorg_alert_depth)
+        for _ in range(depth):
+            self.disconnect_tip()
+
+    def block(self, height: int) -> Block | None:
+        """The committed block at ``height``."""
+        block_hash = self.store.block_hash(height)
+        raw = self.store.block(block_hash) if block_hash is not None else None
+        return Block.decode(raw) if raw is not None else None

@@ -48,6 +48,30 @@ def tier_for_collateral(amount: int) -> Tier:
     return max(t for t, c in TIER_COLLATERAL.items() if amount >= c)
 
 
+LONGEVITY_STEP_SECONDS = 30 * 86_400
+"""Registered time that earns one longevity step: 30 days (DESIGN §5, "+1 % per 30 days"),
+counted in blocks as ``LONGEVITY_STEP_SECONDS // block_slot`` (docs/masternodes.md)."""
+LONGEVITY_STEP_PERCENT = 1
+"""Longevity bonus per step, percent of the base weight (DESIGN §5)."""
+LONGEVITY_CAP_PERCENT = 100
+"""Largest longevity bonus, percent of the base weight (DESIGN §5: "cap +100 %")."""
+
+REPUTATION_WINDOW = 144
+"""Blocks whose commit certificates decide a masternode's reputation at a height: the last
+``REPUTATION_WINDOW`` blocks before it (DESIGN §5, "presence in recent commit certificates";
+144 blocks is one day of 600 s slots). Blocks without a certificate do not count."""
+REPUTATION_SCALE = 10_000
+"""Fixed-point unit of reputation: 10,000 = 1.0 (basis points; docs/masternodes.md)."""
+REPUTATION_MIN = 5_000
+"""Reputation of a masternode that signed none of the counted certificates: 0.5 (DESIGN §5)."""
+REPUTATION_MAX = 15_000
+"""Reputation of a masternode that signed all of the counted certificates: 1.5 (DESIGN §5)."""
+
+HEARTBEAT_MAX_CLOCK_SKEW = 15.0
+"""Seconds a heartbeat's timestamp may lie ahead of the receiver's clock before it is refused
+(liveness only, DESIGN §5; never an input to consensus, DESIGN §12 invariant 7)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkParams:
     """Everything that differs or could differ between networks. Amounts in sat, times in

@@ -50,6 +50,9 @@ pub struct AppliedBlock {
     /// Masternode transactions (index in the block, kind, payload) for the registry, which
     /// checks what `validate` leaves to it.
     pub masternode_txs: Vec<(usize, TxKind, Vec<u8>)>,
+    /// The full encodings (witnesses included) of the transactions of `masternode_txs`, in the
+    /// same order: the registry checks which keys signed their extra witnesses.
+    pub masternode_tx_encodings: Vec<Vec<u8>>,
 }
 
 fn at(tx_index: usize) -> impl Fn(Reject) -> ValidationError {
@@ -236,20 +239,25 @@ pub fn apply_block(
         masternode_txs: txs
             .iter()
             .enumerate()
-            .filter(|(_, tx)| {
-                matches!(
-                    tx.kind,
-                    TxKind::MasternodeRegister
-                        | TxKind::MasternodeDeregister
-                        | TxKind::MasternodePayout
-                )
-            })
+            .filter(|(_, tx)| is_masternode(tx.kind))
             .map(|(i, tx)| (i, tx.kind, tx.payload.clone()))
+            .collect(),
+        masternode_tx_encodings: txs
+            .iter()
+            .filter(|tx| is_masternode(tx.kind))
+            .map(Transaction::encode)
             .collect(),
         txids,
         fees,
         undo: undo.encode(),
     })
+}
+
+fn is_masternode(kind: TxKind) -> bool {
+    matches!(
+        kind,
+        TxKind::MasternodeRegister | TxKind::MasternodeDeregister | TxKind::MasternodePayout
+    )
 }
 
 /// Where an input's coin comes from: an output of this block (index into `created`) or the set.

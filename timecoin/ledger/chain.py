@@ -6,22 +6,30 @@ transaction). On open it recovers to the last committed block and proves the UTX
 hashes to what that block's header commits. One task owns a ChainState; it never blocks on the
 network.
 
+It also keeps the masternode registry (:mod:`timecoin.masternode.registry`) at the same block:
+a block's masternode transactions are validated and applied with it, the registry's writes
+(undo record included) commit in the block's store transaction, and a rollback restores them
+from that undo record. The masternode set, weights, reward split and leader order of the next
+height all come from the registry, never from gossip (DESIGN §5, §12 invariant 7).
+
 Not here yet, by design of the issue split: proposer/VRF eligibility, timestamps and commit
-certificates (consensus issue), the masternode registry (masternode issue; until then the reward
-set is the genesis masternodes at base weight).
+certificates (consensus issue; until then no block carries a certificate, so every masternode's
+reputation is 1.0).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import timecoin_native
 
-from timecoin.core.types import HEADER_LEN, Block, BlockHeader
-from timecoin.ledger.genesis import Genesis, genesis_masternode_weights
+from timecoin.core.types import HEADER_LEN, Block, BlockHeader, Transaction
+from timecoin.ledger.genesis import Genesis
 from timecoin.ledger.rewards import coinbase_outputs
+from timecoin.masternode import leader
+from timecoin.masternode.registry import MASTERNODE_DB, STATE_PREFIXES, Registry, undo_key
 from timecoin.params import NetworkParams
 from timecoin.store.chainstore import ChainStore, StoreError, Tip
 
@@ -53,6 +61,7 @@ class ChainState:
         store: ChainStore,
         utxos: timecoin_native.UtxoSet,
         tip_header: BlockHeader,
+        registry: Registry,
     ) -> None:
         self.params = params
         self.genesis = genesis
@@ -62,10 +71,8 @@ class ChainState:
         self._tip_header = tip_header
         self.deep_rollbacks = 0
         """Rollbacks deeper than ``reorg_alert_depth`` so far (a metric)."""
-        self.masternode_weights: Callable[[int], Sequence[tuple[bytes, int]]] = lambda height: (
-            genesis_masternode_weights(genesis)
-        )
-        """(payout pubkey_hash, weight) of the masternodes paid at a height."""
+        self.registry = registry
+        """The masternode registry after the tip block: the set of height tip + 1."""
 
     @classmethod
     def open(cls, path: Path, params: NetworkParams, genesis: Genesis) -> ChainState:
@@ -98,11 +105,18 @@ class ChainState:
                     f"UTXO set in {path} hashes to {utxos.set_hash().hex()}, but tip block "
                     f"{tip.height} commits {header.utxo_set_hash.hex()}: the store is corrupt"
                 )
+            registry = _open_registry(store, params, genesis, tip, utxos)
         except BaseException:
             store.close()
             raise
-        log.info("chain open at height %d (%s), %d UTXOs", tip.height, tip.block_hash.hex(), len(utxos))
-        return cls(params, genesis, store, utxos, header)
+        log.info(
+            "chain open at height %d (%s), %d UTXOs, %d masternodes",
+            tip.height,
+            tip.block_hash.hex(),
+            len(utxos),
+            len(registry),
+        )
+        return cls(params, genesis, store, utxos, header, registry)
 
     def close(self) -> None:
         """Closes the store."""
@@ -117,41 +131,80 @@ class ChainState:
     def tip_header(self) -> BlockHeader:
         return self._tip_header
 
+    def masternode_weights(self, height: int) -> Sequence[tuple[bytes, int]]:
+        """(payout pubkey_hash, weight) of the masternodes paid at ``height`` (tip + 1; else
+        ``ValueError``): the registry's set and fixed-point weights (docs/masternodes.md)."""
+        return self.registry.reward_weights(height)
+
+    def leader_set(self, height: int) -> tuple[list[bytes], list[int]]:
+        """(public keys, weights) of the masternode set of ``height`` (tip + 1), by key."""
+        return self.registry.leader_set(height)
+
+    def leader_order(self, height: int, count: int | None = None) -> list[bytes]:
+        """The public keys of the leaders of ``height`` (tip + 1; else ``ValueError``), round 0's
+        first (the first ``count`` of them if given), drawn with the registry's weights from the
+        tip's VRF output (docs/leader-selection.md). ``ValueError`` for an empty set."""
+        keys, weights = self.leader_set(height)
+        seed = self._tip_header.vrf_output
+        return [keys[i] for i in leader.leader_order(seed, height, keys, weights, count)]
+
     def expected_coinbase(self, height: int, fees: int) -> list[tuple[int, bytes]]:
         """The coinbase outputs (value, pubkey_hash) a block at ``height`` with ``fees`` must pay."""
-        return coinbase_outputs(self.params, fees, self.masternode_weights(height), self.genesis.config.treasury)
+        return coinbase_outputs(
+            self.params, fees, self.masternode_weights(height), self.genesis.config.treasury
+        )
 
     def connect_block(self, raw: bytes) -> timecoin_native.AppliedBlock:
         """Validates the encoded block ``raw`` on the tip, applies it and commits it.
 
         Raises ``ValidationError`` (``.code``: ``bad-prevblk``, ``bad-height``,
-        ``bad-coinbase-amount`` or a native rule's code) and leaves the chain unchanged.
+        ``bad-coinbase-amount``, a native rule's code or a masternode registry code,
+        ``timecoin.masternode.registry.REJECT_CODES``) and leaves the chain unchanged: UTXO set,
+        registry and store.
         """
         header = BlockHeader.decode(raw[:HEADER_LEN]) if len(raw) >= HEADER_LEN else None
         if header is None:
             raise ValidationError("bad-encoding", "block shorter than its header", None)
         tip = self.tip
         if header.prev_hash != tip.block_hash:
-            raise ValidationError("bad-prevblk", f"block builds on {header.prev_hash.hex()}, tip is {tip.block_hash.hex()}", None)
-        if header.height != tip.height + 1:
-            raise ValidationError("bad-height", f"block height {header.height}, expected {tip.height + 1}", None)
-        applied = self.utxos.apply_block(raw, self.rules)
-        expected = self.expected_coinbase(header.height, applied.fees)
-        if list(applied.coinbase_outputs) != expected:
-            self.utxos.rollback(applied.undo)
             raise ValidationError(
-                "bad-coinbase-amount",
-                f"coinbase pays {list(applied.coinbase_outputs)}, the reward rule says {expected}",
-                0,
+                "bad-prevblk",
+                f"block builds on {header.prev_hash.hex()}, tip is {tip.block_hash.hex()}",
+                None,
             )
+        if header.height != tip.height + 1:
+            raise ValidationError(
+                "bad-height", f"block height {header.height}, expected {tip.height + 1}", None
+            )
+        applied = self.utxos.apply_block(raw, self.rules)
+        try:
+            expected = self.expected_coinbase(header.height, applied.fees)
+            if list(applied.coinbase_outputs) != expected:
+                raise ValidationError(
+                    "bad-coinbase-amount",
+                    f"coinbase pays {list(applied.coinbase_outputs)}, the reward rule says {expected}",
+                    0,
+                )
+            update = self.registry.connect(
+                header.height,
+                applied.block_hash,
+                [(i, Transaction.decode(tx)) for i, tx in applied.masternode_transactions],
+                self.utxos.get,
+            )
+        except BaseException:
+            self.utxos.rollback(applied.undo)
+            raise
         delta = self.utxos.take_delta()
         try:
-            self.store.commit_block(header.height, applied.block_hash, raw, applied.undo, delta)
+            self.store.commit_block(
+                header.height, applied.block_hash, raw, applied.undo, delta, update.store_writes()
+            )
         except BaseException:
             # Nothing was written; undo in memory so set and store agree again. The puts and
             # deletes the rollback marks dirty are idempotent on the unchanged store.
             self.utxos.rollback(applied.undo)
             raise
+        self.registry.apply(update)
         self._tip_header = header
         return applied
 
@@ -164,9 +217,16 @@ class ChainState:
         prev_raw = self.store.block(self._tip_header.prev_hash)
         if undo is None or prev_raw is None:
             raise StoreError(f"undo data or parent of block {tip.height} is missing")
+        try:
+            update = self.registry.disconnect(
+                self.store.get(MASTERNODE_DB, undo_key(tip.height)), self._tip_header.prev_hash
+            )
+        except ValueError as e:
+            raise StoreError(f"cannot roll back the masternode registry: {e}") from None
         self.utxos.rollback(undo)
         delta = self.utxos.take_delta()
-        self.store.commit_rollback(tip, self._tip_header.prev_hash, delta)
+        self.store.commit_rollback(tip, self._tip_header.prev_hash, delta, update.store_writes())
+        self.registry.apply(update)
         self._tip_header = BlockHeader.decode(prev_raw[:HEADER_LEN])
 
     def rollback_to(self, height: int) -> None:
@@ -179,7 +239,9 @@ class ChainState:
             raise ValueError(f"rollback of {depth} blocks exceeds the limit of {self.params.reorg_max_depth}")
         if depth > self.params.reorg_alert_depth:
             self.deep_rollbacks += 1
-            log.warning("ALERT: rolling back %d blocks (alert depth %d)", depth, self.params.reorg_alert_depth)
+            log.warning(
+                "ALERT: rolling back %d blocks (alert depth %d)", depth, self.params.reorg_alert_depth
+            )
         for _ in range(depth):
             self.disconnect_tip()
 
@@ -188,3 +250,32 @@ class ChainState:
         block_hash = self.store.block_hash(height)
         raw = self.store.block(block_hash) if block_hash is not None else None
         return Block.decode(raw) if raw is not None else None
+
+
+def _open_registry(
+    store: ChainStore, params: NetworkParams, genesis: Genesis, tip: Tip, utxos: timecoin_native.UtxoSet
+) -> Registry:
+    """The registry stored beside the chain, checked against the tip and the UTXO set. A store
+    still at genesis without one (new, or crashed between the genesis write and this) gets the
+    genesis registry. Raises :class:`StoreError` on any inconsistency."""
+    items = [item for prefix in STATE_PREFIXES for item in store.items(MASTERNODE_DB, prefix)]
+    if not items:
+        if tip.height != 0:
+            raise StoreError(f"the store is at height {tip.height} but holds no masternode registry")
+        registry = Registry.from_genesis(params, genesis)
+        store.write([(MASTERNODE_DB, k, v) for k, v in registry.snapshot()])
+        return registry
+    try:
+        registry = Registry.load(params, items)
+    except ValueError as e:
+        raise StoreError(f"the stored masternode registry is corrupt: {e}") from None
+    if (registry.height, registry.block_hash) != (tip.height, tip.block_hash):
+        raise StoreError(
+            f"the masternode registry is at block {registry.height} ({registry.block_hash.hex()}), "
+            f"the chain at {tip.height} ({tip.block_hash.hex()})"
+        )
+    try:
+        registry.verify(utxos.get)
+    except ValueError as e:
+        raise StoreError(f"the stored masternode registry disagrees with the UTXO set: {e}") from None
+    return registry

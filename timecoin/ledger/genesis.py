@@ -17,7 +17,6 @@ Parsing errors name the offending key (``GenesisError``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,12 +231,3 @@ def build_genesis(config: GenesisConfig) -> Genesis:
     )
     block = Block(header, tuple(transactions))
     return Genesis(config, block, block.encode(), coins)
-
-
-def genesis_masternode_weights(genesis: Genesis) -> Sequence[tuple[bytes, int]]:
-    """(payout pubkey_hash, base weight) of the initial masternodes: the reward set until the
-    on-chain registry (masternode issue) derives sets per height."""
-    return [
-        (m.payout, network_params.TIER_BASE_WEIGHT[m.tier])
-        for m in sorted(genesis.config.masternodes, key=lambda m: m.public_key)
-    ]

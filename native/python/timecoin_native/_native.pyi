@@ -331,6 +331,9 @@ class AppliedBlock:
     def coinbase_outputs(self) -> list[tuple[int, bytes]]: ...
     @property
     def masternode_txs(self) -> list[tuple[int, int, bytes]]: ...
+    @property
+    def masternode_transactions(self) -> list[tuple[int, bytes]]:
+        """(tx index, full encoding with witnesses) of the same transactions as ``masternode_txs``."""
 
 @final
 class TxVerdict:

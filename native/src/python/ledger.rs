@@ -191,6 +191,15 @@ impl PyAppliedBlock {
             .map(|(i, k, p)| (*i, *k as u8, PyBytes::new(py, p)))
             .collect()
     }
+    #[getter]
+    fn masternode_transactions<'py>(&self, py: Python<'py>) -> Vec<(usize, Bound<'py, PyBytes>)> {
+        self.inner
+            .masternode_txs
+            .iter()
+            .zip(&self.inner.masternode_tx_encodings)
+            .map(|((i, _, _), e)| (*i, PyBytes::new(py, e)))
+            .collect()
+    }
 
     fn __repr__(&self) -> String {
         format!(

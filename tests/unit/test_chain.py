@@ -1,0 +1,123 @@
+"""ChainState (DESIGN §4, §9) on real LMDB with real signed blocks: connect and disconnect,
+reward checks, double spends across blocks, rollback limits and the open-time checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import lmdb
+import pytest
+
+from timecoin.core.types import Block, Transaction, TxOut
+from timecoin.crypto import merkle_root
+from timecoin.ledger.blockbuilder import assemble_block
+from timecoin.ledger.chain import ChainState, ValidationError
+from timecoin.ledger.genesis import build_genesis
+from timecoin.store.chainstore import StoreError
+from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+
+
+@pytest.fixture
+def setup(tmp_path):
+    config, accounts, _ = devnet_genesis(accounts=8)
+    genesis = build_genesis(config)
+    chain = ChainState.open(tmp_path / "chain", config.params, genesis)
+    yield chain, Wallet.from_genesis(chain, accounts), genesis, tmp_path
+    chain.close()
+
+
+def test_connect_disconnect_restores_the_set(setup):
+    chain, wallet, _, _ = setup
+    hashes = [chain.utxos.set_hash()]
+    for _ in grow_chain(chain, wallet, 3, 4):
+        hashes.append(chain.utxos.set_hash())
+        assert chain.utxos.set_hash() == chain.tip_header.utxo_set_hash
+    for height in (2, 1, 0):
+        chain.disconnect_tip()
+        assert chain.tip.height == height and chain.utxos.set_hash() == hashes[height]
+    with pytest.raises(StoreError, match="genesis"):
+        chain.disconnect_tip()
+
+
+def test_wrong_coinbase_amount_is_rejected_and_changes_nothing(setup):
+    chain, wallet, _, _ = setup
+    good = assemble_block(chain, wallet.transfers(2, chain), chain.tip_header.timestamp + 2)
+    coinbase = good.transactions[0]
+    greedy = Transaction.coinbase(
+        1, [TxOut(coinbase.outputs[0].value + 1, coinbase.outputs[0].pubkey_hash), *coinbase.outputs[1:]]
+    )
+    # Re-assemble around the greedy coinbase so that only the amount is wrong.
+    txs = (greedy, *good.transactions[1:])
+    header = dataclasses.replace(
+        good.header, merkle_root=merkle_root([t.txid for t in txs]), utxo_set_hash=bytes(32)
+    )
+    applied = chain.utxos.apply_block(Block(header, txs).encode(), chain.rules, check_utxo_hash=False)
+    set_hash = chain.utxos.set_hash()
+    chain.utxos.rollback(applied.undo)
+    bad = Block(dataclasses.replace(header, utxo_set_hash=set_hash), txs)
+    before = chain.utxos.set_hash()
+    with pytest.raises(ValidationError) as e:
+        chain.connect_block(bad.encode())
+    assert e.value.code == "bad-coinbase-amount"
+    assert chain.utxos.set_hash() == before and chain.tip.height == 0
+    chain.connect_block(good.encode())
+    assert chain.tip.height == 1
+
+
+def test_linkage_checks(setup):
+    chain, wallet, _, _ = setup
+    block = assemble_block(chain, wallet.transfers(1, chain), chain.tip_header.timestamp + 2)
+    wrong_prev = Block(dataclasses.replace(block.header, prev_hash=b"\1" * 32), block.transactions)
+    with pytest.raises(ValidationError, match="bad-prevblk"):
+        chain.connect_block(wrong_prev.encode())
+    wrong_height = Block(dataclasses.replace(block.header, height=5), block.transactions)
+    with pytest.raises(ValidationError, match="bad-height"):
+        chain.connect_block(wrong_height.encode())
+    with pytest.raises(ValidationError, match="bad-encoding"):
+        chain.connect_block(b"\0" * 10)
+    assert chain.tip.height == 0
+
+
+def test_double_spend_across_blocks(setup):
+    chain, wallet, genesis, _ = setup
+    spent = min(wallet.coins, key=lambda op: (op.txid, op.vout))
+    value, key = wallet.coins[spent]
+    first = Transaction.transfer([spent], [TxOut(value // 2, b"\1" * 32)]).signed_with([key], genesis.hash, 2)
+    chain.connect_block(assemble_block(chain, [first], chain.tip_header.timestamp + 2).encode())
+    again = Transaction.transfer([spent], [TxOut(value // 3, b"\2" * 32)]).signed_with([key], genesis.hash, 2)
+    before = (chain.tip, chain.utxos.set_hash())
+    with pytest.raises(ValidationError) as e:
+        assemble_block(chain, [again], chain.tip_header.timestamp + 2)
+    assert e.value.code == "missing-input"
+    assert (chain.tip, chain.utxos.set_hash()) == before
+
+
+def test_rollback_depth_limit_and_alert(setup, caplog):
+    chain, wallet, _, _ = setup
+    chain.params = dataclasses.replace(chain.params, reorg_alert_depth=2, reorg_max_depth=3)
+    list(grow_chain(chain, wallet, 5, 1))
+    with pytest.raises(ValueError, match="exceeds the limit of 3"):
+        chain.rollback_to(1)
+    assert chain.tip.height == 5
+    with caplog.at_level(logging.WARNING):
+        chain.rollback_to(2)
+    assert chain.tip.height == 2 and chain.deep_rollbacks == 1 and "ALERT" in caplog.text
+
+
+def test_reopen_checks_network_genesis_and_utxo_hash(setup):
+    chain, wallet, genesis, tmp_path = setup
+    list(grow_chain(chain, wallet, 2, 2))
+    chain.close()
+    other, _, _ = devnet_genesis(seed=b"another network")
+    with pytest.raises(StoreError, match="belongs to network"):
+        ChainState.open(tmp_path / "chain", other.params, build_genesis(other))
+    # Corrupt one stored coin: the set no longer hashes to the tip's commitment.
+    env = lmdb.open(str(tmp_path / "chain"), max_dbs=16)
+    with env.begin(write=True, db=env.open_db(b"utxo")) as txn:
+        key, value = next(iter(txn.cursor()))
+        txn.put(key, bytes([value[0] ^ 1]) + value[1:])
+    env.close()
+    with pytest.raises(StoreError, match="store is corrupt"):
+        ChainState.open(tmp_path / "chain", genesis.config.params, genesis)
+    chain.close = lambda: None  # closed above; the fixture must not close it twice

@@ -117,3 +117,19 @@ def test_remove_conflicts_with_a_block(chain):
     pool.add([tx.encode()], 1)
     removed = pool.remove_conflicts([op.encode()])
     assert [e.txid for e in removed] == [tx.txid] and len(pool) == 0 and pool.bytes == 0
+
+
+def test_masternode_transactions_are_checked_against_the_registry(chain):
+    from timecoin.core.types import MasternodeDeregistration, OutPoint
+
+    op, value, key = coins(chain)[0]
+    owner = pubkey_hash(crypto.public_key(key))
+    dereg = Transaction.masternode(
+        MasternodeDeregistration(OutPoint(b"\5" * 32, 0)), [op], [TxOut(value - 2_000_000, owner)]
+    ).signed_with([key, b"\6" * 32], chain.genesis.hash, int(chain.params.network))
+    unchecked = Mempool(chain.params, chain.utxos, chain.rules)
+    assert unchecked.add([dereg.encode()], 1)[0].code == "mn-unchecked"
+    pool = Mempool(chain.params, chain.utxos, chain.rules, special_check=chain.check_masternode_transaction)
+    verdict = pool.add([dereg.encode()], 1)[0]
+    assert verdict.code == "mn-not-registered" and verdict.message
+    assert len(pool) == 0 and pool.locked_by(op.encode()) is None

@@ -154,6 +154,11 @@ class ChainState:
             self.params, fees, self.masternode_weights(height), self.genesis.config.treasury
         )
 
+    def check_masternode_transaction(self, raw: bytes) -> None:
+        """Checks an encoded masternode transaction against the registry and the UTXO set at the
+        tip, for the mempool. Raises ``ValidationError`` (registry codes) or ``ValueError``."""
+        self.registry.check_transaction(Transaction.decode(raw), self.utxos.get)
+
     def connect_block(self, raw: bytes) -> timecoin_native.AppliedBlock:
         """Validates the encoded block ``raw`` on the tip, applies it and commits it.
 

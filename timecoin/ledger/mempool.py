@@ -19,9 +19,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import timecoin_native
+
 from timecoin.params import NetworkParams
 
 OUTPOINT_LEN = 36
+
+MASTERNODE_KINDS = frozenset({2, 3, 4})
+"""Transaction kinds the masternode registry must also accept (docs/encoding.md)."""
 
 FEE_RATE_SCALE = 1_000_000
 """Fee rates compare as integer sat per 10^6 bytes (policy only, never consensus)."""
@@ -70,11 +75,16 @@ class Mempool:
         utxos: object,
         rules: object,
         clock: Callable[[], float] = time.monotonic,
+        special_check: Callable[[bytes], None] | None = None,
     ) -> None:
+        """``special_check(raw)`` checks a masternode transaction (kinds 2-4) against the
+        registry (``ChainState.check_masternode_transaction``), raising ``ValidationError``;
+        without it such transactions are refused (``mn-unchecked``), never admitted unchecked."""
         self._params = params
         self._utxos = utxos
         self._rules = rules
         self._clock = clock
+        self._special_check = special_check
         self._entries: dict[bytes, MempoolEntry] = {}
         self._locks: dict[bytes, bytes] = {}
         self._bytes = 0
@@ -113,9 +123,23 @@ class Mempool:
             if not v.ok:
                 out.append(Admission(v.txid, v.code, v.message))
                 continue
+            if v.kind in MASTERNODE_KINDS:
+                rejection = self._check_special(raw)
+                if rejection is not None:
+                    out.append(Admission(v.txid, *rejection))
+                    continue
             inputs = tuple(v.inputs[i : i + OUTPOINT_LEN] for i in range(0, len(v.inputs), OUTPOINT_LEN))
             out.append(self._admit(MempoolEntry(v.txid, raw, v.fee, v.size, inputs, self._clock())))
         return out
+
+    def _check_special(self, raw: bytes) -> tuple[str, str] | None:
+        if self._special_check is None:
+            return "mn-unchecked", "this mempool has no masternode registry to check the transaction against"
+        try:
+            self._special_check(raw)
+        except timecoin_native.ValidationError as e:
+            return e.code, e.message
+        return None
 
     def _admit(self, entry: MempoolEntry) -> Admission:
         if entry.txid in self._entries:

@@ -71,6 +71,18 @@ HEARTBEAT_MAX_CLOCK_SKEW = 15.0
 """Seconds a heartbeat's timestamp may lie ahead of the receiver's clock before it is refused
 (liveness only, DESIGN §5; never an input to consensus, DESIGN §12 invariant 7)."""
 
+FULL_BLOCK_ROUNDS = 2
+"""Rounds of a height whose leader proposes a full block: round 0's leader, then one rotation
+to round 1's (DESIGN §7, "rotate the leader twice": the second rotation reaches
+:data:`REWARD_ONLY_ROUND`)."""
+REWARD_ONLY_ROUND = 2
+"""The round whose leader proposes a reward-only block (coinbase only), with
+``reward_only_window`` timeouts (DESIGN §7). Every later round votes on the emergency block
+(docs/consensus.md)."""
+MAX_BLOCK_TIME_DRIFT = 15
+"""Seconds a proposed block's timestamp may lie ahead of a validator's clock (DESIGN §7,
+"timestamp window"; the same bound as :data:`HEARTBEAT_MAX_CLOCK_SKEW`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class NetworkParams:
@@ -137,6 +149,17 @@ class NetworkParams:
     """DESIGN §6."""
     snowball_round_timeout: float = 0.5
     """DESIGN §6."""
+    finality_vote_interval: float = 0.025
+    """Seconds between a masternode's signed finality vote batches: one message per voter per
+    short interval carrying many txids (DESIGN §6, "tens of ms"); also how long a new
+    transaction waits before its first vote, so a conflicting spend gossiped meanwhile is seen
+    before the vote is signed."""
+    finality_revote_interval: float = 1.0
+    """Seconds after which a masternode repeats its decision on a transaction that is still
+    neither final nor rejected (votes lost to a partition or a restart; docs/consensus.md)."""
+    conflict_deadline: float = 10.0
+    """Seconds after a conflict is seen until, still unsettled by votes and Snowball, it is
+    settled by the next block (DESIGN §6; docs/consensus.md, "Conflicts")."""
 
     lmdb_unsafe_nosync: bool = False
     """Skip fsync on commit. Only a devnet may (DESIGN §9): a crash can lose recent blocks."""
@@ -182,6 +205,7 @@ DEVNET = NetworkParams(
     leader_timeout=3.0,
     voting_window=1.0,
     reward_only_window=0.5,
+    conflict_deadline=2.0,
     lmdb_unsafe_nosync=True,
 )
 

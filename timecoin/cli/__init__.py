@@ -1,2 +1,2 @@
-"""Command-line entry points: ``timecoin`` (tools); ``timecoind`` and ``timecoin-cli`` arrive
-with the node (issue: the node as a product)."""
+"""Command-line entry points: ``timecoind`` (the node daemon, :mod:`.daemon`), ``timecoin-cli``
+(JSON-RPC client, :mod:`.client`) and ``timecoin`` (tools, :mod:`.main`)."""

@@ -11,6 +11,8 @@ One environment per datadir with named databases:
 ``finalized``  txid → finalized transaction and its certificate (consensus issue)
 ``masternodes`` masternode registry state per height (masternode issue)
 ``peers``      address book and bans (P2P issue)
+``txindex``    txid → block height and byte span (timecoin/store/txindex.py)
+``consensus``  signer state, per-outpoint accept votes, commit certificates (timecoin/consensus/store.py)
 =============  =========================================================================
 
 **One write transaction per block**: the block, its index entry, its undo record, the UTXO
@@ -43,7 +45,18 @@ SCHEMA_VERSION = 1
 INITIAL_MAP_SIZE = 1 << 30
 """Initial LMDB map size, bytes (1 GiB); it doubles whenever a write finds it full."""
 
-DATABASES = (b"meta", b"blocks", b"index", b"undo", b"utxo", b"finalized", b"masternodes", b"peers")
+DATABASES = (
+    b"meta",
+    b"blocks",
+    b"index",
+    b"undo",
+    b"utxo",
+    b"finalized",
+    b"masternodes",
+    b"peers",
+    b"txindex",
+    b"consensus",
+)
 
 _META_SCHEMA = b"schema_version"
 _META_NETWORK = b"network"

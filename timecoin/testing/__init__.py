@@ -1,2 +1,3 @@
-"""Test harness shipped in the package (DESIGN §2): failpoints now; TestNode, mininode and
-wait_until arrive with the node and P2P issues."""
+"""Test harness shipped in the package (DESIGN §2): failpoints, deterministic chains
+(:mod:`.chaingen`), and real node processes with ``TestNode``, ``wait_until`` and
+``assert_raises_rpc_error`` (:mod:`.node`)."""

@@ -1,0 +1,108 @@
+"""``timecoind``: the node daemon (DESIGN §10).
+
+Every configuration key of :data:`timecoin.config.SETTINGS` is a flag here (``--rpcport``,
+``--log-level``, ...); flags override ``TIMECOIN_*`` environment variables, which override the
+configuration file. The daemon runs in the foreground on uvloop until SIGINT, SIGTERM or the
+``stop`` RPC, logging to stderr (and ``--log-file``). Exit status 0 after a clean stop, 1 when
+it cannot start (the reason is logged, naming the key to change).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import orjson
+
+import timecoin
+from timecoin.config import SETTINGS, ConfigError, NodeConfig, load_config
+
+_TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+QUIET_LOGGERS = ("aiohttp", "asyncio")
+"""Third-party loggers held at warning unless the level is debug (DESIGN §10: quiet at info)."""
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: ``ts`` (unix seconds), ``level``, ``logger``, ``msg``, and
+    ``exc`` with the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc).decode()
+
+
+def setup_logging(config: NodeConfig) -> None:
+    """Logs to stderr (and ``log_file``) at ``log_level``, as text or JSON lines."""
+    formatter: logging.Formatter
+    if config.log_json:
+        formatter = JSONFormatter()
+    else:
+        formatter = logging.Formatter(_TEXT_FORMAT)
+        formatter.converter = time.gmtime
+        formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
+        formatter.default_msec_format = "%s.%03dZ"
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if config.log_file is not None:
+        try:
+            handlers.append(logging.handlers.WatchedFileHandler(config.log_file))
+        except OSError as e:
+            raise ConfigError(f"log_file: cannot open {config.log_file}: {e.strerror}") from None
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    level = getattr(logging, config.log_level.upper())
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+
+
+def config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds ``--conf`` and one option per configuration key (all default to "not given")."""
+    for s in reversed(SETTINGS):
+        if s.key == "log_json":
+            fn = click.option("--log-json/--no-log-json", "log_json", default=None, help=s.help)(fn)
+        else:
+            fn = click.option(
+                s.flag, s.key, default=None, multiple=s.is_list, metavar=s.metavar, help=s.help
+            )(fn)
+    return click.option("--conf", "conf", default=None, metavar="FILE", help="Configuration file (TOML).")(fn)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@config_options
+@click.option("--version", is_flag=True, help="Print the version and exit.")
+def main(version: bool, **flags: Any) -> None:
+    """Run a TIME Coin node in the foreground."""
+    if version:
+        click.echo(f"timecoind {timecoin.__version__}")
+        return
+    try:
+        config = load_config(flags)
+        setup_logging(config)
+    except ConfigError as e:
+        click.echo(f"timecoind: configuration error: {e}", err=True)
+        sys.exit(1)
+    import uvloop
+
+    from timecoin.node import Node
+
+    sys.exit(uvloop.run(Node(config).run()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Gossip of transactions, votes and heartbeats (DESIGN §8): batches in both directions, a
+seen-cache so nothing is handled or relayed twice, and a handler registry for the opaque
+consensus and masternode items.
+
+Inbound, a batch's items are checked against the seen-cache as the frame arrives (a duplicate
+costs one hash) and the new ones are queued for the gossip task, which hands everything queued
+to its consumer in one call per kind: transactions to the node's ``submit_transactions``, votes
+and heartbeats to the registered handler. Accepted items are queued for relay to every other
+peer and sent after at most ``gossip_interval`` seconds, many per frame. The seen-cache is keyed
+by a hash of the item's full bytes (witnesses included), so a copy with a broken witness cannot
+shadow the real transaction.
+
+Backpressure: past :data:`MAX_PENDING_ITEMS` queued items the node stops reading from the peers
+that sent them until the task catches up.
+
+The gossip task owns the queues; the frame handlers only append to them. ``after_pending``
+runs a callback once everything queued before it is handled: PONG goes through it, so a ping
+after a batch proves the batch was processed (the test harness's ``send_and_ping``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from timecoin.p2p import messages as m
+from timecoin.p2p.messages import MessageType
+
+if TYPE_CHECKING:
+    from timecoin.p2p.connman import ConnMan
+    from timecoin.p2p.peer import Peer
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_ITEMS = 100_000
+"""Queued inbound items past which the senders are paused."""
+PENALTY_INVALID_TX = 20
+"""Per batch holding a transaction that no honest node could have relayed."""
+INVALID_TX_CODES = frozenset(
+    {
+        "bad-encoding",
+        "bad-version",
+        "tx-too-large",
+        "no-inputs",
+        "no-outputs",
+        "dust-output",
+        "duplicate-input",
+        "bad-witness-count",
+        "wrong-key",
+        "bad-signature",
+        "value-overflow",
+        "insufficient-fee",
+        "coinbase-not-first",
+        "multiple-coinbase",
+        "bad-coinbase",
+    }
+)
+"""Native rejection codes (native/src/validate.rs) that prove the sender relayed garbage; the
+others (missing input, conflicts, a full mempool, lock time) can befall honest relays."""
+
+
+class GossipKind(enum.IntEnum):
+    """What travels in a gossip batch, with its message type."""
+
+    TX = MessageType.TX_BATCH
+    VOTE = MessageType.VOTE_BATCH
+    HEARTBEAT = MessageType.HEARTBEAT_BATCH
+
+
+SEEN_CAPACITY: dict[GossipKind, int] = {
+    GossipKind.TX: 250_000,
+    GossipKind.VOTE: 100_000,
+    GossipKind.HEARTBEAT: 50_000,
+}
+"""Items each seen-cache remembers at least (25 s of transactions at 10,000 tx/s)."""
+
+ItemHandler = Callable[["Peer", list[bytes]], list[bool]]
+"""A consumer of opaque gossip: gets the sending peer and the new items of a batch, returns one
+flag per item: relay it (valid and new) or not."""
+SubmitTransactions = Callable[[list[bytes]], list[tuple[bytes | None, str]]]
+
+
+def item_key(item: bytes) -> bytes:
+    """The seen-cache key of an item: BLAKE2b-128 of its bytes (hashlib; no consensus use)."""
+    return hashlib.blake2b(item, digest_size=16).digest()
+
+
+class SeenCache:
+    """Remembers at least the last ``capacity`` keys: two generations of ``capacity`` keys,
+    the older dropped whole when the newer fills (O(1) per key, no per-key eviction)."""
+
+    __slots__ = ("_capacity", "_current", "_previous")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._current: set[bytes] = set()
+        self._previous: set[bytes] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._current or key in self._previous
+
+    def add(self, key: bytes) -> bool:
+        """Adds ``key``; whether it was new."""
+        if key in self._current or key in self._previous:
+            return False
+        current = self._current
+        if len(current) >= self._capacity:
+            self._previous = current
+            current = self._current = set()
+        current.add(key)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+
+class Gossip:
+    """Batching, dedup and relay for one node."""
+
+    def __init__(
+        self,
+        connman: ConnMan,
+        submit_transactions: SubmitTransactions,
+        max_tx_size: int,
+        interval: float,
+        relay_votes: bool,
+    ) -> None:
+        self._connman = connman
+        self._submit = submit_transactions
+        self._max_tx_size = max_tx_size
+        self._interval = interval
+        self._relay_votes = relay_votes
+        self._seen = {kind: SeenCache(cap) for kind, cap in SEEN_CAPACITY.items()}
+        self._handlers: dict[GossipKind, ItemHandler] = {}
+        self._inbound: deque[tuple[Peer | None, GossipKind | None, Any]] = deque()
+        self._pending_items = 0
+        self._paused: set[Peer] = set()
+        self._outbound: dict[GossipKind, list[tuple[bytes, int]]] = {kind: [] for kind in GossipKind}
+        self._wake = asyncio.Event()
+        self.received = dict.fromkeys(GossipKind, 0)
+        """New items received per kind (a metric)."""
+        self.duplicates = dict.fromkeys(GossipKind, 0)
+        """Items received that the seen-cache already had, per kind (a metric)."""
+        self.relayed = dict.fromkeys(GossipKind, 0)
+        """Items sent per kind, counted once per item (a metric)."""
+        for kind in GossipKind:
+            connman.handlers[kind.value] = self._frame_handler(kind)
+
+    def register_handler(self, kind: GossipKind, handler: ItemHandler) -> None:
+        """Plugs in the consumer of VOTE or HEARTBEAT items (one per kind)."""
+        if kind is GossipKind.TX:
+            raise ValueError("transactions go to the node's submit_transactions hook")
+        self._handlers[kind] = handler
+
+    # -- inbound (frame handlers, synchronous) ---------------------------------------------------
+
+    def _frame_handler(self, kind: GossipKind) -> Callable[[Peer, bytes], None]:
+        if kind is GossipKind.TX:
+            max_items, max_item = m.MAX_TX_BATCH_ITEMS, self._max_tx_size
+        else:
+            max_items, max_item = m.ITEM_LIMITS[MessageType(kind.value)]
+        name = MessageType(kind.value).name
+
+        def handle(peer: Peer, payload: bytes) -> None:
+            self.receive(peer, kind, m.decode_items(payload, max_items, max_item, name))
+
+        return handle
+
+    def receive(self, peer: Peer, kind: GossipKind, items: list[bytes]) -> None:
+        """Queues the items of a batch not seen before for the gossip task."""
+        add = self._seen[kind].add
+        new = [item for item in items if add(item_key(item))]
+        self.duplicates[kind] += len(items) - len(new)
+        if not new:
+            return
+        self.received[kind] += len(new)
+        self._inbound.append((peer, kind, new))
+        self._pending_items += len(new)
+        self._wake.set()
+        if self._pending_items > MAX_PENDING_ITEMS and peer.protocol is not None:
+            peer.protocol.pause_reading()
+            self._paused.add(peer)
+
+    def after_pending(self, callback: Callable[[], None]) -> None:
+        """Runs ``callback`` once every item queued so far has been handled (now if none)."""
+        if not self._inbound:
+            callback()
+            return
+        self._inbound.append((None, None, callback))
+        self._wake.set()
+
+    # -- outbound --------------------------------------------------------------------------------
+
+    def broadcast(self, kind: GossipKind, items: list[bytes]) -> None:
+        """Queues our own items for every peer; items already seen are skipped."""
+        add = self._seen[kind].add
+        queue = self._outbound[kind]
+        for item in items:
+            if add(item_key(item)):
+                queue.append((item, 0))
+        if queue:
+            self._wake.set()
+
+    def _flush(self) -> None:
+        peers = [p for p in self._connman.peers.values() if p.established and not p.closing]
+        for kind, queue in self._outbound.items():
+            if not queue:
+                continue
+            self._outbound[kind] = []
+            if kind is GossipKind.VOTE and not self._relay_votes:
+                continue
+            self.relayed[kind] += len(queue)
+            sources = {source for _, source in queue}
+            shared: list[bytes] | None = None
+            for peer in peers:
+                if peer.id in sources:
+                    payloads = _batches(kind, [item for item, source in queue if source != peer.id])
+                else:
+                    if shared is None:
+                        shared = _batches(kind, [item for item, _ in queue])
+                    payloads = shared
+                for payload in payloads:
+                    peer.send(MessageType(kind.value), payload)
+
+    # -- the task --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The gossip task: handle queued items, then relay after ``interval``."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._process_inbound()
+            if any(self._outbound.values()):
+                await asyncio.sleep(self._interval)
+                self._process_inbound()
+                self._flush()
+
+    def _process_inbound(self) -> None:
+        while self._inbound:
+            entries = list(self._inbound)
+            self._inbound.clear()
+            group: list[tuple[Peer, GossipKind, list[bytes]]] = []
+            for peer, kind, value in entries:
+                if kind is None:
+                    self._handle(group)
+                    group = []
+                    value()
+                else:
+                    assert peer is not None
+                    group.append((peer, kind, value))
+            self._handle(group)
+        self._pending_items = 0
+        for peer in self._paused:
+            if peer.protocol is not None:
+                peer.protocol.resume_reading()
+        self._paused.clear()
+
+    def _handle(self, group: list[tuple[Peer, GossipKind, list[bytes]]]) -> None:
+        for kind in GossipKind:
+            batches = [(peer, items) for peer, k, items in group if k is kind]
+            if not batches:
+                continue
+            try:
+                if kind is GossipKind.TX:
+                    self._handle_transactions(batches)
+                else:
+                    self._handle_items(kind, batches)
+            except Exception:
+                # A failing consumer loses these items, never the gossip task.
+                log.exception("%s consumer failed; %d batches dropped", kind.name, len(batches))
+
+    def _handle_transactions(self, batches: list[tuple[Peer, list[bytes]]]) -> None:
+        raws = [raw for _, items in batches for raw in items]
+        verdicts = self._submit(raws)
+        queue = self._outbound[GossipKind.TX]
+        i = 0
+        for peer, items in batches:
+            accepted = invalid = 0
+            for raw in items:
+                code = verdicts[i][1]
+                i += 1
+                if not code:
+                    queue.append((raw, peer.id))
+                    accepted += 1
+                elif code in INVALID_TX_CODES:
+                    invalid += 1
+            if invalid:
+                self._connman.penalize(peer, PENALTY_INVALID_TX, f"{invalid} invalid transactions in a batch")
+            elif accepted:
+                self._connman.reward(peer, 1)
+
+    def _handle_items(self, kind: GossipKind, batches: list[tuple[Peer, list[bytes]]]) -> None:
+        handler = self._handlers.get(kind)
+        if handler is None:
+            log.debug("no handler for %s gossip; %d batches dropped", kind.name, len(batches))
+            return
+        queue = self._outbound[kind]
+        for peer, items in batches:
+            flags = handler(peer, items)
+            if len(flags) != len(items):
+                raise RuntimeError(f"{kind.name} handler returned {len(flags)} flags for {len(items)} items")
+            queue.extend((item, peer.id) for item, relay in zip(items, flags, strict=True) if relay)
+
+
+def _batches(kind: GossipKind, items: list[bytes]) -> list[bytes]:
+    """Batch payloads of ``kind`` within its message's size and item limits."""
+    mtype = MessageType(kind.value)
+    limit = m.SPECS[mtype].max_payload
+    max_items = m.MAX_TX_BATCH_ITEMS if kind is GossipKind.TX else m.ITEM_LIMITS[mtype][0]
+    out: list[bytes] = []
+    start, size = 0, 4
+    for i, item in enumerate(items):
+        if i > start and (size + 4 + len(item) > limit or i - start >= max_items):
+            out.append(m.encode_items(items[start:i]))
+            start, size = i, 4
+        size += 4 + len(item)
+    if start < len(items):
+        out.append(m.encode_items(items[start:]))
+    return out

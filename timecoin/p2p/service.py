@@ -1,0 +1,203 @@
+"""The P2P service: the node's one entry point to the peer-to-peer network (DESIGN §8; the
+interface agreed with the node is notes/p2p-interface.md).
+
+It wires the connection manager (:mod:`~timecoin.p2p.connman`), gossip
+(:mod:`~timecoin.p2p.gossip`) and block sync (:mod:`~timecoin.p2p.sync`) to the node through
+:class:`NodeHooks`, and owns their tasks: :meth:`P2PService.start` spawns them and
+:meth:`P2PService.stop` closes every connection, cancels every task and persists the address
+book (bans are written as they happen). Everything runs on the caller's event loop (uvloop in
+the daemon); nothing here blocks on I/O except the small LMDB writes of addresses and bans.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from timecoin.p2p import messages as m
+from timecoin.p2p.addrman import AddrMan
+from timecoin.p2p.banman import Ban, BanMan
+from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.connman import ConnMan
+from timecoin.p2p.gossip import Gossip, GossipKind, ItemHandler
+from timecoin.p2p.handshake import LocalIdentity
+from timecoin.p2p.messages import MessageType
+from timecoin.p2p.peer import Peer
+from timecoin.p2p.sync import BlockSync
+from timecoin.params import NetworkParams
+from timecoin.store.chainstore import ChainStore
+
+__all__ = ["GossipKind", "NodeHooks", "P2PConfig", "P2PService"]
+
+log = logging.getLogger(__name__)
+
+
+class NodeHooks(Protocol):
+    """What the P2P service asks of the node (implemented by ``timecoin/node.py``)."""
+
+    def chain_tip(self) -> tuple[int, bytes]:
+        """(height, block hash) of the tip."""
+        ...
+
+    def block_hash(self, height: int) -> bytes | None: ...
+
+    def block(self, block_hash: bytes) -> bytes | None:
+        """The encoded block."""
+        ...
+
+    def connect_block(self, raw: bytes) -> None:
+        """Validates and commits the next block; ``timecoin_native.ValidationError`` or
+        ``ValueError`` for a bad one (which changes nothing)."""
+        ...
+
+    def submit_transactions(self, raws: list[bytes]) -> list[tuple[bytes | None, str]]:
+        """Mempool admission of a batch: (txid, reject code or "") per transaction."""
+        ...
+
+    def has_transaction(self, txid: bytes) -> bool: ...
+
+    def is_masternode_key(self, public_key: bytes) -> bool:
+        """Whether ``public_key`` is a registered masternode key at the tip."""
+        ...
+
+
+class P2PService:
+    """One node's P2P network: listening, peers, gossip and sync."""
+
+    def __init__(
+        self,
+        params: NetworkParams,
+        genesis_hash: bytes,
+        node_secret: bytes,
+        hooks: NodeHooks,
+        store: ChainStore,
+        config: P2PConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.params = params
+        self.config = config
+        self.hooks = hooks
+        self.clock = clock
+        self.local = LocalIdentity.create(
+            int(params.network), genesis_hash, node_secret, config.masternode_secret
+        )
+        self.banman = BanMan(store)
+        self.addrman = AddrMan(store, clock=clock)
+        self.connman = ConnMan(
+            params.magic,
+            self.local,
+            config,
+            self.banman,
+            self.addrman,
+            hooks.chain_tip,
+            hooks.is_masternode_key,
+            clock,
+        )
+        self.gossip = Gossip(
+            self.connman,
+            hooks.submit_transactions,
+            params.max_tx_size,
+            config.gossip_interval,
+            relay_votes=config.masternode_secret is not None,
+        )
+        self.sync = BlockSync(
+            self.connman,
+            config,
+            params.max_block_size,
+            hooks.chain_tip,
+            hooks.block_hash,
+            hooks.block,
+            hooks.connect_block,
+            clock,
+        )
+        self.connman.handlers[MessageType.PING] = self._on_ping
+        self._started = False
+
+    @property
+    def node_key(self) -> bytes:
+        """This node's P2P identity (Ed25519 public key of ``node_secret``)."""
+        return self.local.node_key
+
+    async def start(self) -> None:
+        """Listens, dials static peers and seeds, starts gossip and sync."""
+        if self._started:
+            raise RuntimeError("P2PService already started")
+        self._started = True
+        await self.connman.start()
+        self.connman.spawn(self.gossip.run(), "p2p-gossip")
+        self.connman.spawn(self.sync.run(), "p2p-sync")
+
+    async def stop(self) -> None:
+        """Closes every connection, cancels every task, persists the address book."""
+        await self.connman.stop()
+
+    @property
+    def bound_port(self) -> int:
+        """The port listened on (the OS's pick when ``listen_port`` is 0)."""
+        if not self.connman.listen_port:
+            raise RuntimeError("P2PService is not started")
+        return self.connman.listen_port
+
+    # -- for the node ----------------------------------------------------------------------------
+
+    def broadcast_transactions(self, raws: list[bytes]) -> None:
+        """Gossips transactions the node admitted (batched; each sent at most once)."""
+        self.gossip.broadcast(GossipKind.TX, raws)
+
+    def broadcast_votes(self, items: list[bytes]) -> None:
+        """Gossips this masternode's encoded votes (opaque items ≤ MAX_VOTE_ITEM bytes)."""
+        self.gossip.broadcast(GossipKind.VOTE, items)
+
+    def broadcast_heartbeats(self, items: list[bytes]) -> None:
+        """Gossips encoded heartbeats (opaque items ≤ MAX_HEARTBEAT_ITEM bytes)."""
+        self.gossip.broadcast(GossipKind.HEARTBEAT, items)
+
+    def register_handler(self, kind: GossipKind, handler: ItemHandler) -> None:
+        """Plugs the consumer of VOTE or HEARTBEAT gossip in (see :data:`ItemHandler`)."""
+        self.gossip.register_handler(kind, handler)
+
+    def announce_block(self, height: int, block_hash: bytes) -> None:
+        """Tells the peers that may not have it about a block we committed."""
+        payload = m.encode_announce(height, block_hash)
+        for peer in self.connman.peers.values():
+            if peer.established and peer.height < height:
+                peer.send(MessageType.BLOCK_ANNOUNCE, payload)
+
+    async def connect(self, host: str, port: int) -> bool:
+        """Dials (host, port) once (``addnode onetry``); whether a connection was established."""
+        return await self.connman.dial(host, port) is not None
+
+    def disconnect(self, peer_id: int) -> bool:
+        """Closes the connection with id ``peer_id``; whether there was one."""
+        peer = self.connman.peers.get(peer_id)
+        if peer is None:
+            return False
+        peer.close("disconnected by the operator")
+        return True
+
+    def peer_info(self) -> list[dict[str, object]]:
+        """One dict per connection (getpeerinfo): id, addr, inbound, node_key, masternode,
+        height, pingtime (s), bytessent, bytesrecv, reputation, conntime (s), established,
+        rate_limited."""
+        now = self.clock()
+        return [p.info(now) for p in self.connman.peers.values()]
+
+    def sync_status(self) -> dict[str, object]:
+        """height, target, blocks_per_s, eta_s (s or ``None``), syncing."""
+        return self.sync.status()
+
+    def recent_disconnects(self) -> list[dict[str, object]]:
+        """The last closed connections, oldest first: addr, node_key, inbound, established,
+        reason (the logged reason a peer was dropped)."""
+        return list(self.connman.recent_disconnects)
+
+    def bans(self) -> list[Ban]:
+        return self.banman.bans()
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    def _on_ping(self, peer: Peer, payload: bytes) -> None:
+        m.decode_u64(payload, "PING")
+        self.gossip.after_pending(lambda: peer.send(MessageType.PONG, payload))

@@ -1,0 +1,406 @@
+"""Block sync and block serving (DESIGN §8): a node behind fetches block ranges from several
+peers in parallel, verifies and applies them in height order, and reports progress.
+
+* **Fetching**: the target is the highest height any peer has shown (HELLO, BLOCK_ANNOUNCE).
+  The heights from tip + 1 up to ``sync_window`` ahead that no received block or outstanding
+  request covers are cut into GETBLOCKS ranges spread over the peers that have them (each with
+  at most ``sync_requests_per_peer`` outstanding), never holding more than
+  :data:`MAX_PENDING_BYTES` of unapplied blocks.
+* **Receiving**: a peer answers a request with its blocks in order: BLOCK for a block of at most
+  one chunk, ordered BLOCK_CHUNKs for a larger one (the first chunk's header must hash to the
+  announced block hash), or NOTFOUND for the height where it stops. A block nobody asked for, a
+  height out of order or a header for another height is penalized.
+* **Applying**: the sync task connects received blocks in order through ``connect_block``
+  (full validation; commit certificates join with consensus). A block that fails gets its
+  server penalized to a ban and dropped, and every block it sent is fetched again elsewhere.
+  A request unanswered for ``sync_request_timeout`` goes to another peer.
+* **Serving**: GETBLOCKS is answered from the store, at most :data:`MAX_RESPONSE_BYTES` per
+  request (then NOTFOUND for the rest).
+
+The sync task owns the request table and the received blocks; frame handlers only record what
+arrived and wake it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import timecoin_native
+
+from timecoin.core.types import HEADER_LEN, BlockHeader
+from timecoin.p2p import messages as m
+from timecoin.p2p.config import P2PConfig
+from timecoin.p2p.messages import MessageType
+from timecoin.p2p.peer import Misbehaving
+
+if TYPE_CHECKING:
+    from timecoin.p2p.connman import ConnMan
+    from timecoin.p2p.peer import Peer
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_BYTES = 256 * 1024 * 1024
+"""Bytes of received, not yet applied blocks beyond which no new range is requested."""
+PENALTY_BAD_BLOCK = 100
+PENALTY_UNSOLICITED = 20
+PENALTY_SLOW = 10
+PROGRESS_LOG_INTERVAL = 5.0
+RATE_WINDOW = 10.0
+"""Seconds of applied blocks the blocks/s figure averages over."""
+
+
+@dataclass(slots=True)
+class Request:
+    """GETBLOCKS [start, end) outstanding at one peer; ``next`` is the height it owes next."""
+
+    peer_id: int
+    start: int
+    end: int
+    next: int
+    last_progress: float
+
+
+@dataclass(slots=True)
+class Assembly:
+    """A block arriving in chunks from one peer."""
+
+    height: int
+    block_hash: bytes
+    total_len: int
+    count: int
+    next_index: int = 0
+    data: bytearray = field(default_factory=bytearray)
+
+
+class BlockSync:
+    """Fetching, applying and serving blocks for one node."""
+
+    def __init__(
+        self,
+        connman: ConnMan,
+        config: P2PConfig,
+        max_block_size: int,
+        chain_tip: Callable[[], tuple[int, bytes]],
+        block_hash: Callable[[int], bytes | None],
+        block: Callable[[bytes], bytes | None],
+        connect_block: Callable[[bytes], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._connman = connman
+        self._config = config
+        self._max_block_size = max_block_size
+        self._chain_tip = chain_tip
+        self._block_hash = block_hash
+        self._block = block
+        self._connect_block = connect_block
+        self._clock = clock
+        self._requests: dict[int, list[Request]] = {}
+        self._blocks: dict[int, tuple[bytes, int]] = {}
+        self._pending_bytes = 0
+        self._assembly: dict[int, Assembly] = {}
+        self._wake = asyncio.Event()
+        self._applied: deque[tuple[float, int]] = deque()
+        self._last_log = 0.0
+        self.target = 0
+        self.served: dict[bytes, int] = {}
+        """Blocks applied per serving node key (a metric; tests check the spread)."""
+        for mtype, handler in (
+            (MessageType.GETBLOCKS, self._on_getblocks),
+            (MessageType.BLOCK, self._on_block),
+            (MessageType.BLOCK_CHUNK, self._on_chunk),
+            (MessageType.NOTFOUND, self._on_notfound),
+            (MessageType.BLOCK_ANNOUNCE, self._on_announce),
+        ):
+            connman.handlers[mtype] = handler
+        connman.on_established.append(lambda peer: self._wake.set())
+        connman.on_disconnected.append(self._on_disconnected)
+
+    # -- progress --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """height, target, blocks_per_s, eta_s (``None`` when unknown), syncing."""
+        height = self._chain_tip()[0]
+        target = max(self.target, height)
+        rate = self._rate()
+        behind = target - height
+        return {
+            "height": height,
+            "target": target,
+            "blocks_per_s": rate,
+            "eta_s": (behind / rate if rate > 0 else None) if behind > 0 else 0.0,
+            "syncing": behind > 0,
+        }
+
+    def _rate(self) -> float:
+        samples = self._applied
+        now = self._clock()
+        while samples and now - samples[0][0] > RATE_WINDOW:
+            samples.popleft()
+        if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
+            return 0.0
+        return (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def _on_getblocks(self, peer: Peer, payload: bytes) -> None:
+        start, count = m.decode_getblocks(payload)
+        sent = 0
+        for height in range(start, start + count):
+            if sent > m.MAX_RESPONSE_BYTES:
+                peer.send(MessageType.NOTFOUND, m.encode_u64(height))
+                return
+            block_hash = self._block_hash(height)
+            raw = self._block(block_hash) if block_hash is not None else None
+            if raw is None or block_hash is None:
+                peer.send(MessageType.NOTFOUND, m.encode_u64(height))
+                return
+            if len(raw) <= m.BLOCK_CHUNK_SIZE:
+                peer.send(MessageType.BLOCK, m.encode_block_message(height, raw))
+            else:
+                for chunk in m.split_block(height, block_hash, raw):
+                    peer.send(MessageType.BLOCK_CHUNK, chunk)
+            sent += len(raw)
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _expected(self, peer: Peer, height: int) -> Request:
+        requests = self._requests.get(peer.id)
+        if not requests or requests[0].next != height:
+            owed = requests[0].next if requests else None
+            raise Misbehaving(PENALTY_UNSOLICITED, f"block {height} not requested (owed: {owed})")
+        return requests[0]
+
+    def _on_block(self, peer: Peer, payload: bytes) -> None:
+        height, raw = m.decode_block_message(payload)
+        request = self._expected(peer, height)
+        if peer.id in self._assembly:
+            raise Misbehaving(PENALTY_UNSOLICITED, "BLOCK in the middle of a chunked block")
+        self._received(peer, request, height, raw)
+
+    def _on_chunk(self, peer: Peer, payload: bytes) -> None:
+        chunk = m.BlockChunk.decode(payload)
+        assembly = self._assembly.get(peer.id)
+        if assembly is None:
+            request = self._expected(peer, chunk.height)
+            if chunk.index != 0:
+                raise Misbehaving(
+                    PENALTY_UNSOLICITED, f"chunk {chunk.index} of block {chunk.height} before chunk 0"
+                )
+            if chunk.total_len > self._max_block_size:
+                raise Misbehaving(
+                    PENALTY_BAD_BLOCK, f"chunked block of {chunk.total_len} bytes over the maximum"
+                )
+            header = BlockHeader.decode(chunk.data[:HEADER_LEN])
+            if header.hash != chunk.block_hash or header.height != chunk.height:
+                raise Misbehaving(
+                    PENALTY_BAD_BLOCK, "first chunk's header does not match its block hash and height"
+                )
+            assembly = self._assembly[peer.id] = Assembly(
+                chunk.height, chunk.block_hash, chunk.total_len, chunk.count
+            )
+        elif (chunk.height, chunk.block_hash, chunk.total_len, chunk.count, chunk.index) != (
+            assembly.height,
+            assembly.block_hash,
+            assembly.total_len,
+            assembly.count,
+            assembly.next_index,
+        ):
+            del self._assembly[peer.id]
+            raise Misbehaving(
+                PENALTY_UNSOLICITED, f"chunk {chunk.index} out of order for block {assembly.height}"
+            )
+        else:
+            request = self._expected(peer, chunk.height)
+        assembly.data += chunk.data
+        assembly.next_index += 1
+        request.last_progress = self._clock()
+        if assembly.next_index == assembly.count:
+            del self._assembly[peer.id]
+            self._received(peer, request, assembly.height, bytes(assembly.data))
+
+    def _received(self, peer: Peer, request: Request, height: int, raw: bytes) -> None:
+        if len(raw) < HEADER_LEN:
+            raise Misbehaving(PENALTY_BAD_BLOCK, f"block {height} shorter than a header")
+        header = BlockHeader.decode(raw[:HEADER_LEN])
+        if header.height != height:
+            raise Misbehaving(
+                PENALTY_BAD_BLOCK, f"block sent as height {height} has header height {header.height}"
+            )
+        request.next += 1
+        request.last_progress = self._clock()
+        if request.next >= request.end:
+            self._requests[peer.id].pop(0)
+        if height not in self._blocks and height > self._chain_tip()[0]:
+            self._blocks[height] = (raw, peer.id)
+            self._pending_bytes += len(raw)
+        self._wake.set()
+
+    def _on_notfound(self, peer: Peer, payload: bytes) -> None:
+        height = m.decode_u64(payload, "NOTFOUND")
+        requests = self._requests.get(peer.id)
+        if not requests or not requests[0].start <= height <= requests[0].next:
+            raise Misbehaving(PENALTY_UNSOLICITED, f"NOTFOUND {height} for no request")
+        request = requests.pop(0)
+        self._assembly.pop(peer.id, None)
+        if height == request.start:
+            # It has none of the range: don't ask it again until it announces more.
+            peer.height = min(peer.height, height - 1)
+        self._wake.set()
+
+    def _on_announce(self, peer: Peer, payload: bytes) -> None:
+        height, block_hash = m.decode_announce(payload)
+        if height > peer.height:
+            peer.height, peer.tip_hash = height, block_hash
+            if height > self.target:
+                self.target = height
+            self._wake.set()
+
+    def _on_disconnected(self, peer: Peer) -> None:
+        self._requests.pop(peer.id, None)
+        self._assembly.pop(peer.id, None)
+        self._wake.set()
+
+    # -- the task --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The sync task: apply what arrived, expire stale requests, request what is missing."""
+        period = min(1.0, self._config.sync_request_timeout / 2)
+        while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # arrives as the event is set, and stop() sets it while cancelling this task.
+            try:
+                async with asyncio.timeout(period):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self._apply_ready()
+            self._expire()
+            self._schedule()
+            self._log_progress()
+
+    async def _apply_ready(self) -> None:
+        applied = 0
+        while True:
+            height = self._chain_tip()[0]
+            for stale in [h for h in self._blocks if h <= height]:
+                self._pending_bytes -= len(self._blocks.pop(stale)[0])
+            entry = self._blocks.pop(height + 1, None)
+            if entry is None:
+                break
+            raw, peer_id = entry
+            self._pending_bytes -= len(raw)
+            peer = self._connman.peers.get(peer_id)
+            try:
+                self._connect_block(raw)
+            except (timecoin_native.ValidationError, ValueError) as e:
+                self._bad_block(peer_id, peer, height + 1, e)
+                continue
+            except Exception:
+                # Our failure (the store, say), not the peer's: the block is fetched again.
+                log.exception("connecting block %d failed", height + 1)
+                break
+            applied += 1
+            self._applied.append((self._clock(), height + 1))
+            if peer is not None and peer.node_key is not None:
+                self.served[peer.node_key] = self.served.get(peer.node_key, 0) + 1
+            if applied % 16 == 0:
+                await asyncio.sleep(0)
+
+    def _bad_block(self, peer_id: int, peer: Peer | None, height: int, error: Exception) -> None:
+        code = getattr(error, "code", "bad-block")
+        log.warning("block %d from peer %d is invalid (%s): %s", height, peer_id, code, error)
+        for h in [h for h, (_, pid) in self._blocks.items() if pid == peer_id]:
+            self._pending_bytes -= len(self._blocks.pop(h)[0])
+        self._requests.pop(peer_id, None)
+        self._assembly.pop(peer_id, None)
+        if peer is not None:
+            self._connman.penalize(
+                peer, PENALTY_BAD_BLOCK, f"served invalid block {height}: {code}", disconnect=True
+            )
+
+    def _expire(self) -> None:
+        now = self._clock()
+        timeout = self._config.sync_request_timeout
+        for peer_id, requests in list(self._requests.items()):
+            if requests and now - requests[0].last_progress > timeout:
+                del self._requests[peer_id]
+                self._assembly.pop(peer_id, None)
+                peer = self._connman.peers.get(peer_id)
+                if peer is not None:
+                    self._connman.penalize(
+                        peer, PENALTY_SLOW, f"block request unanswered for {timeout:.1f} s"
+                    )
+                    peer.height = min(peer.height, requests[0].next - 1)
+
+    def _schedule(self) -> None:
+        tip = self._chain_tip()[0]
+        peers = [p for p in self._connman.peers.values() if p.established and not p.closing]
+        self.target = max([self.target, tip, *(p.height for p in peers)])
+        if self.target <= tip or self._pending_bytes > MAX_PENDING_BYTES:
+            return
+        last = min(self.target, tip + self._config.sync_window)
+        covered = set(self._blocks)
+        for requests in self._requests.values():
+            for r in requests:
+                covered.update(range(r.next, r.end))
+        gaps: list[list[int]] = []
+        for h in range(tip + 1, last + 1):
+            if h in covered:
+                continue
+            if gaps and gaps[-1][1] == h:
+                gaps[-1][1] = h + 1
+            else:
+                gaps.append([h, h + 1])
+        if not gaps:
+            return
+        limit = self._config.sync_requests_per_peer
+        candidates = [p for p in peers if len(self._requests.get(p.id, ())) < limit]
+        if not candidates:
+            return
+        missing = sum(end - start for start, end in gaps)
+        size = max(
+            1,
+            min(
+                self._config.sync_blocks_per_request,
+                m.MAX_BLOCKS_PER_REQUEST,
+                math.ceil(missing / len(candidates)),
+            ),
+        )
+        now = self._clock()
+        for start, end in gaps:
+            while start < end:
+                ready = [
+                    p for p in candidates if p.height >= start and len(self._requests.get(p.id, ())) < limit
+                ]
+                if not ready:
+                    return
+                # The least busy peer next: consecutive ranges spread over the peers.
+                peer = min(ready, key=lambda p: len(self._requests.get(p.id, ())))
+                count = min(size, end - start, peer.height - start + 1)
+                self._requests.setdefault(peer.id, []).append(
+                    Request(peer.id, start, start + count, start, now)
+                )
+                peer.send(MessageType.GETBLOCKS, m.encode_getblocks(start, count))
+                start += count
+
+    def _log_progress(self) -> None:
+        now = self._clock()
+        if now - self._last_log < PROGRESS_LOG_INTERVAL:
+            return
+        status = self.status()
+        if status["syncing"]:
+            self._last_log = now
+            log.info(
+                "sync: height %s of %s, %.1f blocks/s, ETA %s s",
+                status["height"],
+                status["target"],
+                status["blocks_per_s"],
+                "?" if status["eta_s"] is None else f"{status['eta_s']:.0f}",
+            )

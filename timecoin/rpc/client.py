@@ -1,0 +1,122 @@
+"""A synchronous JSON-RPC client over HTTP (``timecoin-cli``, the test harness, scripts).
+
+``RPCClient(host, port, user, password).call("getblockhash", 0)`` or, as a proxy,
+``client.getblockhash(0)``. One persistent HTTP connection per client: not thread-safe; make one
+client per thread. A JSON-RPC error raises :class:`JSONRPCError` with Bitcoin Core's code.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from timecoin.rpc.server import read_cookie
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds an RPC call may take before the client gives up."""
+
+
+class JSONRPCError(Exception):
+    """The server answered with a JSON-RPC error (``code``, ``message``) or an HTTP error
+    (``http_status``; ``code`` is None when the body held no JSON-RPC error)."""
+
+    def __init__(self, code: int | None, message: str, http_status: int = 200) -> None:
+        super().__init__(f"{message} (code {code})" if code is not None else message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+def cookie_auth(datadir: Path) -> tuple[str, str]:
+    """(user, password) from ``<datadir>/.cookie``; ``OSError`` if the node has not written it."""
+    return read_cookie(datadir / ".cookie")
+
+
+class RPCClient:
+    """A JSON-RPC 2.0 client of one node."""
+
+    def __init__(
+        self, host: str, port: int, user: str, password: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self._ids = itertools.count(1)
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """Sends a raw body; (HTTP status, response body). Reconnects once on a dropped
+        keep-alive connection."""
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request(
+                    "POST", "/", body=body, headers=headers if headers is not None else self._headers
+                )
+                response = self._conn.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _request(self, payload: object) -> tuple[Any, int]:
+        status, body = self.post(orjson.dumps(payload))
+        if status == 204:
+            return None, status
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise JSONRPCError(
+                None, f"HTTP {status}: {body[:200].decode(errors='replace').strip()}", status
+            ) from None
+        if status != 200 and not (isinstance(doc, dict) and isinstance(doc.get("error"), dict)):
+            raise JSONRPCError(None, f"HTTP {status}", status)
+        return doc, status
+
+    def call(self, method: str, *params: Any, **named: Any) -> Any:
+        """Calls ``method`` with positional or named parameters; the result, or
+        :class:`JSONRPCError`."""
+        if params and named:
+            raise TypeError("give positional or named parameters, not both")
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": named or list(params)}
+        doc, status = self._request(payload)
+        if not isinstance(doc, dict):
+            raise JSONRPCError(None, f"unexpected response: {str(doc)[:200]}", status)
+        error = doc.get("error")
+        if error is not None:
+            raise JSONRPCError(error.get("code"), str(error.get("message")), status)
+        return doc.get("result")
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """Sends ``[(method, params), ...]`` as one batch; the response objects, in request order."""
+        first = next(self._ids)
+        payload = [
+            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+        ]
+        self._ids = itertools.count(first + len(calls))
+        doc, status = self._request(payload)
+        if not isinstance(doc, list):
+            error = doc.get("error") if isinstance(doc, dict) else None
+            if isinstance(error, dict):
+                raise JSONRPCError(error.get("code"), str(error.get("message")), status)
+            raise JSONRPCError(None, f"unexpected response: {str(doc)[:200]}", status)
+        return sorted(doc, key=lambda r: r.get("id") or 0)
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return lambda *params, **named: self.call(method, *params, **named)

@@ -1,0 +1,53 @@
+"""RPC methods over the mempool (Bitcoin Core's "blockchain" mempool calls)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from timecoin.rpc import render
+from timecoin.rpc.methods import Param, rpc_method
+
+if TYPE_CHECKING:
+    from timecoin.node import Node
+
+CATEGORY = "Mempool"
+
+
+@rpc_method(CATEGORY)
+def getmempoolinfo(node: Node) -> dict[str, Any]:
+    """Size of the mempool, its limits (DESIGN §4) and the minimum fee rule."""
+    mempool, params = node.mempool, node.params
+    return {
+        "loaded": True,
+        "size": len(mempool),
+        "bytes": mempool.bytes,
+        "maxmempool": params.mempool_max_bytes,
+        "maxmempooltxs": params.mempool_max_txs,
+        "minfee_base_sat": params.min_fee_base,
+        "minfee_per_mille": params.min_fee_per_mille,
+        "dust_limit_sat": params.dust_limit,
+    }
+
+
+@rpc_method(
+    CATEGORY,
+    Param("verbose", "bool", "false: txids; true: an object per txid with size, fee and time.", False, False),
+)
+def getrawmempool(node: Node, verbose: bool) -> Any:
+    """The pending transactions, in arrival order."""
+    entries = node.mempool.entries()
+    if not verbose:
+        return [e.txid.hex() for e in entries]
+    # Entries carry monotonic arrival times; shown as unix seconds.
+    offset = time.time() - time.monotonic()
+    return {
+        e.txid.hex(): {
+            "size": e.size,
+            "fee": render.amount(e.fee),
+            "fee_sat": e.fee,
+            "time": int(e.added + offset),
+            "spends": len(e.inputs),
+        }
+        for e in entries
+    }

@@ -1,0 +1,138 @@
+"""RPC methods over single transactions (Bitcoin Core's "rawtransactions" category).
+
+Rejections carry the mempool's or the ledger's stable reject code first in the message
+(``"insufficient-fee: ..."``): ``VERIFY_ERROR`` (-25) for inputs that are missing or spent,
+``VERIFY_REJECTED`` (-26) for every other rule or policy, ``VERIFY_ALREADY_IN_CHAIN`` (-27) for
+a transaction a committed block holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from timecoin.core.types import HEADER_LEN, BlockHeader
+from timecoin.rpc import render
+from timecoin.rpc.errors import (
+    DESERIALIZATION_ERROR,
+    INVALID_ADDRESS_OR_KEY,
+    INVALID_PARAMETER,
+    VERIFY_ALREADY_IN_CHAIN,
+    VERIFY_ERROR,
+    VERIFY_REJECTED,
+    RPCError,
+)
+from timecoin.rpc.methods import Param, parse_hash, parse_hex, rpc_method
+
+if TYPE_CHECKING:
+    from timecoin.ledger.mempool import Admission
+    from timecoin.node import Node
+
+CATEGORY = "Rawtransactions"
+MISSING_INPUT_CODES = frozenset({"missing-input"})
+"""Reject codes reported as ``VERIFY_ERROR`` (-25): the inputs, not the transaction, are the
+problem (Bitcoin Core: "bad-txns-inputs-missingorspent")."""
+ALREADY_PENDING = "txn-already-in-mempool"
+MAX_BATCH = 100_000
+"""Most transactions one ``sendrawtransactions`` call takes (ten mempools' worth, DESIGN §4)."""
+
+
+def _decode_hex_tx(node: Node, hexstring: str) -> bytes:
+    raw = parse_hex("hexstring", hexstring)
+    if len(raw) > node.params.max_tx_size:
+        raise RPCError(
+            DESERIALIZATION_ERROR,
+            f"TX decode failed: {len(raw)} bytes exceeds the maximum of {node.params.max_tx_size}",
+        )
+    return raw
+
+
+@rpc_method(
+    CATEGORY,
+    Param("txid", "hex", "Transaction id."),
+    Param("verbose", "int_or_bool", "false/0: hex; true/1: a JSON object.", False, False),
+    Param("blockhash", "hex", "Only look in this block.", False, None),
+)
+def getrawtransaction(node: Node, txid: str, verbose: int | bool, blockhash: str | None) -> Any:
+    """A pending or committed transaction, from the mempool or the transaction index."""
+    txid_bytes = parse_hash("txid", txid)
+    want_block = parse_hash("blockhash", blockhash) if blockhash is not None else None
+    raw: bytes | None = None
+    where: dict[str, Any] = {}
+    entry = node.mempool.get(txid_bytes) if want_block is None else None
+    if entry is not None:
+        raw = entry.raw
+    else:
+        found = node.txindex.lookup(txid_bytes)
+        if found is not None and (want_block is None or found[1] == want_block):
+            loc, block_hash, raw = found
+            header = BlockHeader.decode(node.chain.store.block(block_hash)[:HEADER_LEN])  # type: ignore[index]
+            where = {
+                "blockhash": block_hash.hex(),
+                "height": loc.height,
+                "confirmations": node.chain.tip.height - loc.height + 1,
+                "blocktime": header.timestamp,
+            }
+        elif want_block is not None and node.chain.store.block(want_block) is None:
+            raise RPCError(INVALID_ADDRESS_OR_KEY, "Block hash not found")
+    if raw is None:
+        where_text = "in block" if want_block is not None else "mempool or blockchain"
+        raise RPCError(INVALID_ADDRESS_OR_KEY, f"No such {where_text} transaction {txid}")
+    if not verbose:
+        return raw.hex()
+    return {"hex": raw.hex()} | render.decode_transaction_json(raw, node.params) | where
+
+
+@rpc_method(CATEGORY, Param("hexstring", "hex", "The encoded transaction, hex."))
+def decoderawtransaction(node: Node, hexstring: str) -> dict[str, Any]:
+    """The JSON form of an encoded transaction (no validity check)."""
+    raw = _decode_hex_tx(node, hexstring)
+    try:
+        return render.decode_transaction_json(raw, node.params)
+    except ValueError as e:
+        raise RPCError(DESERIALIZATION_ERROR, f"TX decode failed: {e}") from None
+
+
+def _rejection(node: Node, v: Admission) -> RPCError:
+    if v.code in MISSING_INPUT_CODES and v.txid is not None and node.txindex.locate(v.txid) is not None:
+        return RPCError(VERIFY_ALREADY_IN_CHAIN, "Transaction already in block chain")
+    if v.code == "bad-encoding":
+        return RPCError(DESERIALIZATION_ERROR, f"TX decode failed: {v.message}")
+    code = VERIFY_ERROR if v.code in MISSING_INPUT_CODES else VERIFY_REJECTED
+    return RPCError(code, f"{v.code}: {v.message}" if v.message else v.code)
+
+
+@rpc_method(CATEGORY, Param("hexstring", "hex", "The encoded, signed transaction, hex."))
+def sendrawtransaction(node: Node, hexstring: str) -> str:
+    """Submits a transaction to the mempool and relays it; returns its txid. A transaction
+    already pending is no error (its txid is returned)."""
+    raw = _decode_hex_tx(node, hexstring)
+    (v,) = node.accept_transactions([raw])
+    if v.accepted or v.code == ALREADY_PENDING:
+        assert v.txid is not None
+        return v.txid.hex()
+    raise _rejection(node, v)
+
+
+@rpc_method(CATEGORY, Param("hexstrings", "array", "Encoded, signed transactions, hex."))
+def sendrawtransactions(node: Node, hexstrings: list[Any]) -> list[dict[str, Any]]:
+    """Submits many transactions in one batch (load generation): one mempool admission and one
+    relay for all. Returns, per transaction in order, ``{"txid", "accepted", "reject"}`` with
+    ``reject`` ``{"code", "reason"}`` (the RPC error ``sendrawtransaction`` would give) or null."""
+    if len(hexstrings) > MAX_BATCH:
+        raise RPCError(
+            INVALID_PARAMETER, f"{len(hexstrings)} transactions exceed the batch limit of {MAX_BATCH}"
+        )
+    raws = []
+    for i, h in enumerate(hexstrings):
+        if not isinstance(h, str):
+            raise RPCError(INVALID_PARAMETER, f"hexstrings[{i}] must be a string")
+        raws.append(parse_hex(f"hexstrings[{i}]", h))
+    out = []
+    for v in node.accept_transactions(raws):
+        ok = v.accepted or v.code == ALREADY_PENDING
+        reject = None
+        if not ok:
+            err = _rejection(node, v)
+            reject = {"code": err.code, "reason": err.message}
+        out.append({"txid": v.txid.hex() if v.txid is not None else None, "accepted": ok, "reject": reject})
+    return out

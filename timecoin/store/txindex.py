@@ -1,0 +1,160 @@
+"""The transaction index: txid → where its bytes are in a committed block (``getrawtransaction``).
+
+It lives in the chain store's ``txindex`` database and, like Bitcoin Core's ``-txindex``, is
+derived data with its own best block: entries of a block and the new best block are written in
+one transaction right after the block commits, and on start the index catches up from its best
+block to the chain tip. A crash between the two commits loses nothing the catch-up does not
+rebuild.
+
+Layout: ``txid`` (32 bytes) → ``height`` u64 BE ‖ ``offset`` u32 LE ‖ ``length`` u32 LE (the
+transaction's bytes inside the encoded block); key ``best`` → height u64 BE ‖ block hash.
+A lookup re-hashes the bytes it finds and answers only if they are that txid, so an entry left
+behind by a rolled-back block can never answer with a wrong transaction.
+
+This module reads and writes bytes; it judges no validity.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import timecoin_native
+
+from timecoin.core.types import HEADER_LEN, OUTPOINT_LEN, TXOUT_LEN, WITNESS_LEN
+from timecoin.store.chainstore import ChainStore
+
+TXINDEX_DB = b"txindex"
+"""The chain store database of the index (``DATABASES`` in chainstore.py)."""
+
+_BEST = b"best"
+_ENTRY = struct.Struct(">QII")
+_BEST_FORMAT = struct.Struct(">Q32s")
+_U32 = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    """Where a committed transaction is: block height and its byte span in the encoded block."""
+
+    height: int
+    offset: int
+    length: int
+
+
+def transaction_spans(block: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of each transaction in an encoded block, in block order, read from the
+    counts alone (docs/encoding.md: "Block", "Transaction"). ``ValueError`` on bytes that end
+    early or do not end with the last transaction."""
+    u32 = _U32.unpack_from
+    end = len(block)
+    if end < HEADER_LEN + 4:
+        raise ValueError("block shorter than its header and transaction count")
+    (count,) = u32(block, HEADER_LEN)
+    pos = HEADER_LEN + 4
+    spans = []
+    try:
+        for _ in range(count):
+            start = pos
+            pos += 5  # version u32, kind u8
+            pos += 4 + OUTPOINT_LEN * u32(block, pos)[0]
+            pos += 4 + TXOUT_LEN * u32(block, pos)[0]
+            pos += 4  # lock_time
+            pos += 4 + u32(block, pos)[0]
+            pos += 4 + WITNESS_LEN * u32(block, pos)[0]
+            spans.append((start, pos - start))
+    except struct.error:
+        raise ValueError("block ends inside a transaction") from None
+    if pos != end:
+        raise ValueError(f"block has {end - pos} bytes after its last transaction")
+    return spans
+
+
+class TxIndex:
+    """The txid index over a :class:`ChainStore`. One task owns it (the chain's owner)."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self._store = store
+
+    def best(self) -> tuple[int, bytes] | None:
+        """(height, block hash) of the last block indexed, or ``None`` if none is."""
+        raw = self._store.get(TXINDEX_DB, _BEST)
+        if raw is None:
+            return None
+        height, block_hash = _BEST_FORMAT.unpack(raw)
+        return height, block_hash
+
+    def index_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> None:
+        """Indexes the transactions ``txids`` (block order) of the encoded ``block`` at ``height``
+        and makes it the best block, in one store transaction. ``ValueError`` if the block's
+        transaction count is not ``len(txids)``."""
+        spans = transaction_spans(block)
+        if len(spans) != len(txids):
+            raise ValueError(
+                f"block {block_hash.hex()} has {len(spans)} transactions, {len(txids)} txids given"
+            )
+        pack = _ENTRY.pack
+        writes: list[tuple[bytes, bytes, bytes | None]] = [
+            (TXINDEX_DB, txid, pack(height, offset, length))
+            for txid, (offset, length) in zip(txids, spans, strict=True)
+        ]
+        writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(height, block_hash)))
+        self._store.write(writes)
+
+    def contains(self, txid: bytes) -> bool:
+        """Whether ``txid`` has an entry: one key read, without the re-hash of :meth:`lookup`
+        (for the P2P "do we have it" check on every announced txid)."""
+        return len(txid) == 32 and self._store.get(TXINDEX_DB, txid) is not None
+
+    def locate(self, txid: bytes) -> TxLocation | None:
+        """Where ``txid`` is in the chain, or ``None`` if no committed block holds it."""
+        found = self.lookup(txid)
+        return found[0] if found is not None else None
+
+    def lookup(self, txid: bytes) -> tuple[TxLocation, bytes, bytes] | None:
+        """(location, block hash, encoded transaction) of ``txid`` in the committed chain, or
+        ``None``. The bytes found are re-hashed and must be ``txid``."""
+        raw = self._store.get(TXINDEX_DB, txid)
+        if raw is None or len(raw) != _ENTRY.size:
+            return None
+        loc = TxLocation(*_ENTRY.unpack(raw))
+        block_hash = self._store.block_hash(loc.height)
+        block = self._store.block(block_hash) if block_hash is not None else None
+        if block is None or loc.offset + loc.length > len(block):
+            return None
+        tx = block[loc.offset : loc.offset + loc.length]
+        try:
+            if timecoin_native.txid(tx) != txid:
+                return None
+        except ValueError:
+            return None
+        assert block_hash is not None
+        return loc, block_hash, tx
+
+    def catch_up(self, reorg_max_depth: int) -> int:
+        """Indexes every committed block above the best indexed one (after a crash, or on a store
+        that had no index); returns how many blocks it indexed. If the best indexed block is no
+        longer in the chain (a rollback the index did not see), it re-indexes from
+        ``reorg_max_depth`` blocks below it, deeper than any rollback can go."""
+        tip = self._store.tip()
+        if tip is None:
+            return 0
+        best = self.best()
+        if best is None:
+            start = 0
+        elif self._store.block_hash(best[0]) == best[1]:
+            start = best[0] + 1
+        else:
+            start = max(0, min(best[0], tip.height) - reorg_max_depth)
+        done = 0
+        for height in range(start, tip.height + 1):
+            block_hash = self._store.block_hash(height)
+            block = self._store.block(block_hash) if block_hash is not None else None
+            if block_hash is None or block is None:
+                raise ValueError(f"block {height} is missing from the store; cannot index it")
+            spans = transaction_spans(block)
+            txids = timecoin_native.txids([block[o : o + n] for o, n in spans])
+            self.index_block(height, block_hash, block, txids)
+            done += 1
+        return done

@@ -1,0 +1,225 @@
+"""A raw P2P peer for tests (Bitcoin Core's ``p2p.py`` is the model).
+
+:class:`MiniNode` speaks the wire protocol of :mod:`timecoin.p2p` with nothing behind it: it
+performs the handshake (or lets a test break it), records every message it receives and calls
+``on_<message>(payload)`` for each (``on_tx_batch``, ``on_block``, ...; override or assign them),
+answers pings, and can send anything, including bytes that are not frames at all.
+
+:meth:`MiniNode.send_and_ping` sends a message then a ping and waits for the pong: the node
+answers a ping only after everything received before it has been handled (gossip included), so
+the pong proves the message was processed, without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from timecoin.p2p import messages as m
+from timecoin.p2p.framing import FrameError
+from timecoin.p2p.handshake import LocalIdentity, verify_auth
+from timecoin.p2p.messages import MessageType
+from timecoin.p2p.protocol import FrameProtocol
+from timecoin.params import NetworkParams
+from timecoin.testing.util import wait_for
+
+_nonces = itertools.count(1)
+
+
+class MiniNode:
+    """A test peer. ``secret`` is its node key seed (random by default)."""
+
+    def __init__(
+        self,
+        params: NetworkParams,
+        genesis_hash: bytes,
+        secret: bytes | None = None,
+        *,
+        masternode_secret: bytes | None = None,
+        height: int = 0,
+        tip_hash: bytes = bytes(32),
+        listen_port: int = 0,
+    ) -> None:
+        self.params = params
+        self.local = LocalIdentity.create(
+            int(params.network), genesis_hash, secret or os.urandom(32), masternode_secret
+        )
+        self.our_hello = self.local.hello(height, tip_hash, listen_port)
+        self.their_hello: m.Hello | None = None
+        self.sent_hello: m.Hello | None = None
+        self.their_auth: m.Auth | None = None
+        self.auth_sent: m.Auth | None = None
+        self.auto_auth = True
+        """Answer the node's HELLO with our AUTH (turn off to send a handcrafted one)."""
+        self.auto_pong = True
+        self.protocol: FrameProtocol | None = None
+        self.messages: list[tuple[MessageType, bytes]] = []
+        self.established = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.close_reason = ""
+        self._pongs: dict[int, asyncio.Future[bool]] = {}
+        self._waiters: list[tuple[Callable[[MessageType, bytes], bool], asyncio.Future[bytes]]] = []
+
+    @property
+    def node_key(self) -> bytes:
+        return self.local.node_key
+
+    # -- connecting ------------------------------------------------------------------------------
+
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        handshake: bool = True,
+        local_host: str | None = None,
+        timeout: float = 10.0,
+    ) -> MiniNode:
+        """Opens the connection (from ``local_host`` if given, e.g. ``127.0.0.2``). With
+        ``handshake`` it sends our HELLO and waits until the node's AUTH verified."""
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(
+            lambda: FrameProtocol(self.params.magic, m.FRAME_LIMITS, self),
+            host,
+            port,
+            local_addr=(local_host, 0) if local_host else None,
+        )
+        if handshake:
+            self.send_message(MessageType.HELLO, self.our_hello.encode())
+            await self.wait_for_handshake(timeout)
+        return self
+
+    async def wait_for_handshake(self, timeout: float = 10.0) -> None:
+        done = asyncio.ensure_future(self.established.wait())
+        gone = asyncio.ensure_future(self.disconnected.wait())
+        try:
+            await wait_for(asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED), timeout)
+        finally:
+            done.cancel()
+            gone.cancel()
+        if not self.established.is_set():
+            raise ConnectionError(f"handshake failed: {self.close_reason}")
+
+    async def wait_for_disconnect(self, timeout: float = 10.0) -> str:
+        """Waits until the node closes the connection; returns the close reason."""
+        await wait_for(self.disconnected.wait(), timeout)
+        return self.close_reason
+
+    def close(self) -> None:
+        if self.protocol is not None:
+            self.protocol.close("mininode closed")
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def send_message(self, message_type: int, payload: bytes) -> None:
+        assert self.protocol is not None, "not connected"
+        self.protocol.send(message_type, payload)
+        if message_type == MessageType.HELLO and self.sent_hello is None:
+            self.sent_hello = m.Hello.decode(payload)
+            self._maybe_auth()
+
+    def _maybe_auth(self) -> None:
+        """AUTH answers their HELLO over the HELLO we actually sent, once both exist."""
+        if self.auto_auth and self.auth_sent is None and self.sent_hello and self.their_hello:
+            self.auth_sent = self.local.auth(self.sent_hello, self.their_hello)
+            self.send_message(MessageType.AUTH, self.auth_sent.encode())
+
+    def send_raw(self, data: bytes) -> None:
+        """Writes bytes that need not be frames."""
+        assert self.protocol is not None, "not connected"
+        self.protocol.send_raw(data)
+
+    def hello(self, **changes: Any) -> m.Hello:
+        """Our HELLO with fields replaced (e.g. ``genesis_hash=...`` for a wrong chain)."""
+        return dataclasses.replace(self.our_hello, **changes)
+
+    async def ping(self, timeout: float = 10.0) -> None:
+        """Sends a ping and waits for its pong."""
+        nonce = next(_nonces)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pongs[nonce] = future
+        self.send_message(MessageType.PING, m.encode_u64(nonce))
+        gone: asyncio.Future[bool] = asyncio.ensure_future(self.disconnected.wait())
+        try:
+            await wait_for(asyncio.wait({future, gone}, return_when=asyncio.FIRST_COMPLETED), timeout)
+        finally:
+            gone.cancel()
+            self._pongs.pop(nonce, None)
+        if not future.done():
+            raise ConnectionError(f"disconnected while waiting for a pong: {self.close_reason}")
+
+    async def send_and_ping(self, message_type: int, payload: bytes, timeout: float = 10.0) -> None:
+        """Sends a message, then waits until the node has processed it (ping/pong)."""
+        self.send_message(message_type, payload)
+        await self.ping(timeout)
+
+    async def wait_for_message(
+        self,
+        message_type: MessageType,
+        predicate: Callable[[bytes], bool] = lambda _: True,
+        timeout: float = 10.0,
+    ) -> bytes:
+        """The payload of the next message of ``message_type`` matching ``predicate`` (earlier
+        received ones count)."""
+        for t, payload in self.messages:
+            if t == message_type and predicate(payload):
+                return payload
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiters.append((lambda t, p: t == message_type and predicate(p), future))
+        return await wait_for(future, timeout)
+
+    def received(self, message_type: MessageType) -> list[bytes]:
+        return [p for t, p in self.messages if t == message_type]
+
+    # -- FrameSink -------------------------------------------------------------------------------
+
+    def on_connected(self, protocol: FrameProtocol) -> None:
+        self.protocol = protocol
+
+    def on_frame_error(self, error: FrameError) -> None:
+        self.close_reason = f"node sent a bad frame: {error}"
+
+    def on_closed(self, reason: str) -> None:
+        self.close_reason = self.close_reason or reason
+        self.disconnected.set()
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(ConnectionError(f"disconnected: {reason}"))
+        self._waiters.clear()
+
+    def on_frames(self, frames: list[tuple[int, bytes]]) -> None:
+        for mtype, payload in frames:
+            message_type = MessageType(mtype)
+            self.messages.append((message_type, payload))
+            for waiter in [w for w in self._waiters if w[0](message_type, payload)]:
+                self._waiters.remove(waiter)
+                if not waiter[1].done():
+                    waiter[1].set_result(payload)
+            callback = getattr(self, f"on_{message_type.name.lower()}", None)
+            if callback is not None:
+                callback(payload)
+
+    # -- default callbacks -----------------------------------------------------------------------
+
+    def on_hello(self, payload: bytes) -> None:
+        self.their_hello = m.Hello.decode(payload)
+        self._maybe_auth()
+
+    def on_auth(self, payload: bytes) -> None:
+        self.their_auth = m.Auth.decode(payload)
+        assert self.their_hello is not None and self.sent_hello is not None
+        verify_auth(self.local, self.sent_hello, self.their_hello, self.their_auth)
+        self.established.set()
+
+    def on_ping(self, payload: bytes) -> None:
+        if self.auto_pong:
+            self.send_message(MessageType.PONG, payload)
+
+    def on_pong(self, payload: bytes) -> None:
+        future = self._pongs.get(m.decode_u64(payload, "PONG"))
+        if future is not None and not future.done():
+            future.set_result(True)

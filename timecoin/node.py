@@ -44,7 +44,9 @@ from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
+from timecoin.masternode.liveness import Liveness
 from timecoin.p2p import P2PConfig, P2PService
+from timecoin.p2p.gossip import GossipKind
 from timecoin.store.chainstore import StoreError
 from timecoin.store.txindex import TxIndex
 
@@ -150,6 +152,8 @@ class Node:
         self._mempool: Mempool | None = None
         self._txindex: TxIndex | None = None
         self.p2p: P2PService | None = None
+        self.liveness: Liveness | None = None
+        """Heartbeats: ours if we are a masternode, everyone's from gossip (DESIGN §5)."""
         """The P2P service, once started."""
         self.rpc: RPCServer | None = None
         """The JSON-RPC server, once started."""
@@ -263,11 +267,22 @@ class Node:
             log.info("transaction index caught up: %d blocks indexed", indexed)
         self._check_interrupt()
 
-        self._mempool = Mempool(self.params, self._chain.utxos, self._chain.rules)
+        self._mempool = Mempool(
+            self.params,
+            self._chain.utxos,
+            self._chain.rules,
+            special_check=self._chain.check_masternode_transaction,
+        )
 
         self.warmup = "starting the P2P network"
         await self._start_p2p()
         self._check_interrupt()
+
+        assert self.p2p is not None
+        self.liveness = Liveness(self._chain, self.p2p.broadcast_heartbeats, self.masternode_secret)
+        self.p2p.register_handler(GossipKind.HEARTBEAT, self.liveness.on_gossip)
+        if self.masternode_secret is not None:
+            self._spawn(self.liveness.run(), "heartbeat")
 
         # Consensus (finality votes, BFT rounds) starts here, after P2P: consensus issue.
         # Metrics (/metrics, one Prometheus registry per node) start here: metrics issue.

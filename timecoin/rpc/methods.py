@@ -149,7 +149,7 @@ def rpc_method(
 
 def load_methods() -> dict[str, Method]:
     """Imports every area module (registering its methods) and returns the table."""
-    from timecoin.rpc import blockchain, control, mempool, network, rawtransactions, util  # noqa: F401
+    from timecoin.rpc import blockchain, control, masternode, mempool, network, rawtransactions, util  # noqa: F401
 
     return METHODS
 

@@ -42,6 +42,8 @@ EXPECTED = {
     "submitblock",
     "waitfornewblock",
     "waitforblockheight",
+    "masternodelist",
+    "masternodestatus",
 }
 
 

@@ -1,0 +1,175 @@
+"""Consensus hot paths and finality latency (DESIGN §6, §11), measured in one run.
+
+Groups (read the ratios pytest-benchmark prints beside each mean within a group):
+
+* ``votes-8000``: 4 masternodes deciding 2,000 txids each, as the node receives them. The
+  engine path (``Consensus.on_messages``: decode 16 batched ``TxVote`` messages of 500 txids,
+  check all 16 signatures in one ``verify_batch`` call, tally 8,000 decisions) against a
+  one-by-one Python baseline (one signed message per decision, ``crypto.verify`` each, a dict
+  tally). ``test_vote_ingest_speedup`` also times both back to back and records the ratio.
+* ``finality-latency``: submission → certificate in the simulated 4-masternode network
+  (``timecoin.testing.consensus_sim``, 5-30 ms simulated latency), 300 transfers over 1.5
+  simulated seconds: p50/p95/p99 of the simulated time, recorded in ``extra_info``.
+
+Each benchmark records its correctness check in ``extra_info`` beside the timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import statistics
+import time
+
+import pytest
+
+from timecoin import crypto
+from timecoin.consensus.engine import Consensus
+from timecoin.consensus.messages import TxVote
+from timecoin.ledger.chain import ChainState
+from timecoin.ledger.genesis import build_genesis
+from timecoin.ledger.mempool import Mempool
+from timecoin.testing.chaingen import devnet_genesis
+from timecoin.testing.consensus_sim import Simulation
+
+TXIDS = 2000
+BATCH = 500
+CONFIG, _, MASTERNODES = devnet_genesis(accounts=1)
+GENESIS = build_genesis(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    state = ChainState.open(tmp_path_factory.mktemp("bench-consensus"), CONFIG.params, GENESIS)
+    yield state
+    state.close()
+
+
+@pytest.fixture(scope="module")
+def vote_messages():
+    txids = sorted(hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(TXIDS))
+    messages = [
+        TxVote.create(seed, GENESIS.hash, 1, txids[i : i + BATCH], []).encode()
+        for seed in MASTERNODES
+        for i in range(0, TXIDS, BATCH)
+    ]
+    return txids, messages
+
+
+@pytest.fixture(scope="module")
+def single_votes(vote_messages):
+    txids, _ = vote_messages
+    keys = [crypto.public_key(s) for s in MASTERNODES]
+    items = []
+    for seed, key in zip(MASTERNODES, keys, strict=True):
+        for txid in txids:
+            msg = b"vote" + GENESIS.hash + txid + b"\x01"
+            items.append((key, msg, crypto.sign(seed, msg), txid))
+    return items
+
+
+def fresh_engine(chain: ChainState) -> Consensus:
+    mempool = Mempool(chain.params, chain.utxos, chain.rules)
+    return Consensus(chain, mempool, secret_key=None, production_gate=lambda: True)
+
+
+def engine_ingest(engine: Consensus, messages: list[bytes]) -> Consensus:
+    engine.on_messages([(None, m) for m in messages], 0.0)
+    return engine
+
+
+def one_by_one(items, weights: dict[bytes, int]) -> dict[bytes, int]:
+    tally: dict[bytes, int] = {}
+    for key, msg, sig, txid in items:
+        if crypto.verify(key, msg, sig):
+            tally[txid] = tally.get(txid, 0) + weights[key]
+    return tally
+
+
+def engine_correct(engine: Consensus, txids: list[bytes]) -> bool:
+    tally = engine.finality.tally
+    total = engine.ctx.vset.total
+    return all(tally.weights(t) == (total, 0) and tally.is_final(t) for t in txids)
+
+
+@pytest.mark.benchmark(group="votes-8000")
+def test_vote_ingest_engine_batched(benchmark, chain, vote_messages):
+    txids, messages = vote_messages
+    engine = benchmark.pedantic(
+        engine_ingest, setup=lambda: ((fresh_engine(chain), messages), {}), rounds=5, iterations=1
+    )
+    benchmark.extra_info["votes"] = len(txids) * len(MASTERNODES)
+    benchmark.extra_info["signatures"] = len(messages)
+    ok = engine_correct(engine, txids) and engine.monitor.counters["signatures_verified"] == len(messages)
+    benchmark.extra_info["correct"] = ok
+    assert ok
+
+
+@pytest.mark.benchmark(group="votes-8000")
+def test_vote_ingest_one_by_one_baseline(benchmark, chain, single_votes):
+    weights = dict(zip(*chain.leader_set(1), strict=True))
+    tally = benchmark.pedantic(one_by_one, args=(single_votes, weights), rounds=3, iterations=1)
+    ok = len(tally) == TXIDS and set(tally.values()) == {sum(weights.values())}
+    benchmark.extra_info["votes"] = len(single_votes)
+    benchmark.extra_info["correct"] = ok
+    assert ok
+
+
+def test_vote_ingest_speedup(chain, vote_messages, single_votes):
+    """Both paths back to back on identical decisions; the ratio goes to the console and
+    ``extra_info``-style output, the correctness of both is asserted."""
+    txids, messages = vote_messages
+    weights = dict(zip(*chain.leader_set(1), strict=True))
+    engine = fresh_engine(chain)
+    t0 = time.perf_counter()
+    engine_ingest(engine, messages)
+    batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tally = one_by_one(single_votes, weights)
+    baseline = time.perf_counter() - t0
+    assert engine_correct(engine, txids) and len(tally) == TXIDS
+    votes = len(single_votes)
+    print(
+        f"\nvote ingest: batched {votes / batched:,.0f} votes/s, one by one {votes / baseline:,.0f} votes/s, "
+        f"ratio {baseline / batched:.1f}x"
+    )
+
+
+@pytest.mark.benchmark(group="finality-latency")
+def test_finality_latency_simulated_network(benchmark, tmp_path):
+    def measure():
+        sim = Simulation(tmp_path / f"run{random.random()}", 4, seed=3, accounts=320).start()
+        try:
+            assert sim.wait_height(1)
+            txs = sim.transfers(sim.wallet(), 300)
+            rng = random.Random(3)
+            t0 = sim.clock.now + 0.01
+            sent: dict[bytes, tuple[float, int]] = {}
+            for i, tx in enumerate(txs):
+                at, node = t0 + 1.5 * i / len(txs), rng.randrange(4)
+                sent[tx.txid] = (at, node)
+                sim.scheduler.at(at, lambda n=sim.nodes[node], t=tx: n.submit([t.encode()]))
+            assert sim.run_until(lambda: sim.all_final(sent), timeout=30)
+            latencies = sorted(sim.nodes[node].finalized_at[txid] - at for txid, (at, node) in sent.items())
+            return latencies
+        finally:
+            sim.close()
+
+    latencies = benchmark.pedantic(measure, rounds=1, iterations=1)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+    benchmark.extra_info.update(
+        {
+            "transactions": len(latencies),
+            "p50_s": round(pct(0.50), 4),
+            "p95_s": round(pct(0.95), 4),
+            "p99_s": round(pct(0.99), 4),
+            "mean_s": round(statistics.fmean(latencies), 4),
+        }
+    )
+    ok = len(latencies) == 300 and pct(0.99) < 1.0  # DESIGN §6 target, in simulated time
+    benchmark.extra_info["correct"] = ok
+    print(f"\nfinality latency (simulated): {benchmark.extra_info}")
+    assert ok

@@ -1,0 +1,186 @@
+"""Transaction finality across simulated masternodes (DESIGN §6, §12 invariants 1, 4, 5).
+
+Each test runs real nodes (ChainState on LMDB, mempool, heartbeats, the consensus engine and its
+effect runner) on a fake clock over an in-memory network with seeded latency
+(``timecoin.testing.consensus_sim``): the happy path with certificates anyone can check, a
+following node without a key, a final transaction surviving a restart from the store, and
+conflicting spends sent to different masternodes at once, hundreds of times with seeded
+interleavings.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from timecoin.consensus import CertificateError, verify_certificate, verify_commit_certificate
+from timecoin.consensus.effects import TransactionFinalized
+from timecoin.consensus.messages import FinalityCertificate
+from timecoin.consensus.store import FINALIZED_DB, load_commit_certificate
+from timecoin.consensus.validators import ValidatorSet
+from timecoin.testing.consensus_sim import Simulation, conflicting_pairs, signature_conflicts
+
+
+@pytest.fixture
+def sim(tmp_path):
+    simulation = Simulation(tmp_path, 4, seed=11, observers=1).start()
+    yield simulation
+    simulation.close()
+
+
+def node_set(node, height):
+    keys, weights = node.chain.leader_set(node.chain.tip.height + 1)
+    return ValidatorSet.of(height, keys, weights)
+
+
+def test_happy_path_final_with_certificates_then_archived(sim):
+    """Transfers submitted to different masternodes become final on every node (masternodes and
+    the keyless observer) well under a second of simulated time; every certificate passes
+    ``verify_certificate`` against the masternode set; the next blocks archive them with commit
+    certificates that verify; every node ends on the same tip and UTXO set hash (invariant 4)."""
+    assert sim.wait_height(1)
+    wallet = sim.wallet()
+    txs = sim.transfers(wallet, 12)
+    t0 = sim.clock.now
+    for i, tx in enumerate(txs):
+        assert sim.nodes[i % 4].submit([tx.encode()])[0].accepted
+    txids = [tx.txid for tx in txs]
+    assert sim.run_until(lambda: sim.all_final(txids), timeout=5)
+    latencies = [n.finalized_at[t] - t0 for n in sim.nodes for t in txids]
+    assert max(latencies) < 1.0
+    observer = sim.nodes[4]
+    assert observer.secret_key is None and not observer.consensus.info()["voter"]
+    chain_id = sim.genesis.hash
+    for node in sim.nodes:
+        for txid in txids:
+            notice = node.finalized[txid]
+            cert = FinalityCertificate.decode(notice.certificate)
+            vset = node_set(node, cert.height)
+            assert verify_certificate(notice.certificate, txid, vset, chain_id).txid == txid
+            assert verify_certificate(cert, txid, (list(vset.keys), list(vset.weights)), chain_id)
+    assert sim.run_until(lambda: all(set(txids) <= n.chain_txids() for n in sim.nodes), timeout=10)
+    sim.assert_consistent()
+    node = sim.nodes[1]
+    for h in range(1, node.chain.tip.height + 1):
+        cert = load_commit_certificate(node.chain.store, h)
+        assert cert is not None
+        verify_commit_certificate(cert, node.chain.store.block_hash(h), h, node_set(node, h), chain_id)
+    assert all(not n.consensus.finality.finalized for n in sim.nodes)  # archived: pool empty
+    assert all(n.chain.store.get(FINALIZED_DB, txids[0]) is None for n in sim.nodes)
+    for n in sim.nodes:
+        assert signature_conflicts(n.sent) == []
+
+
+def test_tampered_certificates_are_refused(sim):
+    """A certificate is refused with a stable code when its txid, a signature, a proof or its
+    weight is wrong, or when a signer is not in the set."""
+    assert sim.wait_height(1)
+    tx = sim.transfers(sim.wallet(), 1)[0]
+    sim.nodes[0].submit([tx.encode()])
+    assert sim.run_until(lambda: sim.all_final([tx.txid]), timeout=5)
+    raw = sim.nodes[0].finalized[tx.txid].certificate
+    cert = FinalityCertificate.decode(raw)
+    vset = node_set(sim.nodes[0], cert.height)
+    chain_id = sim.genesis.hash
+
+    def code(certificate, txid=tx.txid, validators=vset):
+        with pytest.raises(CertificateError) as e:
+            verify_certificate(certificate, txid, validators, chain_id)
+        return e.value.code
+
+    assert code(raw, txid=bytes(32)) == "wrong-subject"
+    assert code(raw[:-1]) == "bad-encoding"
+    first = cert.entries[0]
+    bad_sig = first.__class__(*[getattr(first, f) for f in first.__slots__][:-1], bytes(64))
+    assert code(FinalityCertificate(cert.txid, cert.height, (bad_sig, *cert.entries[1:]))) == "bad-signature"
+    bad_proof = first.__class__(
+        first.voter,
+        first.accept_count,
+        first.accept_root,
+        first.index,
+        first.reject_count,
+        first.reject_root,
+        (*first.proof, bytes(32)),
+        first.signature,
+    )
+    assert code(FinalityCertificate(cert.txid, cert.height, (bad_proof, *cert.entries[1:]))) == "bad-proof"
+    quorum = (len(cert.entries) * 2 + 2) // 3
+    few = FinalityCertificate(cert.txid, cert.height, cert.entries[: quorum - 1] if quorum > 1 else ())
+    if few.entries:
+        assert code(few) == "no-quorum"
+    stranger = ValidatorSet.of(cert.height, [bytes([9]) * 32], [1])
+    assert code(raw, validators=stranger) == "unknown-voter"
+
+
+def test_final_transaction_survives_restart(sim):
+    """Invariant 5 at the logic level: the finalized record is durable before the node reports
+    the transaction final; a node restarted from its store right after still holds it with the
+    same certificate and archives it in the next block."""
+    assert sim.wait_height(1)
+    node = sim.nodes[2]
+    durable_when_told = []
+    notice = node.runner.on_notice
+
+    def check_then_notice(effect):
+        if isinstance(effect, TransactionFinalized):
+            durable_when_told.append(node.chain.store.get(FINALIZED_DB, effect.txid) is not None)
+        notice(effect)
+
+    node.runner.on_notice = check_then_notice
+    tx = sim.transfers(sim.wallet(), 1)[0]
+    sim.nodes[0].submit([tx.encode()])
+    assert sim.run_until(lambda: tx.txid in node.finalized, timeout=5)
+    assert durable_when_told == [True]
+    certificate = node.finalized[tx.txid].certificate
+    height = node.chain.tip.height
+    node.crash()
+    node.restart()
+    entry = node.consensus.finality.finalized[tx.txid]
+    assert entry.certificate == certificate and node.chain.tip.height == height
+    assert node.consensus.transaction_status(tx.txid)["state"] == "final"
+    assert sim.run_until(lambda: tx.txid in node.chain_txids(), timeout=10)
+    assert sim.wait_height(node.chain.tip.height)
+    sim.assert_consistent()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_conflicting_spends_never_both_final(tmp_path, seed):
+    """Invariant 1: 50 double spends per seed (200 in all), both halves of each sent at random
+    instants within 50 ms to random masternodes. Conflicts are settled by votes, Snowball or a
+    block; on no node are both spends of a pair final, every node agrees on each pair's outcome,
+    every masternode signed at most one accept per outpoint, and the chains agree."""
+    pairs_count = 50
+    sim = Simulation(tmp_path, 4, seed=seed, accounts=pairs_count + 2).start()
+    try:
+        assert sim.wait_height(1)
+        rng = random.Random(seed)
+        pairs = conflicting_pairs(sim, sim.wallet(), pairs_count)
+        t0 = sim.clock.now
+        for a, b in pairs:
+            for tx in (a, b):
+                target = sim.nodes[rng.randrange(4)]
+                sim.scheduler.at(t0 + rng.random() * 0.05, lambda n=target, t=tx: n.submit([t.encode()]))
+
+        def settled():
+            return sim.clock.now > t0 + 0.1 and all(
+                not n.consensus.finality.pending and not n.consensus.finality.finalized for n in sim.nodes
+            )
+
+        assert sim.run_until(settled, timeout=60)
+        sim.assert_consistent()
+        winners = 0
+        for a, b in pairs:
+            views = set()
+            for n in sim.nodes:
+                final = set(n.finalized) | n.chain_txids()
+                assert not (a.txid in final and b.txid in final), "two conflicting spends are both final"
+                views.add((a.txid in final, b.txid in final))
+            assert len(views) == 1, f"nodes disagree on a conflict: {views}"
+            winners += any(views.pop())
+        assert winners >= pairs_count * 3 // 4  # most conflicts get a winner; the rest are rejected
+        inputs = {t.txid: [i.encode() for i in t.inputs] for pair in pairs for t in pair}
+        for n in sim.nodes:
+            assert signature_conflicts(n.sent, inputs) == []
+    finally:
+        sim.close()

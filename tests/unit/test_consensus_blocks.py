@@ -1,0 +1,135 @@
+"""Blocks of a slot (DESIGN §7): the emergency block is byte-identical on independently opened
+chains; ``check_block`` refuses a wrong proposer, a bad VRF output, transactions in a reward-only
+block, a tampered emergency block, a timestamp not after its parent and ledger faults, each with
+its code and without changing the chain; the clock and proposal-round checks apart."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from timecoin.consensus.blocks import (
+    EMERGENCY_ROUND,
+    BlockRejected,
+    build_block,
+    check_block,
+    check_proposal_round,
+    check_timely,
+    emergency_block,
+    round_kind,
+)
+from timecoin.core.types import Block
+from timecoin.crypto import public_key
+from timecoin.ledger.chain import ChainState
+from timecoin.ledger.genesis import build_genesis
+from timecoin.params import MAX_BLOCK_TIME_DRIFT, REWARD_ONLY_ROUND
+from timecoin.testing.chaingen import Wallet, devnet_genesis
+
+CONFIG, ACCOUNTS, MASTERNODES = devnet_genesis(accounts=4)
+GENESIS = build_genesis(CONFIG)
+NOW = CONFIG.timestamp + 100
+
+
+@pytest.fixture
+def chain(tmp_path):
+    state = ChainState.open(tmp_path / "a", CONFIG.params, GENESIS)
+    yield state
+    state.close()
+
+
+def leader_seed(chain: ChainState, round: int) -> bytes:
+    key = chain.leader_order(chain.tip.height + 1)[round % len(MASTERNODES)]
+    return next(s for s in MASTERNODES if public_key(s) == key)
+
+
+def check(chain: ChainState, block: Block) -> str:
+    keys, weights = chain.leader_set(chain.tip.height + 1)
+    before = chain.utxos.set_hash()
+    with pytest.raises(BlockRejected) as e:
+        check_block(chain, block.encode(), keys, weights)
+    assert chain.utxos.set_hash() == before and chain.tip.height == 0
+    return e.value.code
+
+
+def test_round_kinds():
+    assert [round_kind(r) for r in range(5)] == ["full", "full", "reward-only", "emergency", "emergency"]
+
+
+def test_emergency_block_is_the_same_everywhere(chain, tmp_path):
+    other = ChainState.open(tmp_path / "b", CONFIG.params, GENESIS)
+    try:
+        a, b = emergency_block(chain), emergency_block(other)
+        assert a.encode() == b.encode()
+        assert a.header.round == EMERGENCY_ROUND and a.header.proposer == bytes(32)
+        assert a.header.vrf_output == bytes(64) and len(a.transactions) == 1
+        assert a.header.timestamp == GENESIS.block.header.timestamp + 2
+        keys, weights = chain.leader_set(1)
+        assert check_block(chain, a.encode(), keys, weights).hash == a.hash
+        other.connect_block(b.encode())
+        assert other.tip.block_hash == a.hash
+    finally:
+        other.close()
+
+
+def test_valid_blocks_pass(chain):
+    wallet = Wallet.from_genesis(chain, ACCOUNTS)
+    seed = leader_seed(chain, 0)
+    block = build_block(chain, seed, public_key(seed), 0, wallet.transfers(2, chain), NOW)
+    keys, weights = chain.leader_set(1)
+    assert check_block(chain, block.encode(), keys, weights).block == block
+    check_proposal_round(block.header, 0, fresh=True)
+    check_proposal_round(block.header, 1, fresh=False)
+    check_timely(block.header, NOW)
+    reward_only = build_block(chain, leader_seed(chain, 2), public_key(leader_seed(chain, 2)), 2, [], NOW)
+    assert check_block(chain, reward_only.encode(), keys, weights)
+    with pytest.raises(ValueError):
+        build_block(chain, seed, public_key(seed), 3, [], NOW)
+
+
+def test_bad_blocks_are_refused_with_codes(chain):
+    wallet = Wallet.from_genesis(chain, ACCOUNTS)
+    seed = leader_seed(chain, 0)
+    good = build_block(chain, seed, public_key(seed), 0, wallet.transfers(1, chain), NOW)
+    h = good.header
+    impostor = leader_seed(chain, 1)
+    assert (
+        check(chain, Block(dataclasses.replace(h, proposer=public_key(impostor)), good.transactions))
+        == "bad-proposer"
+    )
+    assert (
+        check(chain, Block(dataclasses.replace(h, vrf_output=bytes(64)), good.transactions)) == "bad-proposer"
+    )
+    assert check(chain, Block(dataclasses.replace(h, round=1), good.transactions)) == "bad-proposer"
+    assert (
+        check(
+            chain, Block(dataclasses.replace(h, timestamp=GENESIS.block.header.timestamp), good.transactions)
+        )
+        == "bad-timestamp"
+    )
+    assert (
+        check(chain, Block(dataclasses.replace(h, prev_hash=bytes(32)), good.transactions)) == "bad-prevblk"
+    )
+    assert (
+        check(chain, Block(dataclasses.replace(h, utxo_set_hash=bytes(32)), good.transactions))
+        == "bad-ledger"
+    )
+    reward_seed = leader_seed(chain, REWARD_ONLY_ROUND)
+    stuffed = build_block(chain, reward_seed, public_key(reward_seed), 0, wallet.transfers(1, chain), NOW)
+    stuffed = Block(dataclasses.replace(stuffed.header, round=REWARD_ONLY_ROUND), stuffed.transactions)
+    assert check(chain, stuffed) == "bad-round"
+    emergency = emergency_block(chain)
+    assert (
+        check(chain, Block(dataclasses.replace(emergency.header, timestamp=NOW), emergency.transactions))
+        == "bad-emergency"
+    )
+    with pytest.raises(BlockRejected, match="bad-round"):
+        check_proposal_round(h, 1, fresh=True)
+    with pytest.raises(BlockRejected, match="bad-round"):
+        check_proposal_round(emergency.header, 5, fresh=False)
+    with pytest.raises(BlockRejected, match="bad-timestamp"):
+        check_timely(dataclasses.replace(h, timestamp=NOW + MAX_BLOCK_TIME_DRIFT + 1), NOW)
+    check_timely(emergency.header, 0)
+    keys, weights = chain.leader_set(1)
+    with pytest.raises(BlockRejected, match="bad-encoding"):
+        check_block(chain, good.encode()[:-1], keys, weights)

@@ -1,0 +1,247 @@
+"""Blocks of a slot: building a proposal (full, reward-only, emergency) and checking one
+(DESIGN §7 phases 3 and 5).
+
+* **Full block** (rounds below ``FULL_BLOCK_ROUNDS``): the coinbase with the rewards, then the
+  transactions ordered by txid (``assemble_block``), timestamp ``max(prev + 1, now)``, the
+  proposer's key and its VRF proof over ``vrf_alpha(prev vrf_output, height, round)``.
+* **Reward-only block** (``REWARD_ONLY_ROUND``): the same without transactions.
+* **Emergency block** (later rounds): what every node builds byte-identically from the chain
+  alone, so it needs no proposer: coinbase only, timestamp = previous + ``ceil(block_slot)``,
+  proposer, VRF proof and VRF output all zero, and ``round`` = :data:`EMERGENCY_ROUND`, a marker
+  no proposal round can take. Its zero VRF output seeds the next height's leader draw, which the
+  height still varies.
+
+:func:`check_block` is the objective validity every node agrees on: linkage, timestamp window,
+proposer eligibility (or exact equality with the emergency block), the round's block kind, and
+the ledger rules (native apply of the block on the tip in memory, the reward rule, the
+masternode registry), leaving the chain unchanged. Whether *this* masternode may vote for a
+valid block is the finality engine's question (its accept records).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from timecoin.core.types import HEADER_LEN, Block, BlockHeader, Transaction
+from timecoin.ledger.blockbuilder import assemble_block
+from timecoin.ledger.chain import ChainState, ValidationError
+from timecoin.masternode import leader
+from timecoin.params import FULL_BLOCK_ROUNDS, MAX_BLOCK_TIME_DRIFT, REWARD_ONLY_ROUND
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BLOCK_REJECT_CODES",
+    "EMERGENCY_ROUND",
+    "BlockRejected",
+    "CheckedBlock",
+    "block_kind",
+    "build_block",
+    "check_block",
+    "check_proposal_round",
+    "check_timely",
+    "emergency_block",
+    "header_of",
+    "round_kind",
+]
+
+EMERGENCY_ROUND = 2**32 - 1
+"""Header ``round`` of an emergency block (u32 max: no proposal round is ever this)."""
+
+BLOCK_REJECT_CODES: dict[str, str] = {
+    "bad-encoding": "Not a canonical block encoding.",
+    "bad-prevblk": "Does not build on this node's tip.",
+    "bad-height": "Not the next height.",
+    "bad-timestamp": "Not after the previous block, or too far ahead of this node's clock.",
+    "bad-proposer": "The proposer is not the leader of the header's round, or its VRF proof fails.",
+    "bad-round": "A block kind the round does not allow (transactions in a reward-only round, "
+    "a fresh block past the reward-only round, a header round above the proposal round).",
+    "bad-emergency": "Claims the emergency round but differs from the emergency block.",
+    "bad-ledger": "Breaks a ledger rule (native validation, rewards, masternode registry).",
+}
+
+
+class BlockRejected(ValueError):
+    """A block that is not valid at this node's tip; ``code`` in :data:`BLOCK_REJECT_CODES`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBlock:
+    """A block that passed :func:`check_block`."""
+
+    block: Block
+    raw: bytes
+
+    @property
+    def hash(self) -> bytes:
+        return self.block.hash
+
+
+def block_kind(header_round: int) -> str:
+    """``full``, ``reward-only`` or ``emergency`` for a header round."""
+    if header_round == EMERGENCY_ROUND:
+        return "emergency"
+    return "full" if header_round < FULL_BLOCK_ROUNDS else "reward-only"
+
+
+def round_kind(round: int) -> str:
+    """What a proposal round produces (DESIGN §7 fallback): rounds below ``FULL_BLOCK_ROUNDS``
+    full blocks, ``REWARD_ONLY_ROUND`` a reward-only block, later rounds the emergency block."""
+    if round < FULL_BLOCK_ROUNDS:
+        return "full"
+    return "reward-only" if round == REWARD_ONLY_ROUND else "emergency"
+
+
+def emergency_timestamp(chain: ChainState) -> int:
+    return chain.tip_header.timestamp + math.ceil(chain.params.block_slot)
+
+
+def emergency_block(chain: ChainState) -> Block:
+    """The emergency block on the chain's tip (see the module docstring): the same bytes on
+    every node with the same chain."""
+    return assemble_block(
+        chain,
+        [],
+        emergency_timestamp(chain),
+        proposer=bytes(32),
+        vrf_proof=bytes(80),
+        vrf_output=bytes(64),
+        round=EMERGENCY_ROUND,
+    )
+
+
+def build_block(
+    chain: ChainState,
+    secret_key: bytes,
+    public_key: bytes,
+    round: int,
+    transactions: Sequence[Transaction],
+    now: float,
+) -> Block:
+    """The block this node proposes as leader of ``round`` at the next height: full (with
+    ``transactions``) or reward-only (``transactions`` ignored) by :func:`round_kind`. A
+    transaction the UTXO set refuses is dropped (logged) and the block rebuilt without it."""
+    height = chain.tip.height + 1
+    kind = round_kind(round)
+    if kind == "emergency":
+        raise ValueError(f"round {round} takes the emergency block, which nobody proposes")
+    proof, output = leader.prove_eligibility(secret_key, chain.tip_header.vrf_output, height, round)
+    timestamp = max(chain.tip_header.timestamp + 1, int(now))
+    txs = list(transactions) if kind == "full" else []
+    while True:
+        try:
+            return assemble_block(
+                chain, txs, timestamp, proposer=public_key, vrf_proof=proof, vrf_output=output, round=round
+            )
+        except ValidationError as e:
+            if e.tx_index is None or not 0 <= e.tx_index < len(txs):
+                raise
+            log.warning("dropping transaction %s from the proposal: %s", txs[e.tx_index].txid.hex(), e)
+            del txs[e.tx_index]
+
+
+def check_block(chain: ChainState, raw: bytes, keys: Sequence[bytes], weights: Sequence[int]) -> CheckedBlock:
+    """Checks ``raw`` as the next block on the chain's tip: everything every honest node agrees
+    on (see the module docstring), with ``keys``/``weights`` the set of the height. The clock
+    (:func:`check_timely`) and the proposal round (:func:`check_proposal_round`) are checked
+    apart, since they depend on the voter and the round. Raises :class:`BlockRejected`; the
+    chain is unchanged either way.
+    """
+    try:
+        block = Block.decode(raw)
+    except ValueError as e:
+        raise BlockRejected("bad-encoding", str(e)) from None
+    header = block.header
+    tip = chain.tip_header
+    height = tip.height + 1
+    if header.prev_hash != tip.hash:
+        raise BlockRejected("bad-prevblk", f"builds on {header.prev_hash.hex()}, tip is {tip.hash.hex()}")
+    if header.height != height:
+        raise BlockRejected("bad-height", f"height {header.height}, expected {height}")
+    if header.round == EMERGENCY_ROUND:
+        if raw != emergency_block(chain).encode():
+            raise BlockRejected("bad-emergency", "differs from the emergency block every node builds")
+        return CheckedBlock(block, raw)
+    if header.timestamp <= tip.timestamp:
+        raise BlockRejected("bad-timestamp", f"timestamp {header.timestamp} is not after {tip.timestamp}")
+    if header.round > REWARD_ONLY_ROUND:
+        raise BlockRejected(
+            "bad-round", f"header round {header.round}: past the reward-only round only the emergency block"
+        )
+    if header.round == REWARD_ONLY_ROUND and len(block.transactions) != 1:
+        raise BlockRejected("bad-round", "a reward-only block carries only the coinbase")
+    try:
+        output = leader.check_proposer(
+            tip.vrf_output, height, header.round, keys, weights, header.proposer, header.vrf_proof
+        )
+    except ValueError as e:
+        raise BlockRejected("bad-proposer", str(e)) from None
+    if output != header.vrf_output:
+        raise BlockRejected("bad-proposer", "header vrf_output is not the proof's output")
+    _check_ledger(chain, raw, header)
+    return CheckedBlock(block, raw)
+
+
+def check_timely(header: BlockHeader, now: float) -> None:
+    """A voter's clock check (DESIGN §7 "timestamp window"): a proposed block's timestamp may
+    lie at most ``MAX_BLOCK_TIME_DRIFT`` seconds ahead of ``now``. The emergency block, fixed by
+    the chain, is always timely. Raises :class:`BlockRejected` (``bad-timestamp``)."""
+    if header.round != EMERGENCY_ROUND and header.timestamp > now + MAX_BLOCK_TIME_DRIFT:
+        raise BlockRejected(
+            "bad-timestamp",
+            f"timestamp {header.timestamp} is over {MAX_BLOCK_TIME_DRIFT} s ahead of {int(now)}",
+        )
+
+
+def check_proposal_round(header: BlockHeader, proposal_round: int, fresh: bool) -> None:
+    """A block proposed in ``proposal_round``: its header round is not later, and equal when
+    ``fresh`` (proposed without a proof-of-lock round), so a fresh proposal in the reward-only
+    round is reward-only and no fresh proposal exists past it. Raises :class:`BlockRejected`."""
+    if (
+        header.round == EMERGENCY_ROUND
+        or header.round > proposal_round
+        or (fresh and header.round != proposal_round)
+    ):
+        raise BlockRejected("bad-round", f"header round {header.round} in proposal round {proposal_round}")
+
+
+def _check_ledger(chain: ChainState, raw: bytes, header: BlockHeader) -> None:
+    """The ledger rules ``ChainState.connect_block`` applies, in memory only."""
+    try:
+        applied = chain.utxos.apply_block(raw, chain.rules)
+    except ValidationError as e:
+        raise BlockRejected("bad-ledger", f"{e.code}: {e.message}") from None
+    try:
+        expected = chain.expected_coinbase(header.height, applied.fees)
+        if list(applied.coinbase_outputs) != expected:
+            raise BlockRejected(
+                "bad-ledger", "bad-coinbase-amount: the coinbase does not pay the reward rule"
+            )
+        chain.registry.connect(
+            header.height,
+            applied.block_hash,
+            [(i, Transaction.decode(tx)) for i, tx in applied.masternode_transactions],
+            chain.utxos.get,
+        )
+    except ValidationError as e:
+        raise BlockRejected("bad-ledger", f"{e.code}: {e.message}") from None
+    finally:
+        chain.utxos.rollback(applied.undo)
+
+
+def header_of(raw: bytes) -> BlockHeader:
+    """The decoded header of an encoded block; ``BlockRejected`` if it is too short."""
+    if len(raw) < HEADER_LEN:
+        raise BlockRejected("bad-encoding", "shorter than a block header")
+    try:
+        return BlockHeader.decode(raw[:HEADER_LEN])
+    except ValueError as e:
+        raise BlockRejected("bad-encoding", str(e)) from None

@@ -1,0 +1,157 @@
+"""What the consensus logic asks its driver to do (DESIGN §2: "it takes messages and time in,
+and gives messages, store writes and timers out").
+
+Every entry point of :class:`timecoin.consensus.engine.Consensus` returns a list of effects. The
+driver executes them **in order**, each finished before the next starts: a :class:`Persist` must
+be durable before any later :class:`Broadcast`/:class:`SendTo`/:class:`Reply` leaves and before
+any later :class:`TransactionFinalized` is reported, which is how "persist, then send" (signer
+safety, DESIGN §7) and "durable before anyone is told" (DESIGN §6, §12 invariant 5) are
+guaranteed. A driver also runs all effects of one call before it feeds the engine its next input
+(they describe the state right after that call). ``timecoin.consensus.runner.EffectRunner`` is
+the reference driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ApplyBlock",
+    "Broadcast",
+    "Effect",
+    "Evidence",
+    "Persist",
+    "Reply",
+    "ScheduleTimer",
+    "SendTo",
+    "ServeDecision",
+    "Timer",
+    "TransactionFinalized",
+    "TransactionRejected",
+    "Writes",
+]
+
+Writes = tuple[tuple[bytes, bytes, bytes | None], ...]
+"""(database, key, value or None to delete): ``ChainStore.write`` input."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer's identity: ``name`` and the (height, round) it belongs to. A timer that fires
+    after its height or round has passed is ignored by the logic, so drivers never cancel."""
+
+    name: str
+    height: int = 0
+    round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write these records durably, in one store transaction, before the next effect."""
+
+    writes: Writes
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Gossip an encoded consensus message to every peer."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo:
+    """Send an encoded message to the masternode with this public key (a Snowball query, a
+    decision request): the driver maps the key to a connection (or gossips if it has none)."""
+
+    masternode: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer the peer a message came from (``peer`` is the driver's own peer id)."""
+
+    peer: Any
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimer:
+    """Call ``Consensus.on_timer(timer, now)`` once the clock reaches ``at`` (unix seconds)."""
+
+    timer: Timer
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyBlock:
+    """Block ``height`` is committed: store ``certificate`` (the encoded commit certificate) in the
+    ``consensus`` database, connect ``block`` with ``ChainState.connect_block``, then call
+    ``Consensus.on_block_applied``. Nothing after this effect in the same list depends on it."""
+
+    height: int
+    block_hash: bytes
+    block: bytes
+    certificate: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ServeDecision:
+    """Send ``peer`` the committed block of ``height`` with its commit certificate (a
+    ``messages.Decision``), read from the store, if this node has it."""
+
+    peer: Any
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFinalized:
+    """``txid`` is final: its transaction and finality certificate are already durable (the
+    :class:`Persist` before this effect). Tell clients, wallets, RPC waiters."""
+
+    txid: bytes
+    transaction: bytes
+    certificate: bytes
+    """The encoded finality certificate; empty when a block settled a conflict (the block's
+    commit certificate is then the proof)."""
+    latency: float | None
+    """Seconds from this node first seeing the transaction to finality, if it saw it."""
+    block_height: int | None = None
+    """The height of the block that settled it, when a block did."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRejected:
+    """``txid`` will not become final here: rejected by more than 1/3 of the weight, spending an
+    outpoint another transaction spent with finality or in a block; its locks are released."""
+
+    txid: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A masternode signed two conflicting messages (``kind``: ``double-prevote``,
+    ``double-precommit``, ``double-proposal``, ``contradictory-tx-vote``, ``conflicting-accept``);
+    ``messages`` are both encodings, for operators and future slashing."""
+
+    kind: str
+    masternode: bytes
+    height: int
+    messages: tuple[bytes, ...]
+
+
+Effect = (
+    Persist
+    | Broadcast
+    | SendTo
+    | Reply
+    | ScheduleTimer
+    | ApplyBlock
+    | ServeDecision
+    | TransactionFinalized
+    | TransactionRejected
+    | Evidence
+)

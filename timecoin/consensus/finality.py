@@ -1,0 +1,712 @@
+"""Transaction finality: batched votes, finality certificates, conflicts, Snowball, and the
+finalized pool that blocks archive (DESIGN §6; docs/consensus.md).
+
+A transaction enters through :meth:`FinalityEngine.submit`: mempool admission, or, for a valid
+spend that conflicts with a pending one, the conflict table (every masternode must learn both
+sides of a conflict, so conflicting spends are voted on, not dropped). A masternode decides each
+pending transaction at a vote flush at least ``finality_vote_interval`` after first seeing it:
+
+* **reject** it if one of its outpoints is recorded as accepted for another txid by this
+  signer, or is spent by a final transaction;
+* else, if another live transaction spends one of its outpoints, run **Snowball** on that
+  outpoint and decide when it has (accept the preference, reject the others);
+* else **accept** it, recording ``outpoint → txid`` for each input in the signer state.
+
+All decisions of a flush go out in one signed :class:`~timecoin.consensus.messages.TxVote`, after
+the signer records are persisted. Every node tallies every vote: accepts reaching 2/3 of the
+set's weight make the transaction **final** (certificate built, record persisted, then
+reported); rejects above 1/3 make it **rejected** (locks released). Decisions still open after
+``finality_revote_interval`` are voted again (votes lost in a partition), and a new height (a
+new set) votes everything open again. A conflict unsettled ``conflict_deadline`` after it was
+seen is settled by the next block (:meth:`FinalityEngine.block_transactions`,
+:meth:`FinalityEngine.check_block_transactions`).
+
+Safety (DESIGN §12 invariant 1): two conflicting final transactions would need 2/3 of the weight
+each, so more than 1/3 would have accepted both, which honest masternodes never do; a block that
+settles a conflict is precommitted by 2/3 that each recorded an accept for what it contains, the
+same argument. Liveness gives way where safety must: an owner who signs two spends that split the
+honest accepts sees both rejected and that coin stays unspendable (the signer records are kept
+while the outpoint is unspent), like an equivocating owner's object in FastPay and Sui.
+
+No I/O: durable writes, messages, timers and notices go to the :class:`Outbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from timecoin.consensus.certificates import CertificateError, check_certificate_structure
+from timecoin.consensus.context import Context, Outbox
+from timecoin.consensus.effects import (
+    Broadcast,
+    Evidence,
+    SendTo,
+    Timer,
+    TransactionFinalized,
+    TransactionRejected,
+)
+from timecoin.consensus.messages import LIMITS, SnowballQuery, SnowballResponse, TxCertificate, TxVote
+from timecoin.consensus.snowball import Poll, Snowball
+from timecoin.consensus.store import FINALIZED_DB, encode_finalized
+from timecoin.consensus.tally import Tally, VoteRecord
+from timecoin.core.types import Block, Transaction
+from timecoin.ledger.mempool import Admission, Mempool
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FinalEntry", "FinalityEngine", "PendingTx"]
+
+MAX_CONFLICTING = 10_000
+"""Valid spends kept beside the mempool because they conflict with a pending one."""
+REJECTED_MEMORY = 100_000
+"""Recently rejected txids remembered, so a resubmission is refused at once."""
+
+
+@dataclass(slots=True)
+class PendingTx:
+    """A valid transaction that is neither final nor rejected."""
+
+    txid: bytes
+    raw: bytes
+    inputs: tuple[bytes, ...]
+    first_seen: float
+    in_mempool: bool
+    decision: bool | None = None
+    """This masternode's decision: accept, reject, or not yet."""
+    last_voted: float | None = None
+    """When this masternode last voted on it at the current height."""
+    conflict_since: float | None = None
+
+
+@dataclass(slots=True)
+class FinalEntry:
+    """A final transaction not yet archived in a block (UTXO state "spent-final", DESIGN §4)."""
+
+    raw: bytes
+    certificate: bytes
+    inputs: tuple[bytes, ...]
+    transaction: Transaction | None = None
+
+
+class FinalityEngine:
+    """The finality half of one node's consensus (see the module docstring)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        mempool: Mempool,
+        finalized: Sequence[tuple[bytes, bytes, bytes]],
+        rng: random.Random,
+    ) -> None:
+        self.ctx = ctx
+        self.mempool = mempool
+        self.rng = rng
+        self.pending: dict[bytes, PendingTx] = {}
+        self.spenders: dict[bytes, set[bytes]] = {}
+        self.finalized: dict[bytes, FinalEntry] = {}
+        self.spent_final: dict[bytes, bytes] = {}
+        self.rejected: OrderedDict[bytes, str] = OrderedDict()
+        self.tally = Tally(ctx.vset)
+        self.prev_tally: Tally | None = None
+        self.snowballs: dict[bytes, Snowball] = {}
+        self.polls: dict[int, bytes] = {}
+        self.conflicting = 0
+        self._accepted_by: dict[tuple[bytes, bytes], tuple[bytes, TxVote]] = {}
+        self._flush_at: float | None = None
+        self._fresh: set[bytes] = set()
+        """Pending txids not yet considered for a decision (waiting out the vote interval)."""
+        self._query_seq = rng.getrandbits(63)
+        self._stale: list[bytes] = []
+        utxos = ctx.chain.utxos
+        for txid, raw, cert in finalized:
+            tx = Transaction.decode(raw)
+            inputs = tuple(o.encode() for o in tx.inputs)
+            if all(utxos.get(o) is not None for o in inputs):
+                self.finalized[txid] = FinalEntry(raw, cert, inputs, tx)
+                for o in inputs:
+                    self.spent_final[o] = txid
+            else:  # archived by a block committed before the record's delete (or spent otherwise)
+                self._stale.append(txid)
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    def start(self, out: Outbox, now: float) -> None:
+        """Drops finalized records a committed block already archived (crash between the block and
+        the delete)."""
+        out.writes.extend((FINALIZED_DB, txid, None) for txid in self._stale)
+        self._stale = []
+
+    def submit(self, raws: Sequence[bytes], out: Outbox, now: float) -> list[Admission]:
+        """Admits encoded transactions for voting (mempool rules, then finality state). Codes
+        beyond the mempool's: ``txn-already-final``, ``txn-spent-final`` (an input is spent by a
+        final transaction), ``txn-rejected`` (rejected by votes recently)."""
+        raws = list(raws)
+        admissions = self.mempool.add(raws, self.ctx.height)
+        result = []
+        for raw, adm in zip(raws, admissions, strict=True):
+            txid = adm.txid
+            if txid is not None and txid in self.finalized:
+                if adm.accepted:
+                    self.mempool.remove([txid])
+                result.append(Admission(txid, "txn-already-final", "transaction is already final"))
+            elif adm.accepted:
+                assert txid is not None
+                entry = self.mempool.get(txid)
+                assert entry is not None
+                refusal = self._refusal(txid, entry.inputs)
+                if refusal is not None:
+                    self.mempool.remove([txid])
+                    result.append(Admission(txid, *refusal))
+                    continue
+                self._add_pending(txid, raw, entry.inputs, now, True, out)
+                result.append(adm)
+            elif adm.code == "txn-mempool-conflict" and txid is not None:
+                result.append(self._admit_conflict(txid, raw, out, now, adm))
+            else:
+                result.append(adm)
+        return result
+
+    def _admit_conflict(self, txid: bytes, raw: bytes, out: Outbox, now: float, adm: Admission) -> Admission:
+        if txid in self.pending:
+            return Admission(txid, "txn-already-in-mempool", "transaction is already pending (in conflict)")
+        inputs = tuple(o.encode() for o in Transaction.decode(raw).inputs)
+        refusal = self._refusal(txid, inputs)
+        if refusal is not None:
+            return Admission(txid, *refusal)
+        if self.conflicting >= MAX_CONFLICTING:
+            return adm
+        self._add_pending(txid, raw, inputs, now, False, out)
+        return Admission(txid, "", "")
+
+    def on_votes(self, records: Sequence[VoteRecord], out: Outbox, now: float) -> None:
+        """Tallies verified vote batches of the current or previous height."""
+        for record in records:
+            tally = self.tally if record.vote.height == self.tally.vset.height else self.prev_tally
+            if tally is None:
+                continue
+            final, rejected, contradictions = tally.add(record)
+            for txid in contradictions:
+                self._evidence(out, "contradictory-tx-vote", record.vote, txid)
+            if self.conflicting:
+                self._check_conflicting_accepts(record.vote, out)
+            for txid in final:
+                if txid in self.pending and txid not in self.finalized:
+                    self._finalize(txid, tally.certificate(txid), out, now)
+            for txid in rejected:
+                if txid in self.pending and txid not in self.finalized:
+                    self._reject(txid, "rejected-by-votes", out, now)
+
+    def on_certificate(self, message: TxCertificate, out: Outbox, now: float) -> None:
+        """A gossiped final transaction whose certificate signatures already verified."""
+        try:
+            tx = Transaction.decode(message.transaction)
+        except ValueError:
+            self.ctx.monitor.ignore("bad-encoding")
+            return
+        cert = message.certificate
+        vset = self.ctx.set_for(cert.height)
+        if vset is None:
+            self.ctx.monitor.ignore("wrong-height")
+            return
+        try:
+            check_certificate_structure(cert, tx.txid, vset)
+        except CertificateError as e:
+            self.ctx.monitor.ignore(e.code)
+            return
+        if tx.txid in self.finalized:
+            return
+        if tx.txid not in self.pending:
+            inputs = tuple(o.encode() for o in tx.inputs)
+            if any(self.spent_final.get(o, tx.txid) != tx.txid for o in inputs):
+                log.critical("SAFETY: certificate for %s conflicts with a final transaction", tx.txid.hex())
+                self.ctx.monitor.counters["safety_violations"] += 1
+                return
+            verdict = self.ctx.chain.utxos.check_transactions(
+                [message.transaction], self.ctx.chain.rules, self.ctx.height
+            )[0]
+            if not verdict.ok:
+                self.ctx.monitor.ignore("certified-invalid")
+                return
+            self._add_pending(tx.txid, message.transaction, inputs, now, False, out)
+        if tx.txid in self.pending and tx.txid not in self.finalized:
+            self._finalize(tx.txid, cert, out, now)
+
+    def on_flush(self, out: Outbox, now: float) -> None:
+        """The vote flush timer: decides what waited long enough, signs one batch (after
+        persisting the new accept records), counts it locally, and schedules the next flush."""
+        self._flush_at = None
+        ctx = self.ctx
+        if not ctx.is_voter or ctx.behind:
+            return
+        assert ctx.signer is not None and ctx.secret_key is not None and ctx.public_key is not None
+        interval = ctx.params.finality_vote_interval
+        revote = ctx.params.finality_revote_interval
+        accepts: list[bytes] = []
+        rejects: list[bytes] = []
+        for p in list(self.pending.values()):
+            if p.txid not in self.pending:
+                continue
+            if p.decision is None:
+                if now - p.first_seen < interval - 1e-9:
+                    continue
+                self._fresh.discard(p.txid)
+                decision = self._decide(p, out, now)
+                if decision is None:
+                    continue
+                if decision:
+                    out.writes.extend(ctx.signer.accept((o, p.txid) for o in p.inputs))
+                p.decision = decision
+            if p.last_voted is None or now - p.last_voted >= revote - 1e-9:
+                (accepts if p.decision else rejects).append(p.txid)
+                p.last_voted = now
+        limit = LIMITS["txids_per_vote"]
+        decided = [(t, True) for t in accepts] + [(t, False) for t in rejects]
+        weight = ctx.vset.weight(ctx.public_key)
+        for i in range(0, len(decided), limit):
+            chunk = decided[i : i + limit]
+            vote = TxVote.create(
+                ctx.secret_key,
+                ctx.chain_id,
+                ctx.height,
+                [t for t, a in chunk if a],
+                [t for t, a in chunk if not a],
+            )
+            out.sends.append(Broadcast(vote.encode()))
+            ctx.monitor.counters["tx_votes_signed"] += 1
+            self.on_votes([VoteRecord(vote, weight)], out, now)
+        self._schedule_next_flush(out, now)
+
+    # -- blocks --------------------------------------------------------------------------------------
+
+    def new_height(self, out: Outbox, now: float) -> None:
+        """The set of the new height (``ctx.vset``) takes over: votes restart, open decisions
+        are voted again at once."""
+        self.prev_tally = self.tally
+        self.tally = Tally(self.ctx.vset)
+        self._accepted_by.clear()
+        for p in self.pending.values():
+            p.last_voted = None
+        if self.pending:
+            self._schedule_flush(out, now)
+
+    def block_transactions(self, now: float, max_bytes: int) -> list[Transaction]:
+        """What this node's full block proposal carries: every final transaction not yet archived
+        (up to ``max_bytes`` of them), then, for each conflict past ``conflict_deadline``, the
+        candidate with the most accept weight (ties: lowest txid) if this signer may accept it and
+        the masternodes that accepted none of its rivals reach 2/3 (else the block could not
+        commit and would stall the height)."""
+        out: list[Transaction] = []
+        used: set[bytes] = set()
+        size = 0
+        for entry in self.finalized.values():
+            if size + len(entry.raw) > max_bytes:
+                break
+            if entry.transaction is None:
+                entry.transaction = Transaction.decode(entry.raw)
+            out.append(entry.transaction)
+            used.update(entry.inputs)
+            size += len(entry.raw)
+        for p in self._settlements(now):
+            if used.isdisjoint(p.inputs) and size + len(p.raw) <= max_bytes:
+                out.append(Transaction.decode(p.raw))
+                used.update(p.inputs)
+                size += len(p.raw)
+                self.ctx.monitor.counters["settlements_proposed"] += 1
+        return out
+
+    def _settlements(self, now: float) -> list[PendingTx]:
+        ctx = self.ctx
+        deadline = ctx.params.conflict_deadline
+        picks: dict[bytes, PendingTx] = {}
+        for spenders in self.spenders.values():
+            if len(spenders) < 2:
+                continue
+            live = [self.pending[t] for t in spenders]
+            since = min((p.conflict_since for p in live if p.conflict_since is not None), default=now)
+            if now < since + deadline:
+                continue
+            best = min(live, key=lambda p: (-self.tally.weights(p.txid)[0], p.txid))
+            if ctx.signer is not None and not ctx.signer.can_accept(best.txid, best.inputs):
+                continue
+            if any(self.spent_final.get(o, best.txid) != best.txid for o in best.inputs):
+                continue
+            rivals: set[bytes] = set()
+            for t in spenders:
+                if t != best.txid:
+                    rivals.update(self.tally.accepters(t))
+            rivals.difference_update(self.tally.accepters(best.txid))
+            if ctx.vset.is_quorum(ctx.vset.total - ctx.vset.weight_of(rivals)):
+                picks[best.txid] = best
+        return sorted(picks.values(), key=lambda p: p.txid)
+
+    def check_block_transactions(self, block: Block) -> tuple[str | None, list[tuple[bytes, bytes]]]:
+        """Whether this node may vote for ``block`` as far as finality goes: (reason it may not,
+        or None; the (outpoint, txid) accepts voting for it records). A transaction without a
+        certificate here is settled by the block, so voting for it is accepting it: refused if
+        it spends an outpoint this signer accepted for another txid or a final transaction
+        spends (DESIGN §6: "settled by the next block")."""
+        pairs: list[tuple[bytes, bytes]] = []
+        signer = self.ctx.signer
+        for tx in block.transactions[1:]:
+            txid = tx.txid
+            if txid in self.finalized:
+                continue
+            inputs = [o.encode() for o in tx.inputs]
+            for o in inputs:
+                holder = self.spent_final.get(o)
+                if holder is not None and holder != txid:
+                    return f"spends outpoint {o.hex()} of final transaction {holder.hex()}", []
+            if signer is not None and not signer.can_accept(txid, inputs):
+                return f"transaction {txid.hex()} conflicts with an accept this masternode signed", []
+            pairs.extend((o, txid) for o in inputs)
+        return None, pairs
+
+    def on_block(self, block: Block, out: Outbox, now: float) -> None:
+        """A committed block is applied: its transactions are archived (the finalized records
+        deleted), whatever else spent their outpoints is rejected, the signer forgets those
+        outpoints (the chain settled them for good)."""
+        spent: list[bytes] = []
+        height = block.header.height
+        for tx in block.transactions[1:]:
+            txid = tx.txid
+            inputs = [o.encode() for o in tx.inputs]
+            spent.extend(inputs)
+            entry = self.finalized.pop(txid, None)
+            if entry is not None:
+                out.writes.append((FINALIZED_DB, txid, None))
+                for o in entry.inputs:
+                    self.spent_final.pop(o, None)
+                continue
+            p = self.pending.get(txid)
+            if p is not None:  # settled by this block
+                self._drop_pending(txid, out, now)
+                out.notices.append(TransactionFinalized(txid, p.raw, b"", now - p.first_seen, height))
+                self.ctx.monitor.counters["tx_settled_by_block"] += 1
+        for o in spent:
+            holder = self.spent_final.pop(o, None)
+            if holder is not None:
+                log.critical(
+                    "SAFETY: block %d spends outpoint %s of final transaction %s",
+                    height,
+                    o.hex(),
+                    holder.hex(),
+                )
+                self.ctx.monitor.counters["safety_violations"] += 1
+            for txid in list(self.spenders.get(o, ())):
+                self._reject(txid, "inputs-spent-by-block", out, now)
+            self.snowballs.pop(o, None)
+        self.mempool.remove_conflicts(spent)
+        if self.ctx.signer is not None:
+            out.writes.extend(self.ctx.signer.forget(spent))
+
+    # -- Snowball --------------------------------------------------------------------------------------
+
+    def on_snowball_query(self, query: SnowballQuery, out: Outbox) -> None:
+        """Answers a verified query with this masternode's preference for the outpoint: what it
+        accepted, else its Snowball preference, else the first-seen live spender among the
+        candidates, else none."""
+        ctx = self.ctx
+        if not ctx.is_voter:
+            return
+        assert ctx.secret_key is not None and ctx.signer is not None
+        preference = ctx.signer.accepted(query.outpoint)
+        if preference is None and query.outpoint in self.snowballs:
+            preference = self.snowballs[query.outpoint].preference
+        if preference is None:
+            known = [self.pending[t] for t in query.candidates if t in self.pending]
+            if known:
+                preference = min(known, key=lambda p: (p.first_seen, p.txid)).txid
+        response = SnowballResponse.create(ctx.secret_key, ctx.chain_id, query, preference)
+        out.sends.append(SendTo(query.sender, response.encode()))
+
+    def on_snowball_response(self, response: SnowballResponse, out: Outbox, now: float) -> None:
+        outpoint = self.polls.get(response.query_id)
+        if outpoint is None or response.querier != self.ctx.public_key or response.outpoint != outpoint:
+            self.ctx.monitor.ignore("unexpected-snowball-response")
+            return
+        sb = self.snowballs.get(outpoint)
+        poll = sb.poll if sb is not None else None
+        if (
+            sb is None
+            or poll is None
+            or poll.query_id != response.query_id
+            or response.responder not in poll.sampled
+        ):
+            self.ctx.monitor.ignore("unexpected-snowball-response")
+            return
+        poll.answers[response.responder] = response.preference
+        if poll.complete:
+            self._conclude_poll(sb, out, now)
+
+    def on_snowball_timeout(self, query_id: int, out: Outbox, now: float) -> None:
+        outpoint = self.polls.get(query_id)
+        sb = self.snowballs.get(outpoint) if outpoint is not None else None
+        if sb is not None and sb.poll is not None and sb.poll.query_id == query_id:
+            self._conclude_poll(sb, out, now)
+
+    def _start_snowball(self, outpoint: bytes, out: Outbox, now: float) -> Snowball:
+        spenders = [self.pending[t] for t in self.spenders[outpoint]]
+        first = min(spenders, key=lambda p: (p.first_seen, p.txid))
+        p = self.ctx.params
+        sb = Snowball(
+            outpoint, [s.txid for s in spenders], first.txid, p.snowball_k, p.snowball_alpha, p.snowball_beta
+        )
+        self.snowballs[outpoint] = sb
+        self.ctx.monitor.counters["snowball_instances"] += 1
+        self._start_poll(sb, out, now)
+        return sb
+
+    def _start_poll(self, sb: Snowball, out: Outbox, now: float) -> None:
+        ctx = self.ctx
+        assert ctx.secret_key is not None
+        since = min(
+            (self.pending[t].conflict_since or now for t in sb.candidates if t in self.pending), default=now
+        )
+        if now >= since + ctx.params.conflict_deadline:
+            return  # past the deadline the next block settles the conflict
+        sampled = ctx.vset.sample(self.rng, ctx.params.snowball_k, exclude=ctx.public_key)
+        if not sampled:
+            sb.decided = True
+            return
+        self._query_seq = (self._query_seq + 1) % 2**64
+        query_id = self._query_seq
+        timeout = ctx.params.snowball_round_timeout
+        sb.poll = Poll(query_id, sampled, now + timeout)
+        self.polls[query_id] = sb.outpoint
+        candidates = sorted(sb.candidates)[: LIMITS["snowball_candidates"]]
+        query = SnowballQuery.create(
+            ctx.secret_key, ctx.chain_id, ctx.height, query_id, sb.outpoint, candidates
+        )
+        data = query.encode()
+        for key in sorted(set(sampled)):
+            out.sends.append(SendTo(key, data))
+        out.timer(Timer("snowball", ctx.height, query_id), now + timeout)
+
+    def _conclude_poll(self, sb: Snowball, out: Outbox, now: float) -> None:
+        poll = sb.poll
+        assert poll is not None
+        sb.poll = None
+        self.polls.pop(poll.query_id, None)
+        sb.record(poll.slot_answers())
+        self.ctx.monitor.counters["snowball_polls"] += 1
+        if sb.decided:
+            self.ctx.monitor.counters["snowball_decided"] += 1
+            self._schedule_flush(out, now)
+        else:
+            self._start_poll(sb, out, now)
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _refusal(self, txid: bytes, inputs: Sequence[bytes]) -> tuple[str, str] | None:
+        reason = self.rejected.get(txid)
+        if reason is not None:
+            return "txn-rejected", f"transaction was rejected: {reason}"
+        for o in inputs:
+            holder = self.spent_final.get(o)
+            if holder is not None and holder != txid:
+                return (
+                    "txn-spent-final",
+                    f"input {o[:32].hex()}:{int.from_bytes(o[32:], 'little')} is spent by final "
+                    f"transaction {holder.hex()}",
+                )
+        return None
+
+    def _add_pending(
+        self, txid: bytes, raw: bytes, inputs: tuple[bytes, ...], now: float, in_mempool: bool, out: Outbox
+    ) -> None:
+        p = PendingTx(txid, raw, inputs, now, in_mempool)
+        self.pending[txid] = p
+        if not in_mempool:
+            self.conflicting += 1
+        for o in inputs:
+            spenders = self.spenders.setdefault(o, set())
+            spenders.add(txid)
+            if len(spenders) > 1:
+                for t in spenders:
+                    other = self.pending[t]
+                    if other.conflict_since is None:
+                        other.conflict_since = now
+                if len(spenders) == 2:
+                    self.ctx.monitor.counters["conflicts"] += 1
+                sb = self.snowballs.get(o)
+                if sb is not None:
+                    sb.add_candidate(txid)
+        for tally in (self.tally, self.prev_tally):
+            if tally is not None and tally.is_final(txid):
+                self._finalize(txid, tally.certificate(txid), out, now)
+                return
+        if self.tally.is_rejected(txid):
+            self._reject(txid, "rejected-by-votes", out, now)
+            return
+        self._fresh.add(txid)
+        self._schedule_flush(out, now + self.ctx.params.finality_vote_interval)
+
+    def _decide(self, p: PendingTx, out: Outbox, now: float) -> bool | None:
+        signer = self.ctx.signer
+        assert signer is not None
+        mine = True
+        for o in p.inputs:
+            held = signer.accepted(o)
+            if held is not None and held != p.txid:
+                return False
+            if held is None:
+                mine = False
+            holder = self.spent_final.get(o)
+            if holder is not None and holder != p.txid:
+                return False
+        if mine:
+            return True  # accepted before (a restart, or a block this node voted for)
+        conflicted = [o for o in p.inputs if len(self.spenders.get(o, ())) > 1]
+        if not conflicted:
+            return True
+        verdict: bool | None = True
+        for o in conflicted:
+            sb = self.snowballs.get(o) or self._start_snowball(o, out, now)
+            if not sb.decided:
+                verdict = None
+            elif sb.preference != p.txid:
+                return False
+        return verdict
+
+    def _finalize(self, txid: bytes, certificate: Any, out: Outbox, now: float) -> None:
+        p = self.pending[txid]
+        for o in p.inputs:
+            holder = self.spent_final.get(o)
+            if holder is not None and holder != txid:
+                log.critical("SAFETY: %s and %s are both certified final", holder.hex(), txid.hex())
+                self.ctx.monitor.counters["safety_violations"] += 1
+                return
+        cert = certificate.encode()
+        for tally in (self.tally, self.prev_tally):
+            if tally is not None:
+                tally.compact(txid)  # its certificate is built
+        self.finalized[txid] = FinalEntry(p.raw, cert, p.inputs)
+        for o in p.inputs:
+            self.spent_final[o] = txid
+        out.writes.append((FINALIZED_DB, txid, encode_finalized(p.raw, cert)))
+        latency = now - p.first_seen
+        out.notices.append(TransactionFinalized(txid, p.raw, cert, latency, None))
+        self.ctx.monitor.counters["tx_finalized"] += 1
+        self.ctx.monitor.finality_latency.append(latency)
+        self._drop_pending(txid, out, now)
+        for o in p.inputs:
+            for other in list(self.spenders.get(o, ())):
+                self._reject(other, "conflicts-with-final", out, now)
+            self.snowballs.pop(o, None)
+
+    def _drop_pending(self, txid: bytes, out: Outbox, now: float) -> PendingTx | None:
+        p = self.pending.pop(txid, None)
+        if p is None:
+            return None
+        self._fresh.discard(txid)
+        if not p.in_mempool:
+            self.conflicting -= 1
+        for o in p.inputs:
+            spenders = self.spenders.get(o)
+            if spenders is not None:
+                spenders.discard(txid)
+                if not spenders:
+                    del self.spenders[o]
+            sb = self.snowballs.get(o)
+            if sb is not None:
+                sb.remove_candidate(txid)
+                if len(sb.candidates) <= 1:
+                    del self.snowballs[o]
+                    self._schedule_flush(out, now)  # the survivor is unconflicted now
+        if p.in_mempool:
+            self.mempool.remove([txid])
+        return p
+
+    def _reject(self, txid: bytes, reason: str, out: Outbox, now: float) -> None:
+        if self._drop_pending(txid, out, now) is None:
+            return
+        self.rejected[txid] = reason
+        self.tally.compact(txid)
+        if len(self.rejected) > REJECTED_MEMORY:
+            self.rejected.popitem(last=False)
+        out.notices.append(TransactionRejected(txid, reason))
+        self.ctx.monitor.counters["tx_rejected"] += 1
+
+    def _check_conflicting_accepts(self, vote: TxVote, out: Outbox) -> None:
+        """Evidence of a voter accepting two transactions that spend one outpoint (only
+        outpoints with a known conflict are watched)."""
+        for txid in vote.accepts:
+            p = self.pending.get(txid)
+            if p is None or p.conflict_since is None:
+                continue
+            for o in p.inputs:
+                key = (o, vote.voter)
+                seen = self._accepted_by.get(key)
+                if seen is None:
+                    self._accepted_by[key] = (txid, vote)
+                elif seen[0] != txid:
+                    self._evidence(out, "conflicting-accept", vote, txid, seen[1])
+
+    def _evidence(
+        self, out: Outbox, kind: str, vote: TxVote, txid: bytes, other: TxVote | None = None
+    ) -> None:
+        self.ctx.monitor.evidence[kind] += 1
+        messages = (vote.encode(),) if other is None else (other.encode(), vote.encode())
+        out.notices.append(Evidence(kind, vote.voter, vote.height, messages))
+        log.warning("evidence %s by %s on %s", kind, vote.voter.hex(), txid.hex())
+
+    def _schedule_flush(self, out: Outbox, at: float) -> None:
+        """Makes sure a vote flush runs no later than ``at`` (masternodes only)."""
+        if not self.ctx.is_voter or not self.pending:
+            return
+        if self._flush_at is not None and self._flush_at <= at:
+            return
+        self._flush_at = at
+        out.timer(Timer("flush"), at)
+
+    def _schedule_next_flush(self, out: Outbox, now: float) -> None:
+        """After a flush: one interval after the oldest transaction still waiting for its first
+        decision, else when the oldest open vote is due again. Transactions waiting on Snowball
+        need no timer: a decided poll, or a rival leaving, schedules a flush."""
+        interval = self.ctx.params.finality_vote_interval
+        if self._fresh:
+            at = min(self.pending[t].first_seen for t in self._fresh) + interval
+            self._schedule_flush(out, max(at, now))
+            return
+        due = [
+            p.last_voted for p in self.pending.values() if p.decision is not None and p.last_voted is not None
+        ]
+        if due:
+            self._schedule_flush(out, min(due) + self.ctx.params.finality_revote_interval)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def status(self, txid: bytes) -> dict[str, Any] | None:
+        """What this node knows of ``txid``: ``final`` (with the certificate), ``pending``,
+        ``rejected`` (with the reason), or None."""
+        entry = self.finalized.get(txid)
+        if entry is not None:
+            return {"state": "final", "certificate": entry.certificate.hex()}
+        p = self.pending.get(txid)
+        if p is not None:
+            accept, reject = self.tally.weights(txid)
+            return {
+                "state": "pending",
+                "accept_weight": accept,
+                "reject_weight": reject,
+                "total_weight": self.ctx.vset.total,
+                "conflicted": p.conflict_since is not None,
+            }
+        reason = self.rejected.get(txid)
+        if reason is not None:
+            return {"state": "rejected", "reason": reason}
+        return None
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "pending": len(self.pending),
+            "conflicting": self.conflicting,
+            "finalized_pool": len(self.finalized),
+            "snowball_active": len(self.snowballs),
+            "tallied_txids": len(self.tally),
+        }

@@ -1,0 +1,115 @@
+"""The reference driver of :class:`~timecoin.consensus.engine.Consensus`: runs its effects in
+order against a :class:`~timecoin.ledger.chain.ChainState` and a transport (DESIGN §2).
+
+Used by the simulation harness (``timecoin.testing.consensus_sim``) and meant for the node: the
+node supplies a transport over P2P and a timer service over its event loop. The order rules:
+
+* ``Persist`` is one durable ``ChainStore.write`` before anything after it (then the failpoint
+  ``consensus.after_persist``: a crash test can kill the process between signing and sending);
+* ``ApplyBlock`` stores the commit certificate, then ``ChainState.connect_block`` (one store
+  transaction: block, undo, UTXO delta, registry), then feeds ``on_block_applied``'s effects
+  back in. A block the engine committed failing to connect is a bug: it is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from timecoin.consensus.effects import (
+    ApplyBlock,
+    Broadcast,
+    Effect,
+    Persist,
+    Reply,
+    ScheduleTimer,
+    SendTo,
+    ServeDecision,
+    Timer,
+)
+from timecoin.consensus.engine import Consensus
+from timecoin.consensus.messages import CommitCertificate, Decision
+from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
+from timecoin.ledger.chain import ChainState
+from timecoin.testing import failpoints
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EffectRunner", "Transport", "decision_message"]
+
+
+class Transport(Protocol):
+    """How consensus messages leave the node."""
+
+    def broadcast(self, data: bytes) -> None: ...
+
+    def send(self, masternode: bytes, data: bytes) -> None: ...
+
+    def reply(self, peer: Any, data: bytes) -> None: ...
+
+
+def decision_message(chain: ChainState, height: int) -> bytes | None:
+    """The encoded :class:`~timecoin.consensus.messages.Decision` of ``height`` from the store
+    (None without a block or commit certificate there)."""
+    block_hash = chain.store.block_hash(height)
+    raw = chain.store.block(block_hash) if block_hash is not None else None
+    cert = load_commit_certificate(chain.store, height)
+    if raw is None or cert is None:
+        return None
+    return Decision(CommitCertificate.decode(cert), raw).encode()
+
+
+class EffectRunner:
+    """Executes a consensus engine's effects (see the module docstring). ``schedule(timer, at)``
+    must call ``consensus.on_timer(timer, now)`` at ``at`` and run the result through
+    :meth:`run`; ``on_notice`` receives finality, rejection and evidence notices;
+    ``after_effect`` (tests) is called after each executed effect."""
+
+    def __init__(
+        self,
+        consensus: Consensus,
+        chain: ChainState,
+        transport: Transport,
+        schedule: Callable[[Timer, float], None],
+        clock: Callable[[], float],
+        on_notice: Callable[[Effect], None] | None = None,
+        after_effect: Callable[[Effect], None] | None = None,
+    ) -> None:
+        self.consensus = consensus
+        self.chain = chain
+        self.transport = transport
+        self.schedule = schedule
+        self.clock = clock
+        self.on_notice = on_notice
+        self.after_effect = after_effect
+
+    def run(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Persist):
+                self.chain.store.write(list(effect.writes))
+                failpoints.hit("consensus.after_persist")
+            elif isinstance(effect, Broadcast):
+                self.transport.broadcast(effect.data)
+            elif isinstance(effect, SendTo):
+                self.transport.send(effect.masternode, effect.data)
+            elif isinstance(effect, Reply):
+                self.transport.reply(effect.peer, effect.data)
+            elif isinstance(effect, ScheduleTimer):
+                self.schedule(effect.timer, effect.at)
+            elif isinstance(effect, ServeDecision):
+                data = decision_message(self.chain, effect.height)
+                if data is not None:
+                    self.transport.reply(effect.peer, data)
+            elif isinstance(effect, ApplyBlock):
+                self._apply(effect)
+            elif self.on_notice is not None:
+                self.on_notice(effect)
+            if self.after_effect is not None:
+                self.after_effect(effect)
+
+    def _apply(self, effect: ApplyBlock) -> None:
+        self.chain.store.write([(CONSENSUS_DB, commit_key(effect.height), effect.certificate)])
+        self.chain.connect_block(effect.block)
+        log.info("committed block %d %s", effect.height, effect.block_hash.hex())
+        self.run(self.consensus.on_block_applied(effect.block, self.clock()))

@@ -1,0 +1,96 @@
+"""Where consensus state lives in the chain store (DESIGN §9) and how it is read back on start.
+
+Layout (written only through ``effects.Persist``; read here once, at start):
+
+``consensus`` database
+
+=================================  ===========================================================
+``signer/last``                    height u64 ‖ round u32 ‖ step u8 ‖ block hash: the last
+                                   signed proposal/prevote/precommit (signer safety, DESIGN §7)
+``signer/msg/`` ‖ step u8          the encoded message last signed at that step (re-sent after
+                                   a restart instead of signing anything new)
+``signer/lock``                    height u64 ‖ round u32 ‖ block hash: the Tendermint lock
+``accept/`` ‖ outpoint (36)        txid: the one transaction this masternode accepted for that
+                                   outpoint, ever (DESIGN §6); dropped once a block spends it
+``commit/`` ‖ height u64 BE        the commit certificate of the block at that height
+=================================  ===========================================================
+
+``finalized`` database: txid → ``tx length u32 ‖ transaction ‖ finality certificate``: final
+transactions not yet archived in a block (DESIGN §4 "spent-final"), deleted when a block
+includes them.
+
+All integers little-endian except the big-endian height keys (cursor order).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from timecoin.store.chainstore import ChainStore, StoreError
+
+__all__ = [
+    "ACCEPT_PREFIX",
+    "COMMIT_PREFIX",
+    "CONSENSUS_DB",
+    "FINALIZED_DB",
+    "commit_key",
+    "decode_finalized",
+    "encode_finalized",
+    "load_commit_certificate",
+    "load_finalized",
+    "load_signer_records",
+]
+
+CONSENSUS_DB = b"consensus"
+FINALIZED_DB = b"finalized"
+SIGNER_LAST = b"signer/last"
+SIGNER_MSG_PREFIX = b"signer/msg/"
+SIGNER_LOCK = b"signer/lock"
+ACCEPT_PREFIX = b"accept/"
+COMMIT_PREFIX = b"commit/"
+
+
+def commit_key(height: int) -> bytes:
+    return COMMIT_PREFIX + struct.pack(">Q", height)
+
+
+def encode_finalized(transaction: bytes, certificate: bytes) -> bytes:
+    return struct.pack("<I", len(transaction)) + transaction + certificate
+
+
+def decode_finalized(value: bytes) -> tuple[bytes, bytes]:
+    """(transaction, certificate) of a ``finalized`` record; ``ValueError`` if malformed."""
+    if len(value) < 4:
+        raise ValueError("finalized record shorter than its length prefix")
+    (n,) = struct.unpack_from("<I", value)
+    if 4 + n > len(value):
+        raise ValueError("finalized record shorter than its transaction")
+    return value[4 : 4 + n], value[4 + n :]
+
+
+def load_finalized(store: ChainStore) -> list[tuple[bytes, bytes, bytes]]:
+    """Every (txid, transaction, certificate) of the ``finalized`` database. ``StoreError`` on
+    a malformed record."""
+    out = []
+    for txid, value in store.items(FINALIZED_DB):
+        try:
+            tx, cert = decode_finalized(bytes(value))
+        except ValueError as e:
+            raise StoreError(f"finalized record {bytes(txid).hex()} is corrupt: {e}") from None
+        out.append((bytes(txid), tx, cert))
+    return out
+
+
+def load_signer_records(store: ChainStore) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of the signer state: ``signer/*`` and ``accept/*`` records."""
+    items: Iterable[tuple[bytes, bytes]] = [
+        *store.items(CONSENSUS_DB, b"signer/"),
+        *store.items(CONSENSUS_DB, ACCEPT_PREFIX),
+    ]
+    return [(bytes(k), bytes(v)) for k, v in items]
+
+
+def load_commit_certificate(store: ChainStore, height: int) -> bytes | None:
+    """The stored commit certificate of the block at ``height``, if any."""
+    return store.get(CONSENSUS_DB, commit_key(height))

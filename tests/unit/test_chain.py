@@ -121,3 +121,16 @@ def test_reopen_checks_network_genesis_and_utxo_hash(setup):
     with pytest.raises(StoreError, match="store is corrupt"):
         ChainState.open(tmp_path / "chain", genesis.config.params, genesis)
     chain.close = lambda: None  # closed above; the fixture must not close it twice
+
+
+def test_extra_writes_commit_with_the_block(setup):
+    chain, wallet, _, _ = setup
+    block = assemble_block(chain, wallet.transfers(1, chain), chain.tip_header.timestamp + 2)
+    chain.connect_block(block.encode(), [(b"consensus", b"cert/1", b"certificate")])
+    assert chain.store.get(b"consensus", b"cert/1") == b"certificate"
+    bad = assemble_block(chain, wallet.transfers(1, chain), chain.tip_header.timestamp + 2)
+    with pytest.raises(StoreError, match="may not touch"):
+        chain.connect_block(bad.encode(), [(b"utxo", b"k", b"v")])
+    assert chain.tip.height == 1 and chain.utxos.set_hash() == chain.tip_header.utxo_set_hash
+    chain.connect_block(bad.encode())
+    assert chain.tip.height == 2

@@ -31,7 +31,7 @@ from timecoin.ledger.rewards import coinbase_outputs
 from timecoin.masternode import leader
 from timecoin.masternode.registry import MASTERNODE_DB, STATE_PREFIXES, Registry, undo_key
 from timecoin.params import NetworkParams
-from timecoin.store.chainstore import ChainStore, StoreError, Tip
+from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,10 @@ class ChainState:
         tip, for the mempool. Raises ``ValidationError`` (registry codes) or ``ValueError``."""
         self.registry.check_transaction(Transaction.decode(raw), self.utxos.get)
 
-    def connect_block(self, raw: bytes) -> timecoin_native.AppliedBlock:
-        """Validates the encoded block ``raw`` on the tip, applies it and commits it.
+    def connect_block(self, raw: bytes, extra: ExtraWrites = ()) -> timecoin_native.AppliedBlock:
+        """Validates the encoded block ``raw`` on the tip, applies it and commits it, with the
+        ``extra`` subsystem writes (e.g. its commit certificate, the finalized transactions it
+        archives, the transaction index) in the same store transaction.
 
         Raises ``ValidationError`` (``.code``: ``bad-prevblk``, ``bad-height``,
         ``bad-coinbase-amount``, a native rule's code or a masternode registry code,
@@ -202,7 +204,12 @@ class ChainState:
         delta = self.utxos.take_delta()
         try:
             self.store.commit_block(
-                header.height, applied.block_hash, raw, applied.undo, delta, update.store_writes()
+                header.height,
+                applied.block_hash,
+                raw,
+                applied.undo,
+                delta,
+                [*update.store_writes(), *extra],
             )
         except BaseException:
             # Nothing was written; undo in memory so set and store agree again. The puts and

@@ -251,6 +251,9 @@ SETTINGS: tuple[Setting, ...] = (
         "log_level", _choice(LOG_LEVELS), "info", "Log level: debug, info, warning or error.", metavar="LEVEL"
     ),
     Setting("log_json", _bool, False, "Log one JSON object per line (for machines).", metavar="BOOL"),
+    Setting("metrics", _bool, False, "Serve Prometheus /metrics (DESIGN §10).", metavar="BOOL"),
+    Setting("metrics_bind", _host, "127.0.0.1", "Address the /metrics server listens on.", metavar="HOST"),
+    Setting("metrics_port", _port, None, "/metrics port [default: the network's].", metavar="PORT"),
     Setting(
         "log_file", _path, None, "Also log to this file (reopened after logrotate moves it).", metavar="FILE"
     ),
@@ -282,6 +285,10 @@ class NodeConfig:
     log_level: str
     log_json: bool
     log_file: Path | None
+    metrics: bool = False
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = 0
+    """The network's ``metrics_port`` unless set (:func:`load_config`)."""
     conf: Path | None = None
     """The configuration file read, if any."""
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -398,6 +405,7 @@ def load_config(
         "datadir": default_base_dir(home) / network,
         "port": params.p2p_port,
         "rpcport": params.rpc_port,
+        "metrics_port": params.metrics_port,
     }
     for s in SETTINGS:
         if s.key == "network":

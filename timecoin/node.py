@@ -2,10 +2,12 @@
 
 Start order: data directory lock → JSON-RPC server (answering ``-28`` "warming up" with the
 current step until the node is ready) → genesis → chain state (store + UTXO set) → transaction
-index catch-up → mempool → P2P → ready. Consensus and metrics are started where the comments
-in :meth:`Node.start` say when their issues land. Stop order is the reverse: the RPC server stops
-accepting, P2P closes its connections, every task the node spawned is cancelled and awaited,
-worker threads finish, LMDB is flushed and closed, the cookie is removed and the lock released.
+index catch-up → mempool → P2P → heartbeats → consensus
+(:class:`~timecoin.consensus.service.ConsensusService`) → ready. Metrics start where the comment
+in :meth:`Node.start` says when their issue lands. Stop order is the reverse: the RPC server stops
+accepting, consensus cancels its timers, P2P closes its connections, every task the node spawned
+is cancelled and awaited, worker threads finish, LMDB is flushed and closed, the cookie is removed
+and the lock released.
 
 **Who owns the state.** The event loop thread owns the chain and the mempool: every change
 (connecting a block, admitting transactions) runs synchronously on the loop, with no ``await``
@@ -15,8 +17,9 @@ directly; that is the hand-off, and it needs no queue because nothing else mutat
 Worker threads (:meth:`Node.run_in_worker`) get only immutable inputs (bytes, LMDB read
 snapshots) for pure work off the loop: rendering a large block as JSON, UTXO-set statistics.
 
-The node never produces blocks: until the consensus service exists, blocks arrive only from
-peers or ``submitblock``.
+Blocks are committed by the consensus service (masternodes), or arrive from peers by sync or
+from ``submitblock``; every one goes through :meth:`Node.connect_block_with` (index, mempool, tip
+waiters, announcement), and those not committed by the engine are reported to it.
 """
 
 from __future__ import annotations
@@ -40,14 +43,16 @@ import timecoin_native
 
 import timecoin
 from timecoin.config import ConfigError, NodeConfig
+from timecoin.consensus.service import ConsensusService
 from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
 from timecoin.masternode.liveness import Liveness
+from timecoin.metrics import MetricsServer
 from timecoin.p2p import P2PConfig, P2PService
 from timecoin.p2p.gossip import GossipKind
-from timecoin.store.chainstore import StoreError
+from timecoin.store.chainstore import ExtraWrites, StoreError
 from timecoin.store.txindex import TxIndex
 
 if TYPE_CHECKING:
@@ -157,6 +162,12 @@ class Node:
         """The P2P service, once started."""
         self.rpc: RPCServer | None = None
         """The JSON-RPC server, once started."""
+        self.consensus: ConsensusService | None = None
+        """Finality and block production (followers too: they track finality), once started."""
+        self.metrics: MetricsServer | None = (
+            MetricsServer(self, config.metrics_bind, config.metrics_port) if config.metrics else None
+        )
+        """Prometheus ``/metrics`` if enabled; its ``consensus`` is the hook consensus calls."""
         self.masternode_secret: bytes | None = None
         self._lock = DataDirLock(self.datadir)
         self._workers: ThreadPoolExecutor | None = None
@@ -284,8 +295,25 @@ class Node:
         if self.masternode_secret is not None:
             self._spawn(self.liveness.run(), "heartbeat")
 
-        # Consensus (finality votes, BFT rounds) starts here, after P2P: consensus issue.
-        # Metrics (/metrics, one Prometheus registry per node) start here: metrics issue.
+        self.consensus = ConsensusService(
+            self._chain,
+            self._mempool,
+            self.p2p,
+            self.masternode_secret,
+            self.liveness.tracker.can_produce,
+            self.connect_block_with,
+            self.request_stop,
+            metrics=self.metrics.consensus if self.metrics is not None else None,
+        )
+        self.consensus.start()
+        if self.metrics is not None:
+            try:
+                await self.metrics.start()
+            except OSError as e:
+                raise StartupError(
+                    f"metrics_port: cannot listen on {self.config.metrics_bind}:{self.config.metrics_port}: "
+                    f"{e.strerror or e}"
+                ) from None
 
         self._spawn(self._summary_loop(), "summary")
         self.warmup = None
@@ -340,8 +368,12 @@ class Node:
             return
         self._stopped = True
         self.warmup = "shutting down"
+        if self.metrics is not None:
+            await self._stop_step("metrics server", self.metrics.stop())
         if self.rpc is not None:
             await self._stop_step("RPC server", self.rpc.stop())
+        if self.consensus is not None:
+            self.consensus.stop()
         if self.p2p is not None:
             await self._stop_step("P2P service", self.p2p.stop())
         for task in list(self._tasks):
@@ -465,10 +497,19 @@ class Node:
         return self.chain.store.block(block_hash)
 
     def connect_block(self, raw: bytes) -> None:
-        """Validates, applies and commits the encoded block on the tip, then indexes its
-        transactions, removes them and their conflicts from the mempool and wakes tip waiters.
+        """Validates, applies and commits the encoded block on the tip (from sync or
+        ``submitblock``) with :meth:`connect_block_with`, then tells consensus the tip moved.
         Raises ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
-        applied = self.chain.connect_block(raw)
+        self.connect_block_with(raw, ())
+        if self.consensus is not None:
+            self.consensus.block_connected(raw)
+
+    def connect_block_with(self, raw: bytes, extra: ExtraWrites) -> None:
+        """Connects the encoded block with ``extra`` store writes in its transaction (the commit
+        certificate, archived finalized records), then indexes its transactions, removes them and
+        their conflicts from the mempool, wakes tip waiters and announces it. Raises
+        ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
+        applied = self.chain.connect_block(raw, extra)
         self._index(applied, raw)
         self.mempool.remove(applied.txids)
         self.mempool.remove_conflicts(spent_outpoints(applied.undo))
@@ -477,7 +518,10 @@ class Node:
         changed.set()
         # Relay the news, except while catching up: then every peer ahead of us has the block.
         if self.p2p is not None and not self.p2p.sync_status()["syncing"]:
-            self.p2p.announce_block(applied.height, applied.block_hash)
+            # Masternodes running consensus learn blocks from it (Status, Decision with the
+            # commit certificate); a sync racing their own commit would skip the certificate.
+            voting = self.consensus is not None and self.consensus.is_masternode
+            self.p2p.announce_block(applied.height, applied.block_hash, to_masternodes=not voting)
 
     def _index(self, applied: timecoin_native.AppliedBlock, raw: bytes) -> None:
         # The block is committed whatever happens here: an index failure is logged and the index
@@ -492,9 +536,10 @@ class Node:
             log.exception("transaction index update failed at height %d; it will catch up", applied.height)
 
     def accept_transactions(self, raws: list[bytes]) -> list[Admission]:
-        """Admits our own (RPC) encoded transactions to the mempool in one batch (one verdict
-        each, in order) and gossips the accepted ones to every peer."""
-        verdicts = self.mempool.add(raws, self.chain.tip.height + 1)
+        """Admits our own (RPC) encoded transactions for finality voting in one batch (consensus
+        admission: the mempool's rules, then finality's; one verdict each, in order) and gossips
+        the accepted ones to every peer."""
+        verdicts = self._admit(raws)
         if self.p2p is not None:
             accepted = [raw for raw, v in zip(raws, verdicts, strict=True) if v.accepted]
             if accepted:
@@ -502,9 +547,14 @@ class Node:
         return verdicts
 
     def submit_transactions(self, raws: list[bytes]) -> list[tuple[bytes | None, str]]:
-        """Mempool admission of transactions gossiped by peers: (txid, reject code or "") each.
+        """Consensus admission of transactions gossiped by peers: (txid, reject code or "") each.
         The gossip layer relays the accepted ones itself (to all but their sender)."""
-        return [(v.txid, v.code) for v in self.mempool.add(raws, self.chain.tip.height + 1)]
+        return [(v.txid, v.code) for v in self._admit(raws)]
+
+    def _admit(self, raws: list[bytes]) -> list[Admission]:
+        if self.consensus is None:
+            raise RuntimeError("transactions arrived before consensus started")
+        return self.consensus.submit(raws)
 
     def has_transaction(self, txid: bytes) -> bool:
         """Whether ``txid`` is pending in the mempool or indexed in a committed block."""

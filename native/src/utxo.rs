@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 
 use hashbrown::HashMap;
+use rayon::prelude::*;
 
 use crate::codec::Reader;
 use crate::hash::{Hash, HASH_LEN};
@@ -394,6 +395,49 @@ impl UtxoSet {
     pub fn iter(&self) -> impl Iterator<Item = (&OutPointKey, &CoinBytes)> {
         self.coins.iter()
     }
+
+    /// Every `(outpoint, coin)` whose owner (`pubkey_hash`, coin bytes 8..40) is one of
+    /// `owners`, sorted by outpoint: one parallel scan of the set (a wallet's balance,
+    /// `listunspent`). Each coin is first tested against a 65,536-bit table of the owners'
+    /// first two bytes (key hashes are uniform, so almost every other coin stops there), and
+    /// only a hit is compared in full.
+    pub fn coins_of(&self, owners: &[Hash]) -> Vec<(OutPointKey, CoinBytes)> {
+        if owners.is_empty() {
+            return Vec::new();
+        }
+        let mut prefixes = vec![0u64; PREFIX_TABLE_BITS / 64];
+        for owner in owners {
+            let p = owner_prefix(owner);
+            prefixes[p / 64] |= 1 << (p % 64);
+        }
+        let wanted: HashSet<&[u8]> = owners.iter().map(|o| o.as_slice()).collect();
+        let mut found: Vec<(OutPointKey, CoinBytes)> = self
+            .coins
+            .par_iter()
+            .filter(|(_, coin)| {
+                let owner = coin_owner(coin);
+                let p = owner_prefix(owner);
+                prefixes[p / 64] & (1 << (p % 64)) != 0 && wanted.contains(owner)
+            })
+            .map(|(k, c)| (*k, *c))
+            .collect();
+        found.par_sort_unstable_by_key(|(key, _)| *key);
+        found
+    }
+}
+
+/// Bits of the owner prefix table of [`UtxoSet::coins_of`]: one per value of a key hash's first
+/// two bytes (8 KiB, stays in L1).
+const PREFIX_TABLE_BITS: usize = 1 << 16;
+
+/// The first two bytes of a 32-byte key hash as a table index.
+fn owner_prefix(owner: &[u8]) -> usize {
+    usize::from(owner[0]) << 8 | usize::from(owner[1])
+}
+
+/// The owner's public key hash inside a coin encoding (value u64 ‖ pubkey_hash ‖ ...).
+fn coin_owner(coin: &CoinBytes) -> &[u8] {
+    &coin[8..8 + HASH_LEN]
 }
 
 #[cfg(test)]
@@ -506,6 +550,37 @@ mod tests {
             set.rollback(&undo),
             Err(UtxoError::UndoMismatch(_))
         ));
+    }
+
+    #[test]
+    fn coins_of_finds_exactly_the_owners_coins_sorted() {
+        let mut set = UtxoSet::new();
+        // coin(i) is owned by [i as u8; 32]: owners 0..=5 hold a few coins each.
+        let entries: Vec<_> = (0..60).map(|i| (key(i), coin(i % 6, 1))).collect();
+        set.load(&entries).unwrap();
+        for owners in [
+            vec![],
+            vec![[2u8; 32]],
+            vec![[2u8; 32], [5u8; 32], [9u8; 32]],
+        ] {
+            let mut want: Vec<_> = entries
+                .iter()
+                .filter(|(_, c)| owners.iter().any(|o| c[8..40] == o[..]))
+                .copied()
+                .collect();
+            want.sort();
+            assert_eq!(set.coins_of(&owners), want);
+        }
+        // An owner sharing a coin owner's first two bytes passes the prefix table, not the
+        // full comparison.
+        let mut near = [2u8; 32];
+        near[31] = 0;
+        assert!(set.coins_of(&[near]).is_empty());
+        let many: Vec<Hash> = (0..20u8).map(|i| [i; 32]).collect();
+        let mut all = entries.clone();
+        all.sort();
+        assert_eq!(set.coins_of(&many), all);
+        assert_eq!(set.coins_of(&many[..6]), all);
     }
 
     #[test]

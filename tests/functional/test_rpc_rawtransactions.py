@@ -125,9 +125,12 @@ def test_sendrawtransaction_and_rejections(node, chain):
     conflict = Transaction.transfer([spent], [TxOut(tx.outputs[0].value, tx.outputs[0].pubkey_hash)])
     key = chain.wallet.coins[OutPoint(tx.txid, 0)][1]
     conflict = conflict.signed_with([key], chain.genesis.hash, network)
-    assert_raises_rpc_error(
-        errors.VERIFY_REJECTED, "txn-mempool-conflict", node.rpc.sendrawtransaction, conflict.encode().hex()
-    )
+    # Consensus admission keeps a valid conflicting spend beside the mempool so every masternode
+    # learns both sides (docs/consensus.md §2): accepted, pending in conflict, not in the mempool.
+    assert node.rpc.sendrawtransaction(conflict.encode().hex()) == conflict.txid.hex()
+    status = node.rpc.gettransactionfinality(conflict.txid.hex())
+    assert status["status"] == "pending" and status["conflicted"] is True
+    assert conflict.txid.hex() not in node.rpc.getrawmempool()
     # A spend of a coin that does not exist.
     missing = Transaction.transfer([OutPoint(b"\x01" * 32, 0)], [TxOut(10_000, tx.outputs[0].pubkey_hash)])
     missing = missing.signed_with([key], chain.genesis.hash, network)

@@ -36,8 +36,13 @@ EXPECTED = {
     "getnetworkinfo",
     "getconnectioncount",
     "validateaddress",
+    "getbalance",
+    "listunspent",
     "stop",
     "help",
+    "getconsensusinfo",
+    "gettransactionfinality",
+    "waittransactionfinality",
     "uptime",
     "submitblock",
     "waitfornewblock",
@@ -77,6 +82,23 @@ def test_bind():
     with pytest.raises(RPCError) as info:
         load_methods()["getblockhash"].bind([True])
     assert info.value.code == errors.INVALID_PARAMS and "got boolean" in info.value.message
+
+
+def test_bind_variadic():
+    getbalance = load_methods()["getbalance"]
+    assert getbalance.usage() == "getbalance address [address...]"
+    assert getbalance.bind(["a"]) == [["a"]]
+    assert getbalance.bind(["a", "b", "c"]) == [["a", "b", "c"]]
+    assert getbalance.bind({"address": "a"}) == [["a"]]
+    assert getbalance.bind({"address": ["a", "b"]}) == [["a", "b"]]
+    for params, fragment in [
+        ([], "missing parameter address"),
+        ({"address": []}, "missing parameter address"),
+        (["a", 5], "must be a string, got number"),
+    ]:
+        with pytest.raises(RPCError) as info:
+            getbalance.bind(params)
+        assert info.value.code == errors.INVALID_PARAMS and fragment in info.value.message
 
 
 def test_parse_hash():

@@ -29,3 +29,20 @@ def main(ctx: click.Context, version: bool) -> None:
         click.echo(_version_line())
     elif ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+def _register() -> None:
+    from timecoin.cli.devnet import devnet
+    from timecoin.cli.wallet import wallet
+    from timecoin.loadtest.cli import loadtest
+
+    main.add_command(devnet)
+    main.add_command(loadtest)
+    main.add_command(wallet)
+
+
+_register()
+
+
+if __name__ == "__main__":
+    main()

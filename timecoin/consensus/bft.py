@@ -212,7 +212,10 @@ class BftEngine:
             t0 = ctx.perf()
             txs = []
             if round_kind(round) == "full":
-                txs = self.finality.block_transactions(now, ctx.params.max_block_size - BLOCK_SIZE_MARGIN)
+                limit = ctx.params.max_block_size - BLOCK_SIZE_MARGIN
+                if ctx.max_transaction_bytes is not None:
+                    limit = min(limit, ctx.max_transaction_bytes)
+                txs = self.finality.block_transactions(now, limit)
             block = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
             raw = block.encode()
             self.verdicts[block.hash] = CheckedBlock(block, raw)

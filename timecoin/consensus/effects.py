@@ -87,8 +87,9 @@ class ScheduleTimer:
 
 @dataclass(frozen=True, slots=True)
 class ApplyBlock:
-    """Block ``height`` is committed: store ``certificate`` (the encoded commit certificate) in the
-    ``consensus`` database, connect ``block`` with ``ChainState.connect_block``, then call
+    """Block ``height`` is committed: connect ``block`` with ``ChainState.connect_block``, with
+    ``certificate`` (the encoded commit certificate, ``consensus`` database) and the deletes of the
+    finalized records it archives as ``extra`` writes of its store transaction, then call
     ``Consensus.on_block_applied``. Nothing after this effect in the same list depends on it."""
 
     height: int

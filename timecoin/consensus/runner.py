@@ -6,9 +6,11 @@ node supplies a transport over P2P and a timer service over its event loop. The 
 
 * ``Persist`` is one durable ``ChainStore.write`` before anything after it (then the failpoint
   ``consensus.after_persist``: a crash test can kill the process between signing and sending);
-* ``ApplyBlock`` stores the commit certificate, then ``ChainState.connect_block`` (one store
-  transaction: block, undo, UTXO delta, registry), then feeds ``on_block_applied``'s effects
-  back in. A block the engine committed failing to connect is a bug: it is raised.
+* ``ApplyBlock`` connects the block with its commit certificate and the deletes of the finalized
+  records it archives as ``extra`` writes of the block's one store transaction (block, undo,
+  UTXO delta, registry, certificate, archive: a crash leaves all or none), then feeds
+  ``on_block_applied``'s effects back in. A block the engine committed failing to connect is a
+  bug: it is raised.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from timecoin.consensus.effects import (
 )
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import CommitCertificate, Decision
-from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
+from timecoin.consensus.store import CONSENSUS_DB, FINALIZED_DB, commit_key, load_commit_certificate
+from timecoin.core.types import Block
 from timecoin.ledger.chain import ChainState
+from timecoin.store.chainstore import ExtraWrites
 from timecoin.testing import failpoints
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,9 @@ class EffectRunner:
     """Executes a consensus engine's effects (see the module docstring). ``schedule(timer, at)``
     must call ``consensus.on_timer(timer, now)`` at ``at`` and run the result through
     :meth:`run`; ``on_notice`` receives finality, rejection and evidence notices;
-    ``after_effect`` (tests) is called after each executed effect."""
+    ``after_effect`` (tests) is called after each executed effect. ``connect_block(raw, extra)``
+    connects a committed block with extra store writes (default ``chain.connect_block``; a node
+    passes its own, which also indexes and announces the block)."""
 
     def __init__(
         self,
@@ -75,6 +81,7 @@ class EffectRunner:
         clock: Callable[[], float],
         on_notice: Callable[[Effect], None] | None = None,
         after_effect: Callable[[Effect], None] | None = None,
+        connect_block: Callable[[bytes, ExtraWrites], object] | None = None,
     ) -> None:
         self.consensus = consensus
         self.chain = chain
@@ -83,6 +90,7 @@ class EffectRunner:
         self.clock = clock
         self.on_notice = on_notice
         self.after_effect = after_effect
+        self.connect_block = connect_block or chain.connect_block
 
     def run(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
@@ -109,7 +117,12 @@ class EffectRunner:
                 self.after_effect(effect)
 
     def _apply(self, effect: ApplyBlock) -> None:
-        self.chain.store.write([(CONSENSUS_DB, commit_key(effect.height), effect.certificate)])
-        self.chain.connect_block(effect.block)
+        block = Block.decode(effect.block)
+        finalized = self.consensus.finality.finalized
+        extra: list[tuple[bytes, bytes, bytes | None]] = [
+            (CONSENSUS_DB, commit_key(effect.height), effect.certificate)
+        ]
+        extra += [(FINALIZED_DB, tx.txid, None) for tx in block.transactions[1:] if tx.txid in finalized]
+        self.connect_block(effect.block, extra)
         log.info("committed block %d %s", effect.height, effect.block_hash.hex())
-        self.run(self.consensus.on_block_applied(effect.block, self.clock()))
+        self.run(self.consensus.on_block_applied(block, self.clock()))

@@ -69,12 +69,18 @@ class GossipKind(enum.IntEnum):
 
     TX = MessageType.TX_BATCH
     VOTE = MessageType.VOTE_BATCH
+    LARGE_VOTE = MessageType.LARGE_VOTE
+    """One consensus item over ``MAX_VOTE_ITEM`` per frame (a proposal or decision with its block)."""
     HEARTBEAT = MessageType.HEARTBEAT_BATCH
 
+
+VOTE_KINDS = frozenset({GossipKind.VOTE, GossipKind.LARGE_VOTE})
+"""The consensus classes: sent and relayed only by masternodes."""
 
 SEEN_CAPACITY: dict[GossipKind, int] = {
     GossipKind.TX: 250_000,
     GossipKind.VOTE: 100_000,
+    GossipKind.LARGE_VOTE: 10_000,
     GossipKind.HEARTBEAT: 50_000,
 }
 """Items each seen-cache remembers at least (25 s of transactions at 10,000 tx/s)."""
@@ -152,7 +158,7 @@ class Gossip:
             connman.handlers[kind.value] = self._frame_handler(kind)
 
     def register_handler(self, kind: GossipKind, handler: ItemHandler) -> None:
-        """Plugs in the consumer of VOTE or HEARTBEAT items (one per kind)."""
+        """Plugs in the consumer of VOTE, LARGE_VOTE or HEARTBEAT items (one per kind)."""
         if kind is GossipKind.TX:
             raise ValueError("transactions go to the node's submit_transactions hook")
         self._handlers[kind] = handler
@@ -212,7 +218,7 @@ class Gossip:
             if not queue:
                 continue
             self._outbound[kind] = []
-            if kind is GossipKind.VOTE and not self._relay_votes:
+            if kind in VOTE_KINDS and not self._relay_votes:
                 continue
             self.relayed[kind] += len(queue)
             sources = {source for _, source in queue}

@@ -36,6 +36,9 @@ MAX_TX_BATCH_ITEMS = 10_000
 MAX_VOTE_ITEM = 256 * 1024
 """Bytes of one opaque vote item (a batched vote over many txids, DESIGN §6)."""
 MAX_VOTE_BATCH_ITEMS = 1024
+MAX_LARGE_VOTE_ITEM = MAX_FRAME_PAYLOAD - 8
+"""Bytes of one opaque consensus item too large for a VOTE_BATCH (a block proposal or a decision
+carrying a whole block): it travels alone in a LARGE_VOTE frame (count u32 = 1, len u32, item)."""
 MAX_HEARTBEAT_ITEM = 1024
 """Bytes of one opaque heartbeat (DESIGN §5: id, tier, height, tip, version, reputation, sig)."""
 MAX_HEARTBEAT_BATCH_ITEMS = 1024
@@ -106,6 +109,7 @@ class MessageType(enum.IntEnum):
     BLOCK = 12
     BLOCK_CHUNK = 13
     NOTFOUND = 14
+    LARGE_VOTE = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,7 @@ SPECS: dict[MessageType, MessageSpec] = {
     MessageType.BLOCK: MessageSpec(8 + BLOCK_CHUNK_SIZE, RateClass.RESPONSE),
     MessageType.BLOCK_CHUNK: MessageSpec(_CHUNK_HEAD.size + BLOCK_CHUNK_SIZE, RateClass.RESPONSE),
     MessageType.NOTFOUND: MessageSpec(8, RateClass.RESPONSE),
+    MessageType.LARGE_VOTE: MessageSpec(MAX_FRAME_PAYLOAD, RateClass.VOTE, masternode_only=True),
 }
 
 FRAME_LIMITS: tuple[int, ...] = tuple(
@@ -378,6 +383,7 @@ def decode_items(data: bytes, max_items: int, max_item: int, name: str) -> list[
 
 ITEM_LIMITS: dict[MessageType, tuple[int, int]] = {
     MessageType.VOTE_BATCH: (MAX_VOTE_BATCH_ITEMS, MAX_VOTE_ITEM),
+    MessageType.LARGE_VOTE: (1, MAX_LARGE_VOTE_ITEM),
     MessageType.HEARTBEAT_BATCH: (MAX_HEARTBEAT_BATCH_ITEMS, MAX_HEARTBEAT_ITEM),
 }
 """(max items, max item bytes) of the opaque gossip batches; TX_BATCH items are bounded by the

@@ -147,21 +147,51 @@ class P2PService:
         self.gossip.broadcast(GossipKind.TX, raws)
 
     def broadcast_votes(self, items: list[bytes]) -> None:
-        """Gossips this masternode's encoded votes (opaque items ≤ MAX_VOTE_ITEM bytes)."""
-        self.gossip.broadcast(GossipKind.VOTE, items)
+        """Gossips this masternode's encoded consensus items: those of at most ``MAX_VOTE_ITEM``
+        bytes batched in VOTE_BATCH frames, larger ones (≤ ``MAX_LARGE_VOTE_ITEM``: proposals and
+        decisions carrying a block) one per LARGE_VOTE frame. ``ValueError`` for a larger item."""
+        small, large = _split_votes(items)
+        if small:
+            self.gossip.broadcast(GossipKind.VOTE, small)
+        if large:
+            self.gossip.broadcast(GossipKind.LARGE_VOTE, large)
+
+    def send_votes(self, peer: Peer, items: list[bytes]) -> None:
+        """Sends consensus items to one peer only (replies, requests to one masternode), in the
+        frames :meth:`broadcast_votes` would use; the receiver does not relay them. Nothing is
+        sent to a closed peer. ``ValueError`` for an item over ``MAX_LARGE_VOTE_ITEM``."""
+        small, large = _split_votes(items)
+        if peer.closing or not peer.established:
+            return
+        for i in range(0, len(small), m.MAX_VOTE_BATCH_ITEMS):
+            peer.send(MessageType.VOTE_BATCH, m.encode_items(small[i : i + m.MAX_VOTE_BATCH_ITEMS]))
+        for item in large:
+            peer.send(MessageType.LARGE_VOTE, m.encode_items([item]))
+
+    def masternode_peers(self) -> dict[bytes, Peer]:
+        """Established connections by the registered masternode key they proved."""
+        return {
+            p.masternode_key: p
+            for p in self.connman.peers.values()
+            if p.established and not p.closing and p.masternode_key is not None
+        }
 
     def broadcast_heartbeats(self, items: list[bytes]) -> None:
         """Gossips encoded heartbeats (opaque items ≤ MAX_HEARTBEAT_ITEM bytes)."""
         self.gossip.broadcast(GossipKind.HEARTBEAT, items)
 
     def register_handler(self, kind: GossipKind, handler: ItemHandler) -> None:
-        """Plugs the consumer of VOTE or HEARTBEAT gossip in (see :data:`ItemHandler`)."""
+        """Plugs the consumer of VOTE, LARGE_VOTE or HEARTBEAT gossip in (see :data:`ItemHandler`)."""
         self.gossip.register_handler(kind, handler)
 
-    def announce_block(self, height: int, block_hash: bytes) -> None:
-        """Tells the peers that may not have it about a block we committed."""
+    def announce_block(self, height: int, block_hash: bytes, to_masternodes: bool = True) -> None:
+        """Tells the peers that may not have it about a block we committed (not the masternode
+        peers unless ``to_masternodes``: a masternode learns blocks from consensus, with their
+        commit certificate, rather than by block sync)."""
         payload = m.encode_announce(height, block_hash)
         for peer in self.connman.peers.values():
+            if not to_masternodes and peer.masternode_key is not None:
+                continue
             if peer.established and peer.height < height:
                 peer.send(MessageType.BLOCK_ANNOUNCE, payload)
 
@@ -201,3 +231,17 @@ class P2PService:
     def _on_ping(self, peer: Peer, payload: bytes) -> None:
         m.decode_u64(payload, "PING")
         self.gossip.after_pending(lambda: peer.send(MessageType.PONG, payload))
+
+
+def _split_votes(items: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(items for VOTE_BATCH, items for LARGE_VOTE); ``ValueError`` for one too large for either."""
+    small: list[bytes] = []
+    large: list[bytes] = []
+    for item in items:
+        if len(item) <= m.MAX_VOTE_ITEM:
+            small.append(item)
+        elif len(item) <= m.MAX_LARGE_VOTE_ITEM:
+            large.append(item)
+        else:
+            raise ValueError(f"consensus item of {len(item)} bytes exceeds {m.MAX_LARGE_VOTE_ITEM}")
+    return small, large

@@ -37,13 +37,17 @@ STRING_KINDS = frozenset({"str", "hex"})
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """A declared parameter. ``kind``: int, str, hex, bool, array, object, int_or_bool."""
+    """A declared parameter. ``kind``: int, str, hex, bool, array, object, int_or_bool. A
+    ``variadic`` parameter (only the last) takes every remaining positional value, each of its
+    kind, and reaches the handler as a list (``getbalance address [address...]``); named, it is
+    one value or an array of them."""
 
     name: str
     kind: str
     help: str
     required: bool = True
     default: Any = None
+    variadic: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -78,6 +82,14 @@ class Method:
         """The handler's arguments from a request's ``params`` (list, dict or absent)."""
         if params is None:
             params = []
+        variadic = self.params[-1] if self.params and self.params[-1].variadic else None
+        if isinstance(params, list) and variadic is not None and len(params) >= len(self.params):
+            fixed = len(self.params) - 1
+            params = [*params[:fixed], [v for v in params[fixed:] if v is not None] or None]
+        elif isinstance(params, dict) and variadic is not None and variadic.name in params:
+            value = params[variadic.name]
+            values = value if isinstance(value, list) else [value]
+            params = dict(params) | {variadic.name: [v for v in values if v is not None] or None}
         if isinstance(params, list):
             if len(params) > len(self.params):
                 raise RPCError(
@@ -105,12 +117,17 @@ class Method:
                         INVALID_PARAMS, f"{self.name}: missing parameter {p.name} ({self.usage()})"
                     )
                 args.append(p.default)
+            elif p.variadic:
+                args.append([p.check(self.name, v) for v in value])
             else:
                 args.append(p.check(self.name, value))
         return args
 
     def usage(self) -> str:
-        parts = [p.name if p.required else f"( {p.name} )" for p in self.params]
+        parts = [
+            f"{p.name} [{p.name}...]" if p.variadic else p.name if p.required else f"( {p.name} )"
+            for p in self.params
+        ]
         return " ".join([self.name, *parts])
 
     def help_text(self) -> str:
@@ -149,7 +166,17 @@ def rpc_method(
 
 def load_methods() -> dict[str, Method]:
     """Imports every area module (registering its methods) and returns the table."""
-    from timecoin.rpc import blockchain, control, masternode, mempool, network, rawtransactions, util  # noqa: F401
+    from timecoin.rpc import (  # noqa: F401
+        blockchain,
+        consensus,
+        control,
+        masternode,
+        mempool,
+        network,
+        rawtransactions,
+        util,
+        wallet,
+    )
 
     return METHODS
 

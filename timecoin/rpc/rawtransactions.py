@@ -31,7 +31,9 @@ CATEGORY = "Rawtransactions"
 MISSING_INPUT_CODES = frozenset({"missing-input"})
 """Reject codes reported as ``VERIFY_ERROR`` (-25): the inputs, not the transaction, are the
 problem (Bitcoin Core: "bad-txns-inputs-missingorspent")."""
-ALREADY_PENDING = "txn-already-in-mempool"
+ALREADY_KNOWN = frozenset({"txn-already-in-mempool", "txn-already-final"})
+"""Reject codes of a resubmission: no error, the txid is returned (Bitcoin Core does the same for
+a transaction already in its mempool)."""
 MAX_BATCH = 100_000
 """Most transactions one ``sendrawtransactions`` call takes (ten mempools' worth, DESIGN §4)."""
 
@@ -103,11 +105,12 @@ def _rejection(node: Node, v: Admission) -> RPCError:
 
 @rpc_method(CATEGORY, Param("hexstring", "hex", "The encoded, signed transaction, hex."))
 def sendrawtransaction(node: Node, hexstring: str) -> str:
-    """Submits a transaction to the mempool and relays it; returns its txid. A transaction
-    already pending is no error (its txid is returned)."""
+    """Submits a transaction for finality voting (consensus admission: the mempool's rules, then
+    finality's) and relays it; returns its txid. A transaction already pending or final is no
+    error (its txid is returned); see ``gettransactionfinality`` for its finality."""
     raw = _decode_hex_tx(node, hexstring)
     (v,) = node.accept_transactions([raw])
-    if v.accepted or v.code == ALREADY_PENDING:
+    if v.accepted or v.code in ALREADY_KNOWN:
         assert v.txid is not None
         return v.txid.hex()
     raise _rejection(node, v)
@@ -115,7 +118,7 @@ def sendrawtransaction(node: Node, hexstring: str) -> str:
 
 @rpc_method(CATEGORY, Param("hexstrings", "array", "Encoded, signed transactions, hex."))
 def sendrawtransactions(node: Node, hexstrings: list[Any]) -> list[dict[str, Any]]:
-    """Submits many transactions in one batch (load generation): one mempool admission and one
+    """Submits many transactions in one batch (load generation): one consensus admission and one
     relay for all. Returns, per transaction in order, ``{"txid", "accepted", "reject"}`` with
     ``reject`` ``{"code", "reason"}`` (the RPC error ``sendrawtransaction`` would give) or null."""
     if len(hexstrings) > MAX_BATCH:
@@ -129,7 +132,7 @@ def sendrawtransactions(node: Node, hexstrings: list[Any]) -> list[dict[str, Any
         raws.append(parse_hex(f"hexstrings[{i}]", h))
     out = []
     for v in node.accept_transactions(raws):
-        ok = v.accepted or v.code == ALREADY_PENDING
+        ok = v.accepted or v.code in ALREADY_KNOWN
         reject = None
         if not ok:
             err = _rejection(node, v)

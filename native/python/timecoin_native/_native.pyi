@@ -382,3 +382,7 @@ class UtxoSet:
         """Store writes since the last call, sorted by outpoint: coin to put, None to delete."""
     def memory_usage(self) -> int:
         """Estimated memory of the set, bytes."""
+    def coins_of(self, pubkey_hashes: bytes) -> list[tuple[bytes, bytes]]:
+        """Every (36-byte outpoint, 49-byte coin) owned by one of the 32-byte public key hashes
+        in ``pubkey_hashes`` (n × 32 bytes), sorted by outpoint: one scan, GIL released.
+        ValueError if the length is not a multiple of 32 bytes."""

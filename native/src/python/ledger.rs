@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::crypto::{fixed, type_name};
+use super::crypto::{fixed, fixed_items, type_name};
 use crate::apply::{self, AppliedBlock};
 use crate::hash::{Hash, HASH_LEN};
 use crate::types::{COIN_LEN, OUTPOINT_LEN};
@@ -426,6 +426,16 @@ impl PyUtxoSet {
 
     fn memory_usage(&self) -> usize {
         self.inner.memory_usage()
+    }
+
+    fn coins_of<'py>(&self, py: Python<'py>, pubkey_hashes: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let owners: &[Hash] = fixed_items::<HASH_LEN>("pubkey_hashes", pubkey_hashes)?;
+        let inner = &self.inner;
+        let found = py.detach(|| inner.coins_of(owners));
+        let items = found
+            .iter()
+            .map(|(k, c)| (PyBytes::new(py, k), PyBytes::new(py, c)));
+        PyList::new(py, items)
     }
 
     fn __repr__(&self) -> String {

@@ -1,0 +1,108 @@
+"""``timecoin devnet`` and its load test, end to end (DESIGN §10, §11).
+
+The command runs as a subprocess, as an operator would run it: four masternode ``timecoind``
+processes on deterministic loopback ports (one test port seed block). A short ``--duration`` run
+must start them, show the table, stop them cleanly (exit 0 each) and leave no process behind.
+A ``--load`` run must write a report with every field and a plot, submit transactions and end
+with every node on one tip and one UTXO set hash. Finality assertions apply only when the
+nodes serve consensus (``getconsensusinfo``); the report says which.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from timecoin.testing.node import TestNode, default_port_seed, p2p_port
+from timecoin.testing.util import scaled
+
+SEED_OFFSET = 33
+NODES = 4
+REPORT_FIELDS = (
+    "finalized_tps",
+    "submitted",
+    "accepted",
+    "finalized",
+    "rejected",
+    "finality_ms",
+    "blocks",
+    "duration_s",
+    "nodes_agree",
+    "tips",
+    "generator",
+    "fanout",
+    "timeline",
+)
+
+
+def run_devnet(workdir, *args, timeout=120.0):
+    command = [
+        sys.executable,
+        "-m",
+        "timecoin.cli.main",
+        "devnet",
+        "--nodes",
+        str(NODES),
+        "--accounts",
+        "8",
+        "--workdir",
+        str(workdir),
+        "--base-port",
+        str(p2p_port(0, default_port_seed() + SEED_OFFSET)),
+        *args,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=scaled(timeout), env=TestNode.environment()
+    )
+
+
+def assert_all_stopped(workdir):
+    manifest = orjson.loads((workdir / "devnet.json").read_bytes())
+    assert len(manifest["nodes"]) == NODES
+    for node in manifest["nodes"]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(node["pid"], 0)
+        log = (workdir / f"node{node['index']}" / "stderr.log").read_text()
+        assert "node ready" in log and log.rstrip().endswith("stopped")
+
+
+def test_devnet_starts_and_stops_cleanly(tmp_path):
+    result = run_devnet(tmp_path, "--duration", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exit statuses 0, 0, 0, 0" in result.stdout
+    assert "masternodes" in result.stdout and "height" in result.stdout
+    assert_all_stopped(tmp_path)
+    for i in range(NODES):
+        key = tmp_path / "keys" / f"mn{i}.key"
+        assert len(bytes.fromhex(key.read_text())) == 32 and key.stat().st_mode & 0o077 == 0
+
+
+def test_devnet_load_report(tmp_path):
+    result = run_devnet(tmp_path, "--load", "--duration", "2", "--rate", "300", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_all_stopped(tmp_path)
+    report = orjson.loads((tmp_path / "loadtest" / "loadtest.json").read_bytes())
+    assert (tmp_path / "loadtest" / "loadtest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for field in REPORT_FIELDS:
+        assert field in report, field
+    assert set(report["finality_ms"]) >= {"p50", "p95", "p99"}
+    assert report["nodes_agree"] is True
+    assert len({(t["tip"], t["utxosethash"]) for t in report["tips"]}) == 1 and len(report["tips"]) == NODES
+    assert report["fanout"]["submitted"] > 0 and report["fanout"]["accepted"] == report["fanout"]["submitted"]
+    assert report["generator"]["tps"] > 0
+    if not report["consensus_available"]:
+        # No block production: the fan-out cannot commit, so the load phase cannot run.
+        assert report["submitted"] == 0 and report["notes"]
+        return
+    assert report["submitted"] == 600 and report["accepted"] == 600, report["notes"]
+    assert report["blocks"] >= 1
+    if report["finality_available"]:
+        assert report["finalized"] == 600 and report["rejected"] == 0
+        p = report["finality_ms"]
+        assert 0 < p["p50"] <= p["p95"] <= p["p99"]
+        assert report["finalized_tps"] > 0
+        assert sum(report["timeline"]["finalized"]) == 600

@@ -1,0 +1,363 @@
+"""``timecoin devnet``: a local devnet of N masternode ``timecoind`` processes on loopback
+(DESIGN §10, §11).
+
+The working directory holds everything (reused when it already has a genesis)::
+
+    genesis.json          funded accounts + N Gold masternodes (timecoin.testing.chaingen)
+    keys/accounts.json    the accounts' 32-byte secret seeds, hex (mode 0600; the load test spends them)
+    keys/mnI.key          masternode I's secret seed, hex (mode 0600)
+    nodeI/                node I's data directory (stderr.log inside)
+    devnet.json           the manifest: ports, data directories, pids (``timecoin loadtest --devnet``)
+
+Node I listens on ``base_port + 3I`` (P2P), ``+1`` (RPC), ``+2`` (metrics, on), all on
+127.0.0.1, and connects to every node before it (a full mesh). The devnet's block slot is
+``DEVNET.block_slot`` (2 s). The command shows a live table until Ctrl-C, SIGTERM or
+``--duration``, or with ``--load`` runs the load test and prints its summary; then it stops every
+node with SIGTERM, waits, and SIGKILLs what is left. It never touches a node it did not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from timecoin.ledger.genesis import GenesisConfig
+from timecoin.params import DEVNET
+from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
+from timecoin.rpc.errors import IN_WARMUP
+from timecoin.testing.chaingen import devnet_genesis
+
+__all__ = ["Devnet", "DevnetNode", "PORTS_PER_NODE", "devnet", "load_manifest"]
+
+PORTS_PER_NODE = 3
+"""P2P, RPC, metrics."""
+MAX_NODES = 16
+STOP_TIMEOUT = 20.0
+"""Seconds the nodes get to stop after SIGTERM before SIGKILL."""
+START_TIMEOUT = 60.0
+"""Seconds a node gets to answer RPC after it is started."""
+REFRESH = 1.0
+"""Seconds between refreshes of the live table."""
+MANIFEST = "devnet.json"
+FINALIZED_METRIC = "timecoin_finality_transactions_finalized_total"
+
+
+@dataclass
+class DevnetNode:
+    """One node of the devnet: its index, data directory and ports, and the process once started."""
+
+    index: int
+    datadir: Path
+    p2p_port: int
+    rpc_port: int
+    metrics_port: int
+    process: subprocess.Popen[bytes] | None = None
+    _rpc: RPCClient | None = None
+
+    def rpc(self) -> RPCClient:
+        if self._rpc is None:
+            user, password = cookie_auth(self.datadir)
+            self._rpc = RPCClient("127.0.0.1", self.rpc_port, user, password, timeout=30)
+        return self._rpc
+
+    def finalized(self) -> int | None:
+        """``timecoin_finality_transactions_finalized_total`` from /metrics, None if unreadable."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=2)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        except OSError:
+            return None
+        finally:
+            conn.close()
+        for line in text.splitlines():
+            if line.startswith(FINALIZED_METRIC + " "):
+                return int(float(line.split()[1]))
+        return None
+
+
+class Devnet:
+    """The N processes of one devnet over one working directory."""
+
+    def __init__(self, workdir: Path, nodes: int, base_port: int, accounts: int, seed: bytes) -> None:
+        if not 1 <= nodes <= MAX_NODES:
+            raise click.BadParameter(f"--nodes must be in 1..{MAX_NODES}, got {nodes}")
+        if not 1024 <= base_port <= 65535 - PORTS_PER_NODE * nodes:
+            raise click.BadParameter(f"--base-port {base_port} leaves no room for {nodes} nodes")
+        self.workdir = workdir
+        self.seed, self.accounts = seed, accounts
+        self.nodes = [
+            DevnetNode(
+                i,
+                workdir / f"node{i}",
+                base_port + PORTS_PER_NODE * i,
+                base_port + PORTS_PER_NODE * i + 1,
+                base_port + PORTS_PER_NODE * i + 2,
+            )
+            for i in range(nodes)
+        ]
+        self.genesis_file = workdir / "genesis.json"
+        self.keys_dir = workdir / "keys"
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def create(self) -> GenesisConfig:
+        """Writes the genesis and the keys, unless the working directory already has them."""
+        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.genesis_file.exists():
+            config = GenesisConfig.from_json(self.genesis_file.read_bytes())
+            if len(config.masternodes) != len(self.nodes):
+                raise click.UsageError(
+                    f"{self.genesis_file} registers {len(config.masternodes)} masternodes, "
+                    f"--nodes is {len(self.nodes)}: give another --workdir"
+                )
+            return config
+        config, account_keys, mn_keys = devnet_genesis(
+            self.seed, accounts=self.accounts, masternodes=len(self.nodes), timestamp=int(time.time())
+        )
+        _write_secret(self.keys_dir / "accounts.json", orjson.dumps([k.hex() for k in account_keys]))
+        for i, key in enumerate(mn_keys):
+            _write_secret(self.keys_dir / f"mn{i}.key", key.hex().encode())
+        self.genesis_file.write_bytes(config.to_json())
+        return config
+
+    def write_manifest(self) -> None:
+        doc = {
+            "genesis": str(self.genesis_file),
+            "accounts": str(self.keys_dir / "accounts.json"),
+            "nodes": [
+                {
+                    "index": n.index,
+                    "datadir": str(n.datadir),
+                    "p2p_port": n.p2p_port,
+                    "rpc_port": n.rpc_port,
+                    "metrics_port": n.metrics_port,
+                    "pid": n.process.pid if n.process is not None else None,
+                }
+                for n in self.nodes
+            ],
+        }
+        (self.workdir / MANIFEST).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+    # -- processes -----------------------------------------------------------------------------------
+
+    def args(self, node: DevnetNode) -> list[str]:
+        connect = [a for n in self.nodes[: node.index] for a in ("--connect", f"127.0.0.1:{n.p2p_port}")]
+        return [
+            sys.executable,
+            "-m",
+            "timecoin.cli.daemon",
+            "--network",
+            DEVNET.name,
+            "--datadir",
+            str(node.datadir),
+            "--genesis",
+            str(self.genesis_file),
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(node.p2p_port),
+            "--rpcbind",
+            "127.0.0.1",
+            "--rpcport",
+            str(node.rpc_port),
+            "--masternode-key",
+            str(self.keys_dir / f"mn{node.index}.key"),
+            "--metrics",
+            "true",
+            "--metrics-port",
+            str(node.metrics_port),
+            *connect,
+        ]
+
+    def start(self) -> None:
+        """Starts every node (own session: a terminal's Ctrl-C reaches only this command, which
+        then stops them in order) and waits for their RPC servers."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIMECOIN_")}
+        for node in self.nodes:
+            node.datadir.mkdir(parents=True, exist_ok=True)
+            with (node.datadir / "stderr.log").open("ab") as stderr:
+                node.process = subprocess.Popen(
+                    self.args(node), stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True
+                )
+        self.write_manifest()
+        deadline = time.monotonic() + START_TIMEOUT
+        for node in self.nodes:
+            while not self._ready(node):
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"node {node.index} did not answer RPC within {START_TIMEOUT:.0f} s"
+                    )
+                time.sleep(0.1)
+
+    def _ready(self, node: DevnetNode) -> bool:
+        assert node.process is not None
+        if node.process.poll() is not None:
+            tail = (node.datadir / "stderr.log").read_text(errors="replace")[-2000:]
+            raise click.ClickException(
+                f"node {node.index} exited with status {node.process.returncode}:\n{tail}"
+            )
+        try:
+            node.rpc().getblockcount()
+        except (OSError, ValueError):
+            node._rpc = None
+            return False
+        except JSONRPCError as e:
+            if e.code == IN_WARMUP:
+                return False
+            raise
+        return True
+
+    def stop(self) -> list[int | None]:
+        """SIGTERM to every running node, wait up to :data:`STOP_TIMEOUT` s, SIGKILL the rest.
+        The exit statuses (negative: killed by that signal; None: never started)."""
+        for node in self.nodes:
+            if node._rpc is not None:
+                node._rpc.close()
+                node._rpc = None
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        statuses: list[int | None] = []
+        for node in self.nodes:
+            if node.process is None:
+                statuses.append(None)
+                continue
+            try:
+                statuses.append(node.process.wait(max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                statuses.append(node.process.wait())
+        return statuses
+
+    # -- status ---------------------------------------------------------------------------------------
+
+    def table(self) -> Table:
+        table = Table(title=f"devnet: {len(self.nodes)} masternodes ({self.workdir})")
+        for column in ("node", "height", "tip", "peers", "mempool", "finalized", "masternodes online"):
+            table.add_column(column, justify="left" if column == "tip" else "right")
+        for node in self.nodes:
+            try:
+                rpc = node.rpc()
+                info = rpc.getblockchaininfo()
+                row = [
+                    str(info["blocks"]),
+                    info["bestblockhash"][:16] + "…",
+                    str(rpc.getconnectioncount()),
+                    str(rpc.getmempoolinfo()["size"]),
+                    str(finalized) if (finalized := node.finalized()) is not None else "-",
+                    f"{sum(1 for m in rpc.masternodelist() if m['online'])}/{len(self.nodes)}",
+                ]
+            except (OSError, JSONRPCError) as e:
+                node._rpc = None
+                row = ["-", f"unreachable: {e}"[:40], "-", "-", "-", "-"]
+            table.add_row(str(node.index), *row)
+        return table
+
+
+def load_manifest(workdir: Path) -> dict[str, Any]:
+    """The manifest a running ``timecoin devnet`` wrote; ``click.UsageError`` if there is none."""
+    path = workdir / MANIFEST
+    try:
+        doc: dict[str, Any] = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise click.UsageError(f"{path}: no devnet manifest ({e})") from None
+    return doc
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+class _Terminate(Exception):
+    """SIGTERM reached the devnet command."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminate
+
+
+@click.command()
+@click.option("--nodes", "-n", default=4, show_default=True, help="Masternodes (one process each).")
+@click.option("--accounts", default=64, show_default=True, help="Funded genesis accounts.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("devnet"),
+    show_default=True,
+    help="Working directory (genesis, keys, data directories); reused if it has a genesis.",
+)
+@click.option(
+    "--base-port", default=DEVNET.p2p_port, show_default=True, help="Node I uses base+3I .. base+3I+2."
+)
+@click.option("--seed", default="timecoin-dev", show_default=True, help="Seed of every key of a new devnet.")
+@click.option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C).")
+@click.option(
+    "--load", is_flag=True, help="Run the load test (--rate for --duration s), print its summary, stop."
+)
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="Load test target, tx/s.")
+def devnet(
+    nodes: int,
+    accounts: int,
+    workdir: Path,
+    base_port: int,
+    seed: str,
+    duration: float | None,
+    load: bool,
+    rate: float,
+) -> None:
+    """Run a local devnet of N masternodes (DESIGN §10), optionally under load (§11)."""
+    console = Console()
+    net = Devnet(workdir.absolute(), nodes, base_port, accounts, seed.encode())
+    config = net.create()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        console.print(f"starting {nodes} nodes in {net.workdir} (ports from {base_port})")
+        net.start()
+        if load:
+            _run_load(net, config, rate, duration or 10.0, console)
+        else:
+            deadline = None if duration is None else time.monotonic() + duration
+            with Live(net.table(), console=console, refresh_per_second=2) as live:
+                while deadline is None or time.monotonic() < deadline:
+                    time.sleep(min(REFRESH, max(0.0, deadline - time.monotonic())) if deadline else REFRESH)
+                    live.update(net.table())
+    except (KeyboardInterrupt, _Terminate):
+        console.print("interrupted")
+    finally:
+        statuses = net.stop()
+        signal.signal(signal.SIGTERM, previous)
+        net.write_manifest()
+        console.print("stopped: exit statuses " + ", ".join(str(s) for s in statuses))
+    if any(s not in (0, None) for s in statuses):
+        raise click.ClickException("a node did not stop cleanly (see its stderr.log)")
+
+
+def _run_load(net: Devnet, config: GenesisConfig, rate: float, duration: float, console: Console) -> None:
+    from timecoin.loadtest.runner import LoadTestConfig, run_loadtest, summary_lines
+    from timecoin.loadtest.submitter import Endpoint
+
+    keys = [bytes.fromhex(k) for k in orjson.loads((net.keys_dir / "accounts.json").read_bytes())]
+    endpoints = [Endpoint.from_datadir(n.datadir, n.rpc_port) for n in net.nodes]
+    out = net.workdir / "loadtest"
+    report = asyncio.run(run_loadtest(LoadTestConfig(config, keys, endpoints, rate, duration, out), console))
+    for line in summary_lines(report):
+        console.print(line)
+    console.print(f"report: {out / 'loadtest.json'}, plot: {out / 'loadtest.png'}")

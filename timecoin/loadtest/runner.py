@@ -1,0 +1,235 @@
+"""One load-test run against running nodes (DESIGN §11):
+
+1. **fan-out**: the genesis accounts' coins are split (one or more levels, :mod:`.generator`)
+   until there is one coin per load transaction; each level is submitted and must be committed
+   in a block on every node before the next (the mempool admits spends of committed coins only).
+   Nodes without block production (no ``getconsensusinfo``) cannot commit it: the run then
+   reports the fan-out it submitted and stops there, saying so in ``notes``;
+2. **pre-signing** of every load transaction (timed: the generator's rate is in the report);
+3. **load**: open-loop submission at ``rate`` for ``duration`` seconds (:mod:`.submitter`) while
+   finality is followed (:mod:`.follower`) if the nodes serve ``gettransactionfinality``;
+4. **settle**: wait for the last block (empty mempools, one tip everywhere), then compare tip and
+   UTXO set hash (``gettxoutsetinfo``) across the nodes.
+
+A rich progress bar shows submission and finality while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import timecoin_native
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from timecoin.ledger.genesis import GenesisConfig
+from timecoin.loadtest.follower import FINALITY_METHOD, POLL_INTERVAL, Follower
+from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator
+from timecoin.loadtest.report import percentile, timeline, write_plot, write_report
+from timecoin.loadtest.submitter import AsyncRPC, Endpoint, Submission, Submitter
+
+__all__ = ["LoadTestConfig", "run_loadtest", "summary_lines"]
+
+CONSENSUS_METHOD = "getconsensusinfo"
+SETTLE_SLOTS = 10
+"""Block slots to wait for a fan-out level to commit, or for the last block at the end."""
+FANOUT_BATCH = 256
+"""Fan-out transactions per ``sendrawtransactions`` call (each up to ~80 kB)."""
+MIN_SETTLE = 20.0
+"""Seconds: the least of those waits, whatever the slot."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestConfig:
+    """What to run: target ``rate`` (tx/s) for ``duration`` (s) over ``endpoints``, spending the
+    genesis allocations of ``account_keys``; report files go to ``out_dir``."""
+
+    genesis: GenesisConfig
+    account_keys: list[bytes]
+    endpoints: list[Endpoint]
+    rate: float
+    duration: float
+    out_dir: Path
+    batch_size: int = DEFAULT_BATCH
+    max_fanout: int = MAX_FANOUT
+    drain_timeout: float = 10.0
+
+
+async def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(interval)
+    return False
+
+
+async def _committed_everywhere(nodes: list[AsyncRPC], txids: list[str]) -> bool:
+    for node in nodes:
+        replies = await node.batch("getrawtransaction", [[t, True] for t in txids])
+        if not all(isinstance(r.get("result"), dict) and r["result"].get("blockhash") for r in replies):
+            return False
+    return True
+
+
+async def _settled(nodes: list[AsyncRPC]) -> bool:
+    infos = await asyncio.gather(*(n.call("getmempoolinfo") for n in nodes))
+    tips = await asyncio.gather(*(n.call("getbestblockhash") for n in nodes))
+    return all(i["size"] == 0 for i in infos) and len(set(tips)) == 1
+
+
+async def _agreement(nodes: list[AsyncRPC]) -> tuple[bool, list[dict[str, Any]]]:
+    infos = await asyncio.gather(*(n.call("gettxoutsetinfo") for n in nodes))
+    rows = [{"height": i["height"], "tip": i["bestblock"], "utxosethash": i["utxosethash"]} for i in infos]
+    return len({(r["tip"], r["utxosethash"]) for r in rows}) == 1, rows
+
+
+async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -> dict[str, Any]:
+    """Runs the test; returns the report (also written to ``out_dir/loadtest.json`` and
+    ``out_dir/loadtest.png``). ``ValueError`` for a rate or duration that is not positive."""
+    if config.rate <= 0 or config.duration <= 0:
+        raise ValueError("rate and duration must be positive")
+    console = console or Console(stderr=True)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    params = config.genesis.params
+    settle = max(MIN_SETTLE, SETTLE_SLOTS * params.block_slot)
+    notes: list[str] = []
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
+        nodes = [AsyncRPC(session, e) for e in config.endpoints]
+        consensus = await nodes[0].has_method(CONSENSUS_METHOD)
+        finality = await nodes[0].has_method(FINALITY_METHOD)
+        if not finality:
+            notes.append(f"the nodes do not serve {FINALITY_METHOD}: finality not followed")
+        start_height = await nodes[0].call("getblockcount")
+        generator = Generator.from_genesis(config.genesis, config.account_keys, config.batch_size)
+        total = math.ceil(config.rate * config.duration)
+        levels = generator.fanout_plan(total, config.max_fanout)
+        fanout = Submission()
+        fanout_submitter = Submitter(nodes, fanout)
+        load_ready = True
+        for want in levels:
+            raws = generator.fan_out(want, config.max_fanout)
+            for i in range(0, len(raws), FANOUT_BATCH):
+                await fanout_submitter.send((i // FANOUT_BATCH) % len(nodes), raws[i : i + FANOUT_BATCH])
+            if len(fanout.sent_at) < fanout.submitted:
+                notes.append(f"fan-out transactions were rejected: {fanout.rejected}")
+                load_ready = False
+                break
+            txids = [t.hex() for t in timecoin_native.txids(raws)]
+            if not consensus:
+                notes.append(
+                    f"the nodes do not serve {CONSENSUS_METHOD} (no block production): the fan-out "
+                    f"of {len(raws)} transactions cannot commit, so the load phase did not run"
+                )
+                load_ready = False
+                break
+            if not await _wait(lambda t=txids: _committed_everywhere(nodes, t), settle):
+                notes.append(f"the fan-out was not committed on every node within {settle:.0f} s")
+                load_ready = False
+                break
+
+        submission = Submission()
+        submitter = Submitter(nodes, submission)
+        follower = Follower(nodes, submission)
+        load_started = time.monotonic()
+        raws = generator.spends(total) if load_ready else []
+        presign_s = time.monotonic() - load_started
+        duration = 0.0
+        if raws:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as progress:
+                sent_bar = progress.add_task("submitted", total=len(raws))
+                final_bar = progress.add_task("finalized", total=len(raws), visible=finality)
+                load_started = time.monotonic()
+                submit = asyncio.create_task(
+                    submitter.run(raws, config.rate, lambda n: progress.advance(sent_bar, n))
+                )
+                if finality:
+                    await follower.run(
+                        submit.done, config.drain_timeout, lambda n: progress.advance(final_bar, n)
+                    )
+                await submit
+                duration = time.monotonic() - load_started
+
+        if consensus and not await _wait(lambda: _settled(nodes), settle):
+            notes.append(f"the nodes did not settle (empty mempools, one tip) within {settle:.0f} s")
+        agree, tips = await _agreement(nodes)
+        end_height = await nodes[0].call("getblockcount")
+
+    result = follower.result
+    latencies = sorted(result.final.values())
+    finished = list(result.final_at.values())
+    first_send = min(submission.sent_at.values(), default=load_started)
+    span = (max(finished) - first_send) if finished else 0.0
+    report: dict[str, Any] = {
+        "nodes": len(config.endpoints),
+        "rate": config.rate,
+        "duration_s": round(duration, 3),
+        "submitted": submission.submitted,
+        "accepted": len(submission.sent_at),
+        "finalized": len(result.final),
+        "rejected": sum(submission.rejected.values()) + len(result.rejected),
+        "reject_reasons": {
+            **submission.rejected,
+            **({"finality": len(result.rejected)} if result.rejected else {}),
+        },
+        "finalized_tps": round(len(result.final) / span, 1) if span > 0 else 0.0,
+        "finality_ms": {
+            key: None if (v := percentile(latencies, p)) is None else round(v * 1000, 2)
+            for key, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
+        },
+        "finality_resolution_ms": POLL_INTERVAL * 1000,
+        "finality_available": finality,
+        "consensus_available": consensus,
+        "blocks": end_height - start_height,
+        "nodes_agree": agree,
+        "tips": tips,
+        "fanout": {
+            "levels": len(levels),
+            "submitted": fanout.submitted,
+            "accepted": len(fanout.sent_at),
+            "reject_reasons": fanout.rejected,
+        },
+        "generator": {
+            "transactions": generator.stats.transactions,
+            "seconds": round(generator.stats.seconds, 3),
+            "tps": round(generator.stats.rate, 1),
+            "presign_s": round(presign_s, 3),
+        },
+        "submitted_per_second": submission.per_second,
+        "timeline": timeline(first_send, submission.sent_at, result.final, result.final_at),
+        "errors": (fanout.errors + submission.errors + result.errors)[:20],
+        "notes": notes,
+    }
+    write_report(report, config.out_dir / "loadtest.json")
+    write_plot(report, config.out_dir / "loadtest.png")
+    return report
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The few lines a terminal shows after a run."""
+    f = report["finality_ms"]
+    lines = [
+        f"nodes {report['nodes']}, offered {report['rate']:.0f} tx/s for {report['duration_s']:.1f} s",
+        f"submitted {report['submitted']}, accepted {report['accepted']}, finalized {report['finalized']}, "
+        f"rejected {report['rejected']}",
+        f"finalized TPS {report['finalized_tps']}, finality ms p50 {f['p50']} p95 {f['p95']} p99 {f['p99']}",
+        f"blocks {report['blocks']}, nodes agree: {report['nodes_agree']}, "
+        f"generator {report['generator']['tps']:.0f} tx/s",
+    ]
+    return lines + [f"note: {n}" for n in report["notes"]]

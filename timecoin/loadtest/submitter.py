@@ -1,0 +1,177 @@
+"""Open-loop submission over JSON-RPC (aiohttp): transactions go out in ``sendrawtransactions``
+batches at a target rate, round-robin over the nodes, without waiting for earlier batches to
+be answered (an open loop, so a slow node shows up as latency instead of a lower offered load).
+
+Also the small asynchronous JSON-RPC client the load test shares (:class:`AsyncRPC`). This module
+never signs or builds transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from timecoin.rpc.client import JSONRPCError, cookie_auth
+from timecoin.rpc.errors import METHOD_NOT_FOUND
+
+__all__ = ["AsyncRPC", "Endpoint", "Submission", "Submitter", "TICK"]
+
+TICK = 0.05
+"""Seconds between batches of the open loop: rate × TICK transactions go out per tick."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a node's JSON-RPC server is: host, port and the credentials (cookie by default)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    @classmethod
+    def from_datadir(cls, datadir: Path, port: int, host: str = "127.0.0.1") -> Endpoint:
+        """Credentials from ``<datadir>/.cookie``; ``OSError`` if the node has not written it."""
+        user, password = cookie_auth(datadir)
+        return cls(host, port, user, password)
+
+
+class AsyncRPC:
+    """JSON-RPC 2.0 calls to one node over a shared aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._session = session
+        self._url = f"http://{endpoint.host}:{endpoint.port}/"
+        token = base64.b64encode(f"{endpoint.user}:{endpoint.password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self._ids = itertools.count(1)
+
+    async def _post(self, payload: object) -> Any:
+        async with self._session.post(self._url, data=orjson.dumps(payload), headers=self._headers) as r:
+            body = await r.read()
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise JSONRPCError(None, f"HTTP {r.status}: {body[:200]!r}", r.status) from None
+
+    async def call(self, method: str, *params: Any) -> Any:
+        """The result, or :class:`JSONRPCError` with the node's code."""
+        doc = await self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
+        if not isinstance(doc, dict):
+            raise JSONRPCError(None, f"unexpected response {doc!r:.200}")
+        error = doc.get("error")
+        if error:
+            raise JSONRPCError(error.get("code"), str(error.get("message")))
+        return doc["result"]
+
+    async def batch(self, method: str, params: list[list[Any]]) -> list[dict[str, Any]]:
+        """One JSON-RPC batch of ``method`` calls; the response objects in request order."""
+        first = next(self._ids)
+        self._ids = itertools.count(first + len(params))
+        payload = [
+            {"jsonrpc": "2.0", "id": first + i, "method": method, "params": p} for i, p in enumerate(params)
+        ]
+        doc = await self._post(payload)
+        if not isinstance(doc, list):
+            error = doc.get("error") if isinstance(doc, dict) else None
+            raise JSONRPCError((error or {}).get("code"), str((error or {}).get("message", doc)))
+        return sorted(doc, key=lambda r: r.get("id") or 0)
+
+    async def has_method(self, method: str) -> bool:
+        """Whether the node knows ``method``, from ``help <method>`` (which calls nothing)."""
+        try:
+            text = await self.call("help", method)
+        except JSONRPCError as e:
+            if e.code == METHOD_NOT_FOUND:
+                return False
+            raise
+        return not str(text).lower().startswith("help: unknown command")
+
+
+@dataclass(slots=True)
+class Submission:
+    """What happened to the submitted transactions: send time (``time.monotonic()``) and node
+    index per accepted txid, and mempool rejections by reject reason."""
+
+    sent_at: dict[str, float] = field(default_factory=dict)
+    node_of: dict[str, int] = field(default_factory=dict)
+    submitted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    per_second: list[int] = field(default_factory=list)
+    """Transactions sent in each second of the run."""
+
+
+class Submitter:
+    """Sends pre-signed transactions open-loop at ``rate`` per second over ``nodes``."""
+
+    def __init__(self, nodes: list[AsyncRPC], submission: Submission | None = None) -> None:
+        if not nodes:
+            raise ValueError("no nodes to submit to")
+        self.nodes = nodes
+        self.result = submission or Submission()
+        self._pending: set[asyncio.Task[None]] = set()
+        self._started = time.monotonic()
+
+    async def send(self, node: int, raws: list[bytes]) -> None:
+        """One ``sendrawtransactions`` batch to node ``node``; records every verdict."""
+        sent = time.monotonic()
+        result = self.result
+        result.submitted += len(raws)
+        second = int(sent - self._started)
+        while len(result.per_second) <= second:
+            result.per_second.append(0)
+        result.per_second[second] += len(raws)
+        try:
+            verdicts = await self.nodes[node].call("sendrawtransactions", [r.hex() for r in raws])
+        except (JSONRPCError, aiohttp.ClientError, OSError) as e:
+            result.errors.append(f"node {node}: {e}")
+            result.rejected["rpc-error"] = result.rejected.get("rpc-error", 0) + len(raws)
+            return
+        for v in verdicts:
+            if v["accepted"]:
+                result.sent_at[v["txid"]] = sent
+                result.node_of[v["txid"]] = node
+            else:
+                reason = v["reject"]["reason"].split(":")[0] if v.get("reject") else "unknown"
+                result.rejected[reason] = result.rejected.get(reason, 0) + 1
+
+    async def run(
+        self, raws: list[bytes], rate: float, progress: Callable[[int], None] | None = None
+    ) -> Submission:
+        """Sends ``raws`` at ``rate`` tx/s (open loop, one batch per node per :data:`TICK` at
+        most), then waits for every answer."""
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0 tx/s, got {rate}")
+        self._started = time.monotonic()
+        sent, turn = 0, 0
+        tick = 0
+        while sent < len(raws):
+            tick += 1
+            due = min(len(raws), int(rate * TICK * tick))
+            batch, sent = raws[sent:due], due
+            if batch:
+                share = -(-len(batch) // len(self.nodes))
+                for i in range(0, len(batch), share):
+                    task = asyncio.create_task(self.send(turn % len(self.nodes), batch[i : i + share]))
+                    self._pending.add(task)
+                    task.add_done_callback(self._pending.discard)
+                    turn += 1
+                if progress is not None:
+                    progress(len(batch))
+            delay = self._started + TICK * tick - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if self._pending:
+            await asyncio.gather(*self._pending)
+        return self.result

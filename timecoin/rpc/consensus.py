@@ -1,0 +1,106 @@
+"""RPC methods of consensus: transaction finality and the round state (DESIGN §6, §7, §10;
+docs/consensus.md).
+
+``gettransactionfinality`` reports one of four states: ``final`` (a finality certificate here,
+or archived in a committed block: ``height`` is then the block's), ``pending`` (admitted, being
+voted on), ``rejected`` (with the reason) or ``unknown``. Errors use Bitcoin Core's codes
+(``timecoin.rpc.errors``): ``INVALID_PARAMETER`` for a malformed txid or a negative timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from timecoin.rpc import render
+from timecoin.rpc.errors import INVALID_PARAMETER, MISC_ERROR, RPCError
+from timecoin.rpc.methods import Param, parse_hash, rpc_method
+
+if TYPE_CHECKING:
+    from timecoin.consensus.service import ConsensusService
+    from timecoin.node import Node
+
+CATEGORY = "Consensus"
+MAX_WAIT_MS = 3_600_000
+"""Longest ``waittransactionfinality`` wait, milliseconds (one hour)."""
+
+
+def _service(node: Node) -> ConsensusService:
+    if node.consensus is None:
+        raise RPCError(MISC_ERROR, "consensus is not running")
+    return node.consensus
+
+
+def finality_status(node: Node, txid: bytes) -> dict[str, Any]:
+    """The ``gettransactionfinality`` result for ``txid`` (see the module docstring)."""
+    service = _service(node)
+    out: dict[str, Any] = {"txid": txid.hex(), "status": "unknown", "height": None, "certificate": None}
+    loc = node.txindex.locate(txid)
+    if loc is not None:
+        cert = service.certificate(txid)
+        block_hash = node.chain.store.block_hash(loc.height)
+        out |= {
+            "status": "final",
+            "height": loc.height,
+            "blockhash": block_hash.hex() if block_hash is not None else None,
+            "certificate": cert.hex() if cert else None,
+        }
+        return out
+    status = service.engine.transaction_status(txid)
+    if status is None:
+        return out
+    state = status.pop("state")
+    out["status"] = state
+    if state == "final":
+        out["certificate"] = status.pop("certificate") or None
+    out.update(render.jsonable(status))
+    return out
+
+
+@rpc_method(CATEGORY)
+def getconsensusinfo(node: Node) -> dict[str, Any]:
+    """The consensus state of this node: its masternode key and whether it votes, the set, the
+    round state, finality counts, the signer, counters, ignored messages by reason, evidence,
+    finality latency percentiles and the last rounds (docs/consensus.md §8)."""
+    service = _service(node)
+    info: dict[str, Any] = render.jsonable(service.engine.info())
+    info["dropped_sends"] = service.dropped_sends
+    return info
+
+
+@rpc_method(CATEGORY, Param("txid", "hex", "Transaction id."))
+def gettransactionfinality(node: Node, txid: str) -> dict[str, Any]:
+    """Finality of a transaction here: ``{"txid", "status": "pending"|"final"|"rejected"|"unknown",
+    "height" (block height if archived, else null), "certificate" (finality certificate hex when
+    this node holds one, else null)}``, plus ``blockhash`` when archived, the vote weights when
+    pending and ``reason`` when rejected."""
+    return finality_status(node, parse_hash("txid", txid))
+
+
+@rpc_method(
+    CATEGORY,
+    Param("txid", "hex", "Transaction id."),
+    Param("timeout_ms", "int", "Milliseconds to wait at most (up to 3,600,000).", False, 10_000),
+)
+async def waittransactionfinality(node: Node, txid: str, timeout_ms: int) -> dict[str, Any]:
+    """Waits until the transaction is final or rejected here (or the timeout passes) and returns
+    what ``gettransactionfinality`` returns then."""
+    key = parse_hash("txid", txid)
+    if not 0 <= timeout_ms <= MAX_WAIT_MS:
+        raise RPCError(INVALID_PARAMETER, f"timeout_ms must be in 0..{MAX_WAIT_MS}, got {timeout_ms}")
+    service = _service(node)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_ms / 1000
+    while True:
+        result = finality_status(node, key)
+        remaining = deadline - loop.time()
+        if result["status"] in ("final", "rejected") or remaining <= 0:
+            return result
+        tip = asyncio.ensure_future(node.tip_changed.wait())
+        decided = asyncio.ensure_future(service.wait_decided(key, remaining))
+        try:
+            await asyncio.wait({tip, decided}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (tip, decided):
+                task.cancel()
+            await asyncio.gather(tip, decided, return_exceptions=True)

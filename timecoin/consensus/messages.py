@@ -776,25 +776,17 @@ class Status:
             crypto.sign(secret_key, unsigned.signing_message(chain_id)),
         )
 
+    def _body(self) -> bytes:
+        return b"".join((_u64(self.height), self.tip_hash, _u32(self.round), self.sender))
+
     def signing_message(self, chain_id: bytes) -> bytes:
-        return b"".join(
-            (_prefix(self.KIND, chain_id), _u64(self.height), self.tip_hash, _u32(self.round), self.sender)
-        )
+        return _prefix(self.KIND, chain_id) + self._body()
 
     def signatures(self, chain_id: bytes) -> list[tuple[bytes, bytes, bytes]]:
         return [(self.sender, self.signing_message(chain_id), self.signature)]
 
     def encode(self) -> bytes:
-        return b"".join(
-            (
-                _head(self.KIND),
-                _u64(self.height),
-                self.tip_hash,
-                _u32(self.round),
-                self.sender,
-                self.signature,
-            )
-        )
+        return _head(self.KIND) + self._body() + self.signature
 
     @classmethod
     def decode(cls, data: bytes) -> Status:
@@ -839,10 +831,9 @@ class SnowballQuery:
         sig = crypto.sign(secret_key, unsigned.signing_message(chain_id))
         return cls(height, query_id, outpoint, unsigned.candidates, unsigned.sender, sig)
 
-    def signing_message(self, chain_id: bytes) -> bytes:
+    def _body(self) -> bytes:
         return b"".join(
             (
-                _prefix(self.KIND, chain_id),
                 _u64(self.height),
                 _u64(self.query_id),
                 self.outpoint,
@@ -851,23 +842,15 @@ class SnowballQuery:
                 self.sender,
             )
         )
+
+    def signing_message(self, chain_id: bytes) -> bytes:
+        return _prefix(self.KIND, chain_id) + self._body()
 
     def signatures(self, chain_id: bytes) -> list[tuple[bytes, bytes, bytes]]:
         return [(self.sender, self.signing_message(chain_id), self.signature)]
 
     def encode(self) -> bytes:
-        return b"".join(
-            (
-                _head(self.KIND),
-                _u64(self.height),
-                _u64(self.query_id),
-                self.outpoint,
-                _u32(len(self.candidates)),
-                *self.candidates,
-                self.sender,
-                self.signature,
-            )
-        )
+        return _head(self.KIND) + self._body() + self.signature
 
     @classmethod
     def decode(cls, data: bytes) -> SnowballQuery:
@@ -919,10 +902,9 @@ class SnowballResponse:
             query.height, query.query_id, query.sender, query.outpoint, preference, unsigned.responder, sig
         )
 
-    def signing_message(self, chain_id: bytes) -> bytes:
+    def _body(self) -> bytes:
         return b"".join(
             (
-                _prefix(self.KIND, chain_id),
                 _u64(self.height),
                 _u64(self.query_id),
                 self.querier,
@@ -931,23 +913,15 @@ class SnowballResponse:
                 self.responder,
             )
         )
+
+    def signing_message(self, chain_id: bytes) -> bytes:
+        return _prefix(self.KIND, chain_id) + self._body()
 
     def signatures(self, chain_id: bytes) -> list[tuple[bytes, bytes, bytes]]:
         return [(self.responder, self.signing_message(chain_id), self.signature)]
 
     def encode(self) -> bytes:
-        return b"".join(
-            (
-                _head(self.KIND),
-                _u64(self.height),
-                _u64(self.query_id),
-                self.querier,
-                self.outpoint,
-                self.preference or NIL,
-                self.responder,
-                self.signature,
-            )
-        )
+        return _head(self.KIND) + self._body() + self.signature
 
     @classmethod
     def decode(cls, data: bytes) -> SnowballResponse:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from timecoin.core.types import HEADER_LEN, Block, BlockHeader, Transaction
-from timecoin.ledger.blockbuilder import assemble_block
+from timecoin.ledger.blockbuilder import NO_ELECTION, Election, assemble_block
 from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.masternode import leader
 from timecoin.params import FULL_BLOCK_ROUNDS, MAX_BLOCK_TIME_DRIFT, REWARD_ONLY_ROUND
@@ -111,9 +111,7 @@ def emergency_block(chain: ChainState) -> Block:
         chain,
         [],
         emergency_timestamp(chain),
-        proposer=bytes(32),
-        vrf_proof=bytes(80),
-        vrf_output=bytes(64),
+        election=NO_ELECTION,
         round=EMERGENCY_ROUND,
     )
 
@@ -139,7 +137,7 @@ def build_block(
     while True:
         try:
             return assemble_block(
-                chain, txs, timestamp, proposer=public_key, vrf_proof=proof, vrf_output=output, round=round
+                chain, txs, timestamp, election=Election(public_key, proof, output), round=round
             )
         except ValidationError as e:
             if e.tx_index is None or not 0 <= e.tx_index < len(txs):

@@ -8,6 +8,7 @@ hash its header must commit, then rolled back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from timecoin.core.types import Block, BlockHeader, Transaction, TxOut
 from timecoin.crypto import merkle_root
@@ -15,14 +16,30 @@ from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.ledger.genesis import BLOCK_VERSION
 
 
+@dataclass(frozen=True, slots=True)
+class Election:
+    """Who proposes a block and the VRF proof that they may (DESIGN §5, §7)."""
+
+    proposer: bytes
+    """the proposer's masternode public key, 32 bytes"""
+    vrf_proof: bytes
+    """80 bytes (RFC 9381)"""
+    vrf_output: bytes
+    """64 bytes: the seed of the next height's leader draw"""
+
+
+NO_ELECTION = Election(proposer=bytes(32), vrf_proof=bytes(80), vrf_output=bytes(64))
+"""The all-zero election of blocks nobody is elected for: the genesis block, the emergency
+block every node builds alike (docs/consensus.md), and chains built offline for tests. Consensus
+rejects it on any other block (``timecoin.consensus.blocks.check_block``)."""
+
+
 def assemble_block(
     chain: ChainState,
     transactions: Sequence[Transaction],
     timestamp: int,
     *,
-    proposer: bytes = bytes(32),
-    vrf_proof: bytes = bytes(80),
-    vrf_output: bytes = bytes(64),
+    election: Election = NO_ELECTION,
     round: int = 0,
 ) -> Block:
     """A block on the chain's tip holding ``transactions`` (each must be valid against the tip's
@@ -45,9 +62,9 @@ def assemble_block(
             merkle_root=merkle_root([tx.txid for tx in ordered]),
             utxo_set_hash=utxo_set_hash,
             timestamp=timestamp,
-            proposer=proposer,
-            vrf_proof=vrf_proof,
-            vrf_output=vrf_output,
+            proposer=election.proposer,
+            vrf_proof=election.vrf_proof,
+            vrf_output=election.vrf_output,
             round=round,
         )
 

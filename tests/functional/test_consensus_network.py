@@ -17,10 +17,10 @@ from timecoin.consensus import verify_certificate
 from timecoin.ledger.chain import ChainState
 from timecoin.rpc import errors
 from timecoin.testing.node import (
-    TestNode,
     assert_raises_rpc_error,
     build_devnet_chain,
     default_port_seed,
+    masternode_network,
     wait_until,
 )
 
@@ -32,27 +32,8 @@ SECOND_BATCH = 12
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     chain = build_devnet_chain(tmp_path_factory.mktemp("consensus_net"), 0, 0, accounts=64)
-    root, seed = chain.genesis_file.parent, default_port_seed() + 40
-    nodes: list[TestNode] = []
-    for i in range(N):
-        key_file = root / f"mn{i}.key"
-        key_file.write_text(chain.masternode_keys[i].hex())
-        args = ["--masternode-key", str(key_file)]
-        for other in nodes:
-            args += ["--connect", f"127.0.0.1:{other.p2p_port}"]
-        nodes.append(TestNode(i, root, chain.genesis_file, port_seed=seed, extra_args=args))
-    try:
-        for node in nodes:
-            node.start()
-        for node in nodes:
-            node.wait_for_rpc_connection()
+    with masternode_network(chain, N, default_port_seed() + 40) as nodes:
         yield chain, nodes
-        for node in nodes:
-            if node.running:
-                node.stop()
-    finally:
-        for node in nodes:
-            node.cleanup()
 
 
 def validator_set(chain):

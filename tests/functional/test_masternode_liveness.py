@@ -11,10 +11,10 @@ import pytest
 
 from timecoin.rpc import errors
 from timecoin.testing.node import (
-    TestNode,
     assert_raises_rpc_error,
     build_devnet_chain,
     default_port_seed,
+    masternode_network,
     wait_until,
 )
 
@@ -24,27 +24,8 @@ N = 4
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     chain = build_devnet_chain(tmp_path_factory.mktemp("mn_liveness"), 0, 0)
-    root, seed = chain.genesis_file.parent, default_port_seed() + 20
-    ring: list[TestNode] = []
-    for i in range(N):
-        key_file = root / f"mn{i}.key"
-        key_file.write_text(chain.masternode_keys[i].hex())
-        args = ["--masternode-key", str(key_file)]
-        if ring:
-            args += ["--connect", f"127.0.0.1:{ring[-1].p2p_port}"]
-        ring.append(TestNode(i, root, chain.genesis_file, port_seed=seed, extra_args=args))
-    try:
-        for node in ring:
-            node.start()
-        for node in ring:
-            node.wait_for_rpc_connection()
-        yield ring
-        for node in ring:
-            if node.running:
-                node.stop()
-    finally:
-        for node in ring:
-            node.cleanup()
+    with masternode_network(chain, N, default_port_seed() + 20, mesh=False) as nodes:
+        yield nodes
 
 
 def test_every_masternode_sees_all_online(nodes):

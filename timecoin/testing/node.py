@@ -19,7 +19,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,34 @@ def write_chain(datadir: Path, chain: DevnetChain, upto: int) -> None:
             state.connect_block(raw)
     finally:
         state.close()
+
+
+@contextmanager
+def masternode_network(
+    chain: DevnetChain, count: int, port_seed: int, *, mesh: bool = True
+) -> Iterator[list[TestNode]]:
+    """``count`` ``timecoind`` processes running the genesis masternode keys of ``chain``
+    (``mn<i>.key`` files beside its genesis file), connected in a full mesh (each dials every
+    earlier node) or, with ``mesh=False``, a line (each dials the previous one). Started and
+    RPC-ready on entry; stopped (those still running) and cleaned up on exit."""
+    root = chain.genesis_file.parent
+    nodes: list[TestNode] = []
+    for i in range(count):
+        key_file = root / f"mn{i}.key"
+        key_file.write_text(chain.masternode_keys[i].hex())
+        args = ["--masternode-key", str(key_file)]
+        for other in nodes if mesh else nodes[-1:]:
+            args += ["--connect", f"127.0.0.1:{other.p2p_port}"]
+        nodes.append(TestNode(i, root, chain.genesis_file, port_seed=port_seed, extra_args=args))
+    try:
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_for_rpc_connection()
+        yield nodes
+        for node in nodes:
+            if node.running:
+                node.stop()
+    finally:
+        for node in nodes:
+            node.cleanup()

@@ -560,6 +560,10 @@ class Node:
         """Whether ``txid`` is pending in the mempool or indexed in a committed block."""
         return txid in self.mempool or self.txindex.contains(txid)
 
+    def pending_transactions(self) -> list[bytes]:
+        """The mempool's transactions in arrival order (pending finality)."""
+        return [e.raw for e in self.mempool.entries()]
+
     def is_masternode_key(self, public_key: bytes) -> bool:
         """Whether ``public_key`` is a registered masternode at the tip (the registry's set of
         height tip + 1)."""

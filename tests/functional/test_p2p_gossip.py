@@ -69,6 +69,29 @@ def test_transactions_reach_every_mempool_once(tmp_path):
     run(scenario())
 
 
+def test_pending_transactions_reach_a_peer_that_connects_later(tmp_path):
+    """Transactions gossiped while a node had no peers reach each peer when it connects (one
+    push of the mempool per connection), so a masternode that was offline still votes on them."""
+
+    async def scenario():
+        early, late = devnet_node(tmp_path / "early", split=4), devnet_node(tmp_path / "late", split=4)
+        try:
+            await early.start()
+            txs = [tx.encode() for tx in early.wallet.transfers(40, early.chain)]
+            assert all(code == "" for _, code in early.submit_transactions(txs))
+            early.p2p.broadcast_transactions(txs)
+            await wait_until_async(lambda: early.p2p.gossip.relayed[GossipKind.TX] == len(txs))  # to nobody
+            await late.start(connect=(("127.0.0.1", early.port),))
+            await wait_until_async(lambda: len(late.mempool) == len(txs))
+            assert [e.raw for e in late.mempool.entries()] == txs  # in the sender's arrival order
+            # The late node relays them on as new, and nothing comes back to the early node as new.
+            assert late.p2p.gossip.received[GossipKind.TX] == len(txs)
+        finally:
+            await stop_all([early, late])
+
+    run(scenario())
+
+
 def test_votes_reach_every_masternode_once(tmp_path):
     async def scenario():
         _, _, masternode_keys = devnet_genesis()

@@ -187,7 +187,9 @@ class Devnet:
 
     def start(self) -> None:
         """Starts every node (own session: a terminal's Ctrl-C reaches only this command, which
-        then stops them in order) and waits for their RPC servers."""
+        then stops them in order) and waits for their RPC servers and then for the full mesh
+        (each node connected to every other), so nothing submitted next misses a peer.
+        ``click.ClickException`` if a node exits or either wait passes :data:`START_TIMEOUT`."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIMECOIN_")}
         for node in self.nodes:
             node.datadir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +204,14 @@ class Devnet:
                 if time.monotonic() > deadline:
                     raise click.ClickException(
                         f"node {node.index} did not answer RPC within {START_TIMEOUT:.0f} s"
+                    )
+                time.sleep(0.1)
+        peers = len(self.nodes) - 1
+        for node in self.nodes:
+            while not self._ready(node) or node.rpc().getconnectioncount() < peers:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"node {node.index} did not connect to its {peers} peers within {START_TIMEOUT:.0f} s"
                     )
                 time.sleep(0.1)
 

@@ -212,6 +212,15 @@ class Gossip:
         if queue:
             self._wake.set()
 
+    def send_to(self, peer: Peer, kind: GossipKind, items: list[bytes]) -> None:
+        """Sends items to one peer now, batched like relay, whatever the seen-cache holds (the
+        peer may not have them although we do); nothing to a closing peer. Votes only if this
+        node relays votes."""
+        if not items or peer.closing or (kind in VOTE_KINDS and not self._relay_votes):
+            return
+        for payload in _batches(kind, items):
+            peer.send(MessageType(kind.value), payload)
+
     def _flush(self) -> None:
         peers = [p for p in self._connman.peers.values() if p.established and not p.closing]
         for kind, queue in self._outbound.items():

@@ -58,6 +58,11 @@ class NodeHooks(Protocol):
 
     def has_transaction(self, txid: bytes) -> bool: ...
 
+    def pending_transactions(self) -> list[bytes]:
+        """The encoded transactions still pending here (the mempool, in arrival order): sent to
+        every peer as its connection is established."""
+        ...
+
     def is_masternode_key(self, public_key: bytes) -> bool:
         """Whether ``public_key`` is a registered masternode key at the tip."""
         ...
@@ -113,6 +118,7 @@ class P2PService:
             clock,
         )
         self.connman.handlers[MessageType.PING] = self._on_ping
+        self.connman.on_established.append(self._send_pending)
         self._started = False
 
     @property
@@ -227,6 +233,13 @@ class P2PService:
         return self.banman.bans()
 
     # -- handlers --------------------------------------------------------------------------------
+
+    def _send_pending(self, peer: Peer) -> None:
+        # A transaction gossiped before this peer connected (a node's first seconds, a peer
+        # that restarted) would otherwise never reach it, and a masternode that never sees a
+        # transaction never votes on it: with one masternode of four missing, finality could
+        # stall for good. Like BIP 35's mempool request, but pushed once per connection.
+        self.gossip.send_to(peer, GossipKind.TX, self.hooks.pending_transactions())
 
     def _on_ping(self, peer: Peer, payload: bytes) -> None:
         m.decode_u64(payload, "PING")

@@ -103,6 +103,9 @@ class ChainNode:
     def has_transaction(self, txid: bytes) -> bool:
         return txid in self.mempool
 
+    def pending_transactions(self) -> list[bytes]:
+        return [e.raw for e in self.mempool.entries()]
+
     def is_masternode_key(self, public_key: bytes) -> bool:
         return public_key in self.chain.registry
 

@@ -72,6 +72,24 @@ def test_happy_path_final_with_certificates_then_archived(sim):
         assert signature_conflicts(n.sent) == []
 
 
+def test_transaction_only_one_masternode_holds_becomes_final(sim):
+    """A transaction that reached one masternode only (gossiped before its peers connected, or
+    dropped by their full mempools) is sent to every node again once it has been pending
+    ``finality_revote_interval``; then the others vote and it is final everywhere. Without that
+    relay one vote of four never reaches 2/3 and it would stay pending for good."""
+    assert sim.wait_height(1)
+    (tx,) = sim.transfers(sim.wallet(), 1)
+    origin = sim.nodes[0]
+    admissions, effects = origin.consensus.submit([tx.encode()], sim.clock.now)  # no relay
+    assert admissions[0].accepted
+    origin.runner.run(effects)
+    t0 = sim.clock.now
+    sim.run_for(sim.params.finality_revote_interval / 2)
+    assert all(tx.txid not in n.finalized for n in sim.nodes)
+    assert sim.run_until(lambda: sim.all_final([tx.txid]), timeout=5)
+    assert sim.clock.now - t0 >= sim.params.finality_revote_interval
+
+
 def test_tampered_certificates_are_refused(sim):
     """A certificate is refused with a stable code when its txid, a signature, a proof or its
     weight is wrong, or when a signer is not in the set."""

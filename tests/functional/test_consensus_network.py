@@ -109,9 +109,26 @@ def test_network_finalizes_and_commits(net):
     info = nodes[0].rpc.getconsensusinfo()
     assert info["voter"] is True and info["set"]["size"] == N
 
+    cursors = [n.rpc.getfinalityfeed()["cursor"] for n in nodes]
     txs = chain.transfers(FIRST_BATCH)
     txids = submit(nodes, txs)
     statuses = wait_final(nodes, txids)
+    # Each node's finality feed lists every one of them once, as final, after the cursor.
+    for node, cursor in zip(nodes, cursors, strict=True):
+        page = node.rpc.getfinalityfeed(cursor, 0, 100_000)
+        assert page["missed"] == 0 and page["rejected"] == []
+        assert set(txids) <= set(page["final"]) and len(page["final"]) == len(set(page["final"]))
+        assert page["cursor"] == cursor + len(page["final"])
+        assert node.rpc.getfinalityfeed(page["cursor"], 50, 10) == {
+            "final": [],
+            "rejected": [],
+            "cursor": page["cursor"],
+            "missed": 0,
+        }
+        assert node.rpc.getfinalityfeed(cursor, 0, 1)["cursor"] == cursor + 1
+    assert_raises_rpc_error(errors.INVALID_PARAMETER, "cursor", nodes[0].rpc.getfinalityfeed, 10**9)
+    assert_raises_rpc_error(errors.INVALID_PARAMETER, "max_count", nodes[0].rpc.getfinalityfeed, 0, 0, 0)
+    assert_raises_rpc_error(errors.INVALID_PARAMETER, "timeout_ms", nodes[0].rpc.getfinalityfeed, 0, -1)
 
     keys, weights = validator_set(chain)
     verified = 0

@@ -51,6 +51,11 @@ def test_seen_cache_remembers_at_least_capacity():
     assert not any(cache.add(k) for k in keys[-100:])  # the last `capacity` keys are remembered
     assert keys[0] not in cache
     assert len(cache) <= 200
+    # A forgotten key (a transaction a full mempool dropped) counts as new again.
+    cache.discard(keys[-1])
+    cache.discard(keys[-150])  # in the older generation
+    assert cache.add(keys[-1]) and cache.add(keys[-150])
+    assert not cache.add(keys[-1])
 
 
 def test_bans_persist_and_expire(tmp_path):

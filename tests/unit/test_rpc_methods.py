@@ -42,6 +42,7 @@ EXPECTED = {
     "help",
     "getconsensusinfo",
     "gettransactionfinality",
+    "getfinalityfeed",
     "waittransactionfinality",
     "uptime",
     "submitblock",

@@ -61,6 +61,15 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayTransactions:
+    """Send these encoded pending transactions to every peer again, even one that had them: a
+    peer with a full mempool dropped them, and a masternode that never holds a transaction
+    never votes on it (finality could stall for good)."""
+
+    raws: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SendTo:
     """Send an encoded message to the masternode with this public key (a Snowball query, a
     decision request): the driver maps the key to a connection (or gossips if it has none)."""

@@ -17,7 +17,9 @@ the signer records are persisted. Every node tallies every vote: accepts reachin
 set's weight make the transaction **final** (certificate built, record persisted, then
 reported); rejects above 1/3 make it **rejected** (locks released). Decisions still open after
 ``finality_revote_interval`` are voted again (votes lost in a partition), and a new height (a
-new set) votes everything open again. A conflict unsettled ``conflict_deadline`` after it was
+new set) votes everything open again. A transaction pending that long is also sent to every
+peer again (:class:`~timecoin.consensus.effects.RelayTransactions`): a masternode that missed or
+dropped it cannot vote on it. A conflict unsettled ``conflict_deadline`` after it was
 seen is settled by the next block (:meth:`FinalityEngine.block_transactions`,
 :meth:`FinalityEngine.check_block_transactions`).
 
@@ -45,6 +47,7 @@ from timecoin.consensus.context import Context, Outbox
 from timecoin.consensus.effects import (
     Broadcast,
     Evidence,
+    RelayTransactions,
     SendTo,
     Timer,
     TransactionFinalized,
@@ -80,6 +83,8 @@ class PendingTx:
     """This masternode's decision: accept, reject, or not yet."""
     last_voted: float | None = None
     """When this masternode last voted on it at the current height."""
+    last_relayed: float | None = None
+    """When this masternode last sent it to its peers again (:class:`RelayTransactions`)."""
     conflict_since: float | None = None
 
 
@@ -248,9 +253,13 @@ class FinalityEngine:
         revote = ctx.params.finality_revote_interval
         accepts: list[bytes] = []
         rejects: list[bytes] = []
+        relay: list[bytes] = []
         for p in list(self.pending.values()):
             if p.txid not in self.pending:
                 continue
+            if now - (p.last_relayed or p.first_seen) >= revote - 1e-9:
+                relay.append(p.raw)
+                p.last_relayed = now
             if p.decision is None:
                 if now - p.first_seen < interval - 1e-9:
                     continue
@@ -264,6 +273,8 @@ class FinalityEngine:
             if p.last_voted is None or now - p.last_voted >= revote - 1e-9:
                 (accepts if p.decision else rejects).append(p.txid)
                 p.last_voted = now
+        if relay:
+            out.sends.append(RelayTransactions(tuple(relay)))
         limit = LIMITS["txids_per_vote"]
         decided = [(t, True) for t in accepts] + [(t, False) for t in rejects]
         weight = ctx.vset.weight(ctx.public_key)

@@ -24,6 +24,7 @@ from timecoin.consensus.effects import (
     Broadcast,
     Effect,
     Persist,
+    RelayTransactions,
     Reply,
     ScheduleTimer,
     SendTo,
@@ -47,6 +48,10 @@ class Transport(Protocol):
     """How consensus messages leave the node."""
 
     def broadcast(self, data: bytes) -> None: ...
+
+    def relay_transactions(self, raws: list[bytes]) -> None:
+        """Sends encoded transactions to every peer, even those that had them."""
+        ...
 
     def send(self, masternode: bytes, data: bytes) -> None: ...
 
@@ -99,6 +104,8 @@ class EffectRunner:
                 failpoints.hit("consensus.after_persist")
             elif isinstance(effect, Broadcast):
                 self.transport.broadcast(effect.data)
+            elif isinstance(effect, RelayTransactions):
+                self.transport.relay_transactions(list(effect.raws))
             elif isinstance(effect, SendTo):
                 self.transport.send(effect.masternode, effect.data)
             elif isinstance(effect, Reply):

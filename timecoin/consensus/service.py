@@ -40,6 +40,7 @@ from timecoin.consensus.effects import (
     TransactionRejected,
 )
 from timecoin.consensus.engine import Consensus
+from timecoin.consensus.feed import FinalityFeed
 from timecoin.consensus.messages import Kind
 from timecoin.consensus.runner import EffectRunner
 from timecoin.core.types import Block
@@ -122,6 +123,8 @@ class ConsensusService:
         )
         self.recent: OrderedDict[bytes, tuple[bytes, int | None]] = OrderedDict()
         """txid → (finality certificate, settling block height or None), most recent last."""
+        self.feed = FinalityFeed()
+        """Every finality decision here, numbered (``getfinalityfeed``)."""
         self.dropped_sends = 0
         """Messages a follower did not send (the VOTE classes are closed to non-masternodes)."""
         self._timers: set[asyncio.TimerHandle] = set()
@@ -203,6 +206,9 @@ class ConsensusService:
             return
         self.p2p.broadcast_votes([data])
 
+    def relay_transactions(self, raws: list[bytes]) -> None:
+        self.p2p.resend_transactions(raws)
+
     def send(self, masternode: bytes, data: bytes) -> None:
         if not self.is_masternode:
             self.dropped_sends += 1
@@ -237,8 +243,10 @@ class ConsensusService:
             self.recent.move_to_end(effect.txid)
             if len(self.recent) > RECENT_CERTIFICATES:
                 self.recent.popitem(last=False)
+            self.feed.append(effect.txid, True)
             self._wake(effect.txid)
         elif isinstance(effect, TransactionRejected):
+            self.feed.append(effect.txid, False)
             self._wake(effect.txid)
         elif isinstance(effect, Evidence):
             log.warning(

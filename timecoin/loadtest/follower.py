@@ -1,11 +1,12 @@
-"""Follows the finality of submitted transactions with ``gettransactionfinality`` (DESIGN §6,
-§10): every :data:`POLL_INTERVAL` seconds, one JSON-RPC batch per node asks about the
-transactions still pending that were sent to it (at most :data:`MAX_POLL` per batch), the
-batches to all nodes in parallel.
+"""Follows the finality of submitted transactions through each node's finality feed
+(``getfinalityfeed``, a long poll: one call returns every decision the node made since the
+last one), so following N transactions costs the nodes O(N) in all, not O(N) per poll.
 
-A transaction's finality latency is the time from its ``sendrawtransactions`` call to the poll
-that first saw it ``final``: an upper bound, late by at most one poll interval plus the poll's
-round trip (the report says so). This module changes nothing on the nodes.
+A transaction's finality latency is the time from the start of its ``sendrawtransactions`` call
+to the arrival of the feed page that first reports it ``final`` by the node it was sent to: an
+upper bound, late by at most one feed round trip. A decision can arrive before the send's reply
+(finality is quick); it is kept until the reply says which node the transaction went to. This
+module changes nothing on the nodes.
 """
 
 from __future__ import annotations
@@ -20,64 +21,81 @@ import aiohttp
 from timecoin.loadtest.submitter import AsyncRPC, Submission
 from timecoin.rpc.client import JSONRPCError
 
-__all__ = ["FINALITY_METHOD", "MAX_POLL", "POLL_INTERVAL", "Finality", "Follower"]
+__all__ = ["FEED_METHOD", "FEED_WAIT_MS", "Finality", "Follower"]
 
-FINALITY_METHOD = "gettransactionfinality"
-POLL_INTERVAL = 0.05
-"""Seconds between polls; the latency resolution."""
-MAX_POLL = 4000
-"""Transactions asked about per batch and node."""
+FEED_METHOD = "getfinalityfeed"
+FEED_WAIT_MS = 200
+"""Milliseconds a feed call waits on the node when there is no new decision (then the follower
+checks whether it is done and asks again)."""
 
 
 @dataclass(slots=True)
 class Finality:
-    """Outcome per txid: seconds from send to final (``final``), the rejected ones, and the
-    heights the nodes gave."""
+    """Outcome per txid: seconds from send to final (``final``), the rejected ones, and errors."""
 
     final: dict[str, float] = field(default_factory=dict)
     final_at: dict[str, float] = field(default_factory=dict)
     """``time.monotonic()`` when each was seen final."""
     rejected: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    missed: int = 0
+    """Decisions the nodes no longer kept when asked (a follower far behind)."""
 
 
 class Follower:
-    """Polls the finality of the accepted transactions of a :class:`Submission`."""
+    """Follows the decisions on the accepted transactions of a :class:`Submission`."""
 
     def __init__(self, nodes: list[AsyncRPC], submission: Submission) -> None:
         self.nodes = nodes
         self.submission = submission
         self.result = Finality()
+        self._cursors: list[int | None] = [None] * len(nodes)
+        self._early: dict[str, list[tuple[int, bool, float]]] = {}
+        """Decisions on txids whose send reply has not come yet: (node, final, seen at)."""
 
-    def pending(self) -> list[str]:
-        """Accepted txids not yet final or rejected."""
-        done, rejected = self.result.final, self.result.rejected
-        return [t for t in self.submission.sent_at if t not in done and t not in rejected]
+    async def start(self) -> None:
+        """Takes every node's current feed cursor: decisions made before are not followed.
+        Call before submitting."""
+        pages = await asyncio.gather(*(node.call(FEED_METHOD) for node in self.nodes))
+        self._cursors = [page["cursor"] for page in pages]
 
-    async def _poll_node(self, node: int, txids: list[str]) -> None:
-        try:
-            replies = await self.nodes[node].batch(FINALITY_METHOD, [[t] for t in txids])
-        except (JSONRPCError, aiohttp.ClientError, OSError) as e:
-            self.result.errors.append(f"node {node}: {e}")
-            return
-        now = time.monotonic()
-        for txid, reply in zip(txids, replies, strict=True):
-            result = reply.get("result")
-            if not isinstance(result, dict):
-                continue
-            status = result.get("status")
-            if status == "final":
-                self.result.final[txid] = now - self.submission.sent_at[txid]
-                self.result.final_at[txid] = now
-            elif status == "rejected":
+    def done(self) -> int:
+        """Accepted txids final or rejected so far."""
+        return len(self.result.final) + len(self.result.rejected)
+
+    def _record(self, node: int, txid: str, final: bool, seen: float) -> None:
+        sent_to = self.submission.node_of.get(txid)
+        if sent_to is None:
+            self._early.setdefault(txid, []).append((node, final, seen))
+        elif sent_to == node and txid not in self.result.final and txid not in self.result.rejected:
+            if final:
+                self.result.final[txid] = seen - self.submission.sent_at[txid]
+                self.result.final_at[txid] = seen
+            else:
                 self.result.rejected.add(txid)
 
-    async def poll_once(self) -> None:
-        """One round of batches to every node, in parallel."""
-        by_node: dict[int, list[str]] = {}
-        for txid in self.pending():
-            by_node.setdefault(self.submission.node_of[txid], []).append(txid)
-        await asyncio.gather(*(self._poll_node(n, txids[:MAX_POLL]) for n, txids in by_node.items()))
+    def _settle_early(self) -> None:
+        for txid in [t for t in self._early if t in self.submission.node_of]:
+            for node, final, seen in self._early.pop(txid):
+                self._record(node, txid, final, seen)
+
+    async def _follow(self, node: int) -> None:
+        cursor = self._cursors[node]
+        if cursor is None:
+            raise RuntimeError("Follower.start() was not called")
+        try:
+            page = await self.nodes[node].call(FEED_METHOD, cursor, FEED_WAIT_MS)
+        except (JSONRPCError, aiohttp.ClientError, OSError) as e:
+            self.result.errors.append(f"node {node}: {e}")
+            await asyncio.sleep(FEED_WAIT_MS / 1000)
+            return
+        seen = time.monotonic()
+        self._cursors[node] = page["cursor"]
+        self.result.missed += page["missed"]
+        for txid in page["final"]:
+            self._record(node, txid, True, seen)
+        for txid in page["rejected"]:
+            self._record(node, txid, False, seen)
 
     async def run(
         self,
@@ -85,17 +103,33 @@ class Follower:
         drain_timeout: float,
         progress: Callable[[int], None] | None = None,
     ) -> Finality:
-        """Polls until ``until()`` is true (submission over) and nothing is pending, or
-        ``drain_timeout`` seconds after ``until()`` first was true."""
-        drain_deadline: float | None = None
-        while True:
-            before = len(self.result.final) + len(self.result.rejected)
-            await self.poll_once()
-            if progress is not None:
-                progress(len(self.result.final) + len(self.result.rejected) - before)
-            if until():
-                now = time.monotonic()
-                drain_deadline = drain_deadline or now + drain_timeout
-                if not self.pending() or now > drain_deadline:
-                    return self.result
-            await asyncio.sleep(POLL_INTERVAL)
+        """Follows every node's feed until ``until()`` is true (submission over) and every
+        accepted transaction is decided, or ``drain_timeout`` seconds after ``until()`` first was
+        true. Each node's feed is read by its own task, all cancelled on return."""
+        reported = 0
+
+        async def follow_forever(node: int) -> None:
+            while True:
+                await self._follow(node)
+
+        tasks = [asyncio.create_task(follow_forever(n)) for n in range(len(self.nodes))]
+        try:
+            drain_deadline: float | None = None
+            while True:
+                await asyncio.sleep(FEED_WAIT_MS / 1000)
+                for task in tasks:
+                    if task.done():
+                        task.result()  # a follower task died: raise its error
+                self._settle_early()
+                if progress is not None:
+                    progress(self.done() - reported)
+                    reported = self.done()
+                if until():
+                    now = time.monotonic()
+                    drain_deadline = drain_deadline or now + drain_timeout
+                    if self.done() >= len(self.submission.sent_at) or now > drain_deadline:
+                        return self.result
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,9 +7,10 @@
    reports the fan-out it submitted and stops there, saying so in ``notes``;
 2. **pre-signing** of every load transaction (timed: the generator's rate is in the report);
 3. **load**: open-loop submission at ``rate`` for ``duration`` seconds (:mod:`.submitter`) while
-   finality is followed (:mod:`.follower`) if the nodes serve ``gettransactionfinality``;
+   finality is followed (:mod:`.follower`) if the nodes serve ``getfinalityfeed``;
 4. **settle**: wait for the last block (empty mempools, one tip everywhere), then compare tip and
-   UTXO set hash (``gettxoutsetinfo``) across the nodes.
+   UTXO set hash (``gettxoutsetinfo``) across the nodes, and check that every transaction
+   reported final is final on every node (``lost`` counts those that are not).
 
 A rich progress bar shows submission and finality while it runs.
 """
@@ -17,6 +18,7 @@ A rich progress bar shows submission and finality while it runs.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from timecoin.ledger.genesis import GenesisConfig
-from timecoin.loadtest.follower import FINALITY_METHOD, POLL_INTERVAL, Follower
+from timecoin.loadtest.follower import FEED_METHOD, Follower
 from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator
 from timecoin.loadtest.report import percentile, timeline, write_plot, write_report
 from timecoin.loadtest.submitter import AsyncRPC, Endpoint, Submission, Submitter
@@ -37,6 +39,9 @@ from timecoin.loadtest.submitter import AsyncRPC, Endpoint, Submission, Submitte
 __all__ = ["LoadTestConfig", "run_loadtest", "summary_lines"]
 
 CONSENSUS_METHOD = "getconsensusinfo"
+FINALITY_METHOD = "gettransactionfinality"
+STATUS_BATCH = 5_000
+"""``gettransactionfinality`` calls per JSON-RPC batch."""
 SETTLE_SLOTS = 10
 """Block slots to wait for a fan-out level to commit, or for the last block at the end."""
 FANOUT_BATCH = 256
@@ -70,12 +75,35 @@ async def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
     return False
 
 
+async def _statuses(node: AsyncRPC, txids: list[str]) -> list[dict[str, Any]]:
+    """``gettransactionfinality`` of each txid, in batches (``{"status": "error", "error": ...}``
+    where a call failed)."""
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(txids), STATUS_BATCH):
+        replies = await node.batch(FINALITY_METHOD, [[t] for t in txids[i : i + STATUS_BATCH]])
+        out.extend(
+            r["result"] if isinstance(r.get("result"), dict) else {"status": "error", "error": r.get("error")}
+            for r in replies
+        )
+    return out
+
+
 async def _committed_everywhere(nodes: list[AsyncRPC], txids: list[str]) -> bool:
     for node in nodes:
-        replies = await node.batch("getrawtransaction", [[t, True] for t in txids])
-        if not all(isinstance(r.get("result"), dict) and r["result"].get("blockhash") for r in replies):
+        if not all(s.get("height") is not None for s in await _statuses(node, txids)):
             return False
     return True
+
+
+async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> dict[str, dict[int, str]]:
+    """Of ``txids`` (reported final), those some node does not hold as final (in a block or its
+    finalized pool): txid → {node index: what that node says}."""
+    lost: dict[str, dict[int, str]] = {}
+    for i, node in enumerate(nodes):
+        for txid, s in zip(txids, await _statuses(node, txids), strict=True):
+            if s["status"] != "final":
+                lost.setdefault(txid, {})[i] = s["status"] if s["status"] != "error" else str(s["error"])
+    return lost
 
 
 async def _settled(nodes: list[AsyncRPC]) -> bool:
@@ -84,10 +112,18 @@ async def _settled(nodes: list[AsyncRPC]) -> bool:
     return all(i["size"] == 0 for i in infos) and len(set(tips)) == 1
 
 
-async def _agreement(nodes: list[AsyncRPC]) -> tuple[bool, list[dict[str, Any]]]:
-    infos = await asyncio.gather(*(n.call("gettxoutsetinfo") for n in nodes))
-    rows = [{"height": i["height"], "tip": i["bestblock"], "utxosethash": i["utxosethash"]} for i in infos]
-    return len({(r["tip"], r["utxosethash"]) for r in rows}) == 1, rows
+async def _agreement(nodes: list[AsyncRPC], timeout: float) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether every node has one tip and UTXO set hash, compared at one height: blocks keep
+    coming, so snapshots taken while one node commits are taken again (for up to ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = await asyncio.gather(*(n.call("gettxoutsetinfo") for n in nodes))
+        rows = [
+            {"height": i["height"], "tip": i["bestblock"], "utxosethash": i["utxosethash"]} for i in infos
+        ]
+        if len({r["height"] for r in rows}) == 1 or time.monotonic() > deadline:
+            return len({(r["tip"], r["utxosethash"]) for r in rows}) == 1, rows
+        await asyncio.sleep(0.05)
 
 
 async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -> dict[str, Any]:
@@ -106,9 +142,9 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
     ) as session:
         nodes = [AsyncRPC(session, e) for e in config.endpoints]
         consensus = await nodes[0].has_method(CONSENSUS_METHOD)
-        finality = await nodes[0].has_method(FINALITY_METHOD)
+        finality = await nodes[0].has_method(FEED_METHOD)
         if not finality:
-            notes.append(f"the nodes do not serve {FINALITY_METHOD}: finality not followed")
+            notes.append(f"the nodes do not serve {FEED_METHOD}: finality not followed")
         start_height = await nodes[0].call("getblockcount")
         generator = Generator.from_genesis(config.genesis, config.account_keys, config.batch_size)
         total = math.ceil(config.rate * config.duration)
@@ -155,6 +191,8 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
             ) as progress:
                 sent_bar = progress.add_task("submitted", total=len(raws))
                 final_bar = progress.add_task("finalized", total=len(raws), visible=finality)
+                if finality:
+                    await follower.start()
                 load_started = time.monotonic()
                 submit = asyncio.create_task(
                     submitter.run(raws, config.rate, lambda n: progress.advance(sent_bar, n))
@@ -168,8 +206,12 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
 
         if consensus and not await _wait(lambda: _settled(nodes), settle):
             notes.append(f"the nodes did not settle (empty mempools, one tip) within {settle:.0f} s")
-        agree, tips = await _agreement(nodes)
+        agree, tips = await _agreement(nodes, settle)
         end_height = await nodes[0].call("getblockcount")
+        lost = await _lost(nodes, list(follower.result.final)) if finality else {}
+        if lost:
+            sample = dict(itertools.islice(lost.items(), 5))
+            notes.append(f"{len(lost)} transactions reported final are not final everywhere, e.g. {sample}")
 
     result = follower.result
     latencies = sorted(result.final.values())
@@ -193,7 +235,8 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
             key: None if (v := percentile(latencies, p)) is None else round(v * 1000, 2)
             for key, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
         },
-        "finality_resolution_ms": POLL_INTERVAL * 1000,
+        "lost": len(lost),
+        "feed_missed": result.missed,
         "finality_available": finality,
         "consensus_available": consensus,
         "blocks": end_height - start_height,

@@ -62,6 +62,9 @@ INVALID_TX_CODES = frozenset(
 )
 """Native rejection codes (native/src/validate.rs) that prove the sender relayed garbage; the
 others (missing input, conflicts, a full mempool, lock time) can befall honest relays."""
+RETRY_TX_CODES = frozenset({"mempool-full"})
+"""Rejections that say nothing about the transaction: it is forgotten by the seen-cache, so the
+same transaction relayed again later (a pending one is, every revote) is considered again."""
 
 
 class GossipKind(enum.IntEnum):
@@ -120,6 +123,11 @@ class SeenCache:
             current = self._current = set()
         current.add(key)
         return True
+
+    def discard(self, key: bytes) -> None:
+        """Forgets ``key`` (so it counts as new when seen again)."""
+        self._current.discard(key)
+        self._previous.discard(key)
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
@@ -212,6 +220,12 @@ class Gossip:
         if queue:
             self._wake.set()
 
+    def resend(self, kind: GossipKind, items: list[bytes]) -> None:
+        """Sends items to every peer now, whatever the seen-cache holds (see :meth:`send_to`)."""
+        for peer in list(self._connman.peers.values()):
+            if peer.established:
+                self.send_to(peer, kind, items)
+
     def send_to(self, peer: Peer, kind: GossipKind, items: list[bytes]) -> None:
         """Sends items to one peer now, batched like relay, whatever the seen-cache holds (the
         peer may not have them although we do); nothing to a closing peer. Votes only if this
@@ -293,6 +307,7 @@ class Gossip:
         raws = [raw for _, items in batches for raw in items]
         verdicts = self._submit(raws)
         queue = self._outbound[GossipKind.TX]
+        seen = self._seen[GossipKind.TX]
         i = 0
         for peer, items in batches:
             accepted = invalid = 0
@@ -304,6 +319,8 @@ class Gossip:
                     accepted += 1
                 elif code in INVALID_TX_CODES:
                     invalid += 1
+                elif code in RETRY_TX_CODES:
+                    seen.discard(item_key(raw))
             if invalid:
                 self._connman.penalize(peer, PENALTY_INVALID_TX, f"{invalid} invalid transactions in a batch")
             elif accepted:

@@ -152,6 +152,11 @@ class P2PService:
         """Gossips transactions the node admitted (batched; each sent at most once)."""
         self.gossip.broadcast(GossipKind.TX, raws)
 
+    def resend_transactions(self, raws: list[bytes]) -> None:
+        """Sends transactions to every peer again, even those that had them (a peer whose
+        mempool was full dropped them and is waiting for another copy)."""
+        self.gossip.resend(GossipKind.TX, raws)
+
     def broadcast_votes(self, items: list[bytes]) -> None:
         """Gossips this masternode's encoded consensus items: those of at most ``MAX_VOTE_ITEM``
         bytes batched in VOTE_BATCH frames, larger ones (≤ ``MAX_LARGE_VOTE_ITEM``: proposals and

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 CATEGORY = "Consensus"
 MAX_WAIT_MS = 3_600_000
-"""Longest ``waittransactionfinality`` wait, milliseconds (one hour)."""
+"""Longest ``waittransactionfinality`` or ``getfinalityfeed`` wait, milliseconds (one hour)."""
+MAX_FEED_PAGE = 100_000
+"""Most decisions one ``getfinalityfeed`` call returns."""
 
 
 def _service(node: Node) -> ConsensusService:
@@ -104,3 +106,35 @@ async def waittransactionfinality(node: Node, txid: str, timeout_ms: int) -> dic
             for task in (tip, decided):
                 task.cancel()
             await asyncio.gather(tip, decided, return_exceptions=True)
+
+
+@rpc_method(
+    CATEGORY,
+    Param("cursor", "int", "Number of the first decision wanted (omit: from now on).", False, None),
+    Param("timeout_ms", "int", "Milliseconds to wait for a decision if none is there yet.", False, 0),
+    Param("max_count", "int", f"Most decisions returned (1..{MAX_FEED_PAGE}).", False, MAX_FEED_PAGE),
+)
+async def getfinalityfeed(node: Node, cursor: int | None, timeout_ms: int, max_count: int) -> dict[str, Any]:
+    """This node's finality decisions from number ``cursor`` on, in the order it made them
+    (long poll: waits up to ``timeout_ms`` when there is none yet): ``{"final": [txid],
+    "rejected": [txid], "cursor": the number to ask next, "missed": decisions no longer kept}``.
+    Without ``cursor``, nothing and the current cursor (follow from now on). The feed is in
+    memory and restarts at 0 with the node (timecoin/consensus/feed.py). ``INVALID_PARAMETER``
+    for a cursor beyond the current one, a negative timeout or a count out of range."""
+    feed = _service(node).feed
+    if cursor is None:
+        return {"final": [], "rejected": [], "cursor": feed.head, "missed": 0}
+    if not 0 <= cursor <= feed.head:
+        raise RPCError(INVALID_PARAMETER, f"cursor must be in 0..{feed.head}, got {cursor}")
+    if not 0 <= timeout_ms <= MAX_WAIT_MS:
+        raise RPCError(INVALID_PARAMETER, f"timeout_ms must be in 0..{MAX_WAIT_MS}, got {timeout_ms}")
+    if not 1 <= max_count <= MAX_FEED_PAGE:
+        raise RPCError(INVALID_PARAMETER, f"max_count must be in 1..{MAX_FEED_PAGE}, got {max_count}")
+    await feed.wait(cursor, timeout_ms / 1000)
+    page = feed.since(cursor, max_count)
+    return {
+        "final": [t.hex() for t in page.final],
+        "rejected": [t.hex() for t in page.rejected],
+        "cursor": page.cursor,
+        "missed": page.missed,
+    }

@@ -191,6 +191,11 @@ class SimNode:
     def broadcast(self, data: bytes) -> None:
         self._send(None, data)
 
+    def relay_transactions(self, raws: list[bytes]) -> None:
+        for node in self.sim.nodes:
+            if node is not self:
+                self.sim.network.deliver_transactions(self, node, list(raws))
+
     def send(self, masternode: bytes, data: bytes) -> None:
         target = self.sim.by_key.get(masternode)
         if target is not None:

@@ -21,6 +21,8 @@ from timecoin.testing.node import (
     build_devnet_chain,
     default_port_seed,
     masternode_network,
+    metrics_port,
+    scrape_metrics,
     wait_until,
 )
 
@@ -32,7 +34,7 @@ SECOND_BATCH = 12
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     chain = build_devnet_chain(tmp_path_factory.mktemp("consensus_net"), 0, 0, accounts=64)
-    with masternode_network(chain, N, default_port_seed() + 40) as nodes:
+    with masternode_network(chain, N, default_port_seed() + 40, metrics=True) as nodes:
         yield chain, nodes
 
 
@@ -150,6 +152,11 @@ def test_network_finalizes_and_commits(net):
     # announcement beats its own commit: docs/consensus.md §9).
     committed = [n.rpc.getconsensusinfo()["counters"].get("blocks_committed", 0) for n in nodes]
     assert sum(committed) >= 2 and all(committed), committed
+    # Each closed round's phase durations reach the Prometheus histogram.
+    samples = scrape_metrics(metrics_port(0, default_port_seed() + 40))
+    for phase in ("sync", "election", "voting", "finalization"):
+        assert samples[f"timecoin_consensus_phase_duration_seconds_count{{phase={phase}}}"] >= 1, phase
+    assert samples["timecoin_consensus_rounds_total"] >= 2
     heights = {nodes[0].rpc.gettransactionfinality(t)["height"] for t in txids}
     for node in nodes[1:]:
         for h in heights:

@@ -14,31 +14,12 @@ import http.client
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from timecoin.metrics import ConsensusMetrics
-from timecoin.testing.node import MAX_NODES, TestNode, build_devnet_chain, default_port_seed, p2p_port
+from timecoin.testing.node import TestNode, build_devnet_chain, default_port_seed, metrics_port
+from timecoin.testing.node import scrape_metrics as scrape
 
 SEED_OFFSET = 31
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Sample name (with labels as ``name{k=v}``) → value, from ``GET /metrics``."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        response = conn.getresponse()
-        assert response.status == 200
-        assert response.getheader("Content-Type", "").startswith("text/plain")
-        text = response.read().decode()
-    finally:
-        conn.close()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +30,15 @@ def chain(tmp_path_factory):
 @pytest.fixture(scope="module")
 def node(chain):
     seed = default_port_seed() + SEED_OFFSET
-    metrics_port = p2p_port(MAX_NODES - 1, seed)  # a node index this test does not use
+    port = metrics_port(0, seed)
     n = TestNode(
         0,
         chain.genesis_file.parent,
         chain.genesis_file,
         port_seed=seed,
-        extra_args=["--metrics", "true", "--metrics-port", str(metrics_port)],
+        extra_args=["--metrics", "true", "--metrics-port", str(port)],
     )
-    n.metrics_port = metrics_port  # type: ignore[attr-defined]
+    n.metrics_port = port  # type: ignore[attr-defined]
     n.start_and_wait()
     yield n
     if n.running:
@@ -107,7 +88,7 @@ def test_values_follow_the_node(node, chain):
 
 def test_off_by_default(chain, tmp_path):
     seed = default_port_seed() + SEED_OFFSET
-    port = p2p_port(MAX_NODES - 2, seed)
+    port = metrics_port(1, seed)
     n = TestNode(1, tmp_path, chain.genesis_file, port_seed=seed, extra_args=["--metrics-port", str(port)])
     try:
         n.start_and_wait()

@@ -76,6 +76,8 @@ class ConsensusMetricsHook(Protocol):
 
     def round_started(self, height: int, round: int) -> None: ...
 
+    def phase_finished(self, phase: str, seconds: float) -> None: ...
+
 
 class ConsensusService:
     """Runs one node's consensus (see the module docstring).
@@ -102,6 +104,8 @@ class ConsensusService:
         self.p2p = p2p
         self.metrics = metrics
         self._round_seen: tuple[int, int] | None = None
+        self._rounds_reported = 0
+        """Round records (``Monitor.rounds``) whose phase durations went to the metrics."""
         self.clock = clock
         self.is_masternode = secret_key is not None
         self._on_failure = on_failure
@@ -178,6 +182,20 @@ class ConsensusService:
         """A block connected outside the engine (P2P sync, ``submitblock``) is the new tip."""
         self._step(lambda: self.engine.on_block_applied(raw, self.clock()))
 
+    def _report_phases(self) -> None:
+        """Phase durations of the rounds closed since the last call (every record but the
+        current one is closed) to the metrics."""
+        assert self.metrics is not None
+        monitor = self.engine.monitor
+        closed = monitor.counters["rounds"] - (monitor.current is not None)
+        new = min(closed - self._rounds_reported, len(monitor.rounds) - 1)
+        self._rounds_reported = closed
+        if new <= 0:
+            return
+        for record in list(monitor.rounds)[-1 - new : -1]:
+            for phase, seconds in record.phases.items():
+                self.metrics.phase_finished(phase, seconds)
+
     def _fire(self, handle_box: list[asyncio.TimerHandle], timer: Timer) -> None:
         self._timers.discard(handle_box[0])
         self._step(lambda: self.engine.on_timer(timer, self.clock()))
@@ -193,6 +211,7 @@ class ConsensusService:
                 if current != self._round_seen:
                     self._round_seen = current
                     self.metrics.round_started(*current)
+                    self._report_phases()
         except Exception:
             self._failed = True
             log.exception("consensus step failed; consensus stops")

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from timecoin.core.types import Transaction
 from timecoin.ledger.chain import ChainState
@@ -57,6 +60,34 @@ def p2p_port(n: int, seed: int) -> int:
 def rpc_port(n: int, seed: int) -> int:
     """RPC port of node ``n`` under port seed ``seed``."""
     return p2p_port(n, seed) + PORT_RANGE
+
+
+def metrics_port(n: int, seed: int) -> int:
+    """Metrics port of node ``n`` (< MAX_NODES // 2) under port seed ``seed``: the P2P port of
+    an index from the top of the seed's block, which tests with that many nodes leave free."""
+    if not 0 <= n < MAX_NODES // 2:
+        raise ValueError(f"node index {n} outside 0..{MAX_NODES // 2 - 1}")
+    return p2p_port(MAX_NODES - 1 - n, seed)
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """``GET /metrics`` on 127.0.0.1:``port``: sample name (with labels as ``name{k=v,...}``)
+    → value. ``AssertionError`` unless the answer is 200 with Prometheus text."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type", "").startswith("text/plain")
+        text = response.read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
 
 
 def wait_until(
@@ -342,18 +373,21 @@ def write_chain(datadir: Path, chain: DevnetChain, upto: int) -> None:
 
 @contextmanager
 def masternode_network(
-    chain: DevnetChain, count: int, port_seed: int, *, mesh: bool = True
+    chain: DevnetChain, count: int, port_seed: int, *, mesh: bool = True, metrics: bool = False
 ) -> Iterator[list[TestNode]]:
     """``count`` ``timecoind`` processes running the genesis masternode keys of ``chain``
     (``mn<i>.key`` files beside its genesis file), connected in a full mesh (each dials every
-    earlier node) or, with ``mesh=False``, a line (each dials the previous one). Started and
-    RPC-ready on entry; stopped (those still running) and cleaned up on exit."""
+    earlier node) or, with ``mesh=False``, a line (each dials the previous one); with
+    ``metrics``, each serves ``/metrics`` on :func:`metrics_port`. Started and RPC-ready on
+    entry; stopped (those still running) and cleaned up on exit."""
     root = chain.genesis_file.parent
     nodes: list[TestNode] = []
     for i in range(count):
         key_file = root / f"mn{i}.key"
         key_file.write_text(chain.masternode_keys[i].hex())
         args = ["--masternode-key", str(key_file)]
+        if metrics:
+            args += ["--metrics", "true", "--metrics-port", str(metrics_port(i, port_seed))]
         for other in nodes if mesh else nodes[-1:]:
             args += ["--connect", f"127.0.0.1:{other.p2p_port}"]
         nodes.append(TestNode(i, root, chain.genesis_file, port_seed=port_seed, extra_args=args))

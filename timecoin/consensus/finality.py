@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,8 +123,15 @@ class FinalityEngine:
         self.conflicting = 0
         self._accepted_by: dict[tuple[bytes, bytes], tuple[bytes, TxVote]] = {}
         self._flush_at: float | None = None
-        self._fresh: set[bytes] = set()
-        """Pending txids not yet considered for a decision (waiting out the vote interval)."""
+        self._fresh: dict[bytes, None] = {}
+        """Pending txids not yet considered for a decision (waiting out the vote interval), in
+        arrival order."""
+        self._undecided: dict[bytes, None] = {}
+        """Pending txids considered but not decided (waiting on Snowball)."""
+        self._revotes: deque[tuple[float, bytes]] = deque()
+        """(when due, txid) of the votes to send again, in due order; stale entries are skipped."""
+        self._revote_all: list[bytes] = []
+        """Decided txids to vote on again at the next flush (a new height)."""
         self._query_seq = rng.getrandbits(63)
         self._stale: list[bytes] = []
         utxos = ctx.chain.utxos
@@ -251,28 +258,29 @@ class FinalityEngine:
         assert ctx.signer is not None and ctx.secret_key is not None and ctx.public_key is not None
         interval = ctx.params.finality_vote_interval
         revote = ctx.params.finality_revote_interval
+        voting: dict[bytes, PendingTx] = {}
+        for p in self._due_for_decision(now, interval):
+            decision = self._decide(p, out, now)
+            if decision is None:
+                self._undecided[p.txid] = None  # waiting on Snowball: looked at every flush
+                continue
+            self._undecided.pop(p.txid, None)
+            if decision:
+                out.writes.extend(ctx.signer.accept((o, p.txid) for o in p.inputs))
+            p.decision = decision
+            voting[p.txid] = p
+        for p in self._due_for_revote(now, revote):
+            voting.setdefault(p.txid, p)
         accepts: list[bytes] = []
         rejects: list[bytes] = []
         relay: list[bytes] = []
-        for p in list(self.pending.values()):
-            if p.txid not in self.pending:
-                continue
+        for p in voting.values():
+            (accepts if p.decision else rejects).append(p.txid)
+            p.last_voted = now
+            self._revotes.append((now + revote, p.txid))
             if now - (p.last_relayed or p.first_seen) >= revote - 1e-9:
                 relay.append(p.raw)
                 p.last_relayed = now
-            if p.decision is None:
-                if now - p.first_seen < interval - 1e-9:
-                    continue
-                self._fresh.discard(p.txid)
-                decision = self._decide(p, out, now)
-                if decision is None:
-                    continue
-                if decision:
-                    out.writes.extend(ctx.signer.accept((o, p.txid) for o in p.inputs))
-                p.decision = decision
-            if p.last_voted is None or now - p.last_voted >= revote - 1e-9:
-                (accepts if p.decision else rejects).append(p.txid)
-                p.last_voted = now
         if relay:
             out.sends.append(RelayTransactions(tuple(relay)))
         limit = LIMITS["txids_per_vote"]
@@ -292,6 +300,35 @@ class FinalityEngine:
             self.on_votes([VoteRecord(vote, weight)], out, now)
         self._schedule_next_flush(out, now)
 
+    def _due_for_decision(self, now: float, interval: float) -> list[PendingTx]:
+        """Fresh transactions that waited out the vote interval (arrival order, so the scan
+        stops at the first that has not), then those waiting on Snowball."""
+        due: list[PendingTx] = []
+        fresh = self._fresh
+        while fresh:
+            txid = next(iter(fresh))
+            p = self.pending[txid]
+            if now - p.first_seen < interval - 1e-9:
+                break
+            del fresh[txid]
+            due.append(p)
+        due.extend(self.pending[t] for t in self._undecided if t in self.pending)
+        return due
+
+    def _due_for_revote(self, now: float, revote: float) -> list[PendingTx]:
+        """Decided transactions whose vote is due again: all at a new height, else those last
+        voted ``revote`` seconds ago (the queue is in due order; entries of transactions since
+        decided or voted again are skipped)."""
+        due = [self.pending[t] for t in self._revote_all if t in self.pending]
+        self._revote_all = []
+        queue = self._revotes
+        while queue and queue[0][0] <= now + 1e-9:
+            at, txid = queue.popleft()
+            p = self.pending.get(txid)
+            if p is not None and p.last_voted is not None and p.last_voted + revote == at:
+                due.append(p)
+        return [p for p in due if p.decision is not None]
+
     # -- blocks --------------------------------------------------------------------------------------
 
     def new_height(self, out: Outbox, now: float) -> None:
@@ -302,6 +339,8 @@ class FinalityEngine:
         self._accepted_by.clear()
         for p in self.pending.values():
             p.last_voted = None
+        self._revotes.clear()
+        self._revote_all = [p.txid for p in self.pending.values() if p.decision is not None]
         if self.pending:
             self._schedule_flush(out, now)
 
@@ -554,7 +593,7 @@ class FinalityEngine:
         if self.tally.is_rejected(txid):
             self._reject(txid, "rejected-by-votes", out, now)
             return
-        self._fresh.add(txid)
+        self._fresh[txid] = None
         self._schedule_flush(out, now + self.ctx.params.finality_vote_interval)
 
     def _decide(self, p: PendingTx, out: Outbox, now: float) -> bool | None:
@@ -614,7 +653,8 @@ class FinalityEngine:
         p = self.pending.pop(txid, None)
         if p is None:
             return None
-        self._fresh.discard(txid)
+        self._fresh.pop(txid, None)
+        self._undecided.pop(txid, None)
         if not p.in_mempool:
             self.conflicting -= 1
         for o in p.inputs:
@@ -681,14 +721,18 @@ class FinalityEngine:
         need no timer: a decided poll, or a rival leaving, schedules a flush."""
         interval = self.ctx.params.finality_vote_interval
         if self._fresh:
-            at = min(self.pending[t].first_seen for t in self._fresh) + interval
+            at = self.pending[next(iter(self._fresh))].first_seen + interval
             self._schedule_flush(out, max(at, now))
             return
-        due = [
-            p.last_voted for p in self.pending.values() if p.decision is not None and p.last_voted is not None
-        ]
-        if due:
-            self._schedule_flush(out, min(due) + self.ctx.params.finality_revote_interval)
+        revote = self.ctx.params.finality_revote_interval
+        queue = self._revotes
+        while queue:
+            at, txid = queue[0]
+            p = self.pending.get(txid)
+            if p is not None and p.last_voted is not None and p.last_voted + revote == at:
+                self._schedule_flush(out, at)
+                return
+            queue.popleft()
 
     # -- queries ---------------------------------------------------------------------------------
 

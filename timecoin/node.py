@@ -560,6 +560,27 @@ class Node:
         """Whether ``txid`` is pending in the mempool or indexed in a committed block."""
         return txid in self.mempool or self.txindex.contains(txid)
 
+    def spender_of(self, outpoint: bytes) -> bytes | None:
+        """The txid of the transaction spending the committed coin ``outpoint`` (36 bytes) that
+        no block archives yet: pending in the mempool, or final (UTXO states "locked" and
+        "spent-final", DESIGN §4); None if nothing does."""
+        holder = self.mempool.locked_by(outpoint)
+        if holder is None and self.consensus is not None:
+            holder = self.consensus.engine.finality.spent_final.get(outpoint)
+        return holder
+
+    def unarchived_transaction(self, txid: bytes) -> bytes | None:
+        """The encoded transaction ``txid`` if it is pending in the mempool or final and not yet
+        in a block."""
+        entry = self.mempool.get(txid)
+        if entry is not None:
+            return entry.raw
+        if self.consensus is not None:
+            final = self.consensus.engine.finality.finalized.get(txid)
+            if final is not None:
+                return final.raw
+        return None
+
     def pending_transactions(self) -> list[bytes]:
         """The mempool's transactions in arrival order (pending finality)."""
         return [e.raw for e in self.mempool.entries()]

@@ -115,6 +115,12 @@ def test_network_finalizes_and_commits(net):
     txs = chain.transfers(FIRST_BATCH)
     txids = submit(nodes, txs)
     statuses = wait_final(nodes, txids)
+    # Final but perhaps not yet in a block: still served, and its input counts as spent.
+    for i, tx in enumerate(txs[:8]):
+        node = nodes[i % N]
+        assert node.rpc.getrawtransaction(tx.txid.hex()) == tx.encode().hex()
+        spent = tx.inputs[0]
+        assert node.rpc.gettxout(spent.txid.hex(), spent.vout) is None
     # Each node's finality feed lists every one of them once, as final, after the cursor.
     for node, cursor in zip(nodes, cursors, strict=True):
         page = node.rpc.getfinalityfeed(cursor, 0, 100_000)

@@ -3,21 +3,22 @@
     timecoin wallet [--network devnet] [--datadir DIR] [--wallet FILE] create
     timecoin wallet address [--new]
     timecoin wallet balance
-    timecoin wallet send ADDRESS AMOUNT [--fee-margin PERMILLE] [--wait] [--timeout SECONDS]
+    timecoin wallet send ADDRESS AMOUNT [--sat] [--fee-margin PERMILLE] [--wait] [--wait-timeout SECONDS]
 
 The keystore is ``<datadir>/wallet.json`` unless ``--wallet`` names another file. The
 passphrase comes from a prompt, or from the first line of ``--passphrase-file``. The node is
 reached like ``timecoin-cli`` reaches it: ``--rpcconnect``/``--rpcport``, and the cookie in the
 data directory unless ``--rpcuser``/``--rpcpassword`` are given. AMOUNT is in TIME (up to 8
-decimals) unless ``--sat``. Errors print to stderr and exit with status 1.
+decimals) unless ``--sat``. Errors print to stderr and exit with status 1; so does ``send --wait``
+when the transaction is not final by the end of the wait (its status still goes to stdout).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ import click
 import orjson
 
 from timecoin.config import ConfigError, NodeConfig, load_config
+from timecoin.core.types import U64_MAX
 from timecoin.params import COIN, NetworkParams, by_name
 from timecoin.rpc.client import DEFAULT_TIMEOUT, JSONRPCError, RPCClient, cookie_auth
 from timecoin.wallet import keystore as ks
@@ -91,6 +93,10 @@ def _errors(fn: F) -> F:
             raise click.ClickException(f"the node refused{code}: {e.message}") from None
         except ConnectionError as e:
             raise click.ClickException(f"cannot connect to the node: {e}") from None
+        except TimeoutError:
+            raise click.ClickException("the node did not answer in time (see --timeout)") from None
+        except OSError as e:  # the keystore file, or the node's address (e.g. an unknown host)
+            raise click.ClickException(str(e)) from None
 
     return run  # type: ignore[return-value]
 
@@ -226,14 +232,19 @@ def balance(obj: Context, as_json: bool) -> None:
 )
 @click.option("--wait", is_flag=True, help="Wait for finality (waittransactionfinality).")
 @click.option(
-    "--wait-timeout", default=10.0, show_default=True, type=float, help="Seconds to wait for finality."
+    "--wait-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for finality.",
 )
 @click.pass_obj
 @_errors
 def send(
     obj: Context, to: str, amount: str, sat: bool, fee_margin: int, wait: bool, wait_timeout: float
 ) -> None:
-    """Pay AMOUNT to address TO; prints the txid (and the finality status with --wait)."""
+    """Pay AMOUNT to address TO; prints the txid (and the finality status with --wait, exiting
+    with status 1 unless the transaction is final)."""
     value = _parse_amount(amount, sat)
     passphrase = obj.passphrase()
     store = Keystore.unlock(obj.wallet_path, passphrase)
@@ -249,8 +260,13 @@ def send(
     if wait:
         status = node.wait_final(sent.txid, wait_timeout)
         click.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
-        if status.get("status") != "final":
-            sys.exit(1)
+        state = status.get("status")
+        if state == "rejected":
+            raise click.ClickException(f"transaction {sent.txid} was rejected: {status.get('reason')}")
+        if state != "final":
+            raise click.ClickException(
+                f"transaction {sent.txid} is not final after {wait_timeout:g} s (status {state})"
+            )
 
 
 def _addresses(obj: Context) -> list[str]:
@@ -261,13 +277,23 @@ def _addresses(obj: Context) -> list[str]:
 
 
 def _parse_amount(text: str, sat: bool) -> int:
+    """AMOUNT in sat: a whole number of sat with ``--sat``, else TIME with at most 8 decimals
+    (exact: no rounding), in 1..U64_MAX sat. ``click.BadParameter`` otherwise."""
     try:
-        value = Decimal(text) if not sat else Decimal(int(text))
+        if sat:
+            sats = Fraction(int(text))
+        else:
+            value = Decimal(text)
+            # Bound the exponent before converting exactly: 1e999999999 must not build a huge int.
+            if not value.is_finite() or not -20 <= value.adjusted() <= 20:
+                raise ValueError
+            sats = Fraction(value) * COIN
     except (InvalidOperation, ValueError):
         raise click.BadParameter(f"{text!r} is not an amount", param_hint="AMOUNT") from None
-    sats = value if sat else value * COIN
-    if sats != sats.to_integral_value() or sats <= 0:
+    if sats.denominator != 1 or sats <= 0:
         raise click.BadParameter(f"{text!r} must be positive with at most 8 decimals", param_hint="AMOUNT")
+    if sats > U64_MAX:
+        raise click.BadParameter(f"{text!r} is over the largest amount, {U64_MAX} sat", param_hint="AMOUNT")
     return int(sats)
 
 

@@ -153,12 +153,15 @@ class BftEngine:
     def on_slot(self, out: Outbox, now: float) -> None:
         """The slot started: round ``start_round`` begins if the production gate holds (at least
         ``min_active_masternodes`` online, DESIGN §5; liveness only), else the gate is asked again
-        after a heartbeat interval."""
+        after half a heartbeat interval or one block slot, whichever is shorter (a devnet whose
+        masternodes come online in its first seconds starts within a slot)."""
         if self.step != Step.NEW_HEIGHT:
             return
         if not self.gate():
             self.ctx.monitor.counters["gate_closed"] += 1
-            out.timer(Timer("slot", self.height, 0), now + self.ctx.params.heartbeat_interval / 2)
+            params = self.ctx.params
+            retry = min(params.heartbeat_interval / 2, params.block_slot)
+            out.timer(Timer("slot", self.height, 0), now + retry)
             return
         self.enter_round(self.start_round, out, now)
 

@@ -5,8 +5,10 @@ last one), so following N transactions costs the nodes O(N) in all, not O(N) per
 A transaction's finality latency is the time from the start of its ``sendrawtransactions`` call
 to the arrival of the feed page that first reports it ``final`` by the node it was sent to: an
 upper bound, late by at most one feed round trip. A decision can arrive before the send's reply
-(finality is quick); it is kept until the reply says which node the transaction went to. This
-module changes nothing on the nodes.
+(finality is quick); it is kept until the reply says which node the transaction went to. A
+node's feed is in memory and restarts at 0 with the node: a node found behind the follower's
+cursor has restarted, and is followed again from its first decision. This module changes nothing
+on the nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import aiohttp
 
 from timecoin.loadtest.submitter import AsyncRPC, Submission
 from timecoin.rpc.client import JSONRPCError
+from timecoin.rpc.errors import INVALID_PARAMETER
 
 __all__ = ["FEED_METHOD", "FEED_WAIT_MS", "Finality", "Follower"]
 
@@ -40,6 +43,8 @@ class Finality:
     errors: list[str] = field(default_factory=list)
     missed: int = 0
     """Decisions the nodes no longer kept when asked (a follower far behind)."""
+    restarts: int = 0
+    """Times a node's feed was found behind the cursor (the node restarted) and followed from 0."""
 
 
 class Follower:
@@ -87,6 +92,8 @@ class Follower:
             page = await self.nodes[node].call(FEED_METHOD, cursor, FEED_WAIT_MS)
         except (JSONRPCError, aiohttp.ClientError, OSError) as e:
             self.result.errors.append(f"node {node}: {e}")
+            if isinstance(e, JSONRPCError) and e.code == INVALID_PARAMETER and await self._restarted(node):
+                return
             await asyncio.sleep(FEED_WAIT_MS / 1000)
             return
         seen = time.monotonic()
@@ -96,6 +103,20 @@ class Follower:
             self._record(node, txid, True, seen)
         for txid in page["rejected"]:
             self._record(node, txid, False, seen)
+
+    async def _restarted(self, node: int) -> bool:
+        """Whether node ``node``'s feed head is behind the cursor (the node restarted since); if
+        so, follows it from 0 again."""
+        try:
+            head = (await self.nodes[node].call(FEED_METHOD))["cursor"]
+        except (JSONRPCError, aiohttp.ClientError, OSError):
+            return False
+        cursor = self._cursors[node]
+        if cursor is None or head >= cursor:
+            return False
+        self._cursors[node] = 0
+        self.result.restarts += 1
+        return True
 
     async def run(
         self,

@@ -12,6 +12,10 @@
    UTXO set hash (``gettxoutsetinfo``) across the nodes, and check that every transaction
    reported final is final on every node (``lost`` counts those that are not).
 
+A test may perturb the network during the load (kill, restart or pause nodes: DESIGN §12)
+through ``LoadTestConfig.during_load``: a coroutine run beside the load phase and awaited before
+the settle phase, so the settle checks see the network it leaves.
+
 A rich progress bar shows submission and finality while it runs.
 """
 
@@ -21,6 +25,7 @@ import asyncio
 import itertools
 import math
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +58,11 @@ MIN_SETTLE = 20.0
 @dataclass(frozen=True, slots=True)
 class LoadTestConfig:
     """What to run: target ``rate`` (tx/s) for ``duration`` (s) over ``endpoints``, spending the
-    genesis allocations of ``account_keys``; report files go to ``out_dir``."""
+    genesis allocations of ``account_keys``; report files go to ``out_dir``.
+
+    ``during_load``, if given, is started with the load phase and given its :class:`Follower`
+    (live results in ``follower.result``, the nodes' clients in ``follower.nodes``); the run
+    awaits it before the settle phase and raises what it raises (once the load phase is over)."""
 
     genesis: GenesisConfig
     account_keys: list[bytes]
@@ -64,6 +73,7 @@ class LoadTestConfig:
     batch_size: int = DEFAULT_BATCH
     max_fanout: int = MAX_FANOUT
     drain_timeout: float = 10.0
+    during_load: Callable[[Follower], Coroutine[Any, Any, None]] | None = None
 
 
 async def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
@@ -194,15 +204,25 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                 if finality:
                     await follower.start()
                 load_started = time.monotonic()
+                perturb: asyncio.Task[None] | None = None
+                if config.during_load is not None:
+                    perturb = asyncio.create_task(config.during_load(follower))
                 submit = asyncio.create_task(
                     submitter.run(raws, config.rate, lambda n: progress.advance(sent_bar, n))
                 )
-                if finality:
-                    await follower.run(
-                        submit.done, config.drain_timeout, lambda n: progress.advance(final_bar, n)
-                    )
-                await submit
+                try:
+                    if finality:
+                        await follower.run(
+                            submit.done, config.drain_timeout, lambda n: progress.advance(final_bar, n)
+                        )
+                    await submit
+                except BaseException:
+                    if perturb is not None:
+                        perturb.cancel()
+                    raise
                 duration = time.monotonic() - load_started
+                if perturb is not None:
+                    await perturb
 
         if consensus and not await _wait(lambda: _settled(nodes), settle):
             notes.append(f"the nodes did not settle (empty mempools, one tip) within {settle:.0f} s")
@@ -237,6 +257,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         },
         "lost": len(lost),
         "feed_missed": result.missed,
+        "feed_restarts": result.restarts,
         "finality_available": finality,
         "consensus_available": consensus,
         "blocks": end_height - start_height,

@@ -37,12 +37,20 @@ class Endpoint:
     port: int
     user: str
     password: str
+    cookie_dir: Path | None = None
+    """The node's data directory when the credentials are its cookie, which is random per node
+    start: a client re-reads it when the node refuses them (HTTP 401: the node restarted)."""
 
     @classmethod
     def from_datadir(cls, datadir: Path, port: int, host: str = "127.0.0.1") -> Endpoint:
         """Credentials from ``<datadir>/.cookie``; ``OSError`` if the node has not written it."""
         user, password = cookie_auth(datadir)
-        return cls(host, port, user, password)
+        return cls(host, port, user, password, datadir)
+
+
+def _headers(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
 
 
 class AsyncRPC:
@@ -52,17 +60,33 @@ class AsyncRPC:
         self.endpoint = endpoint
         self._session = session
         self._url = f"http://{endpoint.host}:{endpoint.port}/"
-        token = base64.b64encode(f"{endpoint.user}:{endpoint.password}".encode()).decode()
-        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self._headers = _headers(endpoint.user, endpoint.password)
         self._ids = itertools.count(1)
 
+    async def _send(self, data: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        async with self._session.post(self._url, data=data, headers=headers) as r:
+            return r.status, await r.read()
+
+    def _reauthenticate(self) -> dict[str, str]:
+        """After a 401: re-reads the cookie of a cookie endpoint (a restarted node wrote a new
+        one); the headers to use from now on."""
+        if self.endpoint.cookie_dir is not None:
+            try:
+                self._headers = _headers(*cookie_auth(self.endpoint.cookie_dir))
+            except (OSError, ValueError):
+                pass
+        return self._headers
+
     async def _post(self, payload: object) -> Any:
-        async with self._session.post(self._url, data=orjson.dumps(payload), headers=self._headers) as r:
-            body = await r.read()
+        data = orjson.dumps(payload)
+        headers = self._headers
+        status, body = await self._send(data, headers)
+        if status == 401 and (fresh := self._reauthenticate()) != headers:
+            status, body = await self._send(data, fresh)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise JSONRPCError(None, f"HTTP {r.status}: {body[:200]!r}", r.status) from None
+            raise JSONRPCError(None, f"HTTP {status}: {body[:200]!r}", status) from None
 
     async def call(self, method: str, *params: Any) -> Any:
         """The result, or :class:`JSONRPCError` with the node's code."""

@@ -145,7 +145,8 @@ async def getblock(node: Node, blockhash: str, verbosity: int | bool) -> Any:
     Param(
         "include_mempool",
         "bool",
-        "Answer null for an output a pending transaction spends, and show outputs of pending transactions.",
+        "Answer null for an output a pending or final (unarchived) transaction spends, and show "
+        "outputs of those transactions.",
         False,
         True,
     ),
@@ -158,7 +159,7 @@ def gettxout(node: Node, txid: str, n: int, include_mempool: bool) -> dict[str, 
     outpoint = OutPoint(txid_bytes, n).encode()
     chain = node.chain
     tip = chain.tip
-    if include_mempool and node.mempool.locked_by(outpoint) is not None:
+    if include_mempool and node.spender_of(outpoint) is not None:
         return None
     coin_raw = chain.utxos.get(outpoint)
     if coin_raw is not None:
@@ -167,11 +168,11 @@ def gettxout(node: Node, txid: str, n: int, include_mempool: bool) -> dict[str, 
             render.coin_json(coin, node.params)
         )
     if include_mempool:
-        entry = node.mempool.get(txid_bytes)
-        if entry is not None:
+        raw = node.unarchived_transaction(txid_bytes)
+        if raw is not None:
             from timecoin.core.types import Transaction
 
-            tx = Transaction.decode(entry.raw)
+            tx = Transaction.decode(raw)
             if n < len(tx.outputs):
                 out = tx.outputs[n]
                 pending = Coin(out.value, out.pubkey_hash, tip.height + 1, False)

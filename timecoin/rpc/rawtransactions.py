@@ -55,15 +55,14 @@ def _decode_hex_tx(node: Node, hexstring: str) -> bytes:
     Param("blockhash", "hex", "Only look in this block.", False, None),
 )
 def getrawtransaction(node: Node, txid: str, verbose: int | bool, blockhash: str | None) -> Any:
-    """A pending or committed transaction, from the mempool or the transaction index."""
+    """A pending, final (not yet in a block) or committed transaction: from the mempool, the
+    finalized pool or the transaction index."""
     txid_bytes = parse_hash("txid", txid)
     want_block = parse_hash("blockhash", blockhash) if blockhash is not None else None
     raw: bytes | None = None
     where: dict[str, Any] = {}
-    entry = node.mempool.get(txid_bytes) if want_block is None else None
-    if entry is not None:
-        raw = entry.raw
-    else:
+    raw = node.unarchived_transaction(txid_bytes) if want_block is None else None
+    if raw is None:
         found = node.txindex.lookup(txid_bytes)
         if found is not None and (want_block is None or found[1] == want_block):
             loc, block_hash, raw = found

@@ -4,8 +4,8 @@ The node keeps no wallet: these methods answer for the addresses a client names 
 wallet's, :mod:`timecoin.wallet`), by one native scan of the UTXO set
 (``UtxoSet.coins_of``). Only committed coins exist here: a pending transaction's outputs are not
 spendable until a block holds them, so every listed coin has at least one confirmation. A coin
-a pending transaction spends is *locked* (DESIGN §4, UTXO states): ``listunspent`` leaves it out
-unless asked, and ``getbalance`` reports it apart.
+a pending or final-but-unarchived transaction spends is *locked* (DESIGN §4, UTXO states):
+``listunspent`` leaves it out unless asked, and ``getbalance`` reports it apart.
 
 Amounts are given twice, as everywhere in the RPC: TIME as a JSON number (8 decimals) and sat as
 an exact integer.
@@ -57,12 +57,19 @@ def _coins(node: Node, owners: dict[bytes, str]) -> list[tuple[bytes, Coin]]:
     CATEGORY,
     Param("minconf", "int", "Only coins with at least this many confirmations (a block's coins have 1)."),
     Param("addresses", "array", "The addresses whose coins to list (strings)."),
-    Param("include_locked", "bool", "Also list coins a pending transaction spends.", False, False),
+    Param(
+        "include_locked",
+        "bool",
+        "Also list coins a pending or final (unarchived) transaction spends.",
+        False,
+        False,
+    ),
 )
 def listunspent(node: Node, minconf: int, addresses: list[Any], include_locked: bool) -> list[dict[str, Any]]:
     """The unspent outputs paying to ``addresses``, sorted by txid and vout: ``txid``, ``vout``,
     ``address``, ``amount`` (TIME), ``amount_sat``, ``height`` (of the block that created it),
-    ``confirmations``, ``coinbase`` and ``locked`` (a pending transaction spends it).
+    ``confirmations``, ``coinbase`` and ``locked`` (a pending transaction, or a final one no
+    block archives yet, spends it).
 
     Errors: -5 for an address that does not decode on this network (the message says why), -8
     for a negative minconf or an empty address list."""
@@ -75,7 +82,7 @@ def listunspent(node: Node, minconf: int, addresses: list[Any], include_locked: 
         confirmations = tip - coin.height + 1
         if confirmations < minconf:
             continue
-        locked = node.mempool.locked_by(op) is not None
+        locked = node.spender_of(op) is not None
         if locked and not include_locked:
             continue
         outpoint = OutPoint.decode(op)
@@ -101,7 +108,7 @@ def listunspent(node: Node, minconf: int, addresses: list[Any], include_locked: 
 )
 def getbalance(node: Node, address: list[Any]) -> dict[str, Any]:
     """The committed balance of one or more addresses: ``balance``/``balance_sat`` (every
-    unspent coin), ``locked``/``locked_sat`` (the part pending transactions spend),
+    unspent coin), ``locked``/``locked_sat`` (the part pending or final unarchived transactions spend),
     ``available``/``available_sat`` (the rest, what a wallet can spend now), ``coins``, the tip
     ``height`` and ``hash``, and per address the same in ``addresses``.
 
@@ -112,7 +119,7 @@ def getbalance(node: Node, address: list[Any]) -> dict[str, Any]:
         row = per[coin.pubkey_hash]
         row[0] += coin.value
         row[2] += 1
-        if node.mempool.locked_by(op) is not None:
+        if node.spender_of(op) is not None:
             row[1] += coin.value
     total = sum(r[0] for r in per.values())
     locked = sum(r[1] for r in per.values())

@@ -107,7 +107,8 @@ class Keystore:
         return key
 
     def save(self, path: Path, passphrase: str) -> None:
-        """Encrypts and writes the keystore to ``path`` atomically, mode 0600."""
+        """Encrypts and writes the keystore to ``path`` atomically, mode 0600;
+        :class:`KeystoreError` if it cannot be written."""
         opslimit, memlimit = self.limits
         salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
         box = nacl.secret.SecretBox(_stretch(passphrase, salt, opslimit, memlimit))
@@ -122,7 +123,10 @@ class Keystore:
             "kdf": {"name": "argon2id", "salt": salt.hex(), "opslimit": opslimit, "memlimit": memlimit},
             "cipher": {"name": "xsalsa20-poly1305", "nonce": nonce.hex(), "ciphertext": ciphertext.hex()},
         }
-        write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+        try:
+            write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+        except OSError as e:
+            raise KeystoreError(f"cannot write the wallet {path}: {e.strerror or e}") from None
 
     @classmethod
     def unlock(cls, path: Path, passphrase: str) -> Keystore:

@@ -9,6 +9,7 @@ the signed bytes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +24,16 @@ from timecoin.wallet.keystore import Keystore
 
 MIN_CONFIRMATIONS = 1
 """Coins the wallet spends: any committed one (a block's coins have one confirmation)."""
+FINAL_STATES = ("final", "rejected")
+"""``gettransactionfinality`` states that no longer change (timecoin.rpc.consensus)."""
+SPENT_FINAL = "txn-spent-final"
+"""Reject code of a transaction spending a coin that a final transaction spends
+(timecoin.consensus.finality)."""
 
 
 class WalletError(Exception):
-    """The node cannot serve this wallet (another network) or lacks a method it needs."""
+    """The node cannot serve this wallet (another network), lacks a method it needs, or refused a
+    transfer for a reason the wallet explains."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +118,40 @@ class NodeWallet:
         fee_margin_per_mille: int = 0,
     ) -> Sent:
         """:meth:`build`, then ``sendrawtransaction``; a rejection raises the node's
-        ``JSONRPCError`` (code and reject code)."""
+        ``JSONRPCError`` (code and reject code), or :class:`WalletError` when a chosen coin is
+        spent by a final transaction that no block holds yet (``txn-spent-final``: such a spend
+        does not lock the coin in ``listunspent``, so only the next block shows it spent)."""
         selection, raw = self.build(keystore, payments, fee_margin_per_mille=fee_margin_per_mille)
-        txid = self.rpc.sendrawtransaction(raw.hex())
+        try:
+            txid = self.rpc.sendrawtransaction(raw.hex())
+        except JSONRPCError as e:
+            if e.message.startswith(SPENT_FINAL):
+                raise WalletError(
+                    f"the node refused: {e.message}; a coin this wallet chose is spent by a final "
+                    "transaction not yet in a block, so send again after the next block"
+                ) from None
+            raise
         return Sent(txid, raw, selection.fee, selection.change, len(selection.coins))
 
     def wait_final(self, txid: str, timeout: float) -> dict[str, Any]:
         """``waittransactionfinality``: the transaction's finality status once final or
-        rejected, or as it stands after ``timeout`` seconds. :class:`WalletError` if the node
+        rejected, or as it stands after ``timeout`` seconds (0 asks once). The wait is split
+        into calls of at most half the RPC client's own timeout, so a long wait never outlasts
+        the HTTP read. ``ValueError`` for a negative timeout; :class:`WalletError` if the node
         does not offer the method."""
-        try:
-            return self.rpc.waittransactionfinality(txid, int(timeout * 1000))  # type: ignore[no-any-return]
-        except JSONRPCError as e:
-            if e.code == METHOD_NOT_FOUND:
-                raise WalletError(
-                    "the node has no waittransactionfinality: it cannot report finality"
-                ) from None
-            raise
+        if not timeout >= 0:
+            raise ValueError(f"the finality wait must be >= 0 seconds, got {timeout}")
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            chunk = min(remaining, self.rpc.timeout / 2)
+            try:
+                status: dict[str, Any] = self.rpc.waittransactionfinality(txid, int(chunk * 1000))
+            except JSONRPCError as e:
+                if e.code == METHOD_NOT_FOUND:
+                    raise WalletError(
+                        "the node has no waittransactionfinality: it cannot report finality"
+                    ) from None
+                raise
+            if status.get("status") in FINAL_STATES or time.monotonic() >= deadline:
+                return status

@@ -199,7 +199,7 @@ pub fn apply_block(
         .map(|(c, _)| *c)
         .collect();
     let (sig_ok, delta) = rayon::join(
-        || ed25519::verify_batch(&items, true),
+        || set.sig_cache.verify_batch(&items, true),
         || {
             let add: Vec<[u8; ELEMENT_LEN]> = kept.iter().map(|(k, c)| element(k, c)).collect();
             let sub: Vec<[u8; ELEMENT_LEN]> = spent.iter().map(|(k, c)| element(k, c)).collect();

@@ -172,6 +172,21 @@ pub fn proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, MerkleError> {
     Ok(path)
 }
 
+/// Every level of the tree of `leaves` (non-empty): the leaf hashes first, the root last, an
+/// odd last node carried up. Any leaf's proof is one sibling per level, so a batch of proofs
+/// costs one tree instead of one tree per proof.
+pub fn levels(leaves: &[Hash]) -> Result<Vec<Vec<Hash>>, MerkleError> {
+    if leaves.is_empty() {
+        return Err(MerkleError::IndexOutOfRange { index: 0, count: 0 });
+    }
+    let mut out = vec![leaf_level(leaves)];
+    while out[out.len() - 1].len() > 1 {
+        let next = next_level(&out[out.len() - 1]);
+        out.push(next);
+    }
+    Ok(out)
+}
+
 /// Whether `proof` proves that `leaf` is leaf number `index` of `count` leaves under `root`.
 /// Every proof element must be used: a longer or shorter proof is `false`.
 pub fn verify_proof(leaf: &Hash, index: usize, count: usize, proof: &[Hash], root: &Hash) -> bool {
@@ -263,6 +278,27 @@ mod tests {
             assert_eq!(root(&l, false), want, "n={n}");
             assert_eq!(root(&l, true), want, "n={n}");
         }
+    }
+
+    #[test]
+    fn levels_give_every_proof_and_the_root() {
+        for n in [1usize, 2, 3, 5, 8, 13, 1025] {
+            let l = leaves(n);
+            let lv = levels(&l).unwrap();
+            assert_eq!(lv.last().unwrap(), &vec![root(&l, false)]);
+            for i in [0, n / 2, n - 1] {
+                let mut path = Vec::new();
+                let mut j = i;
+                for level in &lv[..lv.len() - 1] {
+                    if j ^ 1 < level.len() {
+                        path.push(level[j ^ 1]);
+                    }
+                    j /= 2;
+                }
+                assert_eq!(path, proof(&l, i).unwrap());
+            }
+        }
+        assert!(levels(&[]).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! This module never validates transactions (that is `validate`): it applies changes a
 //! validator has checked, and checks only what keeps the map and the hash consistent.
 
+use crate::sigcache::SigCache;
 use std::collections::HashSet;
 
 use hashbrown::HashMap;
@@ -204,6 +205,9 @@ pub struct UtxoSet {
     /// exactly what they hold in `coins` (or are absent from both).
     touched: HashMap<OutPointKey, Option<CoinBytes>>,
     hash: LtHash,
+    /// Signatures this set's admissions and blocks already verified (not state: a clone starts
+    /// empty, and it never changes a verdict).
+    pub sig_cache: SigCache,
 }
 
 impl UtxoSet {

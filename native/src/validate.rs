@@ -508,7 +508,7 @@ pub fn check_transactions(
             });
         }
     }
-    let mut verdicts = ed25519::verify_batch(&items, true).into_iter();
+    let mut verdicts = set.sig_cache.verify_batch(&items, true).into_iter();
     results
         .iter()
         .zip(txs)

@@ -20,6 +20,7 @@ from timecoin.consensus.signer import DoubleSignRefused, SignerState, Step
 from timecoin.consensus.snowball import Snowball
 from timecoin.consensus.store import CONSENSUS_DB, load_signer_records
 from timecoin.consensus.tally import Tally, VoteRecord, merkle_levels, proof_from_levels
+from timecoin.reference import crypto as reference_crypto
 from timecoin.consensus.validators import ValidatorSet, is_blocking, is_quorum
 from timecoin.store.chainstore import ChainStore
 
@@ -62,12 +63,19 @@ def test_validator_set_checks_and_sampling():
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 33])
-def test_merkle_levels_match_the_native_tree(n):
+def test_merkle_levels_match_the_reference_tree(n):
+    """Native levels against the pure-Python reference tree (timecoin/reference/crypto.py)."""
     leaves = TXIDS[:n]
     levels = merkle_levels(leaves)
-    assert levels[-1] == [crypto.merkle_root(leaves)]
+    assert levels[-1] == reference_crypto.merkle_root(leaves) == crypto.merkle_root(leaves)
+    assert len(levels[0]) == 32 * n
     for i in range(n):
-        assert proof_from_levels(levels, i) == crypto.merkle_proof(leaves, i)
+        assert proof_from_levels(levels, i) == reference_crypto.merkle_proof(leaves, i)
+
+
+def test_merkle_levels_need_a_leaf():
+    with pytest.raises(ValueError, match="at least one leaf"):
+        merkle_levels([])
 
 
 def votes(txids_accept, txids_reject, voter, height=5):

@@ -16,40 +16,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from timecoin import crypto
+import timecoin_native
+
 from timecoin.consensus.messages import CertificateEntry, FinalityCertificate, TxVote
 from timecoin.consensus.validators import ValidatorSet
 
 __all__ = ["Tally", "VoteRecord", "merkle_levels", "proof_from_levels"]
 
-_LEAF_PAD = bytes(32)
+def merkle_levels(leaves: list[bytes]) -> list[bytes]:
+    """Every level of the merkle tree of ``leaves`` (the leaf hashes first, the root last), each
+    level one buffer of 32-byte hashes, exactly as ``timecoin.crypto.merkle_root`` builds it
+    (native ``merkle_levels``): one tree for every proof of a batch, where n calls of
+    ``merkle_proof`` would build n trees."""
+    return timecoin_native.merkle_levels(leaves)
 
 
-def merkle_levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every level of the merkle tree of ``leaves`` (the leaf hashes first, the root last),
-    exactly as ``timecoin.crypto.merkle_root`` builds it: leaf ``H_leaf(txid ‖ 0^32)``, node
-    ``H_node(left ‖ right)``, an odd last node carried up. 2n hash calls for every proof of a
-    batch, where n calls of ``merkle_proof`` would cost n²."""
-    hash_in = crypto.hash_in
-    level = [hash_in("merkle_leaf", leaf + _LEAF_PAD) for leaf in leaves]
-    levels = [level]
-    while len(level) > 1:
-        up = [hash_in("merkle_node", level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            up.append(level[-1])
-        levels.append(up)
-        level = up
-    return levels
-
-
-def proof_from_levels(levels: list[list[bytes]], index: int) -> list[bytes]:
+def proof_from_levels(levels: list[bytes], index: int) -> list[bytes]:
     """The merkle proof of leaf ``index`` (siblings bottom first; a carried-up level adds none),
     equal to ``timecoin.crypto.merkle_proof``."""
     proof = []
     for level in levels[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            proof.append(level[sibling])
+        at = (index ^ 1) * 32
+        if at < len(level):
+            proof.append(level[at : at + 32])
         index //= 2
     return proof
 
@@ -63,7 +52,7 @@ class VoteRecord:
     def __init__(self, vote: TxVote, weight: int) -> None:
         self.vote = vote
         self.weight = weight
-        self._levels: list[list[bytes]] | None = None
+        self._levels: list[bytes] | None = None
 
     def entry(self, index: int) -> CertificateEntry:
         """The certificate entry for the ``index``-th accepted txid of this batch."""

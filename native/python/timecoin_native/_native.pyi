@@ -19,6 +19,7 @@ __all__ = [
     "blake3",
     "hash_in",
     "merkle_root",
+    "merkle_levels",
     "merkle_proof",
     "verify_merkle_proof",
     "block_hash",
@@ -92,6 +93,10 @@ def merkle_root(leaves: bytes | list[bytes] | tuple[bytes, ...], parallel: bool 
 
 def merkle_proof(leaves: bytes | list[bytes] | tuple[bytes, ...], index: int) -> list[bytes]:
     """Sibling hashes from leaf ``index`` to the root, bottom first."""
+
+def merkle_levels(leaves: bytes | list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+    """Every level of the tree (leaf hashes first, root last), each as one buffer of 32-byte
+    hashes; ``ValueError`` without leaves."""
 
 def verify_merkle_proof(
     leaf: bytes, index: int, count: int, proof: bytes | list[bytes] | tuple[bytes, ...], root: bytes
@@ -370,6 +375,12 @@ class UtxoSet:
         """Adds (outpoint, coin) pairs the store already holds (clean); ValueError, changing
         nothing, on a bad coin or an outpoint given twice or already present."""
     def set_hash(self) -> bytes: ...
+    @property
+    def signature_cache_size(self) -> int:
+        """Signatures verified by this set's admissions and blocks and remembered (a verified
+        signature is not verified again; at most 2 × 2^18)."""
+    def clear_signature_cache(self) -> None:
+        """Forgets the verified signatures (benchmarks that verify the same items again)."""
     def state(self) -> bytes: ...
     def apply_block(self, block: bytes, rules: LedgerRules, check_utxo_hash: bool = True) -> AppliedBlock:
         """Validates and applies an encoded block; ValidationError (set unchanged) if invalid."""

@@ -190,6 +190,15 @@ fn merkle_proof<'py>(
 }
 
 #[pyfunction]
+fn merkle_levels<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let leaves = hashes("leaves", leaves)?;
+    let levels = py
+        .detach(|| merkle::levels(&leaves))
+        .map_err(|_| PyValueError::new_err("merkle_levels needs at least one leaf"))?;
+    Ok(levels.iter().map(|level| PyBytes::new(py, level.as_flattened())).collect())
+}
+
+#[pyfunction]
 fn verify_merkle_proof(
     leaf: &[u8],
     index: usize,
@@ -217,6 +226,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_in, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_levels, m)?)?;
     m.add_function(wrap_pyfunction!(verify_merkle_proof, m)?)?;
     Ok(())
 }

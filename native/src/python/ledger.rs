@@ -363,6 +363,15 @@ impl PyUtxoSet {
         PyBytes::new(py, &self.inner.set_hash())
     }
 
+    #[getter]
+    fn signature_cache_size(&self) -> usize {
+        self.inner.sig_cache.len()
+    }
+
+    fn clear_signature_cache(&self) {
+        self.inner.sig_cache.clear();
+    }
+
     fn state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.state().to_bytes())
     }

@@ -121,7 +121,11 @@ mod tests {
                 let mut sk = [7u8; 32];
                 sk[..4].copy_from_slice(&i.to_le_bytes());
                 let msg = i.to_be_bytes().to_vec();
-                (ed25519::public_key(&sk), msg.clone(), ed25519::sign(&sk, &msg))
+                (
+                    ed25519::public_key(&sk),
+                    msg.clone(),
+                    ed25519::sign(&sk, &msg),
+                )
             })
             .collect()
     }
@@ -134,7 +138,11 @@ mod tests {
         }
         let items: Vec<Item<'_>> = data
             .iter()
-            .map(|(pk, msg, sig)| Item { public_key: pk, message: msg, signature: sig })
+            .map(|(pk, msg, sig)| Item {
+                public_key: pk,
+                message: msg,
+                signature: sig,
+            })
             .collect();
         let expected = ed25519::verify_batch(&items, false);
         assert_eq!(expected.iter().filter(|ok| !**ok).count(), 3);
@@ -144,7 +152,11 @@ mod tests {
         assert_eq!(cache.verify_batch(&items, true), expected); // cached and uncached mixed
         assert_eq!(cache.len(), 197);
         // The same key and signature over another message is another item.
-        let other = Item { public_key: items[0].public_key, message: b"other", signature: items[0].signature };
+        let other = Item {
+            public_key: items[0].public_key,
+            message: b"other",
+            signature: items[0].signature,
+        };
         assert_eq!(cache.verify_batch(&[other], false), vec![false]);
         cache.clear();
         assert!(cache.is_empty());

@@ -33,7 +33,10 @@ pub struct OutPoint {
 impl OutPoint {
     /// The null outpoint (all-zero txid, vout u32::MAX): "no collateral" in a Free-tier
     /// masternode registration.
-    pub const NULL: OutPoint = OutPoint { txid: [0; 32], vout: u32::MAX };
+    pub const NULL: OutPoint = OutPoint {
+        txid: [0; 32],
+        vout: u32::MAX,
+    };
 }
 
 /// A transaction output: `value` sat paid to the key whose hash is `pubkey_hash`.

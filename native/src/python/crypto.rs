@@ -21,7 +21,10 @@ pub(super) fn fixed<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<
         .map_err(|_| PyValueError::new_err(format!("{what} must be {N} bytes, got {}", data.len())))
 }
 
-pub(super) fn fixed_items<'a, const N: usize>(what: &str, data: &'a [u8]) -> PyResult<&'a [[u8; N]]> {
+pub(super) fn fixed_items<'a, const N: usize>(
+    what: &str,
+    data: &'a [u8],
+) -> PyResult<&'a [[u8; N]]> {
     let (items, rest) = data.as_chunks::<N>();
     if !rest.is_empty() {
         return Err(PyValueError::new_err(format!(
@@ -190,12 +193,18 @@ fn merkle_proof<'py>(
 }
 
 #[pyfunction]
-fn merkle_levels<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+fn merkle_levels<'py>(
+    py: Python<'py>,
+    leaves: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
     let leaves = hashes("leaves", leaves)?;
     let levels = py
         .detach(|| merkle::levels(&leaves))
         .map_err(|_| PyValueError::new_err("merkle_levels needs at least one leaf"))?;
-    Ok(levels.iter().map(|level| PyBytes::new(py, level.as_flattened())).collect())
+    Ok(levels
+        .iter()
+        .map(|level| PyBytes::new(py, level.as_flattened()))
+        .collect())
 }
 
 #[pyfunction]

@@ -410,6 +410,35 @@ fn read_block(bytes: &[u8]) -> Result<(Block, Vec<(usize, usize)>), CodecError> 
     ))
 }
 
+/// [`split_block`]'s result: the header, each transaction's byte range, each txid.
+pub type SplitBlock = (BlockHeader, Vec<(usize, usize)>, Vec<Hash>);
+
+/// A block split without building its transactions for the caller: the header, then per
+/// transaction its byte range in `bytes` (witnesses included) and its txid. Decodes as strictly
+/// as [`decode_block`] (the same errors); blocks of at least [`PARALLEL_TXIDS`] transactions are
+/// hashed on all cores.
+pub fn split_block(bytes: &[u8]) -> Result<SplitBlock, CodecError> {
+    let mut r = Reader::new(bytes);
+    let header = BlockHeader::read(&mut r)?;
+    let n = r.count("transactions", MIN_TRANSACTION_LEN)?;
+    let mut spans = Vec::with_capacity(n);
+    let mut prefixes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = r.position();
+        let (_, witness_offset) = Transaction::read_with_witness_offset(&mut r)?;
+        spans.push((start, r.position()));
+        prefixes.push((start, witness_offset));
+    }
+    r.finish("block")?;
+    let hash = |&(start, end): &(usize, usize)| hash_in(Domain::Txid, &bytes[start..end]);
+    let txids = if prefixes.len() >= PARALLEL_TXIDS {
+        prefixes.par_iter().map(hash).collect()
+    } else {
+        prefixes.iter().map(hash).collect()
+    };
+    Ok((header, spans, txids))
+}
+
 /// Decodes exactly one block (no trailing bytes).
 pub fn decode_block(bytes: &[u8]) -> Result<Block, CodecError> {
     Ok(read_block(bytes)?.0)

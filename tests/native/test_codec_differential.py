@@ -89,6 +89,10 @@ def test_blocks_encode_identically_and_round_trip(block):
     assert enc == reference.encode_block(block)
     assert native.decode_block(enc) == reference.decode_block(enc) == block
     assert native.decode_block_with_txids(enc) == reference.decode_block_with_txids(enc)
+    head, raws, txids = native.split_block(enc)
+    (ref_head, ref_txs), ref_txids = reference.decode_block_with_txids(enc)
+    assert head == ref_head and txids == ref_txids
+    assert [reference.decode_transaction(r) for r in raws] == list(ref_txs)
     header = enc[:296]
     assert native.block_hash(header) == reference.block_hash(header)
     typed = Block.decode(enc)
@@ -195,6 +199,13 @@ def test_mutated_transactions(data):
 def test_mutated_blocks(data):
     agree("decode_block", data)
     assert outcome(native.decode_block_with_txids, data) == outcome(reference.decode_block_with_txids, data)
+    # split_block fails exactly where decoding fails, with the same message.
+    split, full = outcome(native.split_block, data), outcome(native.decode_block_with_txids, data)
+    assert split[0] == full[0]
+    if full[0] == "ok":
+        (head, raws, txids), ((full_head, txs), full_txids) = split[1], full[1]
+        assert head == full_head and txids == full_txids
+        assert [native.decode_transaction(r) for r in raws] == list(txs)
 
 
 @given(mutated(valid_txs))

@@ -77,7 +77,10 @@ def test_valid_blocks_pass(chain):
     seed = leader_seed(chain, 0)
     block = build_block(chain, seed, public_key(seed), 0, wallet.transfers(2, chain), NOW)
     keys, weights = chain.leader_set(1)
-    assert check_block(chain, block.encode(), keys, weights).block == block
+    view = check_block(chain, block.encode(), keys, weights).block
+    assert view.header == block.header and list(view.txids) == block.txids and len(view) == 3
+    assert [view.transaction(i) for i in range(3)] == list(block.transactions)
+    assert list(view.raw_transactions) == [tx.encode() for tx in block.transactions]
     check_proposal_round(block.header, 0, fresh=True)
     check_proposal_round(block.header, 1, fresh=False)
     check_timely(block.header, NOW)

@@ -20,8 +20,8 @@ from timecoin.consensus.signer import DoubleSignRefused, SignerState, Step
 from timecoin.consensus.snowball import Snowball
 from timecoin.consensus.store import CONSENSUS_DB, load_signer_records
 from timecoin.consensus.tally import Tally, VoteRecord, merkle_levels, proof_from_levels
-from timecoin.reference import crypto as reference_crypto
 from timecoin.consensus.validators import ValidatorSet, is_blocking, is_quorum
+from timecoin.reference import crypto as reference_crypto
 from timecoin.store.chainstore import ChainStore
 
 CHAIN = hashlib.sha256(b"chain").digest()

@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from timecoin.core.types import HEADER_LEN, Block, BlockHeader, Transaction
+from timecoin.core.types import HEADER_LEN, Block, BlockHeader, BlockView, Transaction
 from timecoin.ledger.blockbuilder import NO_ELECTION, Election, assemble_block
 from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.masternode import leader
@@ -77,7 +77,8 @@ class BlockRejected(ValueError):
 class CheckedBlock:
     """A block that passed :func:`check_block`."""
 
-    block: Block
+    block: Block | BlockView
+    """Our own proposal as objects, or a received block with its transactions still encoded."""
     raw: bytes
 
     @property
@@ -154,7 +155,7 @@ def check_block(chain: ChainState, raw: bytes, keys: Sequence[bytes], weights: S
     chain is unchanged either way.
     """
     try:
-        block = Block.decode(raw)
+        block = BlockView.decode(raw)
     except ValueError as e:
         raise BlockRejected("bad-encoding", str(e)) from None
     header = block.header
@@ -174,7 +175,7 @@ def check_block(chain: ChainState, raw: bytes, keys: Sequence[bytes], weights: S
         raise BlockRejected(
             "bad-round", f"header round {header.round}: past the reward-only round only the emergency block"
         )
-    if header.round == REWARD_ONLY_ROUND and len(block.transactions) != 1:
+    if header.round == REWARD_ONLY_ROUND and len(block) != 1:
         raise BlockRejected("bad-round", "a reward-only block carries only the coinbase")
     try:
         output = leader.check_proposer(

@@ -50,7 +50,7 @@ from timecoin.consensus.signer import SignerState
 from timecoin.consensus.store import load_finalized, load_signer_records
 from timecoin.consensus.tally import VoteRecord
 from timecoin.consensus.validators import ValidatorSet
-from timecoin.core.types import Block
+from timecoin.core.types import Block, BlockView
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.mempool import Admission, Mempool
 
@@ -164,11 +164,11 @@ class Consensus:
             self.bft.on_timer(timer, out, now)
         return out.effects()
 
-    def on_block_applied(self, block: bytes | Block, now: float) -> list[Effect]:
+    def on_block_applied(self, block: bytes | Block | BlockView, now: float) -> list[Effect]:
         """The driver connected ``block`` (the new tip): archive its transactions, move to the
         next height's set, start the next height, replay messages kept for it."""
-        if not isinstance(block, Block):
-            block = Block.decode(block)
+        if isinstance(block, bytes):
+            block = BlockView.decode(block)
         out = Outbox()
         self.finality.on_block(block, out, now)
         self.bft.on_applied(now)

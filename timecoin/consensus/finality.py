@@ -57,7 +57,7 @@ from timecoin.consensus.messages import LIMITS, SnowballQuery, SnowballResponse,
 from timecoin.consensus.snowball import Poll, Snowball
 from timecoin.consensus.store import FINALIZED_DB, encode_finalized
 from timecoin.consensus.tally import Tally, VoteRecord
-from timecoin.core.types import Block, Transaction
+from timecoin.core.types import Block, BlockView, Transaction
 from timecoin.ledger.mempool import Admission, Mempool
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,9 @@ class FinalityEngine:
                 picks[best.txid] = best
         return sorted(picks.values(), key=lambda p: p.txid)
 
-    def check_block_transactions(self, block: Block) -> tuple[str | None, list[tuple[bytes, bytes]]]:
+    def check_block_transactions(
+        self, block: Block | BlockView
+    ) -> tuple[str | None, list[tuple[bytes, bytes]]]:
         """Whether this node may vote for ``block`` as far as finality goes: (reason it may not,
         or None; the (outpoint, txid) accepts voting for it records). A transaction without a
         certificate here is settled by the block, so voting for it is accepting it: refused if
@@ -402,11 +404,12 @@ class FinalityEngine:
         spends (DESIGN §6: "settled by the next block")."""
         pairs: list[tuple[bytes, bytes]] = []
         signer = self.ctx.signer
-        for tx in block.transactions[1:]:
-            txid = tx.txid
+        txids = block.txids
+        for i in range(1, len(txids)):
+            txid = txids[i]
             if txid in self.finalized:
                 continue
-            inputs = [o.encode() for o in tx.inputs]
+            inputs = [o.encode() for o in block.transaction(i).inputs]
             for o in inputs:
                 holder = self.spent_final.get(o)
                 if holder is not None and holder != txid:
@@ -416,24 +419,27 @@ class FinalityEngine:
             pairs.extend((o, txid) for o in inputs)
         return None, pairs
 
-    def on_block(self, block: Block, out: Outbox, now: float) -> None:
+    def on_block(self, block: Block | BlockView, out: Outbox, now: float) -> None:
         """A committed block is applied: its transactions are archived (the finalized records
         deleted), whatever else spent their outpoints is rejected, the signer forgets those
         outpoints (the chain settled them for good)."""
         spent: list[bytes] = []
         height = block.header.height
-        for tx in block.transactions[1:]:
-            txid = tx.txid
-            inputs = [o.encode() for o in tx.inputs]
-            spent.extend(inputs)
+        txids = block.txids
+        for i in range(1, len(txids)):
+            txid = txids[i]
             entry = self.finalized.pop(txid, None)
             if entry is not None:
+                spent.extend(entry.inputs)
                 out.writes.append((FINALIZED_DB, txid, None))
                 for o in entry.inputs:
                     self.spent_final.pop(o, None)
                 continue
             p = self.pending.get(txid)
-            if p is not None:  # settled by this block
+            if p is None:
+                spent.extend(o.encode() for o in block.transaction(i).inputs)
+            else:  # settled by this block
+                spent.extend(p.inputs)
                 self._drop_pending(txid, out, now)
                 out.notices.append(TransactionFinalized(txid, p.raw, b"", now - p.first_seen, height))
                 self.ctx.monitor.counters["tx_settled_by_block"] += 1

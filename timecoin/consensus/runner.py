@@ -34,7 +34,7 @@ from timecoin.consensus.effects import (
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import CommitCertificate, Decision
 from timecoin.consensus.store import CONSENSUS_DB, FINALIZED_DB, commit_key, load_commit_certificate
-from timecoin.core.types import Block
+from timecoin.core.types import BlockView
 from timecoin.ledger.chain import ChainState
 from timecoin.store.chainstore import ExtraWrites
 from timecoin.testing import failpoints
@@ -124,12 +124,12 @@ class EffectRunner:
                 self.after_effect(effect)
 
     def _apply(self, effect: ApplyBlock) -> None:
-        block = Block.decode(effect.block)
+        block = BlockView.decode(effect.block)
         finalized = self.consensus.finality.finalized
         extra: list[tuple[bytes, bytes, bytes | None]] = [
             (CONSENSUS_DB, commit_key(effect.height), effect.certificate)
         ]
-        extra += [(FINALIZED_DB, tx.txid, None) for tx in block.transactions[1:] if tx.txid in finalized]
+        extra += [(FINALIZED_DB, txid, None) for txid in block.txids[1:] if txid in finalized]
         self.connect_block(effect.block, extra)
         log.info("committed block %d %s", effect.height, effect.block_hash.hex())
         self.run(self.consensus.on_block_applied(block, self.clock()))

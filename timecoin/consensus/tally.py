@@ -23,6 +23,7 @@ from timecoin.consensus.validators import ValidatorSet
 
 __all__ = ["Tally", "VoteRecord", "merkle_levels", "proof_from_levels"]
 
+
 def merkle_levels(leaves: list[bytes]) -> list[bytes]:
     """Every level of the merkle tree of ``leaves`` (the leaf hashes first, the root last), each
     level one buffer of 32-byte hashes, exactly as ``timecoin.crypto.merkle_root`` builds it

@@ -39,6 +39,7 @@ __all__ = [
     "WITNESS_LEN",
     "Block",
     "BlockHeader",
+    "BlockView",
     "Coin",
     "MasternodeDeregistration",
     "MasternodePayoutChange",
@@ -615,6 +616,40 @@ class Block:
         _set(block, "header", _header(header))
         _set(block, "transactions", tuple(map(_transaction, txs, txids)))
         return block
+
+    def transaction(self, index: int) -> Transaction:
+        """Transaction ``index`` (as :meth:`BlockView.transaction`)."""
+        return self.transactions[index]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockView:
+    """A block whose transactions stay encoded until one is asked for: the header, the txids and
+    each transaction's bytes, from one native call (``split_block``). For the paths that need a
+    block's txids and few of its transactions as objects (a node's committed blocks, whose
+    transactions it mostly holds already): building 10,000 :class:`Transaction` objects costs
+    more than the native decode. ``ValueError`` from :meth:`decode` for a bad encoding."""
+
+    header: BlockHeader
+    txids: tuple[bytes, ...]
+    raw_transactions: tuple[bytes, ...]
+
+    @classmethod
+    def decode(cls, data: bytes) -> BlockView:
+        header, raws, txids = _native.split_block(data)
+        return cls(_header(header), tuple(txids), tuple(raws))
+
+    @property
+    def hash(self) -> bytes:
+        """The header's hash."""
+        return self.header.hash
+
+    def __len__(self) -> int:
+        return len(self.txids)
+
+    def transaction(self, index: int) -> Transaction:
+        """Transaction ``index``, decoded now (its txid already known)."""
+        return _transaction(_native.decode_transaction(self.raw_transactions[index]), self.txids[index])
 
 
 # -- batch signing (load generation, tests) -------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "decode_block",
     "decode_block_header",
     "decode_block_with_txids",
+    "split_block",
     "decode_coin",
     "decode_outpoint",
     "decode_transaction",
@@ -174,6 +175,10 @@ def decode_block(data: bytes) -> _BlockFields:
 
 def decode_block_with_txids(data: bytes) -> tuple[_BlockFields, list[bytes]]:
     """Block fields and each transaction's txid, hashed from ``data`` without re-encoding."""
+
+def split_block(data: bytes) -> tuple[_HeaderFields, list[bytes], list[bytes]]:
+    """(header fields, each transaction's encoding, each txid) of exactly one block, decoded as
+    strictly as ``decode_block``; ``ValueError`` with the codec's message otherwise."""
 
 def txid(transaction: bytes) -> bytes:
     """txid (32 bytes) of one full transaction encoding, decoded strictly."""

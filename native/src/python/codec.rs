@@ -158,6 +158,18 @@ fn decode_block_with_txids<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<
 }
 
 #[pyfunction]
+fn split_block<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+    let (header, spans, txids) = decode_with(py, data, codec::split_block)?;
+    let _pause = (spans.len() >= GC_PAUSE_TXS).then(|| GcPause::new(py));
+    let raws = PyList::new(
+        py,
+        spans.iter().map(|&(a, b)| PyBytes::new(py, &data[a..b])),
+    )?;
+    let txids = PyList::new(py, txids.iter().map(|h| PyBytes::new(py, h)))?;
+    (header_to(py, &header)?, raws, txids).into_pyobject(py)
+}
+
+#[pyfunction]
 fn txid<'py>(py: Python<'py>, transaction: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let h = decode_with(py, transaction, codec::txid_of_encoded)?;
     Ok(PyBytes::new(py, &h))
@@ -341,6 +353,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_block, m)?)?;
     m.add_function(wrap_pyfunction!(decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(decode_block_with_txids, m)?)?;
+    m.add_function(wrap_pyfunction!(split_block, m)?)?;
     m.add_function(wrap_pyfunction!(txid, m)?)?;
     m.add_function(wrap_pyfunction!(txids, m)?)?;
     m.add_function(wrap_pyfunction!(block_hash, m)?)?;

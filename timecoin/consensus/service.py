@@ -105,6 +105,8 @@ class ConsensusService:
         self.metrics = metrics
         self._round_seen: tuple[int, int] | None = None
         self._rounds_reported = 0
+        self._latencies: list[float] = []
+        """Finality latencies of this step, for the metrics in one call at its end."""
         """Round records (``Monitor.rounds``) whose phase durations went to the metrics."""
         self.clock = clock
         self.is_masternode = secret_key is not None
@@ -205,6 +207,9 @@ class ConsensusService:
             return
         try:
             self.runner.run(call())
+            if self.metrics is not None and self._latencies:
+                self.metrics.transactions_finalized(self._latencies)
+            self._latencies = []
             if self.metrics is not None:
                 state = self.engine.bft
                 current = (state.height, state.round)
@@ -254,10 +259,8 @@ class ConsensusService:
 
     def _notice(self, effect: Effect) -> None:
         if isinstance(effect, TransactionFinalized):
-            if self.metrics is not None:
-                self.metrics.transactions_finalized(
-                    [] if effect.latency is None else [max(0.0, effect.latency)]
-                )
+            if effect.latency is not None:
+                self._latencies.append(max(0.0, effect.latency))
             self.recent[effect.txid] = (effect.certificate, effect.block_height)
             self.recent.move_to_end(effect.txid)
             if len(self.recent) > RECENT_CERTIFICATES:

@@ -101,6 +101,9 @@ def test_tally_thresholds_certificate_and_contradictions():
     cert = tally.certificate(target)
     assert cert.voters == sorted([KEYS[0], KEYS[1], KEYS[3]])
     assert verify_certificate(cert.encode(), target, s, CHAIN) == cert
+    assert tally.certificate_bytes(target) == cert.encode()  # the hot path's direct encoding
+    with pytest.raises(ValueError, match="no quorum"):
+        tally.certificate_bytes(TXIDS[30])
     with pytest.raises(CertificateError) as e:
         verify_certificate(cert.encode(), target, vset([1, 2, 100, 8]), CHAIN)
     assert e.value.code == "no-quorum"

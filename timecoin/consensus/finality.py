@@ -208,7 +208,7 @@ class FinalityEngine:
                 self._check_conflicting_accepts(record.vote, out)
             for txid in final:
                 if txid in self.pending and txid not in self.finalized:
-                    self._finalize(txid, tally.certificate(txid), out, now)
+                    self._finalize(txid, tally.certificate_bytes(txid), out, now)
             for txid in rejected:
                 if txid in self.pending and txid not in self.finalized:
                     self._reject(txid, "rejected-by-votes", out, now)
@@ -246,7 +246,7 @@ class FinalityEngine:
                 return
             self._add_pending(tx.txid, message.transaction, inputs, now, False, out)
         if tx.txid in self.pending and tx.txid not in self.finalized:
-            self._finalize(tx.txid, cert, out, now)
+            self._finalize(tx.txid, cert.encode(), out, now)
 
     def on_flush(self, out: Outbox, now: float) -> None:
         """The vote flush timer: decides what waited long enough, signs one batch (after
@@ -594,7 +594,7 @@ class FinalityEngine:
                     sb.add_candidate(txid)
         for tally in (self.tally, self.prev_tally):
             if tally is not None and tally.is_final(txid):
-                self._finalize(txid, tally.certificate(txid), out, now)
+                self._finalize(txid, tally.certificate_bytes(txid), out, now)
                 return
         if self.tally.is_rejected(txid):
             self._reject(txid, "rejected-by-votes", out, now)
@@ -629,7 +629,8 @@ class FinalityEngine:
                 return False
         return verdict
 
-    def _finalize(self, txid: bytes, certificate: Any, out: Outbox, now: float) -> None:
+    def _finalize(self, txid: bytes, cert: bytes, out: Outbox, now: float) -> None:
+        """``cert``: the encoded finality certificate."""
         p = self.pending[txid]
         for o in p.inputs:
             holder = self.spent_final.get(o)
@@ -637,7 +638,6 @@ class FinalityEngine:
                 log.critical("SAFETY: %s and %s are both certified final", holder.hex(), txid.hex())
                 self.ctx.monitor.counters["safety_violations"] += 1
                 return
-        cert = certificate.encode()
         for tally in (self.tally, self.prev_tally):
             if tally is not None:
                 tally.compact(txid)  # its certificate is built

@@ -14,11 +14,12 @@ contradiction is reported as evidence (DESIGN §12 invariant 3).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import timecoin_native
 
-from timecoin.consensus.messages import CertificateEntry, FinalityCertificate, TxVote
+from timecoin.consensus.messages import VERSION, CertificateEntry, FinalityCertificate, TxVote
 from timecoin.consensus.validators import ValidatorSet
 
 __all__ = ["Tally", "VoteRecord", "merkle_levels", "proof_from_levels"]
@@ -48,12 +49,29 @@ class VoteRecord:
     """A verified :class:`TxVote` as the tally keeps it, with its merkle tree built on demand
     (only when a certificate needs a proof from it)."""
 
-    __slots__ = ("vote", "weight", "_levels")
+    __slots__ = ("vote", "weight", "_levels", "_head", "_middle")
 
     def __init__(self, vote: TxVote, weight: int) -> None:
         self.vote = vote
         self.weight = weight
         self._levels: list[bytes] | None = None
+        self._head: bytes | None = None
+        self._middle = b""
+
+    def entry_bytes(self, index: int) -> bytes:
+        """``self.entry(index).encode()``, from parts encoded once per batch: every finality
+        certificate repeats the batch's voter, counts, roots and signature."""
+        if self._head is None:
+            vote = self.vote
+            accept_root, reject_root = vote.roots
+            self._head = vote.voter + _U32.pack(len(vote.accepts)) + accept_root
+            self._middle = _U32.pack(len(vote.rejects)) + reject_root
+            self._levels = self._levels or merkle_levels(list(vote.accepts))
+        assert self._levels is not None
+        proof = proof_from_levels(self._levels, index)
+        return b"".join(
+            (self._head, _U32.pack(index), self._middle, bytes((len(proof),)), *proof, self.vote.signature)
+        )
 
     def entry(self, index: int) -> CertificateEntry:
         """The certificate entry for the ``index``-th accepted txid of this batch."""
@@ -74,6 +92,10 @@ class VoteRecord:
 
 
 _REJECT = -1
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_CERT_HEAD = bytes((VERSION,))
+"""A finality certificate's encoding starts with the message version (messages.py)."""
 
 
 class Tally:
@@ -174,6 +196,19 @@ class Tally:
             if index != _REJECT
         ]
         return FinalityCertificate(txid, self.vset.height, tuple(entries))
+
+    def certificate_bytes(self, txid: bytes) -> bytes:
+        """``self.certificate(txid).encode()`` without building the objects (the per-transaction
+        hot path of finality); ``ValueError`` unless the accepts reach a quorum."""
+        state = self._txs.get(txid)
+        if state is None or not 3 * state[0] >= 2 * self._total:
+            raise ValueError(f"txid {txid.hex()} has no quorum of accepts at height {self.vset.height}")
+        entries = [
+            record.entry_bytes(index)
+            for _, (record, index) in sorted(state[2].items(), key=lambda item: item[0])
+            if index != _REJECT
+        ]
+        return b"".join((_CERT_HEAD, txid, _U64.pack(self.vset.height), _U32.pack(len(entries)), *entries))
 
     def compact(self, txid: bytes) -> None:
         """Keeps only each voter's decision on ``txid`` (final or rejected and dealt with): the

@@ -184,30 +184,24 @@ class Tally:
         state = self._txs.get(txid)
         return state is not None and 3 * state[1] > self._total
 
-    def certificate(self, txid: bytes) -> FinalityCertificate:
-        """The finality certificate of ``txid`` from every accept counted so far; ``ValueError``
-        unless they reach a quorum."""
+    def _accepts(self, txid: bytes) -> list[tuple[VoteRecord, int]]:
+        """(batch, index) of every accept of ``txid`` counted so far, by voter ascending;
+        ``ValueError`` unless they reach a quorum."""
         state = self._txs.get(txid)
         if state is None or not 3 * state[0] >= 2 * self._total:
             raise ValueError(f"txid {txid.hex()} has no quorum of accepts at height {self.vset.height}")
-        entries = [
-            record.entry(index)
-            for _, (record, index) in sorted(state[2].items(), key=lambda item: item[0])
-            if index != _REJECT
-        ]
-        return FinalityCertificate(txid, self.vset.height, tuple(entries))
+        return [seen for _, seen in sorted(state[2].items(), key=lambda item: item[0]) if seen[1] != _REJECT]
+
+    def certificate(self, txid: bytes) -> FinalityCertificate:
+        """The finality certificate of ``txid`` from every accept counted so far; ``ValueError``
+        unless they reach a quorum."""
+        entries = tuple(record.entry(index) for record, index in self._accepts(txid))
+        return FinalityCertificate(txid, self.vset.height, entries)
 
     def certificate_bytes(self, txid: bytes) -> bytes:
         """``self.certificate(txid).encode()`` without building the objects (the per-transaction
         hot path of finality); ``ValueError`` unless the accepts reach a quorum."""
-        state = self._txs.get(txid)
-        if state is None or not 3 * state[0] >= 2 * self._total:
-            raise ValueError(f"txid {txid.hex()} has no quorum of accepts at height {self.vset.height}")
-        entries = [
-            record.entry_bytes(index)
-            for _, (record, index) in sorted(state[2].items(), key=lambda item: item[0])
-            if index != _REJECT
-        ]
+        entries = [record.entry_bytes(index) for record, index in self._accepts(txid)]
         return b"".join((_CERT_HEAD, txid, _U64.pack(self.vset.height), _U32.pack(len(entries)), *entries))
 
     def compact(self, txid: bytes) -> None:

@@ -110,3 +110,12 @@ def test_devnet_load_report(tmp_path):
         assert 0 < p["p50"] <= p["p95"] <= p["p99"]
         assert report["finalized_tps"] > 0
         assert sum(report["timeline"]["finalized"]) == 600
+
+    # The same command again on the same working directory (the devnet and its chains are
+    # reused): the load spends what the accounts hold now, not the spent genesis allocations.
+    again = run_devnet(workdir, "--load", "--duration", "1", "--rate", "200", timeout=180)
+    assert again.returncode == 0, again.stdout + again.stderr
+    second = orjson.loads((workdir / "loadtest" / "loadtest.json").read_bytes())
+    assert second["notes"] == [] and second["fanout"]["submitted"] == 0  # enough coins already
+    assert second["submitted"] == second["finalized"] == 200 and second["lost"] == 0
+    assert second["nodes_agree"] is True and second["tips"][0]["height"] > report["tips"][0]["height"]

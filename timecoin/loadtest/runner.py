@@ -1,6 +1,7 @@
 """One load-test run against running nodes (DESIGN §11):
 
-1. **fan-out**: the genesis accounts' coins are split (one or more levels, :mod:`.generator`)
+1. **fan-out**: the account keys' coins (``listunspent``: the genesis allocations on a fresh
+   devnet, what earlier runs left on a reused one) are split (one or more levels, :mod:`.generator`)
    until there is one coin per load transaction; each level is submitted and must be committed
    in a block on every node before the next (the mempool admits spends of committed coins only).
    Nodes without block production (no ``getconsensusinfo``) cannot commit it: the run then
@@ -35,11 +36,15 @@ import timecoin_native
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from timecoin.ledger.genesis import GenesisConfig
+from timecoin import crypto
+from timecoin.core.address import address_of_key
+from timecoin.core.types import OutPoint
+from timecoin.ledger.genesis import GenesisConfig, build_genesis
 from timecoin.loadtest.follower import FEED_METHOD, Follower
-from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator
+from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator, SpendableCoin
 from timecoin.loadtest.report import percentile, timeline, write_plot, write_report
 from timecoin.loadtest.submitter import AsyncRPC, Endpoint, Submission, Submitter
+from timecoin.params import NetworkParams
 
 __all__ = ["LoadTestConfig", "run_loadtest", "summary_lines"]
 
@@ -83,6 +88,18 @@ async def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
             return True
         await asyncio.sleep(interval)
     return False
+
+
+async def _account_coins(node: AsyncRPC, params: NetworkParams, keys: list[bytes]) -> list[SpendableCoin]:
+    """The committed coins of the account keys (32-byte seeds) that no pending or final
+    transaction spends, from the node (``listunspent``), by outpoint: the genesis allocations on
+    a fresh devnet, what earlier load tests left on a reused one."""
+    owners = {address_of_key(crypto.public_key(k), params): k for k in keys}
+    rows = await node.call("listunspent", 1, list(owners))
+    return [
+        SpendableCoin(OutPoint(bytes.fromhex(r["txid"]), r["vout"]), r["amount_sat"], owners[r["address"]])
+        for r in rows
+    ]
 
 
 async def _statuses(node: AsyncRPC, txids: list[str]) -> list[dict[str, Any]]:
@@ -156,14 +173,24 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         if not finality:
             notes.append(f"the nodes do not serve {FEED_METHOD}: finality not followed")
         start_height = await nodes[0].call("getblockcount")
-        generator = Generator.from_genesis(config.genesis, config.account_keys, config.batch_size)
+        coins = await _account_coins(nodes[0], config.genesis.params, config.account_keys)
+        genesis_hash = build_genesis(config.genesis).hash
+        generator = Generator(config.genesis.params, genesis_hash, coins, config.batch_size)
         total = math.ceil(config.rate * config.duration)
         levels = generator.fanout_plan(total, config.max_fanout)
         fanout = Submission()
         fanout_submitter = Submitter(nodes, fanout)
-        load_ready = True
+        load_ready = bool(coins)
+        if not coins:
+            notes.append("the account keys hold no committed unspent coin: nothing to spend")
+            levels = []
         for want in levels:
-            raws = generator.fan_out(want, config.max_fanout)
+            try:
+                raws = generator.fan_out(want, config.max_fanout)
+            except ValueError as e:
+                notes.append(f"the accounts' coins cannot fund {total} transactions: {e}")
+                load_ready = False
+                break
             for i in range(0, len(raws), FANOUT_BATCH):
                 await fanout_submitter.send((i // FANOUT_BATCH) % len(nodes), raws[i : i + FANOUT_BATCH])
             if len(fanout.sent_at) < fanout.submitted:

@@ -118,4 +118,4 @@ def test_devnet_load_report(tmp_path):
     second = orjson.loads((workdir / "loadtest" / "loadtest.json").read_bytes())
     assert second["notes"] == [] and second["fanout"]["submitted"] == 0  # enough coins already
     assert second["submitted"] == second["finalized"] == 200 and second["lost"] == 0
-    assert second["nodes_agree"] is True and second["tips"][0]["height"] > report["tips"][0]["height"]
+    assert second["nodes_agree"] is True and second["tips"][0]["height"] >= report["tips"][0]["height"]

@@ -24,7 +24,7 @@ from typing import Any
 import click
 import orjson
 
-from timecoin.config import ConfigError, load_config
+from timecoin.config import ConfigError, NodeConfig, load_config
 from timecoin.rpc.client import DEFAULT_TIMEOUT, JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
 from timecoin.rpc.methods import STRING_KINDS, load_methods
@@ -33,6 +33,31 @@ RPCWAIT_POLL = 0.25
 """Seconds between attempts while ``--rpcwait`` waits for the node."""
 PIPE_WIDTH = 200
 """Columns of a table written to a pipe or file (``--format table`` off a terminal)."""
+
+
+def client_config(
+    conf: str | None,
+    network: str | None,
+    datadir: str | None,
+    rpcport: str | None,
+    rpcuser: str | None,
+    rpcpassword: str | None,
+) -> NodeConfig:
+    """The node configuration an RPC client reads (file < environment < these flags; None:
+    not given), to find the node's port and cookie. ``click.UsageError`` naming a bad key."""
+    try:
+        return load_config(
+            {
+                "conf": conf,
+                "network": network,
+                "datadir": datadir,
+                "rpcport": rpcport,
+                "rpcuser": rpcuser,
+                "rpcpassword": rpcpassword,
+            }
+        )
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
 
 
 def convert_params(method: str, args: tuple[str, ...]) -> list[Any]:
@@ -156,19 +181,7 @@ def main(
     params: tuple[str, ...],
 ) -> None:
     """Call METHOD on a running timecoind (``timecoin-cli help`` lists the methods)."""
-    try:
-        config = load_config(
-            {
-                "conf": conf,
-                "network": network,
-                "datadir": datadir,
-                "rpcport": rpcport,
-                "rpcuser": rpcuser,
-                "rpcpassword": rpcpassword,
-            }
-        )
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    config = client_config(conf, network, datadir, rpcport, rpcuser, rpcpassword)
     call_params = convert_params(method, params)
     deadline = time.monotonic() + rpcwaittimeout if rpcwaittimeout > 0 else None
     while True:

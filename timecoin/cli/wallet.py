@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from timecoin.config import ConfigError, NodeConfig, load_config
+from timecoin.cli.client import client_config
+from timecoin.config import NodeConfig
 from timecoin.core.types import U64_MAX
 from timecoin.params import COIN, NetworkParams, by_name
 from timecoin.rpc.client import DEFAULT_TIMEOUT, JSONRPCError, RPCClient, cookie_auth
@@ -135,19 +136,7 @@ def wallet(
     timeout: float,
 ) -> None:
     """A keystore of TIME Coin keys, and sending from it through a node (docs/wallet.md)."""
-    try:
-        config = load_config(
-            {
-                "conf": conf,
-                "network": network,
-                "datadir": datadir,
-                "rpcport": rpcport,
-                "rpcuser": rpcuser,
-                "rpcpassword": rpcpassword,
-            }
-        )
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    config = client_config(conf, network, datadir, rpcport, rpcuser, rpcpassword)
     ctx.obj = Context(
         config,
         by_name(config.network),

@@ -37,9 +37,8 @@ def nodes(chain):
         write_chain(node.datadir, chain, BLOCKS - 1)
         line.append(node)
     try:
-        for node in line:
+        for node in line:  # each listening before the next dials it (no redial backoff)
             node.start()
-        for node in line:
             node.wait_for_rpc_connection()
         for node, peers in zip(line, (1, 2, 1), strict=True):
             wait_until(lambda n=node, k=peers: n.rpc.getconnectioncount() == k, 20, what=f"{node} peers")

@@ -392,9 +392,8 @@ def masternode_network(
             args += ["--connect", f"127.0.0.1:{other.p2p_port}"]
         nodes.append(TestNode(i, root, chain.genesis_file, port_seed=port_seed, extra_args=args))
     try:
-        for node in nodes:
+        for node in nodes:  # each listening before the later ones dial it (no redial backoff)
             node.start()
-        for node in nodes:
             node.wait_for_rpc_connection()
         yield nodes
         for node in nodes:

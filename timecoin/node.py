@@ -566,7 +566,7 @@ class Node:
         "spent-final", DESIGN §4); None if nothing does."""
         holder = self.mempool.locked_by(outpoint)
         if holder is None and self.consensus is not None:
-            holder = self.consensus.engine.finality.spent_final.get(outpoint)
+            holder = self.consensus.final_spender(outpoint)
         return holder
 
     def unarchived_transaction(self, txid: bytes) -> bytes | None:
@@ -575,11 +575,7 @@ class Node:
         entry = self.mempool.get(txid)
         if entry is not None:
             return entry.raw
-        if self.consensus is not None:
-            final = self.consensus.engine.finality.finalized.get(txid)
-            if final is not None:
-                return final.raw
-        return None
+        return self.consensus.final_transaction(txid) if self.consensus is not None else None
 
     def pending_transactions(self) -> list[bytes]:
         """The mempool's transactions in arrival order (pending finality)."""

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use hashbrown::HashSet;
 
 use crate::ed25519::{self, Item};
-use crate::hash::{self, Hash};
+use crate::hash::Hash;
 
 /// Keys per generation.
 pub const GENERATION: usize = 1 << 18;
@@ -50,11 +50,11 @@ impl Clone for SigCache {
 }
 
 fn key(item: &Item<'_>) -> Hash {
-    let mut data = Vec::with_capacity(32 + 64 + item.message.len());
-    data.extend_from_slice(item.public_key);
-    data.extend_from_slice(item.signature);
-    data.extend_from_slice(item.message);
-    hash::blake3(&data)
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(item.public_key);
+    hasher.update(item.signature);
+    hasher.update(item.message);
+    *hasher.finalize().as_bytes()
 }
 
 impl SigCache {

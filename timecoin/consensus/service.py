@@ -302,6 +302,15 @@ class ConsensusService:
                 if not futures:
                     del self._waiters[txid]
 
+    def final_spender(self, outpoint: bytes) -> bytes | None:
+        """The txid of the final transaction no block archives yet that spends ``outpoint``."""
+        return self.engine.finality.spent_final.get(outpoint)
+
+    def final_transaction(self, txid: bytes) -> bytes | None:
+        """The encoded transaction ``txid`` if it is final here and no block archives it yet."""
+        entry = self.engine.finality.finalized.get(txid)
+        return entry.raw if entry is not None else None
+
     def certificate(self, txid: bytes) -> bytes | None:
         """The finality certificate of ``txid`` if this node holds one (final, or archived
         recently); empty bytes when a block settled it without one."""

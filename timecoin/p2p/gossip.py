@@ -222,18 +222,23 @@ class Gossip:
 
     def resend(self, kind: GossipKind, items: list[bytes]) -> None:
         """Sends items to every peer now, whatever the seen-cache holds (see :meth:`send_to`)."""
-        for peer in list(self._connman.peers.values()):
-            if peer.established:
-                self.send_to(peer, kind, items)
+        peers = [p for p in self._connman.peers.values() if p.established]
+        self._send_now(peers, kind, items)
 
     def send_to(self, peer: Peer, kind: GossipKind, items: list[bytes]) -> None:
         """Sends items to one peer now, batched like relay, whatever the seen-cache holds (the
         peer may not have them although we do); nothing to a closing peer. Votes only if this
         node relays votes."""
-        if not items or peer.closing or (kind in VOTE_KINDS and not self._relay_votes):
+        self._send_now([peer], kind, items)
+
+    def _send_now(self, peers: list[Peer], kind: GossipKind, items: list[bytes]) -> None:
+        if not items or (kind in VOTE_KINDS and not self._relay_votes):
             return
-        for payload in _batches(kind, items):
-            peer.send(MessageType(kind.value), payload)
+        payloads = _batches(kind, items)  # framed once, whatever the number of peers
+        for peer in peers:
+            if not peer.closing:
+                for payload in payloads:
+                    peer.send(MessageType(kind.value), payload)
 
     def _flush(self) -> None:
         peers = [p for p in self._connman.peers.values() if p.established and not p.closing]

@@ -133,3 +133,32 @@ def test_masternode_transactions_are_checked_against_the_registry(chain):
     verdict = pool.add([dereg.encode()], 1)[0]
     assert verdict.code == "mn-not-registered" and verdict.message
     assert len(pool) == 0 and pool.locked_by(op.encode()) is None
+
+
+def test_a_batch_never_evicts_what_it_admitted(chain):
+    """Every verdict ``accepted`` holds when ``add`` returns: a richer transaction later in the
+    same batch may evict older low-rate transactions but never one the batch itself admitted
+    (before the fix it did, and finality's ``submit`` then found an accepted txid missing from
+    the mempool: an ``AssertionError`` that stopped consensus on every masternode under load)."""
+    params = dataclasses.replace(chain.params, mempool_max_txs=3)
+    pool = Mempool(params, chain.utxos, chain.rules)
+    cs = coins(chain)
+    old = spend(chain, *cs[0][:1], cs[0][2], cs[0][1], 2_000_000)
+    assert pool.add([old.encode()], 1)[0].accepted
+    a, b = (spend(chain, op, k, v, 2_000_000 + i) for i, (op, v, k) in enumerate(cs[1:3], 1))
+    richer = spend(chain, cs[3][0], cs[3][2], cs[3][1], 5_000_000)
+    richest = spend(chain, cs[4][0], cs[4][2], cs[4][1], 6_000_000)
+    verdicts = pool.add([t.encode() for t in (a, b, richer, richest)], 1)
+
+    # The batch fills the pool (a, b), then the richer one evicts the older low-rate transaction;
+    # the richest finds only transactions of its own batch to evict, so it is refused.
+    assert [v.code for v in verdicts] == ["", "", "", "mempool-full"]
+    assert all(v.txid in pool for v in verdicts if v.accepted)
+    assert old.txid not in pool and pool.locked_by(cs[0][0].encode()) is None
+    assert {e.txid for e in pool.entries()} == {a.txid, b.txid, richer.txid} and len(pool) == 3
+    for t, (op, _, _) in zip((a, b, richer), cs[1:4], strict=True):
+        assert pool.locked_by(op.encode()) == t.txid
+
+    # Protection lasts for the call only: a later batch evicts by fee rate as before.
+    assert pool.add([richest.encode()], 1)[0].accepted
+    assert a.txid not in pool and richest.txid in pool and len(pool) == 3

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import timecoin_native
@@ -116,9 +116,15 @@ class Mempool:
 
     def add(self, raws: Sequence[bytes], height: int) -> list[Admission]:
         """Admits a batch of encoded transactions for a block at ``height``; one verdict each,
-        in order. A conflict with an earlier transaction of the same batch is a conflict too."""
+        in order. A conflict with an earlier transaction of the same batch is a conflict too.
+        Every transaction reported accepted is in the mempool when the call returns: a later
+        one of the same batch never evicts it (it is refused ``mempool-full`` instead, unless
+        older transactions with a lower fee rate make room)."""
         verdicts = self._utxos.check_transactions(list(raws), self._rules, height)  # type: ignore[attr-defined]
         out = []
+        # txids this call admitted: never evicted by a later transaction of the same call (the
+        # caller gets an "accepted" verdict for each and acts on it after the call returns).
+        batch: set[bytes] = set()
         for raw, v in zip(raws, verdicts, strict=True):
             if not v.ok:
                 out.append(Admission(v.txid, v.code, v.message))
@@ -129,7 +135,10 @@ class Mempool:
                     out.append(Admission(v.txid, *rejection))
                     continue
             inputs = tuple(v.inputs[i : i + OUTPOINT_LEN] for i in range(0, len(v.inputs), OUTPOINT_LEN))
-            out.append(self._admit(MempoolEntry(v.txid, raw, v.fee, v.size, inputs, self._clock())))
+            admission = self._admit(MempoolEntry(v.txid, raw, v.fee, v.size, inputs, self._clock()), batch)
+            if admission.accepted:
+                batch.add(v.txid)
+            out.append(admission)
         return out
 
     def _check_special(self, raw: bytes) -> tuple[str, str] | None:
@@ -141,7 +150,7 @@ class Mempool:
             return e.code, e.message
         return None
 
-    def _admit(self, entry: MempoolEntry) -> Admission:
+    def _admit(self, entry: MempoolEntry, protected: Collection[bytes]) -> Admission:
         if entry.txid in self._entries:
             return Admission(entry.txid, "txn-already-in-mempool", "transaction already in the mempool")
         for outpoint in entry.inputs:
@@ -153,7 +162,7 @@ class Mempool:
                     f"input {outpoint[:32].hex()}:{int.from_bytes(outpoint[32:], 'little')} "
                     f"is already spent by pending transaction {holder.hex()}",
                 )
-        if not self._make_room(entry):
+        if not self._make_room(entry, protected):
             return Admission(
                 entry.txid,
                 "mempool-full",
@@ -176,13 +185,15 @@ class Mempool:
             heapq.heappop(self._by_rate)
         return None
 
-    def _make_room(self, entry: MempoolEntry) -> bool:
+    def _make_room(self, entry: MempoolEntry, protected: Collection[bytes]) -> bool:
         """Evicts lower fee-rate transactions until ``entry`` fits; ``False`` (and nothing
-        evicted) if it cannot fit without evicting one whose rate is not strictly lower."""
+        evicted) if it cannot fit without evicting one whose rate is not strictly lower. The
+        ``protected`` txids (admitted earlier in the same :meth:`add` call) are never evicted:
+        their callers already hold an "accepted" verdict for them."""
         if entry.size > self._params.mempool_max_bytes:
             return False
         popped: list[tuple[int, int, bytes]] = []
-        victims: list[bytes] = []
+        victims: dict[bytes, None] = {}
         count, size = len(self._entries), self._bytes
         while count + 1 > self._params.mempool_max_txs or size + entry.size > self._params.mempool_max_bytes:
             lowest = self._lowest()
@@ -191,9 +202,14 @@ class Mempool:
                     heapq.heappush(self._by_rate, item)
                 return False
             popped.append(heapq.heappop(self._by_rate))
-            victims.append(lowest.txid)
+            if lowest.txid in protected or lowest.txid in victims:
+                continue  # not evictable (or a second heap item of a victim): look further up
+            victims[lowest.txid] = None
             count -= 1
             size -= lowest.size
+        for item in popped:
+            if item[2] not in victims:
+                heapq.heappush(self._by_rate, item)
         self.remove(victims)
         return True
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from timecoin.consensus.blocks import EMERGENCY_ROUND, emergency_block
-from timecoin.consensus.messages import Kind
+from timecoin.consensus.messages import Kind, decode_message
 from timecoin.consensus.monitor import PHASES
 from timecoin.params import REWARD_ONLY_ROUND
 from timecoin.testing.consensus_sim import Simulation
@@ -70,13 +70,19 @@ def test_two_leaders_offline_give_a_reward_only_block(make_sim):
 
 
 def test_no_proposal_arrives_emergency_block(make_sim):
-    """Every proposal is lost on the wire: after the reward-only round, every node votes for the
-    emergency block it builds itself from the chain; all build the same bytes and commit it; the
-    network then carries on normally."""
+    """The proposals of the full and reward-only rounds are all lost on the wire: the leader of
+    the first emergency round proposes the emergency block, which every node has built itself
+    from the chain (the same bytes); all commit it, and the network then carries on normally."""
     sim = make_sim(4, seed=4)
     assert sim.wait_height(2)
+
+    def lose_early_proposals(node, data):
+        if data[0] == Kind.PROPOSAL and decode_message(data).round <= REWARD_ONLY_ROUND:
+            return []
+        return [(None, data)]
+
     for node in sim.nodes:
-        node.outgoing = lambda node, data: [] if data[0] == Kind.PROPOSAL else [(None, data)]
+        node.outgoing = lose_early_proposals
     expected = emergency_block(sim.nodes[0].chain)
     assert sim.wait_height(3)
     block = sim.nodes[0].chain.block(3)
@@ -88,6 +94,22 @@ def test_no_proposal_arrives_emergency_block(make_sim):
         node.outgoing = None
     assert sim.wait_height(5)
     assert sim.nodes[0].chain.block(5).header.round < EMERGENCY_ROUND
+    sim.assert_consistent()
+
+
+def test_no_value_nobody_proposed_is_voted(make_sim):
+    """Every proposal is lost: no node prevotes a block of its own choosing (not even the
+    emergency block), so nothing commits; once proposals arrive again, blocks resume."""
+    sim = make_sim(4, seed=4)
+    assert sim.wait_height(2)
+    for node in sim.nodes:
+        node.outgoing = lambda node, data: [] if data[0] == Kind.PROPOSAL else [(None, data)]
+    before = sim.heights()
+    sim.run_for(60)
+    assert sim.heights() == before
+    for node in sim.nodes:
+        node.outgoing = None
+    assert sim.wait_height(before[0] + 2, timeout=60)
     sim.assert_consistent()
 
 

@@ -81,9 +81,9 @@ def test_valid_blocks_pass(chain):
     assert view.header == block.header and list(view.txids) == block.txids and len(view) == 3
     assert [view.transaction(i) for i in range(3)] == list(block.transactions)
     assert list(view.raw_transactions) == [tx.encode() for tx in block.transactions]
-    check_proposal_round(block.header, 0, fresh=True)
-    check_proposal_round(block.header, 1, fresh=False)
-    check_timely(block.header, NOW)
+    check_proposal_round(block.header, 0, None)
+    check_proposal_round(block.header, 1, 0)
+    check_timely(block.header, NOW, fresh=True)
     reward_only = build_block(chain, leader_seed(chain, 2), public_key(leader_seed(chain, 2)), 2, [], NOW)
     assert check_block(chain, reward_only.encode(), keys, weights)
     with pytest.raises(ValueError):
@@ -127,12 +127,16 @@ def test_bad_blocks_are_refused_with_codes(chain):
         == "bad-emergency"
     )
     with pytest.raises(BlockRejected, match="bad-round"):
-        check_proposal_round(h, 1, fresh=True)
+        check_proposal_round(h, 1, None)
     with pytest.raises(BlockRejected, match="bad-round"):
-        check_proposal_round(emergency.header, 5, fresh=False)
+        check_proposal_round(emergency.header, REWARD_ONLY_ROUND, None)
     with pytest.raises(BlockRejected, match="bad-timestamp"):
-        check_timely(dataclasses.replace(h, timestamp=NOW + MAX_BLOCK_TIME_DRIFT + 1), NOW)
-    check_timely(emergency.header, 0)
+        check_timely(dataclasses.replace(h, timestamp=NOW + MAX_BLOCK_TIME_DRIFT + 1), NOW, fresh=False)
+    check_timely(emergency.header, 0, fresh=True)
+    check_proposal_round(emergency.header, REWARD_ONLY_ROUND + 1, None)  # every round has a proposer
+    with pytest.raises(BlockRejected, match="bad-timestamp"):  # a fresh proposal stamped in the past
+        check_timely(h, h.timestamp + MAX_BLOCK_TIME_DRIFT + 1, fresh=True)
+    check_timely(h, h.timestamp + MAX_BLOCK_TIME_DRIFT + 1, fresh=False)  # a re-proposal keeps its time
     keys, weights = chain.leader_set(1)
     with pytest.raises(BlockRejected, match="bad-encoding"):
         check_block(chain, good.encode()[:-1], keys, weights)

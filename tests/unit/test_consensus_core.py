@@ -204,3 +204,19 @@ def test_snowball_decides_after_beta_consecutive_successes():
         Snowball(bytes(36), [a, b], TXIDS[2], k=4, alpha=3, beta=1)
     with pytest.raises(ValueError):
         Snowball(bytes(36), [a, b], a, k=4, alpha=5, beta=1)
+
+
+def test_signer_valid_value_survives_a_reload(tmp_path):
+    """The valid value (round, block, the prevotes proving it) is persisted with the signer state
+    and read back exactly; a damaged record is refused, never half-read."""
+    state = SignerState.load([])
+    prevotes = [bytes([i]) * (90 + i) for i in range(3)]
+    writes = state.set_valid(7, 3, b"\x05" * 32, b"block bytes", prevotes)
+    assert state.valid_value(7) == (3, b"\x05" * 32, b"block bytes", tuple(prevotes))
+    assert state.valid_value(8) is None
+    records = [(key, value) for _, key, value in writes]
+    assert SignerState.load(records).valid_value(7) == state.valid_value(7)
+    key, value = records[0]
+    for damaged in (value[:-1], value + b"\x00", value[:50]):
+        with pytest.raises(ValueError, match="signer/valid"):
+            SignerState.load([(key, damaged)])

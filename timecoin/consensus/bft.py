@@ -12,9 +12,24 @@ Per height: ``NEW_HEIGHT`` (slot synchronization: status broadcast, wait for the
   (``leader_timeout``, then ``voting_window`` per voting step);
 * ``REWARD_ONLY_ROUND``: its leader proposes a reward-only block (``reward_only_window`` for
   every step);
-* later rounds: no proposer. Every node treats the emergency block (or, if it has one, its valid
-  value with its proof-of-lock round, the paper's line 16 re-proposal) as the round's proposal
-  and votes at once (``voting_window``).
+* later rounds (the emergency rounds): the round's leader, rotating through the same order,
+  proposes the emergency block (the same bytes on every node, built from the chain alone) or,
+  if it has one, its valid value with its proof-of-lock round (``reward_only_window``).
+
+In every round a proposer holding a valid value re-proposes it with its proof-of-lock round
+(line 16) and re-sends the 2/3 prevotes that prove it, so a node that missed them can take line
+28; the lock and the valid value (block and proof) are persisted together, so a restarted node
+can do the same. Nobody prevotes a value nobody proposed.
+
+Catch-up that cannot be outrun: messages of rounds up to ``ROUND_WINDOW`` ahead are kept in full;
+beyond it, only each signer's messages of its highest round (bounded by the set's size). Messages
+of later rounds from more than 1/3 of the weight make a node jump to the highest round they back
+(line 55), however far ahead.
+
+Behind only on proof (DESIGN §7 "slot synchronization", §13): a node stops voting to sync only
+on a commit certificate above its height signed by 2/3 of its set, or on statuses at or above its
+height from more than 1/3 of the weight; a single status is a hint that schedules a decision
+request. Peer tips expire after ``tip_ttl`` seconds.
 
 Departures from the paper, for liveness only (safety never depends on timeouts): the prevote and
 precommit timeouts start when the step is entered, not on seeing 2/3 of any votes, so a node cut
@@ -23,7 +38,8 @@ and 49 accept any known block with the quorum's hash (CometBFT does the same); a
 cannot vote for a valid block because of its accept records (finality) votes nil.
 
 A node that learns a peer committed its height (a status, or messages of the next height) asks
-for the :class:`~timecoin.consensus.messages.Decision` and stops voting: it syncs instead.
+that peer for the :class:`~timecoin.consensus.messages.Decision`; it stops voting only on the
+proof above.
 
 No I/O: the :class:`~timecoin.consensus.context.Outbox` collects writes, messages and timers.
 """
@@ -45,9 +61,9 @@ from timecoin.consensus.blocks import (
     emergency_block,
     round_kind,
 )
-from timecoin.consensus.certificates import CertificateError, check_commit_structure
+from timecoin.consensus.certificates import CertificateError, check_commit_signers, check_commit_structure
 from timecoin.consensus.context import Context, Outbox
-from timecoin.consensus.effects import ApplyBlock, Broadcast, Evidence, SendTo, ServeDecision, Timer
+from timecoin.consensus.effects import ApplyBlock, Broadcast, Evidence, Resend, SendTo, ServeDecision, Timer
 from timecoin.consensus.finality import FinalityEngine
 from timecoin.consensus.messages import (
     NIL,
@@ -67,10 +83,16 @@ from timecoin.params import FULL_BLOCK_ROUNDS, REWARD_ONLY_ROUND
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_FUTURE_ROUNDS", "BftEngine"]
+__all__ = ["ROUND_WINDOW", "BftEngine"]
 
-MAX_FUTURE_ROUNDS = 64
-"""Votes and proposals for rounds further ahead than this are dropped (bounded memory)."""
+ROUND_WINDOW = 64
+"""Rounds ahead of the current one whose votes and proposals are kept in full; of later rounds
+only each signer's highest round is kept (memory bounded by the set's size, DESIGN §13)."""
+FAR_MESSAGES_PER_SIGNER = 3
+"""Messages of its highest far round kept per signer: a proposal, a prevote and a precommit."""
+TIP_TTL_ROUNDS = 4
+"""A peer's status expires after this many full rounds (``leader_timeout + 2 voting_window``)
+without a newer one: claims are hints that expire with the peer (DESIGN §8)."""
 BLOCK_SIZE_MARGIN = 1_000_000
 """Bytes of ``max_block_size`` left for the header, coinbase and framing."""
 
@@ -87,8 +109,13 @@ class BftEngine:
         self.step = Step.NEW_HEIGHT
         self.votes: dict[tuple[Kind, int], dict[bytes, BlockVote]] = {}
         self.last_height_votes: tuple[int, dict[tuple[Kind, int], dict[bytes, BlockVote]]] = (-1, {})
-        self.peer_tips: dict[bytes, int] = {}
-        """Tip height each member last announced in a status: who to ask while behind."""
+        self.peer_tips: dict[bytes, tuple[int, float]] = {}
+        """(tip height, time received) each member last announced in a signed status: who to ask
+        while behind, and with more than 1/3 of the weight at or above our height, proof that we
+        are behind. Entries expire after :meth:`tip_ttl` seconds."""
+        self.certified_height = -1
+        """The highest height of a commit certificate signed by 2/3 of our set (proof that the
+        network is ahead)."""
         self._ask_turn = 0
 
     # -- height and round transitions ----------------------------------------------------------------
@@ -115,6 +142,11 @@ class BftEngine:
         self.votes = {}
         self.weights: dict[tuple[Kind, int], dict[bytes, int]] = {}
         self.round_voters: dict[int, set[bytes]] = {}
+        self.far: dict[bytes, tuple[int, list[BlockVote | Proposal]]] = {}
+        """signer → (its highest round beyond the window, its messages of that round)."""
+        self.pol: dict[int, list[bytes]] = {}
+        """Proof-of-lock round → the encoded prevotes of the valid value there (re-sent with a
+        re-proposal), restored from the signer after a restart."""
         self.rule36_done: set[int] = set()
         self.precommit_timer_set: set[int] = set()
         self.decided: tuple[int, bytes] | None = None
@@ -132,11 +164,18 @@ class BftEngine:
                 for data in ctx.signer.signed_at(self.height):
                     out.sends.append(Broadcast(data))
                     self._restore_own(data)
+            valid = ctx.signer.valid_value(self.height)
+            if valid is not None:
+                vr, block_hash, raw, prevotes = valid
+                self.valid = (vr, block_hash)
+                self.raw_blocks.setdefault(block_hash, raw)
+                self.pol[vr] = list(prevotes)
+                for data in prevotes:
+                    self._add_vote(BlockVote.decode(data), None)
         self.start_round = start_round
         self._send_status(out)
-        ahead = [k for k, tip in self.peer_tips.items() if tip >= self.height]
-        if ahead:  # still behind a peer: keep syncing, one decision after the other
-            ctx.behind = True
+        self._update_behind(now)
+        if self._ahead(now):  # a peer claims to be ahead: ask it (a hint, one decision at a time)
             self.request_decision(None, out, now)
         slot_start = tip.timestamp + ctx.params.block_slot
         out.timer(Timer("slot", self.height, 0), max(now, slot_start))
@@ -171,6 +210,7 @@ class BftEngine:
         first = self.step == Step.NEW_HEIGHT
         self.round = round
         self.step = Step.PROPOSE
+        self._absorb_far(out)
         kind = round_kind(round)
         t0 = ctx.perf()
         leader = self.leader(round)
@@ -185,19 +225,16 @@ class BftEngine:
         self.record.event(now, f"enter round {round} ({kind})")
         if round > 0:
             self._send_status(out)
+            self._resend_own(out)
         self.enter_propose(leader, out, now)
         self.evaluate(out, now)
 
-    def enter_propose(self, leader: bytes | None, out: Outbox, now: float) -> None:
+    def enter_propose(self, leader: bytes, out: Outbox, now: float) -> None:
         """The PROPOSE step of the current round: the leader proposes (lines 14-19) and everyone
-        waits up to the round's propose timeout; past the reward-only round, the implicit
-        proposal is voted on at once."""
+        waits up to the round's propose timeout."""
         ctx = self.ctx
         round = self.round
         kind = round_kind(round)
-        if kind == "emergency":
-            self._emergency_round(out, now)
-            return
         if leader == ctx.public_key and ctx.is_voter and not ctx.behind and round not in self.proposals:
             self._propose(round, out, now)
         timeout = ctx.params.leader_timeout if kind == "full" else ctx.params.reward_only_window
@@ -207,9 +244,13 @@ class BftEngine:
         """Lines 14-19: the valid value with its round if there is one, else a new block."""
         ctx = self.ctx
         assert ctx.secret_key is not None and ctx.public_key is not None and ctx.signer is not None
-        if self.valid is not None and self.valid[1] in self.raw_blocks:
+        valid = self._known_block(self.valid[1]) if self.valid is not None else None
+        if self.valid is not None and valid is not None:
             valid_round: int | None = self.valid[0]
-            raw = self.raw_blocks[self.valid[1]]
+            raw = valid.raw
+        elif round_kind(round) == "emergency":
+            valid_round = None
+            raw = self.emergency().raw
         else:
             valid_round = None
             t0 = ctx.perf()
@@ -233,20 +274,10 @@ class BftEngine:
             log.warning("%s", e)
             return
         out.sends.append(Broadcast(proposal.encode()))
+        if valid_round is not None:  # the proof of lock travels with the re-proposal (line 28)
+            out.sends.extend(Resend(data) for data in self.pol.get(valid_round, ()))
         ctx.monitor.counters["proposals_signed"] += 1
         self.on_proposal(proposal, out, now)
-
-    def _emergency_round(self, out: Outbox, now: float) -> None:
-        """Rounds past the reward-only round: the implicit proposal is this node's valid value
-        (line 28 with its proof-of-lock round) or the emergency block (line 22)."""
-        if self.valid is not None and self._known_block(self.valid[1]) is not None:
-            vr, block_hash = self.valid
-            ok = self.locked is None or self.locked[0] <= vr or self.locked[1] == block_hash
-            self.enter_prevote(block_hash if ok else NIL, out, now)
-            return
-        emergency = self.emergency()
-        ok = self.locked is None or self.locked[1] == emergency.hash
-        self.enter_prevote(emergency.hash if ok else NIL, out, now)
 
     def enter_prevote(self, block_hash: bytes, out: Outbox, now: float) -> None:
         """Signs and sends a prevote (after persisting the signer state and, for a block, the
@@ -303,37 +334,61 @@ class BftEngine:
         """A proposal whose signature verified (or this node's own)."""
         if proposal.height != self.height or self.step == Step.COMMIT:
             return
-        if proposal.round > self.round + MAX_FUTURE_ROUNDS:
-            self.ctx.monitor.ignore("round-too-far")
-            return
-        if round_kind(proposal.round) == "emergency":
-            self.ctx.monitor.ignore("proposal-in-emergency-round")
-            return
         if proposal.proposer != self.leader(proposal.round):
             self.ctx.monitor.ignore("wrong-proposer")
             return
+        if proposal.round > self.round + ROUND_WINDOW:
+            self._keep_far(proposal.proposer, proposal.round, proposal)
+            self.evaluate(out, now)
+            return
+        self._store_proposal(proposal, out)
+        self.evaluate(out, now)
+
+    def _store_proposal(self, proposal: Proposal, out: Outbox | None) -> None:
+        """Keeps the first proposal of each round (a second, different one is evidence)."""
         known = self.proposals.get(proposal.round)
         if known is not None:
             if known.block_hash != proposal.block_hash:
                 self.ctx.monitor.evidence["double-proposal"] += 1
-                out.notices.append(
-                    Evidence(
-                        "double-proposal", proposal.proposer, self.height, (known.encode(), proposal.encode())
+                if out is not None:
+                    out.notices.append(
+                        Evidence(
+                            "double-proposal",
+                            proposal.proposer,
+                            self.height,
+                            (known.encode(), proposal.encode()),
+                        )
                     )
-                )
             return
         self.proposals[proposal.round] = proposal
         self.raw_blocks.setdefault(proposal.block_hash, proposal.block)
-        self.evaluate(out, now)
+
+    def _keep_far(self, signer: bytes, round: int, message: BlockVote | Proposal) -> None:
+        """Keeps a message of a round beyond the window: only the signer's highest round, at most
+        ``FAR_MESSAGES_PER_SIGNER`` messages of it (DESIGN §13 bounded work per source)."""
+        known = self.far.get(signer)
+        if known is None or round > known[0]:
+            self.far[signer] = (round, [message])
+        elif round == known[0] and len(known[1]) < FAR_MESSAGES_PER_SIGNER:
+            known[1].append(message)
+
+    def _absorb_far(self, out: Outbox) -> None:
+        """Moves kept far-round messages that the window now reaches into the round state."""
+        limit = self.round + ROUND_WINDOW
+        for signer in [s for s, (r, _) in self.far.items() if r <= limit]:
+            _, messages = self.far.pop(signer)
+            for message in messages:
+                if isinstance(message, Proposal):
+                    self._store_proposal(message, out)
+                else:
+                    self._add_vote(message, out)
 
     def on_vote(self, vote: BlockVote, out: Outbox, now: float) -> None:
         """A prevote or precommit whose signature verified, from a member of the set (of this
         height, or of the last one: those only count as evidence of double votes)."""
         if vote.height == self.height - 1:
             height, votes = self.last_height_votes
-            if height == vote.height and vote.round <= MAX_FUTURE_ROUNDS + max(
-                (r for _, r in votes), default=0
-            ):
+            if height == vote.height and vote.round <= ROUND_WINDOW + max((r for _, r in votes), default=0):
                 table = votes.setdefault((vote.kind, vote.round), {})
                 known = table.setdefault(vote.voter, vote)
                 if known.block_hash != vote.block_hash:
@@ -341,8 +396,10 @@ class BftEngine:
             return
         if vote.height != self.height:
             return
-        if vote.round > self.round + MAX_FUTURE_ROUNDS:
-            self.ctx.monitor.ignore("round-too-far")
+        if vote.round > self.round + ROUND_WINDOW:
+            self._keep_far(vote.voter, vote.round, vote)
+            if self.step != Step.COMMIT:
+                self.evaluate(out, now)
             return
         if self._add_vote(vote, out) and self.step != Step.COMMIT:
             self.evaluate(out, now)
@@ -353,7 +410,7 @@ class BftEngine:
         cert = decision.certificate
         if self.step == Step.COMMIT or cert.height != self.height:
             if cert.height > self.height:
-                self.ctx.behind = True
+                self._certificate_ahead(cert, out, now)
             return
         block_hash = hash_block_header(decision.block[:HEADER_LEN])
         try:
@@ -371,13 +428,49 @@ class BftEngine:
         self.ctx.monitor.counters["decisions_synced"] += 1
         self._commit(cert, checked, out, now)
 
+    def _certificate_ahead(self, cert: CommitCertificate, out: Outbox, now: float) -> None:
+        """A commit certificate above the height being decided, signatures verified: proof that
+        the network is ahead only if its signers are members of our set with 2/3 of its weight
+        (the nearest set we know); anything else is ignored with a reason."""
+        try:
+            check_commit_signers(cert, self.ctx.vset)
+        except CertificateError as e:
+            self.ctx.monitor.ignore(f"decision-ahead-{e.code}")
+            return
+        if cert.height > self.certified_height:
+            self.certified_height = cert.height
+            self._update_behind(now)
+            self._ask_turn += 1
+            self.request_decision(cert.voters[self._ask_turn % len(cert.voters)], out, now)
+
     def on_status(self, status: Status, out: Outbox, now: float) -> None:
-        """A member's verified status: if it committed the height being decided, this node is
-        behind: it stops voting and asks that member for the decision."""
-        self.peer_tips[status.sender] = max(status.height, self.peer_tips.get(status.sender, -1))
+        """A member's verified status: its tip is a hint (it may lie) that makes this node ask it
+        for the decision; statuses at or above our height from more than 1/3 of the weight are
+        proof that we are behind (DESIGN §7 "slot synchronization")."""
+        self.peer_tips[status.sender] = (status.height, now)
         if status.height >= self.height and self.step != Step.COMMIT:
-            self.ctx.behind = True
+            self._update_behind(now)
             self.request_decision(status.sender, out, now)
+
+    def tip_ttl(self) -> float:
+        """Seconds a peer's status counts (``TIP_TTL_ROUNDS`` full rounds)."""
+        p = self.ctx.params
+        return TIP_TTL_ROUNDS * (p.leader_timeout + 2 * p.voting_window)
+
+    def _ahead(self, now: float) -> list[bytes]:
+        """Members whose unexpired status claims our height or more (expired ones are dropped)."""
+        ttl = self.tip_ttl()
+        for key in [k for k, (_, seen) in self.peer_tips.items() if now - seen > ttl]:
+            del self.peer_tips[key]
+        return [k for k, (tip, _) in self.peer_tips.items() if tip >= self.height]
+
+    def _update_behind(self, now: float) -> None:
+        """``ctx.behind`` from proof only: a certified height at or above ours, or statuses from
+        more than 1/3 of the weight (see the module docstring)."""
+        vset = self.ctx.vset
+        self.ctx.behind = self.certified_height >= self.height or vset.is_blocking(
+            vset.weight_of(self._ahead(now))
+        )
 
     def on_decision_request(self, request: DecisionRequest, peer: Any, out: Outbox) -> None:
         if request.height <= self.ctx.chain.tip.height:
@@ -389,7 +482,7 @@ class BftEngine:
         if self.decision_asked is not None and now - self.decision_asked < self.ctx.params.voting_window:
             return
         if masternode is None:
-            ahead = sorted(k for k, tip in self.peer_tips.items() if tip >= self.height)
+            ahead = sorted(self._ahead(now))
             if not ahead:
                 return
             self._ask_turn += 1
@@ -401,7 +494,8 @@ class BftEngine:
     def on_timer(self, timer: Timer, out: Outbox, now: float) -> None:
         if timer.height != self.height:
             return
-        if self.ctx.behind:
+        self._update_behind(now)
+        if self._ahead(now):
             self.request_decision(None, out, now)
         if timer.name == "slot":
             self.on_slot(out, now)
@@ -420,7 +514,7 @@ class BftEngine:
 
     def evaluate(self, out: Outbox, now: float) -> None:
         """Applies every rule whose condition holds, until none does."""
-        for _ in range(8 + MAX_FUTURE_ROUNDS):
+        for _ in range(8 + ROUND_WINDOW):
             if self.step in (Step.COMMIT, Step.NEW_HEIGHT):
                 if self.step == Step.NEW_HEIGHT:
                     self._rule_commit(out, now)
@@ -452,9 +546,23 @@ class BftEngine:
         return False
 
     def _rule_skip(self, out: Outbox, now: float) -> bool:
-        """Line 55: messages of a later round from more than 1/3 of the weight: go there."""
-        for r in sorted(self.round_voters):
-            if r > self.round and self.ctx.vset.is_blocking(self.ctx.vset.weight_of(self.round_voters[r])):
+        """Line 55: messages of later rounds from more than 1/3 of the weight: go to the highest
+        round that signers with more than 1/3 of the weight have reached (each signer counted at
+        its highest round seen, in the window or beyond it)."""
+        highest: dict[bytes, int] = {}
+        for r, voters in self.round_voters.items():
+            if r > self.round:
+                for voter in voters:
+                    if highest.get(voter, -1) < r:
+                        highest[voter] = r
+        for signer, (r, _) in self.far.items():
+            if r > self.round and highest.get(signer, -1) < r:
+                highest[signer] = r
+        vset = self.ctx.vset
+        weight = 0
+        for signer, r in sorted(highest.items(), key=lambda item: -item[1]):
+            weight += vset.weight(signer)
+            if vset.is_blocking(weight):
                 self.ctx.monitor.counters["round_skips"] += 1
                 self.enter_round(r, out, now)
                 return True
@@ -492,7 +600,7 @@ class BftEngine:
             if checked is None:
                 continue
             self.rule36_done.add(r)
-            self.valid = (r, block_hash)
+            self._set_valid(r, checked, out)
             if self.step == Step.PREVOTE:
                 reason, _ = self.finality.check_block_transactions(checked.block)
                 if reason is None:
@@ -519,10 +627,8 @@ class BftEngine:
 
     # -- helpers -------------------------------------------------------------------------------------------
 
-    def leader(self, round: int) -> bytes | None:
-        """The proposer of ``round`` (None past the reward-only round: the emergency block)."""
-        if round > REWARD_ONLY_ROUND:
-            return None
+    def leader(self, round: int) -> bytes:
+        """The proposer of ``round``: the VRF-weighted order of the height, rotating (DESIGN §5)."""
         if self.leaders is None:
             self.leaders = self.ctx.chain.leader_order(self.height)
         return self.leaders[round % len(self.leaders)]
@@ -566,8 +672,8 @@ class BftEngine:
         if checked is None:
             return False
         try:
-            check_proposal_round(checked.block.header, proposal.round, proposal.valid_round is None)
-            check_timely(checked.block.header, now)
+            check_proposal_round(checked.block.header, proposal.round, proposal.valid_round)
+            check_timely(checked.block.header, now, proposal.valid_round is None)
         except BlockRejected as e:
             self.ctx.monitor.ignore(f"proposal-{e.code}")
             return False
@@ -643,6 +749,27 @@ class BftEngine:
         if out is not None:
             out.notices.append(Evidence(kind, vote.voter, vote.height, (known.encode(), vote.encode())))
 
+    def _set_valid(self, round: int, checked: CheckedBlock, out: Outbox) -> None:
+        """Lines 36-43: ``checked`` is the valid value of ``round``; it is persisted with the 2/3
+        prevotes that prove it (a restarted node re-proposes it with them)."""
+        self.valid = (round, checked.hash)
+        prevotes = [
+            v.encode()
+            for v in self.votes.get((Kind.PREVOTE, round), {}).values()
+            if v.block_hash == checked.hash
+        ]
+        self.pol = {round: prevotes}
+        if self.ctx.signer is not None:
+            out.writes.extend(
+                self.ctx.signer.set_valid(self.height, round, checked.hash, checked.raw, prevotes)
+            )
+
+    def _resend_own(self, out: Outbox) -> None:
+        """Re-sends what this node signed at this height (its last round's votes) to every peer,
+        even those the seen-cache says have them: a peer that was away or restarted gets them."""
+        if self.ctx.signer is not None:
+            out.sends.extend(Resend(data) for data in self.ctx.signer.signed_at(self.height))
+
     def _quorum(self, kind: Kind, round: int, block_hash: bytes) -> bool:
         return self.ctx.vset.is_quorum(self.weights.get((kind, round), {}).get(block_hash, 0))
 
@@ -675,7 +802,7 @@ class BftEngine:
             "round": self.round,
             "step": self.step.name.lower(),
             "round_kind": round_kind(self.round),
-            "leader": (self.leader(self.round) or b"").hex() or None,
+            "leader": self.leader(self.round).hex(),
             "locked": None
             if self.locked is None
             else {"round": self.locked[0], "block": self.locked[1].hex()},

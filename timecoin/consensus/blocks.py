@@ -55,7 +55,8 @@ BLOCK_REJECT_CODES: dict[str, str] = {
     "bad-encoding": "Not a canonical block encoding.",
     "bad-prevblk": "Does not build on this node's tip.",
     "bad-height": "Not the next height.",
-    "bad-timestamp": "Not after the previous block, or too far ahead of this node's clock.",
+    "bad-timestamp": "Before the slot's start (previous block + block slot), or too far ahead of "
+    "or, for a fresh proposal, too far behind this node's clock.",
     "bad-proposer": "The proposer is not the leader of the header's round, or its VRF proof fails.",
     "bad-round": "A block kind the round does not allow (transactions in a reward-only round, "
     "a fresh block past the reward-only round, a header round above the proposal round).",
@@ -101,8 +102,15 @@ def round_kind(round: int) -> str:
     return "reward-only" if round == REWARD_ONLY_ROUND else "emergency"
 
 
-def emergency_timestamp(chain: ChainState) -> int:
+def slot_start(chain: ChainState) -> int:
+    """The earliest timestamp of the next block: the tip's plus one block slot, rounded up to a
+    whole second (DESIGN §7 "timestamp window": not before the slot's start)."""
     return chain.tip_header.timestamp + math.ceil(chain.params.block_slot)
+
+
+def emergency_timestamp(chain: ChainState) -> int:
+    """The emergency block's timestamp: the slot's start."""
+    return slot_start(chain)
 
 
 def emergency_block(chain: ChainState) -> Block:
@@ -133,7 +141,7 @@ def build_block(
     if kind == "emergency":
         raise ValueError(f"round {round} takes the emergency block, which nobody proposes")
     proof, output = leader.prove_eligibility(secret_key, chain.tip_header.vrf_output, height, round)
-    timestamp = max(chain.tip_header.timestamp + 1, int(now))
+    timestamp = max(slot_start(chain), int(now))
     txs = list(transactions) if kind == "full" else []
     while True:
         try:
@@ -169,8 +177,12 @@ def check_block(chain: ChainState, raw: bytes, keys: Sequence[bytes], weights: S
         if raw != emergency_block(chain).encode():
             raise BlockRejected("bad-emergency", "differs from the emergency block every node builds")
         return CheckedBlock(block, raw)
-    if header.timestamp <= tip.timestamp:
-        raise BlockRejected("bad-timestamp", f"timestamp {header.timestamp} is not after {tip.timestamp}")
+    if header.timestamp < slot_start(chain):
+        raise BlockRejected(
+            "bad-timestamp",
+            f"timestamp {header.timestamp} is before the slot's start {slot_start(chain)} "
+            f"(previous block {tip.timestamp} + block slot)",
+        )
     if header.round > REWARD_ONLY_ROUND:
         raise BlockRejected(
             "bad-round", f"header round {header.round}: past the reward-only round only the emergency block"
@@ -189,26 +201,39 @@ def check_block(chain: ChainState, raw: bytes, keys: Sequence[bytes], weights: S
     return CheckedBlock(block, raw)
 
 
-def check_timely(header: BlockHeader, now: float) -> None:
+def check_timely(header: BlockHeader, now: float, fresh: bool) -> None:
     """A voter's clock check (DESIGN §7 "timestamp window"): a proposed block's timestamp may
-    lie at most ``MAX_BLOCK_TIME_DRIFT`` seconds ahead of ``now``. The emergency block, fixed by
-    the chain, is always timely. Raises :class:`BlockRejected` (``bad-timestamp``)."""
-    if header.round != EMERGENCY_ROUND and header.timestamp > now + MAX_BLOCK_TIME_DRIFT:
+    lie at most ``MAX_BLOCK_TIME_DRIFT`` seconds ahead of ``now``; a ``fresh`` proposal (no
+    proof-of-lock round: made in this round) also at most ``MAX_BLOCK_TIME_DRIFT`` seconds behind
+    it. A re-proposed valid value keeps the time it was first proposed at; the
+    emergency block, fixed by the chain, is always timely. Together with :func:`check_block`'s
+    slot-start rule, a lying leader cannot make the chain's clock run faster than real time.
+    Raises :class:`BlockRejected` (``bad-timestamp``)."""
+    if header.round == EMERGENCY_ROUND:
+        return
+    if header.timestamp > now + MAX_BLOCK_TIME_DRIFT:
         raise BlockRejected(
             "bad-timestamp",
             f"timestamp {header.timestamp} is over {MAX_BLOCK_TIME_DRIFT} s ahead of {int(now)}",
         )
+    if fresh and header.timestamp < now - MAX_BLOCK_TIME_DRIFT:
+        raise BlockRejected(
+            "bad-timestamp",
+            f"timestamp {header.timestamp} is over {MAX_BLOCK_TIME_DRIFT} s behind {int(now)}",
+        )
 
 
-def check_proposal_round(header: BlockHeader, proposal_round: int, fresh: bool) -> None:
-    """A block proposed in ``proposal_round``: its header round is not later, and equal when
-    ``fresh`` (proposed without a proof-of-lock round), so a fresh proposal in the reward-only
-    round is reward-only and no fresh proposal exists past it. Raises :class:`BlockRejected`."""
-    if (
-        header.round == EMERGENCY_ROUND
-        or header.round > proposal_round
-        or (fresh and header.round != proposal_round)
-    ):
+def check_proposal_round(header: BlockHeader, proposal_round: int, valid_round: int | None) -> None:
+    """A block proposed in ``proposal_round`` with proof-of-lock round ``valid_round`` (None: a
+    fresh proposal). The emergency block may be proposed in the emergency rounds only (past the
+    reward-only round); any other block's header round is not later than the proposal round, and
+    equal for a fresh proposal, so a fresh proposal in the reward-only round is reward-only and
+    a fresh proposal past it is the emergency block. Raises :class:`BlockRejected`."""
+    if header.round == EMERGENCY_ROUND:
+        ok = proposal_round > REWARD_ONLY_ROUND
+    else:
+        ok = header.round <= proposal_round and (valid_round is not None or header.round == proposal_round)
+    if not ok:
         raise BlockRejected("bad-round", f"header round {header.round} in proposal round {proposal_round}")
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "CERTIFICATE_ERRORS",
     "CertificateError",
     "check_certificate_structure",
+    "check_commit_signers",
     "check_commit_structure",
     "verify_certificate",
     "verify_commit_certificate",
@@ -71,6 +72,13 @@ def _check_voters(cert_kind: str, voters: list[bytes], vset: ValidatorSet) -> No
         raise CertificateError(
             "no-quorum", f"{cert_kind} signers weigh {weight} of {vset.total}: below 2/3 of the set"
         )
+
+
+def check_commit_signers(certificate: CommitCertificate, vset: ValidatorSet) -> None:
+    """Every signer of ``certificate`` is a member of ``vset`` and together they hold 2/3 of its
+    weight (signatures are checked apart). What makes a certificate above this node's height a
+    proof that it is behind (DESIGN §7 "slot synchronization"). Raises :class:`CertificateError`."""
+    _check_voters("commit", certificate.voters, vset)
 
 
 def _check_signatures(cert_kind: str, signatures: list[tuple[bytes, bytes, bytes]]) -> None:

@@ -61,6 +61,14 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
+class Resend:
+    """Gossip an encoded consensus message to every peer again, even those that had it (votes
+    re-sent on a round change, the proof of lock of a re-proposal)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RelayTransactions:
     """Send these encoded pending transactions to every peer again, even one that had them: a
     peer with a full mempool dropped them, and a masternode that never holds a transaction
@@ -156,6 +164,8 @@ class Evidence:
 Effect = (
     Persist
     | Broadcast
+    | Resend
+    | RelayTransactions
     | SendTo
     | Reply
     | ScheduleTimer

@@ -26,6 +26,7 @@ from timecoin.consensus.effects import (
     Persist,
     RelayTransactions,
     Reply,
+    Resend,
     ScheduleTimer,
     SendTo,
     ServeDecision,
@@ -48,6 +49,10 @@ class Transport(Protocol):
     """How consensus messages leave the node."""
 
     def broadcast(self, data: bytes) -> None: ...
+
+    def resend(self, data: bytes) -> None:
+        """Gossips ``data`` to every peer, even those that had it."""
+        ...
 
     def relay_transactions(self, raws: list[bytes]) -> None:
         """Sends encoded transactions to every peer, even those that had them."""
@@ -104,6 +109,8 @@ class EffectRunner:
                 failpoints.hit("consensus.after_persist")
             elif isinstance(effect, Broadcast):
                 self.transport.broadcast(effect.data)
+            elif isinstance(effect, Resend):
+                self.transport.resend(effect.data)
             elif isinstance(effect, RelayTransactions):
                 self.transport.relay_transactions(list(effect.raws))
             elif isinstance(effect, SendTo):

@@ -231,6 +231,12 @@ class ConsensusService:
             return
         self.p2p.broadcast_votes([data])
 
+    def resend(self, data: bytes) -> None:
+        if not self.is_masternode:
+            self.dropped_sends += 1
+            return
+        self.p2p.resend_votes([data])
+
     def relay_transactions(self, raws: list[bytes]) -> None:
         self.p2p.resend_transactions(raws)
 

@@ -9,7 +9,9 @@ Two rules, each checked before a signature is made and persisted before the mess
   step propose < prevote < precommit. A new signature must be strictly later than the last
   one, or at exactly the same (height, round, step) for the same block hash (the same bytes
   again: Ed25519 is deterministic). Anything else raises :class:`DoubleSignRefused`. The
-  Tendermint lock (locked round and block hash) is persisted with the precommit that sets it.
+  Tendermint lock (locked round and block hash) is persisted with the precommit that sets it,
+  and the valid value (round, block and the 2/3 prevotes that prove it) whenever it changes, so
+  a restarted node can re-propose it with its proof of lock (arXiv:1807.04938, line 16).
 * **Outpoints.** At most one accepted txid per outpoint, ever: accepting a transaction records
   ``outpoint → txid`` for each of its inputs; accepting another txid for a recorded outpoint
   raises :class:`DoubleSignRefused`. Records are dropped when a block spends the outpoint
@@ -31,12 +33,14 @@ from timecoin.consensus.store import (
     SIGNER_LAST,
     SIGNER_LOCK,
     SIGNER_MSG_PREFIX,
+    SIGNER_VALID,
 )
 
 __all__ = ["DoubleSignRefused", "SignerState", "Step"]
 
 _LAST = struct.Struct("<QIB32s")
 _LOCK = struct.Struct("<QI32s")
+_LEN = struct.Struct("<I")
 
 
 class Step(enum.IntEnum):
@@ -61,6 +65,8 @@ class SignerState:
         """(height, round, step, block hash) of the last signed block message."""
         self.lock: tuple[int, int, bytes] | None = None
         """(height, round, block hash) of the Tendermint lock."""
+        self.valid: tuple[int, int, bytes, bytes, tuple[bytes, ...]] | None = None
+        """(height, round, block hash, encoded block, encoded prevotes) of the valid value."""
         self.messages: dict[int, bytes] = {}
         """step → the encoded message last signed at that step."""
         self._accepts: dict[bytes, bytes] = {}
@@ -81,6 +87,8 @@ class SignerState:
                     raise ValueError("signer/lock record has the wrong length")
                 h, r, bh = _LOCK.unpack(value)
                 state.lock = (h, r, bh)
+            elif key == SIGNER_VALID:
+                state.valid = _decode_valid(value)
             elif key.startswith(SIGNER_MSG_PREFIX) and len(key) == len(SIGNER_MSG_PREFIX) + 1:
                 state.messages[key[-1]] = value
             elif key.startswith(ACCEPT_PREFIX) and len(key) == len(ACCEPT_PREFIX) + 36 and len(value) == 32:
@@ -125,6 +133,29 @@ class SignerState:
         """Records the Tendermint lock; returns its store write."""
         self.lock = (height, round, block_hash)
         return [(CONSENSUS_DB, SIGNER_LOCK, _LOCK.pack(height, round, block_hash))]
+
+    def set_valid(
+        self, height: int, round: int, block_hash: bytes, block: bytes, prevotes: list[bytes]
+    ) -> list[tuple[bytes, bytes, bytes | None]]:
+        """Records the valid value of ``height`` (its round, hash, encoded block and the encoded
+        prevotes that prove it); returns its store write."""
+        self.valid = (height, round, block_hash, block, tuple(prevotes))
+        parts = [
+            _LOCK.pack(height, round, block_hash),
+            _LEN.pack(len(block)),
+            block,
+            _LEN.pack(len(prevotes)),
+        ]
+        for vote in prevotes:
+            parts += (_LEN.pack(len(vote)), vote)
+        return [(CONSENSUS_DB, SIGNER_VALID, b"".join(parts))]
+
+    def valid_value(self, height: int) -> tuple[int, bytes, bytes, tuple[bytes, ...]] | None:
+        """(round, block hash, encoded block, encoded prevotes) of the valid value recorded at
+        ``height``, if any."""
+        if self.valid is None or self.valid[0] != height:
+            return None
+        return self.valid[1:]
 
     def locked(self, height: int) -> tuple[int, bytes] | None:
         """(round, block hash) this signer is locked on at ``height``, if any."""
@@ -186,3 +217,28 @@ class SignerState:
 
     def accept_count(self) -> int:
         return len(self._accepts)
+
+
+def _decode_valid(value: bytes) -> tuple[int, int, bytes, bytes, tuple[bytes, ...]]:
+    """The ``signer/valid`` record written by :meth:`SignerState.set_valid`; ``ValueError`` if
+    it is malformed."""
+    try:
+        height, round, block_hash = _LOCK.unpack_from(value, 0)
+        at = _LOCK.size
+        (size,) = _LEN.unpack_from(value, at)
+        at += _LEN.size
+        block = value[at : at + size]
+        at += size
+        (count,) = _LEN.unpack_from(value, at)
+        at += _LEN.size
+        prevotes = []
+        for _ in range(count):
+            (size,) = _LEN.unpack_from(value, at)
+            at += _LEN.size
+            prevotes.append(value[at : at + size])
+            at += size
+    except struct.error:
+        raise ValueError("signer/valid record is truncated") from None
+    if at != len(value) or len(block) == 0:
+        raise ValueError("signer/valid record has the wrong length")
+    return height, round, block_hash, block, tuple(prevotes)

@@ -47,6 +47,7 @@ FINALIZED_DB = b"finalized"
 SIGNER_LAST = b"signer/last"
 SIGNER_MSG_PREFIX = b"signer/msg/"
 SIGNER_LOCK = b"signer/lock"
+SIGNER_VALID = b"signer/valid"
 ACCEPT_PREFIX = b"accept/"
 COMMIT_PREFIX = b"commit/"
 

@@ -167,6 +167,15 @@ class P2PService:
         if large:
             self.gossip.broadcast(GossipKind.LARGE_VOTE, large)
 
+    def resend_votes(self, items: list[bytes]) -> None:
+        """Sends this masternode's consensus items to every peer again, even those that had them
+        (a peer that was away or restarted), in the frames :meth:`broadcast_votes` uses."""
+        small, large = _split_votes(items)
+        if small:
+            self.gossip.resend(GossipKind.VOTE, small)
+        if large:
+            self.gossip.resend(GossipKind.LARGE_VOTE, large)
+
     def send_votes(self, peer: Peer, items: list[bytes]) -> None:
         """Sends consensus items to one peer only (replies, requests to one masternode), in the
         frames :meth:`broadcast_votes` would use; the receiver does not relay them. Nothing is

@@ -191,6 +191,9 @@ class SimNode:
     def broadcast(self, data: bytes) -> None:
         self._send(None, data)
 
+    def resend(self, data: bytes) -> None:
+        self._send(None, data)  # the simulated wire keeps no seen-cache
+
     def relay_transactions(self, raws: list[bytes]) -> None:
         for node in self.sim.nodes:
             if node is not self:

@@ -9,7 +9,8 @@ takes a per-peer or per-transaction value (CometBFT ``consensus/metrics.go``); t
 Two kinds of metric:
 
 * **state, read at scrape time** by :class:`NodeStateCollector` from the node the loop owns:
-  chain height, mempool size (transactions, bytes), peers by direction, sync progress, DB size.
+  chain height, mempool size (transactions, bytes), peers by direction, sync progress, DB size,
+  stored blocks found damaged (a counter the store keeps).
   Nothing copies that state in between, so a scrape never shows a stale value.
 * **events, pushed by the service that sees them** through :class:`ConsensusMetrics` (the hook the
   consensus service calls): transactions finalized (a counter; the finalized TPS is Prometheus'
@@ -36,7 +37,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from timecoin.consensus.monitor import PHASES
@@ -157,6 +158,12 @@ class NodeStateCollector(Collector):
         chain, mempool = node.chain, node.mempool
         yield _gauge("chain_height_blocks", "Height of the chain tip.", chain.tip.height)
         yield _gauge("store_db_size_bytes", "Bytes of the LMDB map in use.", chain.store.size_bytes())
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_store_damaged_blocks",
+            "Stored blocks found failing their hashes when read, each counted once; never served "
+            "(DESIGN §13 storage integrity; docs/operator.md).",
+            value=chain.store.damaged_blocks_found,
+        )
         yield _gauge("mempool_size_transactions", "Transactions pending in the mempool.", len(mempool))
         yield _gauge("mempool_size_bytes", "Encoded bytes of the pending transactions.", mempool.bytes)
         p2p = node.p2p

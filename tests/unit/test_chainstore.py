@@ -1,16 +1,47 @@
 """The LMDB chain store (DESIGN §9) on a real LMDB in a temp dir: one transaction per block,
-rollback, schema and map growth."""
+rollback, schema and map growth. Blocks are real encodings (the store checks what it reads
+against the block hash; tests/unit/test_store_integrity.py)."""
 
 import struct
 
 import lmdb
 import pytest
+import timecoin_native
 
+from timecoin.core.types import HEADER_LEN
 from timecoin.store.chainstore import SCHEMA_VERSION, ChainStore, StoreError, Tip
 
 
+def encoded_block(height, outputs=1):
+    """(hash, encoding) of a block at ``height`` holding one transaction with ``outputs`` outputs
+    (40 bytes each): real hashes, no ledger validity."""
+    tx = (1, 0, (), tuple((i, bytes(32)) for i in range(outputs)), 0, b"", ())
+    txid = timecoin_native.txid(timecoin_native.encode_transaction(tx))
+    header = (
+        1,
+        height,
+        bytes(32),
+        timecoin_native.merkle_root([txid]),
+        bytes(32),
+        0,
+        bytes(32),
+        bytes(80),
+        bytes(64),
+        0,
+    )
+    raw = timecoin_native.encode_block((header, (tx,)))
+    return timecoin_native.block_hash(raw[:HEADER_LEN]), raw
+
+
+BLOCKS = [encoded_block(i) for i in range(3)]
+
+
 def h(i):
-    return bytes([i]) * 32
+    return BLOCKS[i][0]
+
+
+def b(i):
+    return BLOCKS[i][1]
 
 
 def op(i):
@@ -26,9 +57,9 @@ def test_genesis_commit_and_rollback(tmp_path):
         store.write_genesis(2, h(0), b"genesis", [])
     with pytest.raises(StoreError, match="cannot commit height 2"):
         store.commit_block(2, h(2), b"b2", b"u2", [])
-    store.commit_block(1, h(1), b"block1", b"undo1", [(op(1), None), (op(3), b"c3")])
+    store.commit_block(1, h(1), b(1), b"undo1", [(op(1), None), (op(3), b"c3")])
     assert store.tip() == Tip(1, h(1))
-    assert store.block(h(1)) == b"block1" and store.undo(h(1)) == b"undo1" and store.block_hash(1) == h(1)
+    assert store.block(h(1)) == b(1) and store.undo(h(1)) == b"undo1" and store.block_hash(1) == h(1)
     assert dict(store.utxos()) == {op(2): b"c2", op(3): b"c3"}
     store.commit_rollback(Tip(1, h(1)), h(0), [(op(1), b"c1"), (op(3), None)])
     assert store.tip() == Tip(0, h(0)) and store.block(h(1)) is None and store.block_hash(1) is None
@@ -54,9 +85,9 @@ def test_other_schema_version_refuses_to_open(tmp_path):
 def test_map_grows_when_full(tmp_path):
     store = ChainStore.open(tmp_path, map_size=1 << 20)
     store.write_genesis(2, h(0), b"g", [])
-    big = b"x" * (4 << 20)
-    store.commit_block(1, h(1), big, b"u", [])
-    assert store.block(h(1)) == big
+    big_hash, big = encoded_block(1, outputs=(4 << 20) // 40)
+    store.commit_block(1, big_hash, big, b"u", [])
+    assert store.block(big_hash) == big
     store.close()
 
 

@@ -32,10 +32,12 @@ def main(ctx: click.Context, version: bool) -> None:
 
 
 def _register() -> None:
+    from timecoin.cli.db import db
     from timecoin.cli.devnet import devnet
     from timecoin.cli.wallet import wallet
     from timecoin.loadtest.cli import loadtest
 
+    main.add_command(db)
     main.add_command(devnet)
     main.add_command(loadtest)
     main.add_command(wallet)

@@ -14,6 +14,7 @@ import timecoin_native
 from timecoin.core.types import HEADER_LEN, BlockHeader, Coin, OutPoint
 from timecoin.rpc import render
 from timecoin.rpc.errors import (
+    DATABASE_ERROR,
     DESERIALIZATION_ERROR,
     INVALID_ADDRESS_OR_KEY,
     INVALID_PARAMETER,
@@ -89,6 +90,13 @@ def _block(node: Node, value: str) -> tuple[bytes, bytes]:
     block_hash = parse_hash("blockhash", value)
     raw = node.chain.store.block(block_hash)
     if raw is None:
+        damage = node.chain.store.block_damage(block_hash)
+        if damage is not None:
+            raise RPCError(
+                DATABASE_ERROR,
+                f"Block {block_hash.hex()} is damaged in this node's store ({damage}); it is not "
+                "served: the node's log and `timecoin db check` say what to do",
+            )
         raise RPCError(INVALID_ADDRESS_OR_KEY, "Block not found")
     return block_hash, raw
 

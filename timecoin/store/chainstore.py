@@ -13,6 +13,7 @@ One environment per datadir with named databases:
 ``peers``      address book and bans (P2P issue)
 ``txindex``    txid → block height and byte span (timecoin/store/txindex.py)
 ``consensus``  signer state, per-outpoint accept votes, commit certificates (timecoin/consensus/store.py)
+``digests``    block hash → BLAKE3-256 of the block's whole encoding (integrity only, below)
 =============  =========================================================================
 
 **One write transaction per block**: the block, its index entry, its undo record, the UTXO
@@ -21,20 +22,34 @@ committed block with exactly its UTXO set (the failpoints between the steps prov
 (``MapFullError``) doubles the map size and retries the whole transaction. Only a devnet may skip
 fsync (``unsafe_nosync``).
 
-This module stores bytes; it never decodes blocks or judges validity.
+**Integrity** (DESIGN §9, §12 invariant 11, §13 "Storage integrity"): every block read through
+:meth:`ChainStore.block` is checked against its own hashes and against the digest of its whole
+encoding written with it (:func:`timecoin.store.integrity.block_damage`: the block hash and merkle
+root leave the witnesses out, the digest does not); a block that fails is logged (once), counted
+and answered as absent, so no caller can serve it. A block stored before digests were kept is
+checked against its hashes alone.
+
+Before LMDB reads any page but its two meta pages, the data file's size is checked against the
+last page the meta page names, so a truncated file is a :class:`StoreDamaged` error naming the
+file and the fix, never a SIGBUS; every other LMDB failure is a :class:`StoreDamaged` too.
+
+This module stores bytes and checks them against their hashes; it never judges validity.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import lmdb
 
+from timecoin.store.integrity import block_damage, block_digest
 from timecoin.testing import failpoints
 
 log = logging.getLogger(__name__)
@@ -44,6 +59,9 @@ SCHEMA_VERSION = 1
 
 INITIAL_MAP_SIZE = 1 << 30
 """Initial LMDB map size, bytes (1 GiB); it doubles whenever a write finds it full."""
+
+DATA_FILE = "data.mdb"
+"""LMDB's data file inside the environment directory (``lock.mdb`` is the other, rebuilt)."""
 
 DATABASES = (
     b"meta",
@@ -56,7 +74,11 @@ DATABASES = (
     b"peers",
     b"txindex",
     b"consensus",
+    b"digests",
 )
+
+_CORE_DATABASES = (b"meta", b"blocks", b"index", b"undo", b"utxo", b"digests")
+"""Written only by the block commits of this module (never as ``extra`` writes)."""
 
 _META_SCHEMA = b"schema_version"
 _META_NETWORK = b"network"
@@ -68,6 +90,36 @@ _T = TypeVar("_T")
 
 class StoreError(Exception):
     """The store cannot be used as asked: wrong schema, network or genesis, or inconsistent."""
+
+
+class StoreDamaged(StoreError):
+    """The store's files are damaged: a truncated or empty data file, or an LMDB error
+    (``MDB_CORRUPTED``, ``MDB_PAGE_NOTFOUND``, ``MDB_INVALID``, an I/O error). The message is one
+    line naming the data file and the fix (:func:`repair_hint`)."""
+
+
+def repair_hint(path: Path) -> str:
+    """What an operator does about a damaged store in environment directory ``path`` (the node's
+    ``<datadir>/chain``; docs/operator.md "Storage integrity")."""
+    return (
+        f"run `timecoin db check --datadir {path.parent}` to see what is damaged, or resync: stop "
+        f"the node, remove {path} and start it again (it fetches the chain from its peers)"
+    )
+
+
+def _damaged(path: Path, what: str) -> StoreDamaged:
+    return StoreDamaged(f"chain store {path / DATA_FILE} is damaged: {what}; {repair_hint(path)}")
+
+
+def _check_data_file(env: lmdb.Environment, path: Path) -> None:
+    """Raises :class:`StoreDamaged` if ``data.mdb`` is shorter than the pages its newest meta page
+    says are in use: LMDB trusts that page count and maps the file, so reading a page past the
+    end of a truncated file would kill the process with SIGBUS. Reads only the meta pages
+    (``mdb_env_info``, ``mdb_env_stat``), which ``lmdb.open`` has already read with ``pread``."""
+    need = (int(env.info()["last_pgno"]) + 1) * int(env.stat()["psize"])
+    size = (path / DATA_FILE).stat().st_size
+    if size < need:
+        raise _damaged(path, f"the file is truncated: {size} bytes, but its pages in use end at byte {need}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,48 +149,118 @@ class ChainStore:
     Open with :meth:`open`. All writes happen on the caller's thread; one task owns the store.
     """
 
-    def __init__(self, env: lmdb.Environment, dbs: dict[bytes, object]) -> None:
+    def __init__(
+        self, env: lmdb.Environment, dbs: dict[bytes, lmdb._Database], path: Path, readonly: bool = False
+    ) -> None:
         self._env = env
         self._dbs = dbs
+        self._readonly = readonly
+        self.path = path
+        """The environment directory."""
+        self._damaged: dict[bytes, str] = {}
+        self.damaged_blocks_found = 0
+        """Stored blocks found failing their hashes since open, each counted once (a metric)."""
 
     @classmethod
-    def open(cls, path: Path, *, unsafe_nosync: bool = False, map_size: int = INITIAL_MAP_SIZE) -> ChainStore:
-        """Opens (creating if needed) the store in directory ``path``.
+    def open(
+        cls,
+        path: Path,
+        *,
+        unsafe_nosync: bool = False,
+        map_size: int = INITIAL_MAP_SIZE,
+        readonly: bool = False,
+    ) -> ChainStore:
+        """Opens (creating if needed, unless ``readonly``) the store in directory ``path``.
+        ``readonly`` writes nothing (``timecoin db check``, beside a running node); a database the
+        store does not hold yet is then absent.
 
-        Raises :class:`StoreError` if it holds another schema version.
+        Raises :class:`StoreDamaged` (one line naming the file and the fix) if ``data.mdb`` is
+        empty, truncated or not an LMDB file, or LMDB fails; :class:`StoreError` if the store
+        holds another schema version, or ``readonly`` finds no store.
         """
-        path.mkdir(parents=True, exist_ok=True)
-        env = lmdb.open(
-            str(path),
-            map_size=map_size,
-            max_dbs=len(DATABASES),
-            sync=not unsafe_nosync,
-            metasync=not unsafe_nosync,
-            readahead=False,
-        )
-        dbs = {name: env.open_db(name) for name in DATABASES}
-        store = cls(env, dbs)
-        with env.begin(write=True, db=dbs[b"meta"]) as txn:
-            found = txn.get(_META_SCHEMA)
-            if found is None:
-                txn.put(_META_SCHEMA, struct.pack("<I", SCHEMA_VERSION))
-            elif struct.unpack("<I", found)[0] != SCHEMA_VERSION:
-                env.close()
-                raise StoreError(
-                    f"store at {path} has schema version {struct.unpack('<I', found)[0]}, "
-                    f"this node reads {SCHEMA_VERSION}"
-                )
+        data = path / DATA_FILE
+        try:
+            size = data.stat().st_size
+        except FileNotFoundError:
+            size = None
+        except OSError as e:
+            raise _damaged(path, f"cannot read it ({e.strerror})") from None
+        if size is None and readonly:
+            raise StoreError(f"no chain store at {path} (no {DATA_FILE})")
+        if size == 0:
+            # LMDB would start a new environment in it: a chain (and a masternode's signer state)
+            # silently gone. It writes its meta pages when it creates the file, so only damage
+            # leaves it empty.
+            raise _damaged(path, "the file is empty")
+        if not readonly:
+            path.mkdir(parents=True, exist_ok=True)
+        try:
+            env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=len(DATABASES),
+                sync=not unsafe_nosync,
+                metasync=not unsafe_nosync,
+                readahead=False,
+                readonly=readonly,
+                create=not readonly,
+            )
+        except lmdb.Error as e:
+            raise _damaged(path, f"LMDB cannot open it ({_lmdb_reason(e)})") from None
+        try:
+            _check_data_file(env, path)
+            if readonly:
+                dbs: dict[bytes, lmdb._Database] = {}
+                with env.begin() as txn:
+                    for name in DATABASES:
+                        try:
+                            dbs[name] = env.open_db(name, txn=txn, create=False)
+                        except lmdb.NotFoundError:
+                            pass
+            else:
+                dbs = {name: env.open_db(name) for name in DATABASES}
+            if b"meta" not in dbs:
+                raise StoreError(f"no chain store at {path} (no meta database)")
+            store = cls(env, dbs, path, readonly)
+            with env.begin(write=not readonly, db=dbs[b"meta"]) as txn:
+                found = txn.get(_META_SCHEMA)
+                if found is None and not readonly:
+                    txn.put(_META_SCHEMA, struct.pack("<I", SCHEMA_VERSION))
+                elif found is not None and struct.unpack("<I", found)[0] != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store at {path} has schema version {struct.unpack('<I', found)[0]}, "
+                        f"this node reads {SCHEMA_VERSION}"
+                    )
+        except lmdb.Error as e:
+            env.close()
+            raise _damaged(path, f"LMDB failed opening its databases ({_lmdb_reason(e)})") from None
+        except BaseException:
+            env.close()
+            raise
         return store
 
     def close(self) -> None:
         """Closes the environment (flushes if sync is off)."""
-        self._env.sync(True)
+        if not self._readonly:
+            self._env.sync(True)
         self._env.close()
 
     # --- reads ----------------------------------------------------------------------------------
 
+    @contextmanager
+    def _lmdb(self, what: str) -> Iterator[None]:
+        """Turns an LMDB failure while doing ``what`` into :class:`StoreDamaged`."""
+        try:
+            yield
+        except lmdb.MapFullError:
+            raise
+        except lmdb.Error as e:
+            error = _damaged(self.path, f"LMDB failed {what} ({_lmdb_reason(e)})")
+            log.error("%s", error)
+            raise error from None
+
     def _get(self, db: bytes, key: bytes) -> bytes | None:
-        with self._env.begin(db=self._dbs[db]) as txn:
+        with self._lmdb(f"reading {db.decode()}"), self._env.begin(db=self._dbs[db]) as txn:
             value = txn.get(key)
             return bytes(value) if value is not None else None
 
@@ -159,8 +281,36 @@ class ChainStore:
         return raw[0] if raw is not None else None
 
     def block(self, block_hash: bytes) -> bytes | None:
-        """The encoded block with this hash, if stored."""
-        return self._get(b"blocks", block_hash)
+        """The encoded block with this hash, if stored and intact: the stored bytes must hash to
+        ``block_hash``, hold the transactions the header's merkle root commits and hash to the
+        digest stored with them (:func:`~timecoin.store.integrity.block_damage`). A block that
+        fails is answered ``None``, like an absent one, so no reader ever serves it; the first
+        time, it is logged as an error and counted (:attr:`damaged_blocks_found`), and
+        :meth:`block_damage` says what is wrong."""
+        with self._lmdb("reading blocks"), self._env.begin() as txn:
+            raw = txn.get(block_hash, db=self._dbs[b"blocks"])
+            if raw is None:
+                return None
+            raw = bytes(raw)
+            digest = txn.get(block_hash, db=self._dbs[b"digests"]) if b"digests" in self._dbs else None
+        damage = block_damage(block_hash, raw, bytes(digest) if digest is not None else None)
+        if damage is None:
+            return raw
+        if block_hash not in self._damaged:
+            self._damaged[block_hash] = damage
+            self.damaged_blocks_found += 1
+            log.error(
+                "stored block %s is damaged (%s); it is not served; %s",
+                block_hash.hex(),
+                damage,
+                repair_hint(self.path),
+            )
+        return None
+
+    def block_damage(self, block_hash: bytes) -> str | None:
+        """Why the stored block ``block_hash`` failed its hashes when last read, or ``None`` if no
+        read found it damaged (bounded: only stored blocks can be damaged)."""
+        return self._damaged.get(block_hash)
 
     def block_hash(self, height: int) -> bytes | None:
         """The hash of the committed block at ``height``, if any."""
@@ -176,12 +326,12 @@ class ChainStore:
 
     def utxos(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (outpoint, coin) of the stored UTXO set, in key order, from one snapshot."""
-        with self._env.begin(db=self._dbs[b"utxo"], buffers=False) as txn:
+        with self._lmdb("reading utxo"), self._env.begin(db=self._dbs[b"utxo"], buffers=False) as txn:
             yield from txn.cursor().iternext(keys=True, values=True)
 
     def utxo_count(self) -> int:
         """Number of stored UTXOs."""
-        with self._env.begin(db=self._dbs[b"utxo"]) as txn:
+        with self._lmdb("reading utxo"), self._env.begin(db=self._dbs[b"utxo"]) as txn:
             return int(txn.stat(self._dbs[b"utxo"])["entries"])
 
     def size_bytes(self) -> int:
@@ -192,15 +342,20 @@ class ChainStore:
     # --- writes ---------------------------------------------------------------------------------
 
     def _write(self, body: Callable[[lmdb.Transaction], _T]) -> _T:
-        """Runs ``body`` in one write transaction; on a full map, doubles it and runs it again."""
+        """Runs ``body`` in one write transaction; on a full map, doubles it and runs it again.
+        Any other LMDB failure is :class:`StoreDamaged`."""
         while True:
             try:
-                with self._env.begin(write=True) as txn:
+                with self._lmdb("writing"), self._env.begin(write=True) as txn:
                     return body(txn)
             except lmdb.MapFullError:
                 new_size = self._env.info()["map_size"] * 2
                 log.info("LMDB map full; growing it to %d bytes", new_size)
                 self._env.set_mapsize(new_size)
+
+    def _put_block(self, txn: lmdb.Transaction, block_hash: bytes, block: bytes) -> None:
+        txn.put(block_hash, block, db=self._dbs[b"blocks"])
+        txn.put(block_hash, block_digest(block), db=self._dbs[b"digests"])
 
     def _put_delta(self, txn: lmdb.Transaction, delta: UtxoDelta) -> None:
         utxo = self._dbs[b"utxo"]
@@ -212,7 +367,7 @@ class ChainStore:
 
     def _put_extra(self, txn: lmdb.Transaction, extra: ExtraWrites) -> None:
         for db, key, value in extra:
-            if db in (b"meta", b"blocks", b"index", b"undo", b"utxo") or db not in self._dbs:
+            if db in _CORE_DATABASES or db not in self._dbs:
                 raise StoreError(f"extra writes may not touch database {db!r}")
             if value is None:
                 txn.delete(key, db=self._dbs[db])
@@ -220,12 +375,18 @@ class ChainStore:
                 txn.put(key, value, db=self._dbs[db])
 
     def get(self, db: bytes, key: bytes) -> bytes | None:
-        """A value of one of the subsystem databases (``finalized``, ``masternodes``, ``peers``)."""
+        """A value of one of the subsystem databases (``finalized``, ``masternodes``, ``peers``).
+        Blocks are read through :meth:`block` only (``StoreError`` here), so every read is checked."""
+        if db == b"blocks":
+            raise StoreError("blocks are read through ChainStore.block, which checks them")
         return self._get(db, key)
 
     def items(self, db: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs of a database whose keys start with ``prefix``, in key order."""
-        with self._env.begin(db=self._dbs[db], buffers=False) as txn:
+        """(key, value) pairs of a database whose keys start with ``prefix``, in key order.
+        Not for ``blocks`` (``StoreError``; see :meth:`get`)."""
+        if db == b"blocks":
+            raise StoreError("blocks are read through ChainStore.block, which checks them")
+        with self._lmdb(f"reading {db.decode()}"), self._env.begin(db=self._dbs[db], buffers=False) as txn:
             cursor = txn.cursor()
             if not cursor.set_range(prefix):
                 return
@@ -253,7 +414,7 @@ class ChainStore:
             meta = self._dbs[b"meta"]
             txn.put(_META_NETWORK, bytes([network]), db=meta)
             txn.put(_META_GENESIS, block_hash, db=meta)
-            txn.put(block_hash, block, db=self._dbs[b"blocks"])
+            self._put_block(txn, block_hash, block)
             txn.put(_height_key(0), block_hash, db=self._dbs[b"index"])
             self._put_delta(txn, list(utxos))
             self._put_tip(txn, 0, block_hash)
@@ -277,7 +438,7 @@ class ChainStore:
             raise StoreError(f"cannot commit height {height} on tip {tip}")
 
         def body(txn: lmdb.Transaction) -> None:
-            txn.put(block_hash, block, db=self._dbs[b"blocks"])
+            self._put_block(txn, block_hash, block)
             failpoints.hit("store.commit_block.after_block")
             txn.put(_height_key(height), block_hash, db=self._dbs[b"index"])
             txn.put(block_hash, undo, db=self._dbs[b"undo"])
@@ -302,6 +463,7 @@ class ChainStore:
         def body(txn: lmdb.Transaction) -> None:
             txn.delete(_height_key(tip.height), db=self._dbs[b"index"])
             txn.delete(tip.block_hash, db=self._dbs[b"blocks"])
+            txn.delete(tip.block_hash, db=self._dbs[b"digests"])
             txn.delete(tip.block_hash, db=self._dbs[b"undo"])
             failpoints.hit("store.rollback.after_delete")
             self._put_delta(txn, delta)
@@ -309,3 +471,10 @@ class ChainStore:
             self._put_tip(txn, tip.height - 1, prev_hash)
 
         self._write(body)
+
+
+def _lmdb_reason(error: lmdb.Error) -> str:
+    """LMDB's own words without the path py-lmdb prefixes them with."""
+    text = str(error)
+    name, sep, rest = text.partition(": ")
+    return rest if sep and os.sep in name else text

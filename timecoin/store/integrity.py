@@ -1,0 +1,207 @@
+"""Integrity of the stored chain (DESIGN §9, §12 invariant 11, §13 "Storage integrity").
+
+* :func:`block_damage` is the check every block read goes through (``ChainStore.block``): the
+  stored bytes must be the block their key names, i.e. the header hashes to the key and the
+  transactions hash to the header's merkle root (docs/encoding.md: "block hash", "merkle root"),
+  and, since txids leave the witnesses out, the whole encoding must hash to the
+  :func:`block_digest` stored with it. Four native calls per block (header hash, strict split
+  with txids, merkle root, BLAKE3 of the bytes), no Python loop over transactions.
+* :func:`check_store` is ``timecoin db check``: every block of the height index checked as above
+  and linked to its parent, the tip and genesis records, the undo records, and the UTXO set
+  hashed against the tip header's commitment.
+
+This module reads and reports; it never writes the store and never judges validity (the ledger
+rules were applied when each block was connected; an intact block is that block).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import timecoin_native
+
+from timecoin.core.types import HEADER_LEN, BlockHeader
+
+if TYPE_CHECKING:
+    from timecoin.store.chainstore import ChainStore, Tip
+
+__all__ = ["CheckReport", "Damage", "block_damage", "block_digest", "check_store"]
+
+_HEADER_MERKLE_ROOT = 3
+"""Index of ``merkle_root`` in the header fields ``split_block`` returns (docs/encoding.md)."""
+_TX_COUNT_LEN = 4
+"""The u32 transaction count after the header (docs/encoding.md: "Block")."""
+
+
+def block_digest(raw: bytes) -> bytes:
+    """BLAKE3-256 (32 bytes) of a block's whole encoding, witnesses included: stored beside each
+    block so a damaged witness (outside every txid) is caught on read, not by a peer that then
+    bans us for serving an invalid signature."""
+    return timecoin_native.blake3(raw)
+
+
+def block_damage(block_hash: bytes, raw: bytes, digest: bytes | None = None) -> str | None:
+    """Why ``raw`` is not the encoded block ``block_hash`` (32 bytes), or ``None`` if it is: its
+    296-byte header must decode and hash to ``block_hash``, the rest must decode strictly as the
+    block's transactions, their txids' merkle root must be the header's, and, if ``digest`` (the
+    stored :func:`block_digest`) is given, the whole encoding must hash to it."""
+    if len(raw) < HEADER_LEN + _TX_COUNT_LEN:
+        return f"{len(raw)} bytes, shorter than a header and its transaction count"
+    try:
+        header_hash = timecoin_native.block_hash(raw[:HEADER_LEN])
+    except ValueError as e:
+        return f"its header does not decode ({e})"
+    if header_hash != block_hash:
+        return f"its header hashes to {header_hash.hex()}"
+    try:
+        header, _, txids = timecoin_native.split_block(raw)
+    except ValueError as e:
+        return f"its transactions do not decode ({e})"
+    root = timecoin_native.merkle_root(txids)
+    if root != header[_HEADER_MERKLE_ROOT]:
+        return f"its transactions hash to merkle root {root.hex()}, not the header's"
+    if digest is not None and block_digest(raw) != digest:
+        return "its bytes (a witness, say) do not hash to the digest stored with them"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """One thing wrong in the store: the height it concerns (``None``: the store as a whole) and
+    what is wrong, in words."""
+
+    height: int | None
+    what: str
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What :func:`check_store` found. ``damage`` is empty for an intact store."""
+
+    tip: Tip | None = None
+    blocks: int = 0
+    """Blocks checked (hash, merkle root, digest, linkage)."""
+    undigested: int = 0
+    """Intact blocks stored before digests were kept: their witnesses could not be checked."""
+    utxos: int | None = None
+    """Coins whose set hash matched the tip header's; ``None`` if that check did not run."""
+    notes: list[str] = field(default_factory=list)
+    """Checks skipped, and why (not damage)."""
+    damage: list[Damage] = field(default_factory=list)
+
+    @property
+    def first_damaged_height(self) -> int | None:
+        """The lowest height with damage, if any damage concerns a height."""
+        heights = [d.height for d in self.damage if d.height is not None]
+        return min(heights) if heights else None
+
+
+def check_store(store: ChainStore) -> CheckReport:
+    """Checks everything the store can prove about itself (module docstring). Safe beside a
+    running node on a store opened ``readonly``: blocks it commits meanwhile are not checked, and
+    the UTXO check is skipped (a note) if the tip moves under it. Raises ``StoreDamaged`` when
+    LMDB itself fails."""
+    report = CheckReport()
+    tip = report.tip = store.tip()
+    if tip is None:
+        report.damage.append(Damage(None, "the store has no tip record (no chain)"))
+        return report
+    genesis = store.genesis_hash()
+    prev_hash: bytes | None = None
+    tip_header: BlockHeader | None = None
+    expected = 0
+    for key, block_hash in store.items(b"index"):
+        if len(key) != 8:
+            report.damage.append(Damage(None, f"index key {key.hex()} is not a height"))
+            continue
+        (height,) = struct.unpack(">Q", key)
+        if height > tip.height:
+            break  # committed after the tip was read (a running node): not checked
+        for missing in range(expected, height):
+            report.damage.append(Damage(missing, "no index entry for this height"))
+            prev_hash = None
+        expected = height + 1
+        header = _check_height(store, report, height, block_hash, prev_hash, genesis)
+        prev_hash = block_hash if header is not None else None
+        if height == tip.height:
+            tip_header = header
+            if block_hash != tip.block_hash:
+                report.damage.append(
+                    Damage(
+                        height, f"the tip record names {tip.block_hash.hex()}, the index {block_hash.hex()}"
+                    )
+                )
+    for missing in range(expected, tip.height + 1):
+        report.damage.append(Damage(missing, "no index entry for this height"))
+    if report.undigested:
+        report.notes.append(
+            f"{report.undigested} blocks were stored before block digests were kept: "
+            "checked against their hashes, but their witnesses could not be"
+        )
+    if tip_header is not None:
+        _check_utxos(store, report, tip, tip_header)
+    else:
+        report.notes.append("UTXO set not checked: the tip block is damaged or missing")
+    return report
+
+
+def _check_height(
+    store: ChainStore,
+    report: CheckReport,
+    height: int,
+    block_hash: bytes,
+    prev_hash: bytes | None,
+    genesis: bytes | None,
+) -> BlockHeader | None:
+    """Checks the block the index names at ``height``; its header if the block is intact."""
+    report.blocks += 1
+    raw = store.block(block_hash)
+    if raw is None:
+        what = store.block_damage(block_hash)
+        report.damage.append(
+            Damage(height, f"block {block_hash.hex()} is {'damaged: ' + what if what else 'missing'}")
+        )
+        return None
+    if store.get(b"digests", block_hash) is None:
+        report.undigested += 1
+    header = BlockHeader.decode(raw[:HEADER_LEN])
+    if header.height != height:
+        report.damage.append(Damage(height, f"block {block_hash.hex()} has header height {header.height}"))
+    if height == 0:
+        if block_hash != genesis:
+            report.damage.append(Damage(0, f"the genesis record names {(genesis or b'').hex()}"))
+    else:
+        if prev_hash is not None and header.prev_hash != prev_hash:
+            report.damage.append(
+                Damage(
+                    height,
+                    f"block {block_hash.hex()} links to {header.prev_hash.hex()}, not block {height - 1}",
+                )
+            )
+        if store.undo(block_hash) is None:
+            report.damage.append(Damage(height, f"the undo record of block {block_hash.hex()} is missing"))
+    return header
+
+
+def _check_utxos(store: ChainStore, report: CheckReport, tip: Tip, tip_header: BlockHeader) -> None:
+    utxos = timecoin_native.UtxoSet()
+    try:
+        utxos.load(list(store.utxos()))
+    except ValueError as e:
+        report.damage.append(Damage(tip.height, f"the stored UTXO set does not decode: {e}"))
+        return
+    if store.tip() != tip:
+        report.notes.append("UTXO set not checked: the node committed blocks during the check")
+        return
+    if utxos.set_hash() != tip_header.utxo_set_hash:
+        report.damage.append(
+            Damage(
+                tip.height,
+                f"the UTXO set ({len(utxos)} coins) hashes to {utxos.set_hash().hex()}, "
+                f"the tip header commits {tip_header.utxo_set_hash.hex()}",
+            )
+        )
+        return
+    report.utxos = len(utxos)

@@ -241,6 +241,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="BYTES",
     ),
     Setting(
+        "admission_max_pending",
+        _int_range(1, 10_000_000),
+        None,
+        "Pending transactions at which sendrawtransaction(s) answer 'overloaded' (error -32001) "
+        "[default: half the network's mempool limit].",
+        metavar="N",
+    ),
+    Setting(
         "masternode_key",
         _path,
         None,
@@ -289,6 +297,8 @@ class NodeConfig:
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 0
     """The network's ``metrics_port`` unless set (:func:`load_config`)."""
+    admission_max_pending: int | None = None
+    """None: the default share of the network's mempool limit (``ledger.mempool.AdmissionLimit``)."""
     conf: Path | None = None
     """The configuration file read, if any."""
     sources: Mapping[str, str] = field(default_factory=dict)

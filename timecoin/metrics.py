@@ -115,6 +115,13 @@ class ConsensusMetrics:
         )
         for phase in PHASES:
             self.phase_duration.labels(phase=phase)
+        self.step_failures = Counter(
+            "consensus_step_failures",
+            "Consensus steps that raised: each input dropped and the engine rebuilt from the store "
+            "(DESIGN §13; docs/consensus.md). Anything but 0 is a bug to report.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
 
     def transactions_finalized(self, latencies: Iterable[float]) -> None:
         """``latencies``: seconds from arrival to finality, one per transaction made final now."""
@@ -132,6 +139,10 @@ class ConsensusMetrics:
         self.height.set(height)
         self.round.set(round)
         self.rounds.inc()
+
+    def step_failed(self) -> None:
+        """A consensus step raised (its input was dropped, the engine rebuilt)."""
+        self.step_failures.inc()
 
     def phase_finished(self, phase: str, seconds: float) -> None:
         """One phase of DESIGN §7 took ``seconds``; ``ValueError`` for an unknown phase."""

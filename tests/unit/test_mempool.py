@@ -162,3 +162,27 @@ def test_a_batch_never_evicts_what_it_admitted(chain):
     # Protection lasts for the call only: a later batch evicts by fee rate as before.
     assert pool.add([richest.encode()], 1)[0].accepted
     assert a.txid not in pool and richest.txid in pool and len(pool) == 3
+
+
+def test_admission_limit_room(chain):
+    """The admission limit (DESIGN §13) leaves room for ``max_txs`` pending transactions and none
+    once their bytes reach ``max_bytes``; by default half of the mempool's limits."""
+    from timecoin.ledger.mempool import ADMISSION_SHARE_PERCENT, AdmissionLimit
+
+    default = AdmissionLimit.for_network(chain.params)
+    assert default.max_txs == chain.params.mempool_max_txs * ADMISSION_SHARE_PERCENT // 100
+    assert default.max_bytes == chain.params.mempool_max_bytes * ADMISSION_SHARE_PERCENT // 100
+    assert AdmissionLimit.for_network(chain.params, 7).max_txs == 7
+    with pytest.raises(ValueError):
+        AdmissionLimit(0, 1)
+
+    pool = Mempool(chain.params, chain.utxos, chain.rules)
+    txs = [spend(chain, op, k, v, 2_000_000) for op, v, k in coins(chain)[:3]]
+    limit = AdmissionLimit(2, 10**9)
+    assert limit.room(pool) == 2
+    pool.add([txs[0].encode()], 1)
+    assert limit.room(pool) == 1
+    pool.add([t.encode() for t in txs[1:]], 1)
+    assert len(pool) == 3 and limit.room(pool) == 0
+    assert AdmissionLimit(100, pool.bytes).room(pool) == 0
+    assert AdmissionLimit(100, pool.bytes + 1).room(pool) == 97

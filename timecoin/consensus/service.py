@@ -21,6 +21,25 @@ by the ledger; the sync protocol does not carry commit certificates yet, so a fo
 check them (docs/consensus.md §9).
 
 **Timers** are ``loop.call_later`` handles, kept and cancelled by :meth:`ConsensusService.stop`.
+
+**Failed steps** (DESIGN §13: no exception inside a consensus step stops the node). A step that
+raises, in the engine or in one of its effects, is logged with its input (kind, peer, the first
+bytes of each message), counted (``step_failures``, metric
+``timecoin_consensus_step_failures_total``) and its input dropped. What it leaves cannot be
+trusted: the engine changes its memory first and emits effects at the end, so a half-run step
+leaves state with the effects that belong to it lost (a vote flush marked scheduled whose timer
+never started, a signer accept recorded in memory but not persisted, a block committed but not
+connected). Dropping the input but keeping that engine would stall finality or, after a
+restart, let the signer contradict itself. So the engine is rebuilt from the store, exactly as
+at a restart (signer records, finalized pool, tip): every message that left the node was
+persisted before it left, so the store holds everything the node has promised, and what only
+lived in memory (tallies, round state) is learnt again from the peers' re-votes and statuses as
+after a restart. The old engine's pending transactions (and the mempool's) are admitted again
+in their arrival order, except the dropped input's own (refused ``consensus-step-failed``, which
+a client may retry); timers are cancelled and the new engine schedules its own. Only if the
+rebuild itself fails does consensus stop (``on_failure``). Failpoints ``consensus.step.<kind>``
+(``start``, ``submit``, ``gossip``, ``timer``, ``block``; ``timecoin.testing.failpoints``) sit
+between a step's engine call and its effects: the worst place to fail.
 """
 
 from __future__ import annotations
@@ -51,8 +70,9 @@ from timecoin.p2p.gossip import GossipKind
 from timecoin.p2p.messages import MAX_LARGE_VOTE_ITEM
 from timecoin.p2p.peer import Peer
 from timecoin.store.chainstore import ExtraWrites
+from timecoin.testing import failpoints
 
-__all__ = ["PROPOSAL_OVERHEAD", "RECENT_CERTIFICATES", "ConsensusService"]
+__all__ = ["PROPOSAL_OVERHEAD", "RECENT_CERTIFICATES", "STEP_FAILED", "ConsensusService"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +87,13 @@ RELAYED_KINDS = frozenset(
     {Kind.TX_VOTE, Kind.TX_CERTIFICATE, Kind.PROPOSAL, Kind.PREVOTE, Kind.PRECOMMIT, Kind.STATUS}
 )
 """Consensus kinds every masternode needs: relayed on; the others are point-to-point."""
+STEP_FAILED = "consensus-step-failed"
+"""Reject code of the transactions of a submission whose consensus step failed (dropped: nothing
+of it was admitted; the client may submit them again)."""
+DESCRIBED_ITEMS = 4
+"""Messages of a failed step's input shown in its log line."""
+DESCRIBED_BYTES = 24
+"""Bytes of each of them shown (hex)."""
 
 
 class ConsensusMetricsHook(Protocol):
@@ -78,14 +105,17 @@ class ConsensusMetricsHook(Protocol):
 
     def phase_finished(self, phase: str, seconds: float) -> None: ...
 
+    def step_failed(self) -> None: ...
+
 
 class ConsensusService:
     """Runs one node's consensus (see the module docstring).
 
     ``connect_block(raw, extra)`` connects a committed block with extra store writes in its
     transaction (the node's own, which also indexes, cleans the mempool and announces it).
-    ``on_failure(reason)`` is called when a step fails (a bug or a store failure: the engine's
-    state may no longer match the store, so the node should stop). ``clock`` is unix seconds.
+    ``on_failure(reason)`` is called when a step failed and the engine could not be rebuilt
+    from the store either (module docstring, "Failed steps"): the node should stop. ``clock``
+    is unix seconds.
     ``metrics`` (``timecoin.metrics.ConsensusMetrics``) is told of finality and new rounds.
     """
 
@@ -111,13 +141,22 @@ class ConsensusService:
         self.clock = clock
         self.is_masternode = secret_key is not None
         self._on_failure = on_failure
-        self.engine = Consensus.from_store(
-            chain,
-            mempool,
-            secret_key=secret_key,
-            production_gate=production_gate,
-            max_transaction_bytes=MAX_LARGE_VOTE_ITEM - PROPOSAL_OVERHEAD,
-        )
+        self._chain = chain
+        self._mempool = mempool
+
+        def new_engine() -> Consensus:
+            return Consensus.from_store(
+                chain,
+                mempool,
+                secret_key=secret_key,
+                production_gate=production_gate,
+                max_transaction_bytes=MAX_LARGE_VOTE_ITEM - PROPOSAL_OVERHEAD,
+            )
+
+        self._new_engine = new_engine
+        self.engine = new_engine()
+        self.step_failures = 0
+        """Steps that raised (each input dropped, the engine rebuilt)."""
         self.runner = EffectRunner(
             self.engine,
             chain,
@@ -147,7 +186,7 @@ class ConsensusService:
         self._started = True
         self.p2p.register_handler(GossipKind.VOTE, self.on_gossip)
         self.p2p.register_handler(GossipKind.LARGE_VOTE, self.on_gossip)
-        self._step(lambda: self.engine.start(self.clock()))
+        self._step("start", lambda: self.engine.start(self.clock()), lambda: "start")
 
     def stop(self) -> None:
         """Cancels every timer and wakes every waiter (they see the state as it is)."""
@@ -172,17 +211,27 @@ class ConsensusService:
             result.extend(admissions)
             return effects
 
-        self._step(step)
+        if not self._step("submit", step, lambda: _describe(len(raws), "transactions", None, raws), raws):
+            message = "the consensus step admitting this transaction failed; nothing was admitted, retry"
+            return [Admission(None, STEP_FAILED, message) for _ in raws]
         return result
 
     def on_gossip(self, peer: Peer, items: list[bytes]) -> list[bool]:
         """The P2P VOTE / LARGE_VOTE handler: one ``on_messages`` batch; relay flags per item."""
-        self._step(lambda: self.engine.on_messages([(peer, item) for item in items], self.clock()))
+        self._step(
+            "gossip",
+            lambda: self.engine.on_messages([(peer, item) for item in items], self.clock()),
+            lambda: _describe(len(items), "consensus messages", peer, items),
+        )
         return [bool(item) and item[0] in RELAYED_KINDS for item in items]
 
     def block_connected(self, raw: bytes | Block) -> None:
         """A block connected outside the engine (P2P sync, ``submitblock``) is the new tip."""
-        self._step(lambda: self.engine.on_block_applied(raw, self.clock()))
+        self._step(
+            "block",
+            lambda: self.engine.on_block_applied(raw, self.clock()),
+            lambda: f"block {raw[:DESCRIBED_BYTES].hex() if isinstance(raw, bytes) else raw.header.height}",
+        )
 
     def _report_phases(self) -> None:
         """Phase durations of the rounds closed since the last call (every record but the
@@ -201,27 +250,96 @@ class ConsensusService:
 
     def _fire(self, handle_box: list[asyncio.TimerHandle], timer: Timer) -> None:
         self._timers.discard(handle_box[0])
-        self._step(lambda: self.engine.on_timer(timer, self.clock()))
+        self._step("timer", lambda: self.engine.on_timer(timer, self.clock()), lambda: f"timer {timer}")
 
-    def _step(self, call: Callable[[], list[Effect]]) -> None:
+    def _step(
+        self,
+        kind: str,
+        call: Callable[[], list[Effect]],
+        describe: Callable[[], str],
+        dropped: Sequence[bytes] = (),
+    ) -> bool:
+        """Runs one input of ``kind`` (``start``, ``submit``, ``gossip``, ``timer``, ``block``):
+        the engine ``call``, then all its effects. Whether it completed: a step that raised is
+        logged with ``describe()``, counted, dropped (with the transactions ``dropped``) and the
+        engine rebuilt (module docstring, "Failed steps")."""
         if self._failed:
-            return
+            return False
         try:
-            self.runner.run(call())
-            if self.metrics is not None and self._latencies:
-                self.metrics.transactions_finalized(self._latencies)
-            self._latencies = []
-            if self.metrics is not None:
-                state = self.engine.bft
-                current = (state.height, state.round)
-                if current != self._round_seen:
-                    self._round_seen = current
-                    self.metrics.round_started(*current)
-                self._report_phases()
+            effects = call()
+            failpoints.hit(f"consensus.step.{kind}")
+            self.runner.run(effects)
+        except Exception:
+            self._step_failed(kind, describe, dropped)
+            return False
+        try:
+            self._report_metrics()
+        except Exception:
+            log.exception("consensus metrics failed")  # the step itself completed
+        return True
+
+    def _report_metrics(self) -> None:
+        latencies, self._latencies = self._latencies, []
+        if self.metrics is None:
+            return
+        if latencies:
+            self.metrics.transactions_finalized(latencies)
+        state = self.engine.bft
+        current = (state.height, state.round)
+        if current != self._round_seen:
+            self._round_seen = current
+            self.metrics.round_started(*current)
+        self._report_phases()
+
+    def _step_failed(self, kind: str, describe: Callable[[], str], dropped: Sequence[bytes]) -> None:
+        """Called in the ``except`` block of a failed step: logs, counts, rebuilds."""
+        self.step_failures += 1
+        try:
+            what = describe()
+        except Exception as e:  # the description must never hide the failure itself
+            what = f"(input not describable: {e!r})"
+        log.exception(
+            "consensus step failed (%s: %s); input dropped, engine rebuilt from the store", kind, what
+        )
+        if self.metrics is not None:
+            self.metrics.step_failed()
+        try:
+            self._rebuild(dropped)
         except Exception:
             self._failed = True
-            log.exception("consensus step failed; consensus stops")
-            self._on_failure("consensus step failed")
+            log.exception("consensus engine could not be rebuilt after a failed step; consensus stops")
+            self._on_failure("consensus step failed and the engine could not be rebuilt")
+
+    def _rebuild(self, dropped: Sequence[bytes]) -> None:
+        """Replaces the engine with one read from the store (a restart without the process
+        restart) and admits the old one's pending transactions again, in arrival order, but
+        not those of the failed input (``dropped``)."""
+        old = self.engine
+        skip = set(dropped)
+        pending = sorted(old.finality.pending.values(), key=lambda p: p.first_seen)
+        carried = [p.raw for p in pending if p.raw not in skip]
+        carried += [
+            e.raw for e in self._mempool.entries() if e.txid not in old.finality.pending and e.raw not in skip
+        ]
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        self._mempool.remove([e.txid for e in list(self._mempool.entries())])
+        self._latencies = []
+        self._round_seen = None
+        self._rounds_reported = 0
+        self.engine = self._new_engine()
+        self.runner.consensus = self.engine
+        self.runner.run(self.engine.start(self.clock()))
+        if carried:
+            admissions, effects = self.engine.submit(carried, self.clock())
+            self.runner.run(effects)
+            lost = sum(not a.accepted for a in admissions)
+            log.warning(
+                "consensus rebuilt: %d pending transactions carried over, %d of them refused now",
+                len(carried) - lost,
+                lost,
+            )
 
     # -- transport (EffectRunner) -----------------------------------------------------------------------
 
@@ -325,3 +443,18 @@ class ConsensusService:
             return bytes.fromhex(status["certificate"])
         entry = self.recent.get(txid)
         return entry[0] if entry is not None else None
+
+
+def _describe(count: int, noun: str, peer: object, items: Sequence[bytes]) -> str:
+    """A failed step's input for its log line: how many items, from which peer, and the kind
+    (first byte) and first :data:`DESCRIBED_BYTES` bytes of the first :data:`DESCRIBED_ITEMS`."""
+    shown = []
+    for item in items[:DESCRIBED_ITEMS]:
+        try:
+            kind = Kind(item[0]).name if item else "empty"
+        except ValueError:
+            kind = f"kind {item[0]}"
+        shown.append(f"{kind} {len(item)} B {item[:DESCRIBED_BYTES].hex()}")
+    source = f" from peer {peer}" if peer is not None else ""
+    more = f", +{count - len(shown)} more" if count > len(shown) else ""
+    return f"{count} {noun}{source}: " + "; ".join(shown) + more

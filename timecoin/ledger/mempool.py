@@ -31,6 +31,16 @@ MASTERNODE_KINDS = frozenset({2, 3, 4})
 FEE_RATE_SCALE = 1_000_000
 """Fee rates compare as integer sat per 10^6 bytes (policy only, never consensus)."""
 
+ADMISSION_SHARE_PERCENT = 50
+"""Share of the mempool limits (count and bytes, DESIGN §4) that pending transactions may fill
+before the node answers its RPC clients "overloaded" (DESIGN §13, "Admission control"; §12
+invariant 10). The mempool holds what finality has not decided yet, so its size is the node's
+backlog: at the measured knee (~3,000 tx/s finalized with p99 < 1 s, DESIGN §11) a node holds
+about rate × latency ≈ 3,000 pending transactions; half of the 10,000 default refuses only once
+finality falls behind. The other half is room for what peers gossip meanwhile (each masternode
+admits its own clients up to this share of a mempool that also holds everyone else's), so the
+fee-rate eviction of DESIGN §4 stays a rare case."""
+
 
 @dataclass(frozen=True, slots=True)
 class MempoolEntry:
@@ -64,6 +74,39 @@ class Admission:
     @property
     def accepted(self) -> bool:
         return not self.code
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionLimit:
+    """The pending work beyond which new transactions from RPC clients are refused as
+    overloaded, with a retryable error (DESIGN §13 "Admission control"): ``max_txs`` pending
+    transactions or ``max_bytes`` bytes of them in the node's mempool. Gossip from peers is not
+    refused here (the mempool's own limits and eviction apply to it)."""
+
+    max_txs: int
+    max_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.max_txs < 1 or self.max_bytes < 1:
+            raise ValueError(f"admission limits must be >= 1, got {self.max_txs} txs, {self.max_bytes} bytes")
+
+    @classmethod
+    def for_network(cls, params: NetworkParams, max_txs: int | None = None) -> AdmissionLimit:
+        """:data:`ADMISSION_SHARE_PERCENT` of the network's mempool limits; ``max_txs`` (the
+        node's ``admission_max_pending`` setting) replaces the count when given."""
+        default_txs = max(1, params.mempool_max_txs * ADMISSION_SHARE_PERCENT // 100)
+        return cls(
+            max_txs if max_txs is not None else default_txs,
+            max(1, params.mempool_max_bytes * ADMISSION_SHARE_PERCENT // 100),
+        )
+
+    def room(self, mempool: Mempool) -> int:
+        """Transactions a client may submit now: ``max_txs`` minus those pending, 0 once their
+        bytes reach ``max_bytes``. A batch may bring the bytes past ``max_bytes`` by what it
+        carries (the mempool's own byte limit still holds)."""
+        if mempool.bytes >= self.max_bytes:
+            return 0
+        return max(0, self.max_txs - len(mempool))
 
 
 class Mempool:

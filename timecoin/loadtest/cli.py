@@ -37,7 +37,10 @@ from timecoin.loadtest.submitter import Endpoint
 def loadtest(
     workdir: Path, rate: float, duration: float, out: Path | None, batch: int, max_fanout: int
 ) -> None:
-    """Submit pre-signed transfers at --rate for --duration s; report finality (JSON + PNG)."""
+    """Submit pre-signed transfers at --rate for --duration s; report finality (JSON + PNG).
+
+    The report is always printed; the exit status is 1 when transactions reported final were
+    lost or the nodes do not agree at the end (or could not be checked), else 0."""
     from timecoin.cli.devnet import load_manifest
 
     manifest = load_manifest(workdir)
@@ -54,3 +57,5 @@ def loadtest(
     for line in summary_lines(report):
         console.print(line)
     console.print(f"report: {out / 'loadtest.json'}, plot: {out / 'loadtest.png'}")
+    if report["lost"] or not report["nodes_agree"]:
+        raise SystemExit(1)

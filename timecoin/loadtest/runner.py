@@ -13,6 +13,12 @@
    UTXO set hash (``gettxoutsetinfo``) across the nodes, and check that every transaction
    reported final is final on every node (``lost`` counts those that are not).
 
+Overload and failure are results, not crashes (DESIGN §12 invariant 10): transactions a node
+refuses as overloaded (-32001) are counted as refused (``overloaded``), calls that fail on the
+connection (``ClientOSError``, a node gone or restarting) are recorded (``errors``, ``notes``,
+``unreachable``), and the run always ends with a report; a node that cannot be checked at the
+end makes ``nodes_agree`` false.
+
 A test may perturb the network during the load (kill, restart or pause nodes: DESIGN §12)
 through ``LoadTestConfig.during_load``: a coroutine run beside the load phase and awaited before
 the settle phase, so the settle checks see the network it leaves.
@@ -43,7 +49,7 @@ from timecoin.ledger.genesis import GenesisConfig, build_genesis
 from timecoin.loadtest.follower import FEED_METHOD, Follower
 from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator, SpendableCoin
 from timecoin.loadtest.report import percentile, timeline, write_plot, write_report
-from timecoin.loadtest.submitter import AsyncRPC, Endpoint, Submission, Submitter
+from timecoin.loadtest.submitter import NETWORK_ERRORS, AsyncRPC, Endpoint, Submission, Submitter
 from timecoin.params import NetworkParams
 
 __all__ = ["LoadTestConfig", "run_loadtest", "summary_lines"]
@@ -56,6 +62,9 @@ SETTLE_SLOTS = 10
 """Block slots to wait for a fan-out level to commit, or for the last block at the end."""
 FANOUT_BATCH = 256
 """Fan-out transactions per ``sendrawtransactions`` call (each up to ~80 kB)."""
+OVERLOAD_RETRY = 0.25
+"""Seconds before fan-out transactions a node refused as overloaded are sent again (the load
+itself is open loop: its refusals are counted, never retried)."""
 MIN_SETTLE = 20.0
 """Seconds: the least of those waits, whatever the slot."""
 
@@ -115,42 +124,88 @@ async def _statuses(node: AsyncRPC, txids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _failure(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
 async def _committed_everywhere(nodes: list[AsyncRPC], txids: list[str]) -> bool:
-    for node in nodes:
-        if not all(s.get("height") is not None for s in await _statuses(node, txids)):
-            return False
+    """Whether every node holds ``txids`` in a block (False while a node does not answer)."""
+    try:
+        for node in nodes:
+            if not all(s.get("height") is not None for s in await _statuses(node, txids)):
+                return False
+    except NETWORK_ERRORS:
+        return False
     return True
 
 
-async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> dict[str, dict[int, str]]:
+async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> tuple[dict[str, dict[int, str]], dict[int, str]]:
     """Of ``txids`` (reported final), those some node does not hold as final (in a block or its
-    finalized pool): txid → {node index: what that node says}."""
+    finalized pool): txid → {node index: what that node says}; and the nodes that could not be
+    asked (node index → the failure), whose transactions are not checked."""
     lost: dict[str, dict[int, str]] = {}
+    unreachable: dict[int, str] = {}
     for i, node in enumerate(nodes):
-        for txid, s in zip(txids, await _statuses(node, txids), strict=True):
+        try:
+            statuses = await _statuses(node, txids)
+        except NETWORK_ERRORS as e:
+            unreachable[i] = _failure(e)
+            continue
+        for txid, s in zip(txids, statuses, strict=True):
             if s["status"] != "final":
                 lost.setdefault(txid, {})[i] = s["status"] if s["status"] != "error" else str(s["error"])
-    return lost
+    return lost, unreachable
 
 
 async def _settled(nodes: list[AsyncRPC]) -> bool:
-    infos = await asyncio.gather(*(n.call("getmempoolinfo") for n in nodes))
-    tips = await asyncio.gather(*(n.call("getbestblockhash") for n in nodes))
+    """Empty mempools and one tip on every node (False while a node does not answer)."""
+    try:
+        infos = await asyncio.gather(*(n.call("getmempoolinfo") for n in nodes))
+        tips = await asyncio.gather(*(n.call("getbestblockhash") for n in nodes))
+    except NETWORK_ERRORS:
+        return False
     return all(i["size"] == 0 for i in infos) and len(set(tips)) == 1
 
 
 async def _agreement(nodes: list[AsyncRPC], timeout: float) -> tuple[bool, list[dict[str, Any]]]:
     """Whether every node has one tip and UTXO set hash, compared at one height: blocks keep
-    coming, so snapshots taken while one node commits are taken again (for up to ``timeout`` s)."""
+    coming, so snapshots taken while one node commits are taken again (for up to ``timeout`` s).
+    A node that does not answer gets ``{"error": ...}`` as its row, and the nodes do not agree."""
     deadline = time.monotonic() + timeout
     while True:
-        infos = await asyncio.gather(*(n.call("gettxoutsetinfo") for n in nodes))
-        rows = [
-            {"height": i["height"], "tip": i["bestblock"], "utxosethash": i["utxosethash"]} for i in infos
-        ]
-        if len({r["height"] for r in rows}) == 1 or time.monotonic() > deadline:
-            return len({(r["tip"], r["utxosethash"]) for r in rows}) == 1, rows
+        infos = await asyncio.gather(*(n.call("gettxoutsetinfo") for n in nodes), return_exceptions=True)
+        rows: list[dict[str, Any]] = []
+        for info in infos:
+            if isinstance(info, NETWORK_ERRORS):
+                rows.append({"error": _failure(info)})
+            elif isinstance(info, BaseException):
+                raise info
+            else:
+                rows.append(
+                    {"height": info["height"], "tip": info["bestblock"], "utxosethash": info["utxosethash"]}
+                )
+        answered = [r for r in rows if "error" not in r]
+        if len({r["height"] for r in answered}) <= 1 or time.monotonic() > deadline:
+            agree = len(answered) == len(rows) and len({(r["tip"], r["utxosethash"]) for r in rows}) == 1
+            return agree, rows
         await asyncio.sleep(0.05)
+
+
+async def _submit_fanout(submitter: Submitter, raws: list[bytes], nodes: int, timeout: float) -> None:
+    """Sends one fan-out level in :data:`FANOUT_BATCH` calls spread over the nodes; what a node
+    refuses as overloaded is sent again every :data:`OVERLOAD_RETRY` seconds, for up to
+    ``timeout`` seconds (the next level needs all of it)."""
+    deadline = time.monotonic() + timeout
+    turn = 0
+    while raws:
+        refused: list[bytes] = []
+        for i in range(0, len(raws), FANOUT_BATCH):
+            refused += await submitter.send(turn % nodes, raws[i : i + FANOUT_BATCH])
+            turn += 1
+        if not refused or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(OVERLOAD_RETRY)
+        raws = refused
 
 
 async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -> dict[str, Any]:
@@ -168,22 +223,28 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         connector=connector, timeout=aiohttp.ClientTimeout(total=120)
     ) as session:
         nodes = [AsyncRPC(session, e) for e in config.endpoints]
-        consensus = await nodes[0].has_method(CONSENSUS_METHOD)
-        finality = await nodes[0].has_method(FEED_METHOD)
-        if not finality:
-            notes.append(f"the nodes do not serve {FEED_METHOD}: finality not followed")
-        start_height = await nodes[0].call("getblockcount")
-        coins = await _account_coins(nodes[0], config.genesis.params, config.account_keys)
+        consensus = finality = False
+        start_height: int | None = None
+        coins: list[SpendableCoin] = []
+        try:
+            consensus = await nodes[0].has_method(CONSENSUS_METHOD)
+            finality = await nodes[0].has_method(FEED_METHOD)
+            if not finality:
+                notes.append(f"the nodes do not serve {FEED_METHOD}: finality not followed")
+            start_height = await nodes[0].call("getblockcount")
+            coins = await _account_coins(nodes[0], config.genesis.params, config.account_keys)
+        except NETWORK_ERRORS as e:
+            notes.append(f"node 0 failed the set-up calls ({_failure(e)}): no load ran")
+            consensus = finality = False
         genesis_hash = build_genesis(config.genesis).hash
         generator = Generator(config.genesis.params, genesis_hash, coins, config.batch_size)
         total = math.ceil(config.rate * config.duration)
-        levels = generator.fanout_plan(total, config.max_fanout)
         fanout = Submission()
         fanout_submitter = Submitter(nodes, fanout)
         load_ready = bool(coins)
-        if not coins:
+        levels = generator.fanout_plan(total, config.max_fanout) if coins else []
+        if not coins and start_height is not None:
             notes.append("the account keys hold no committed unspent coin: nothing to spend")
-            levels = []
         for want in levels:
             try:
                 raws = generator.fan_out(want, config.max_fanout)
@@ -191,13 +252,12 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                 notes.append(f"the accounts' coins cannot fund {total} transactions: {e}")
                 load_ready = False
                 break
-            for i in range(0, len(raws), FANOUT_BATCH):
-                await fanout_submitter.send((i // FANOUT_BATCH) % len(nodes), raws[i : i + FANOUT_BATCH])
-            if len(fanout.sent_at) < fanout.submitted:
+            txids = [t.hex() for t in timecoin_native.txids(raws)]
+            await _submit_fanout(fanout_submitter, raws, len(nodes), settle)
+            if any(t not in fanout.sent_at for t in txids):
                 notes.append(f"fan-out transactions were rejected: {fanout.rejected}")
                 load_ready = False
                 break
-            txids = [t.hex() for t in timecoin_native.txids(raws)]
             if not consensus:
                 notes.append(
                     f"the nodes do not serve {CONSENSUS_METHOD} (no block production): the fan-out "
@@ -229,7 +289,12 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                 sent_bar = progress.add_task("submitted", total=len(raws))
                 final_bar = progress.add_task("finalized", total=len(raws), visible=finality)
                 if finality:
-                    await follower.start()
+                    try:
+                        await follower.start()
+                    except NETWORK_ERRORS as e:
+                        notes.append(f"a finality feed did not answer ({_failure(e)}): finality not followed")
+                        finality = False
+                        progress.update(final_bar, visible=False)
                 load_started = time.monotonic()
                 perturb: asyncio.Task[None] | None = None
                 if config.during_load is not None:
@@ -254,11 +319,18 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         if consensus and not await _wait(lambda: _settled(nodes), settle):
             notes.append(f"the nodes did not settle (empty mempools, one tip) within {settle:.0f} s")
         agree, tips = await _agreement(nodes, settle)
-        end_height = await nodes[0].call("getblockcount")
-        lost = await _lost(nodes, list(follower.result.final)) if finality else {}
+        end_height: int | None = None
+        try:
+            end_height = await nodes[0].call("getblockcount")
+        except NETWORK_ERRORS as e:
+            notes.append(f"node 0 did not answer getblockcount at the end ({_failure(e)})")
+        lost, unreachable = await _lost(nodes, list(follower.result.final)) if finality else ({}, {})
         if lost:
             sample = dict(itertools.islice(lost.items(), 5))
             notes.append(f"{len(lost)} transactions reported final are not final everywhere, e.g. {sample}")
+        unreachable.update((i, row["error"]) for i, row in enumerate(tips) if "error" in row)
+        if unreachable:
+            notes.append(f"nodes not answering at the end (their state is not checked): {unreachable}")
 
     result = follower.result
     latencies = sorted(result.final.values())
@@ -273,6 +345,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         "accepted": len(submission.sent_at),
         "finalized": len(result.final),
         "rejected": sum(submission.rejected.values()) + len(result.rejected),
+        "overloaded": submission.overloaded,
         "reject_reasons": {
             **submission.rejected,
             **({"finality": len(result.rejected)} if result.rejected else {}),
@@ -287,7 +360,8 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         "feed_restarts": result.restarts,
         "finality_available": finality,
         "consensus_available": consensus,
-        "blocks": end_height - start_height,
+        "blocks": end_height - start_height if end_height is not None and start_height is not None else None,
+        "unreachable": sorted(unreachable),
         "nodes_agree": agree,
         "tips": tips,
         "fanout": {
@@ -318,7 +392,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"nodes {report['nodes']}, offered {report['rate']:.0f} tx/s for {report['duration_s']:.1f} s",
         f"submitted {report['submitted']}, accepted {report['accepted']}, finalized {report['finalized']}, "
-        f"rejected {report['rejected']}",
+        f"rejected {report['rejected']} (overloaded {report['overloaded']}), lost {report['lost']}",
         f"finalized TPS {report['finalized_tps']}, finality ms p50 {f['p50']} p95 {f['p95']} p99 {f['p99']}",
         f"blocks {report['blocks']}, nodes agree: {report['nodes_agree']}, "
         f"generator {report['generator']['tps']:.0f} tx/s",

@@ -21,9 +21,29 @@ import aiohttp
 import orjson
 
 from timecoin.rpc.client import JSONRPCError, cookie_auth
-from timecoin.rpc.errors import METHOD_NOT_FOUND
+from timecoin.rpc.errors import MEMPOOL_OVERLOADED, METHOD_NOT_FOUND
 
-__all__ = ["AsyncRPC", "Endpoint", "Submission", "Submitter", "TICK"]
+__all__ = [
+    "NETWORK_ERRORS",
+    "OVERLOADED",
+    "RPC_ERROR",
+    "AsyncRPC",
+    "Endpoint",
+    "Submission",
+    "Submitter",
+    "TICK",
+]
+
+NETWORK_ERRORS = (JSONRPCError, aiohttp.ClientError, OSError)
+"""What a call to a node can fail with when the node is overloaded, restarting or gone
+(``ClientOSError``, ``ServerDisconnectedError``, timeouts — ``TimeoutError`` is an ``OSError`` —,
+refused connections, an error object): the load test records these and goes on."""
+OVERLOADED = "mempool-overloaded"
+"""Reject reason of transactions a node refused with ``MEMPOOL_OVERLOADED`` (-32001): never
+admitted, counted as refused (``Submission.overloaded``), not lost."""
+RPC_ERROR = "rpc-error"
+"""Reject reason of transactions whose ``sendrawtransactions`` call failed (connection lost,
+timeout, another error): no node said it accepted them."""
 
 TICK = 0.05
 """Seconds between batches of the open loop: rate × TICK transactions go out per tick."""
@@ -125,7 +145,8 @@ class AsyncRPC:
 @dataclass(slots=True)
 class Submission:
     """What happened to the submitted transactions: send time (``time.monotonic()``) and node
-    index per accepted txid, and mempool rejections by reject reason."""
+    index per accepted txid, and rejections by reject reason (``mempool-overloaded`` and
+    ``rpc-error`` among them)."""
 
     sent_at: dict[str, float] = field(default_factory=dict)
     node_of: dict[str, int] = field(default_factory=dict)
@@ -134,6 +155,13 @@ class Submission:
     errors: list[str] = field(default_factory=list)
     per_second: list[int] = field(default_factory=list)
     """Transactions sent in each second of the run."""
+    overloaded: int = 0
+    """Transactions refused with the retryable ``MEMPOOL_OVERLOADED`` (-32001): not admitted."""
+
+    def refuse(self, reason: str, count: int = 1) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + count
+        if reason == OVERLOADED:
+            self.overloaded += count
 
 
 class Submitter:
@@ -144,11 +172,15 @@ class Submitter:
             raise ValueError("no nodes to submit to")
         self.nodes = nodes
         self.result = submission or Submission()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[list[bytes]]] = set()
         self._started = time.monotonic()
 
-    async def send(self, node: int, raws: list[bytes]) -> None:
-        """One ``sendrawtransactions`` batch to node ``node``; records every verdict."""
+    async def send(self, node: int, raws: list[bytes]) -> list[bytes]:
+        """One ``sendrawtransactions`` batch to node ``node``; records every verdict. A node
+        that answers overloaded (-32001, for the call or per transaction) refused those
+        transactions (``mempool-overloaded``); a failed call (connection lost, timeout, another
+        error) is recorded as ``rpc-error`` for all of them. Never raises those. Returns the
+        transactions refused as overloaded, for a caller that retries them."""
         sent = time.monotonic()
         result = self.result
         result.submitted += len(raws)
@@ -158,23 +190,31 @@ class Submitter:
         result.per_second[second] += len(raws)
         try:
             verdicts = await self.nodes[node].call("sendrawtransactions", [r.hex() for r in raws])
-        except (JSONRPCError, aiohttp.ClientError, OSError) as e:
-            result.errors.append(f"node {node}: {e}")
-            result.rejected["rpc-error"] = result.rejected.get("rpc-error", 0) + len(raws)
-            return
-        for v in verdicts:
+        except NETWORK_ERRORS as e:
+            if isinstance(e, JSONRPCError) and e.code == MEMPOOL_OVERLOADED:
+                result.refuse(OVERLOADED, len(raws))
+                return raws
+            result.errors.append(f"node {node}: {type(e).__name__}: {e}")
+            result.refuse(RPC_ERROR, len(raws))
+            return []
+        overloaded = []
+        for raw, v in zip(raws, verdicts, strict=True):
             if v["accepted"]:
                 result.sent_at[v["txid"]] = sent
                 result.node_of[v["txid"]] = node
+            elif v.get("reject") and v["reject"].get("code") == MEMPOOL_OVERLOADED:
+                result.refuse(OVERLOADED)
+                overloaded.append(raw)
             else:
-                reason = v["reject"]["reason"].split(":")[0] if v.get("reject") else "unknown"
-                result.rejected[reason] = result.rejected.get(reason, 0) + 1
+                result.refuse(v["reject"]["reason"].split(":")[0] if v.get("reject") else "unknown")
+        return overloaded
 
     async def run(
         self, raws: list[bytes], rate: float, progress: Callable[[int], None] | None = None
     ) -> Submission:
         """Sends ``raws`` at ``rate`` tx/s (open loop, one batch per node per :data:`TICK` at
-        most), then waits for every answer."""
+        most), then waits for every answer. What a node refuses as overloaded stays refused
+        (counted): retries would raise the offered load."""
         if rate <= 0:
             raise ValueError(f"rate must be > 0 tx/s, got {rate}")
         self._started = time.monotonic()

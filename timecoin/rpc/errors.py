@@ -17,6 +17,10 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_OVERLOADED = -32000
 """In JSON-RPC's server-error range: every worker busy and the wait queue full (HTTP 503)."""
+MEMPOOL_OVERLOADED = -32001
+"""In JSON-RPC's server-error range: the node's pending transactions reached its admission limit
+(DESIGN §13); nothing was admitted, retry later. Bitcoin Core has no such code (its full mempool
+is a -26 rejection, which a client must not retry)."""
 
 # Bitcoin Core (src/rpc/protocol.h, RPCErrorCode).
 MISC_ERROR = -1

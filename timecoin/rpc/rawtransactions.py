@@ -4,6 +4,13 @@ Rejections carry the mempool's or the ledger's stable reject code first in the m
 (``"insufficient-fee: ..."``): ``VERIFY_ERROR`` (-25) for inputs that are missing or spent,
 ``VERIFY_REJECTED`` (-26) for every other rule or policy, ``VERIFY_ALREADY_IN_CHAIN`` (-27) for
 a transaction a committed block holds.
+
+**Admission control** (DESIGN §13, §12 invariant 10): once the node's pending transactions reach
+its :class:`~timecoin.ledger.mempool.AdmissionLimit` (the ``admission_max_pending`` setting),
+``sendrawtransaction`` answers ``MEMPOOL_OVERLOADED`` (-32001, message ``mempool-overloaded:
+...``) without looking at the transaction, and ``sendrawtransactions`` admits only as many as
+fit, the rest answered ``-32001`` per item (the whole call, when none fits). Nothing refused so
+was admitted: the client retries it later.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from timecoin.core.types import HEADER_LEN, BlockHeader
+from timecoin.ledger.mempool import AdmissionLimit
 from timecoin.rpc import render
 from timecoin.rpc.errors import (
     DESERIALIZATION_ERROR,
     INVALID_ADDRESS_OR_KEY,
     INVALID_PARAMETER,
+    MEMPOOL_OVERLOADED,
     VERIFY_ALREADY_IN_CHAIN,
     VERIFY_ERROR,
     VERIFY_REJECTED,
@@ -34,6 +43,8 @@ problem (Bitcoin Core: "bad-txns-inputs-missingorspent")."""
 ALREADY_KNOWN = frozenset({"txn-already-in-mempool", "txn-already-final"})
 """Reject codes of a resubmission: no error, the txid is returned (Bitcoin Core does the same for
 a transaction already in its mempool)."""
+OVERLOADED = "mempool-overloaded"
+"""The reason code opening every ``MEMPOOL_OVERLOADED`` message."""
 MAX_BATCH = 100_000
 """Most transactions one ``sendrawtransactions`` call takes (ten mempools' worth, DESIGN §4)."""
 
@@ -93,6 +104,18 @@ def decoderawtransaction(node: Node, hexstring: str) -> dict[str, Any]:
         raise RPCError(DESERIALIZATION_ERROR, f"TX decode failed: {e}") from None
 
 
+def _admission_room(node: Node) -> tuple[int, RPCError]:
+    """(how many transactions may be admitted now, the error for those that may not)."""
+    limit = AdmissionLimit.for_network(node.params, node.config.admission_max_pending)
+    mempool = node.mempool
+    error = RPCError(
+        MEMPOOL_OVERLOADED,
+        f"{OVERLOADED}: {len(mempool)} transactions ({mempool.bytes} bytes) pending finality, the "
+        f"node admits new ones below {limit.max_txs} ({limit.max_bytes} bytes); retry later",
+    )
+    return limit.room(mempool), error
+
+
 def _rejection(node: Node, v: Admission) -> RPCError:
     if v.code in MISSING_INPUT_CODES and v.txid is not None and node.txindex.locate(v.txid) is not None:
         return RPCError(VERIFY_ALREADY_IN_CHAIN, "Transaction already in block chain")
@@ -106,8 +129,12 @@ def _rejection(node: Node, v: Admission) -> RPCError:
 def sendrawtransaction(node: Node, hexstring: str) -> str:
     """Submits a transaction for finality voting (consensus admission: the mempool's rules, then
     finality's) and relays it; returns its txid. A transaction already pending or final is no
-    error (its txid is returned); see ``gettransactionfinality`` for its finality."""
+    error (its txid is returned); see ``gettransactionfinality`` for its finality.
+    ``MEMPOOL_OVERLOADED`` (-32001) when the node's pending work is at its admission limit."""
     raw = _decode_hex_tx(node, hexstring)
+    room, overloaded = _admission_room(node)
+    if room < 1:
+        raise overloaded
     (v,) = node.accept_transactions([raw])
     if v.accepted or v.code in ALREADY_KNOWN:
         assert v.txid is not None
@@ -119,7 +146,10 @@ def sendrawtransaction(node: Node, hexstring: str) -> str:
 def sendrawtransactions(node: Node, hexstrings: list[Any]) -> list[dict[str, Any]]:
     """Submits many transactions in one batch (load generation): one consensus admission and one
     relay for all. Returns, per transaction in order, ``{"txid", "accepted", "reject"}`` with
-    ``reject`` ``{"code", "reason"}`` (the RPC error ``sendrawtransaction`` would give) or null."""
+    ``reject`` ``{"code", "reason"}`` (the RPC error ``sendrawtransaction`` would give) or null.
+    Beyond the admission limit's room, the remaining transactions are not looked at: each
+    answers ``{"txid": null, "accepted": false, "reject": {"code": -32001, ...}}``; with no room
+    at all the call fails with ``MEMPOOL_OVERLOADED`` (-32001)."""
     if len(hexstrings) > MAX_BATCH:
         raise RPCError(
             INVALID_PARAMETER, f"{len(hexstrings)} transactions exceed the batch limit of {MAX_BATCH}"
@@ -129,12 +159,17 @@ def sendrawtransactions(node: Node, hexstrings: list[Any]) -> list[dict[str, Any
         if not isinstance(h, str):
             raise RPCError(INVALID_PARAMETER, f"hexstrings[{i}] must be a string")
         raws.append(parse_hex(f"hexstrings[{i}]", h))
+    room, overloaded = _admission_room(node)
+    if room < 1:
+        raise overloaded
     out = []
-    for v in node.accept_transactions(raws):
+    for v in node.accept_transactions(raws[:room]):
         ok = v.accepted or v.code in ALREADY_KNOWN
         reject = None
         if not ok:
             err = _rejection(node, v)
             reject = {"code": err.code, "reason": err.message}
         out.append({"txid": v.txid.hex() if v.txid is not None else None, "accepted": ok, "reject": reject})
+    refused = {"code": overloaded.code, "reason": overloaded.message}
+    out.extend({"txid": None, "accepted": False, "reject": refused} for _ in raws[room:])
     return out

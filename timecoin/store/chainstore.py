@@ -211,12 +211,11 @@ class ChainStore:
             _check_data_file(env, path)
             if readonly:
                 dbs: dict[bytes, lmdb._Database] = {}
-                with env.begin() as txn:
-                    for name in DATABASES:
-                        try:
-                            dbs[name] = env.open_db(name, txn=txn, create=False)
-                        except lmdb.NotFoundError:
-                            pass
+                for name in DATABASES:
+                    try:
+                        dbs[name] = env.open_db(name, create=False)
+                    except lmdb.NotFoundError:
+                        pass
             else:
                 dbs = {name: env.open_db(name) for name in DATABASES}
             if b"meta" not in dbs:

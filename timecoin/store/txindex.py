@@ -16,6 +16,7 @@ This module reads and writes bytes; it judges no validity.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ import timecoin_native
 
 from timecoin.core.types import HEADER_LEN, OUTPOINT_LEN, TXOUT_LEN, WITNESS_LEN
 from timecoin.store.chainstore import ChainStore
+
+log = logging.getLogger(__name__)
 
 TXINDEX_DB = b"txindex"
 """The chain store database of the index (``DATABASES`` in chainstore.py)."""
@@ -134,7 +137,8 @@ class TxIndex:
 
     def catch_up(self, reorg_max_depth: int) -> int:
         """Indexes every committed block above the best indexed one (after a crash, or on a store
-        that had no index); returns how many blocks it indexed. If the best indexed block is no
+        that had no index); returns how many blocks it indexed. A block the store finds damaged
+        is skipped (logged); a missing one is a ``ValueError``. If the best indexed block is no
         longer in the chain (a rollback the index did not see), it re-indexes from
         ``reorg_max_depth`` blocks below it, deeper than any rollback can go."""
         tip = self._store.tip()
@@ -151,6 +155,11 @@ class TxIndex:
         for height in range(start, tip.height + 1):
             block_hash = self._store.block_hash(height)
             block = self._store.block(block_hash) if block_hash is not None else None
+            if block_hash is not None and block is None and self._store.block_damage(block_hash):
+                # Damaged on disk (logged and counted by the store): its transactions stay out of
+                # the index rather than stopping it, or the node, for good.
+                log.error("transactions of damaged block %d are not indexed", height)
+                continue
             if block_hash is None or block is None:
                 raise ValueError(f"block {height} is missing from the store; cannot index it")
             spans = transaction_spans(block)

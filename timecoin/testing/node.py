@@ -373,19 +373,27 @@ def write_chain(datadir: Path, chain: DevnetChain, upto: int) -> None:
 
 @contextmanager
 def masternode_network(
-    chain: DevnetChain, count: int, port_seed: int, *, mesh: bool = True, metrics: bool = False
+    chain: DevnetChain,
+    count: int,
+    port_seed: int,
+    *,
+    mesh: bool = True,
+    metrics: bool = False,
+    extra_args: list[str] | None = None,
+    env: dict[int, dict[str, str]] | None = None,
 ) -> Iterator[list[TestNode]]:
     """``count`` ``timecoind`` processes running the genesis masternode keys of ``chain``
     (``mn<i>.key`` files beside its genesis file), connected in a full mesh (each dials every
     earlier node) or, with ``mesh=False``, a line (each dials the previous one); with
-    ``metrics``, each serves ``/metrics`` on :func:`metrics_port`. Started and RPC-ready on
+    ``metrics``, each serves ``/metrics`` on :func:`metrics_port`; ``extra_args`` go to every
+    node's command line, ``env[i]`` into node ``i``'s environment. Started and RPC-ready on
     entry; stopped (those still running) and cleaned up on exit."""
     root = chain.genesis_file.parent
     nodes: list[TestNode] = []
     for i in range(count):
         key_file = root / f"mn{i}.key"
         key_file.write_text(chain.masternode_keys[i].hex())
-        args = ["--masternode-key", str(key_file)]
+        args = ["--masternode-key", str(key_file), *(extra_args or [])]
         if metrics:
             args += ["--metrics", "true", "--metrics-port", str(metrics_port(i, port_seed))]
         for other in nodes if mesh else nodes[-1:]:
@@ -393,7 +401,7 @@ def masternode_network(
         nodes.append(TestNode(i, root, chain.genesis_file, port_seed=port_seed, extra_args=args))
     try:
         for node in nodes:  # each listening before the later ones dial it (no redial backoff)
-            node.start()
+            node.start(env=(env or {}).get(node.index))
             node.wait_for_rpc_connection()
         yield nodes
         for node in nodes:

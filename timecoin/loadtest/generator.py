@@ -147,7 +147,10 @@ class Generator:
 
     def fanout_plan(self, want: int, max_outputs: int = MAX_FANOUT) -> list[int]:
         """Coins in the pool after each fan-out level needed to hold at least ``want`` coins
-        (empty if the pool already does)."""
+        (empty if the pool already does). ``ValueError`` if the pool is empty and ``want`` > 0
+        (no fan-out can grow it)."""
+        if not self.coins and want > 0:
+            raise ValueError(f"no coins to fan out into {want}")
         levels, have = [], len(self.coins)
         while have < want:
             have = min(want, have * max_outputs)

@@ -11,7 +11,10 @@ one test per finding of the liveness issue, each seeded and run for several seed
   nodes crash and restart (lock, valid value and its prevotes persisted together);
 * two of four masternodes down for longer than the round window: after they return, the chain
   commits again (votes of any later round from more than 1/3 make a node jump there);
-* a block stamped before its slot starts is refused (no faster emission by a lying leader).
+* a block stamped before its slot starts is refused (no faster emission by a lying leader);
+* a voter that accepts a transaction towards one node and rejects it towards the others leaves
+  it final there and rejected elsewhere: the others fetch its certificate from the proposer of
+  the block that carries it, make it final too, and the block commits (it is archived).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from timecoin.consensus.messages import (
     Decision,
     Kind,
     Status,
+    TxVote,
     decode_message,
 )
 from timecoin.ledger.blockbuilder import Election, assemble_block
 from timecoin.masternode import leader
-from timecoin.testing.consensus_sim import Simulation
+from timecoin.testing.consensus_sim import Simulation, conflicting_pairs
 
 SEEDS = list(range(1, 13))
 
@@ -176,3 +180,42 @@ def test_block_stamped_before_its_slot_is_refused(make_sim):
     with pytest.raises(BlockRejected) as e:
         check_block(chain, early.encode(), keys, weights)
     assert e.value.code == "bad-timestamp"
+
+
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_certificate_makes_a_split_transaction_final_everywhere(make_sim, seed):
+    sim = make_sim(4, seed=seed)
+    assert sim.wait_height(2)
+    a, b, c, d = sim.nodes
+    spend, double = conflicting_pairs(sim, sim.wallet(), 1)[0]
+
+    def byzantine(node, data):
+        if data[0] in (Kind.PROPOSAL, Kind.PREVOTE, Kind.PRECOMMIT):
+            return []  # silent on blocks: the three honest nodes must all agree
+        if data[0] != Kind.TX_VOTE:
+            return [(None, data)]
+        vote = TxVote.decode(data)
+        if spend.txid not in vote.accepts + vote.rejects:
+            return [(None, data)]
+        accepts = set(vote.accepts) - {spend.txid}
+        rejects = set(vote.rejects) - {spend.txid}
+        chain_id = sim.genesis.hash
+        towards_a = TxVote.create(node.secret_key, chain_id, vote.height, accepts | {spend.txid}, rejects)
+        towards_bc = TxVote.create(node.secret_key, chain_id, vote.height, accepts, rejects | {spend.txid})
+        return [([a.index], towards_a.encode()), ([b.index, c.index], towards_bc.encode())]
+
+    d.outgoing = byzantine
+    sim.network.partition = [{a.index, b.index, d.index}, {c.index}]
+    a.submit([spend.encode()])
+    c.submit([double.encode()])
+    assert sim.run_until(lambda: spend.txid in a.finalized, timeout=10)
+    sim.network.partition = None
+    assert sim.run_until(lambda: spend.txid in b.rejected or spend.txid in c.rejected, timeout=30)
+    honest = [a, b, c]
+    assert sim.run_until(lambda: all(spend.txid in n.chain_txids() for n in honest), timeout=120), [
+        n.consensus.bft.info() for n in honest
+    ]
+    assert not any(double.txid in n.chain_txids() for n in honest)
+    assert all(double.txid not in n.finalized for n in honest)
+    assert all(n.consensus.finality.status(spend.txid) is None for n in honest)  # archived, not "rejected"
+    sim.assert_consistent()

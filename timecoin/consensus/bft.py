@@ -66,8 +66,10 @@ from timecoin.consensus.context import Context, Outbox
 from timecoin.consensus.effects import ApplyBlock, Broadcast, Evidence, Resend, SendTo, ServeDecision, Timer
 from timecoin.consensus.finality import FinalityEngine
 from timecoin.consensus.messages import (
+    LIMITS,
     NIL,
     BlockVote,
+    CertificateRequest,
     CommitCertificate,
     Decision,
     DecisionRequest,
@@ -148,6 +150,8 @@ class BftEngine:
         """Proof-of-lock round → the encoded prevotes of the valid value there (re-sent with a
         re-proposal), restored from the signer after a restart."""
         self.rule36_done: set[int] = set()
+        self.certificates_asked: set[bytes] = set()
+        """Blocks whose missing finality certificates were asked from their proposer."""
         self.precommit_timer_set: set[int] = set()
         self.decided: tuple[int, bytes] | None = None
         self.decision_asked: float | None = None
@@ -579,7 +583,9 @@ class BftEngine:
         vr = proposal.valid_round
         if vr is not None and not self._quorum(Kind.PREVOTE, vr, block_hash):
             return False  # line 28 waits for the proof-of-lock prevotes
-        good = self._votable(proposal, now)
+        good = self._votable(proposal, out, now)
+        if good is None:
+            return False  # its transactions' certificates were asked for: wait (line 57 bounds it)
         if vr is None:
             ok = good and (self.locked is None or self.locked[1] == block_hash)
         else:
@@ -665,9 +671,11 @@ class BftEngine:
         verdict = self._verdict(block_hash, raw)
         return verdict if isinstance(verdict, CheckedBlock) else None
 
-    def _votable(self, proposal: Proposal, now: float) -> bool:
+    def _votable(self, proposal: Proposal, out: Outbox, now: float) -> bool | None:
         """valid(v) of lines 22/28 for this node: objectively valid, timely by its clock, of a
-        kind the proposal round allows, and acceptable to its signer records (finality)."""
+        kind the proposal round allows, and acceptable to its signer records (finality). None
+        while the finality certificates of its transactions that this node lacks are being
+        fetched from the proposer (a transaction final elsewhere may be rejected here)."""
         checked = self._known_block(proposal.block_hash)
         if checked is None:
             return False
@@ -678,6 +686,8 @@ class BftEngine:
             self.ctx.monitor.ignore(f"proposal-{e.code}")
             return False
         reason, _ = self.finality.check_block_transactions(checked.block)
+        if reason is not None and self._fetch_certificates(proposal, checked, out):
+            return None
         if reason is not None:
             self.ctx.monitor.counters["nil_votes_for_accepts"] += 1
             log.info("prevoting nil at %d/%d: %s", self.height, self.round, reason)
@@ -748,6 +758,33 @@ class BftEngine:
         log.warning("evidence %s by %s at %d/%d", kind, vote.voter.hex(), vote.height, vote.round)
         if out is not None:
             out.notices.append(Evidence(kind, vote.voter, vote.height, (known.encode(), vote.encode())))
+
+    def _fetch_certificates(self, proposal: Proposal, checked: CheckedBlock, out: Outbox) -> bool:
+        """Asks the proposer, once per block, for the certificates of the block's transactions
+        this node does not hold as final; True while that request is open (this round's propose
+        step). A proposer that holds none sends nothing, and the propose timeout ends the wait."""
+        if self.step != Step.PROPOSE:
+            return False
+        if checked.hash in self.certificates_asked:
+            return True
+        final = self.finality.finalized
+        txids = checked.block.txids
+        missing = sorted(txids[i] for i in range(1, len(txids)) if txids[i] not in final)
+        if not missing:
+            return False
+        self.certificates_asked.add(checked.hash)
+        self.ctx.monitor.counters["certificate_requests"] += 1
+        limit = LIMITS["certificate_request_txids"]
+        for i in range(0, len(missing), limit):
+            request = CertificateRequest(tuple(missing[i : i + limit]))
+            out.sends.append(SendTo(proposal.proposer, request.encode()))
+        return True
+
+    def on_certificate(self, out: Outbox, now: float) -> None:
+        """A transaction became final by a received certificate: a proposal waiting for it may
+        now be voted on."""
+        if self.step == Step.PROPOSE:
+            self.evaluate(out, now)
 
     def _set_valid(self, round: int, checked: CheckedBlock, out: Outbox) -> None:
         """Lines 36-43: ``checked`` is the valid value of ``round``; it is persisted with the 2/3

@@ -34,6 +34,7 @@ from timecoin.consensus.effects import Effect, Timer
 from timecoin.consensus.finality import FinalityEngine
 from timecoin.consensus.messages import (
     BlockVote,
+    CertificateRequest,
     Decision,
     DecisionRequest,
     MessageError,
@@ -201,6 +202,9 @@ class Consensus:
             if isinstance(msg, DecisionRequest):
                 self.bft.on_decision_request(msg, peer, out)
                 continue
+            if isinstance(msg, CertificateRequest):
+                self.finality.on_certificate_request(msg, peer, out)
+                continue
             now_ok, vset = self._route(msg, peer, data, out, now)
             if now_ok:
                 admitted.append((peer, msg, vset))
@@ -295,7 +299,8 @@ class Consensus:
         elif isinstance(msg, SnowballResponse):
             self.finality.on_snowball_response(msg, out, now)
         elif isinstance(msg, TxCertificate):
-            self.finality.on_certificate(msg, out, now)
+            if self.finality.on_certificate(msg, out, now):
+                self.bft.on_certificate(out, now)
 
     # -- views ---------------------------------------------------------------------------------------------
 

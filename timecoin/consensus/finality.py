@@ -48,12 +48,21 @@ from timecoin.consensus.effects import (
     Broadcast,
     Evidence,
     RelayTransactions,
+    Reply,
     SendTo,
     Timer,
     TransactionFinalized,
     TransactionRejected,
 )
-from timecoin.consensus.messages import LIMITS, SnowballQuery, SnowballResponse, TxCertificate, TxVote
+from timecoin.consensus.messages import (
+    LIMITS,
+    CertificateRequest,
+    FinalityCertificate,
+    SnowballQuery,
+    SnowballResponse,
+    TxCertificate,
+    TxVote,
+)
 from timecoin.consensus.snowball import Poll, Snowball
 from timecoin.consensus.store import FINALIZED_DB, encode_finalized
 from timecoin.consensus.tally import Tally, VoteRecord
@@ -213,8 +222,21 @@ class FinalityEngine:
                 if txid in self.pending and txid not in self.finalized:
                     self._reject(txid, "rejected-by-votes", out, now)
 
-    def on_certificate(self, message: TxCertificate, out: Outbox, now: float) -> None:
-        """A gossiped final transaction whose certificate signatures already verified."""
+    def on_certificate_request(self, request: CertificateRequest, peer: Any, out: Outbox) -> None:
+        """Answers ``peer`` with a :class:`TxCertificate` for each requested txid this node holds
+        as final and not yet archived (at most ``LIMITS["certificate_request_txids"]``)."""
+        for txid in request.txids:
+            entry = self.finalized.get(txid)
+            if entry is not None:
+                cert = FinalityCertificate.decode(entry.certificate)
+                out.sends.append(Reply(peer, TxCertificate(entry.raw, cert).encode()))
+
+    def on_certificate(self, message: TxCertificate, out: Outbox, now: float) -> bool:
+        """A final transaction whose certificate signatures already verified (gossiped, or the
+        answer to a :class:`CertificateRequest`): checked against the set and made final here
+        too, even if this node had seen it rejected (an equivocating voter can split the tallies:
+        the certificate proves 2/3 accepted it, so no conflicting spend can ever be final; the
+        conflicting ones are rejected). True if it became final."""
         try:
             tx = Transaction.decode(message.transaction)
         except ValueError:
@@ -231,22 +253,25 @@ class FinalityEngine:
             self.ctx.monitor.ignore(e.code)
             return
         if tx.txid in self.finalized:
-            return
+            return False
         if tx.txid not in self.pending:
             inputs = tuple(o.encode() for o in tx.inputs)
             if any(self.spent_final.get(o, tx.txid) != tx.txid for o in inputs):
                 log.critical("SAFETY: certificate for %s conflicts with a final transaction", tx.txid.hex())
                 self.ctx.monitor.counters["safety_violations"] += 1
-                return
+                return False
             verdict = self.ctx.chain.utxos.check_transactions(
                 [message.transaction], self.ctx.chain.rules, self.ctx.height
             )[0]
             if not verdict.ok:
                 self.ctx.monitor.ignore("certified-invalid")
-                return
-            self._add_pending(tx.txid, message.transaction, inputs, now, False, out)
+                return False
+            if self.rejected.pop(tx.txid, None) is not None:
+                self.ctx.monitor.counters["rejections_overturned"] += 1
+            self._add_pending(tx.txid, message.transaction, inputs, now, False, out, certified=True)
         if tx.txid in self.pending and tx.txid not in self.finalized:
             self._finalize(tx.txid, cert.encode(), out, now)
+        return tx.txid in self.finalized
 
     def on_flush(self, out: Outbox, now: float) -> None:
         """The vote flush timer: decides what waited long enough, signs one batch (after
@@ -428,6 +453,7 @@ class FinalityEngine:
         txids = block.txids
         for i in range(1, len(txids)):
             txid = txids[i]
+            self.rejected.pop(txid, None)  # a split tally saw it rejected: the chain settled it
             entry = self.finalized.pop(txid, None)
             if entry is not None:
                 spent.extend(entry.inputs)
@@ -573,8 +599,18 @@ class FinalityEngine:
         return None
 
     def _add_pending(
-        self, txid: bytes, raw: bytes, inputs: tuple[bytes, ...], now: float, in_mempool: bool, out: Outbox
+        self,
+        txid: bytes,
+        raw: bytes,
+        inputs: tuple[bytes, ...],
+        now: float,
+        in_mempool: bool,
+        out: Outbox,
+        *,
+        certified: bool = False,
     ) -> None:
+        """Registers a pending transaction and its spends; unless ``certified`` (the caller
+        finalizes it at once), decides it from votes that outran it or schedules a vote."""
         p = PendingTx(txid, raw, inputs, now, in_mempool)
         self.pending[txid] = p
         if not in_mempool:
@@ -592,6 +628,8 @@ class FinalityEngine:
                 sb = self.snowballs.get(o)
                 if sb is not None:
                     sb.add_candidate(txid)
+        if certified:
+            return
         for tally in (self.tally, self.prev_tally):
             if tally is not None and tally.is_final(txid):
                 self._finalize(txid, tally.certificate_bytes(txid), out, now)

@@ -38,6 +38,7 @@ __all__ = [
     "CertificateEntry",
     "CommitCertificate",
     "Decision",
+    "CertificateRequest",
     "DecisionRequest",
     "FinalityCertificate",
     "Kind",
@@ -65,10 +66,11 @@ LIMITS = {
     "certificate_entries": 65_535,
     "merkle_proof": 32,
     "snowball_candidates": 16,
+    "certificate_request_txids": 1_024,
 }
 """Bounds checked while decoding: txids in one vote batch (8,000 × 32 bytes fit one 256 KiB P2P
 vote item), signers in one certificate, siblings in one merkle proof (trees of up to 2^32
-leaves), conflicting transactions in one Snowball query."""
+leaves), conflicting transactions in one Snowball query, txids in one certificate request."""
 
 
 class MessageError(ValueError):
@@ -90,6 +92,7 @@ class Kind(enum.IntEnum):
     STATUS = 8
     SNOWBALL_QUERY = 9
     SNOWBALL_RESPONSE = 10
+    CERTIFICATE_REQUEST = 11
 
 
 _set = object.__setattr__
@@ -753,6 +756,41 @@ class DecisionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """Asks a peer for the finality certificates of ``txids`` (strictly ascending, at most
+    ``LIMITS["certificate_request_txids"]``): unsigned, answered point to point with one
+    :class:`TxCertificate` per txid the peer holds as final (DESIGN §6: a certificate is final
+    everywhere; a validator fetches those of a proposal's transactions it does not hold)."""
+
+    KIND: ClassVar[Kind] = Kind.CERTIFICATE_REQUEST
+
+    txids: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.txids) > LIMITS["certificate_request_txids"]:
+            limit = LIMITS["certificate_request_txids"]
+            raise ValueError(f"CertificateRequest carries more than {limit} txids")
+        for txid in self.txids:
+            _check_bytes(self, "txids", txid, HASH_LEN)
+        if any(self.txids[i] >= self.txids[i + 1] for i in range(len(self.txids) - 1)):
+            raise ValueError("CertificateRequest.txids must be strictly ascending")
+
+    def signatures(self, chain_id: bytes) -> list[tuple[bytes, bytes, bytes]]:
+        return []
+
+    def encode(self) -> bytes:
+        return b"".join((_head(self.KIND), _u32(len(self.txids)), *self.txids))
+
+    @classmethod
+    def decode(cls, data: bytes) -> CertificateRequest:
+        r = _Reader(data, "certificate request")
+        r.head(cls.KIND)
+        txids = r.hashes("txids", LIMITS["certificate_request_txids"], ascending=True)
+        r.end()
+        return cls(txids)
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """A masternode's signed slot status: its tip (``height``, ``tip_hash``) and the round it is
     in at the next height (DESIGN §7, "slot synchronization")."""
@@ -949,6 +987,7 @@ Message = (
     | BlockVote
     | Decision
     | DecisionRequest
+    | CertificateRequest
     | Status
     | SnowballQuery
     | SnowballResponse
@@ -962,6 +1001,7 @@ _DECODERS: dict[int, Any] = {
     Kind.PRECOMMIT: BlockVote.decode,
     Kind.DECISION: Decision.decode,
     Kind.DECISION_REQUEST: DecisionRequest.decode,
+    Kind.CERTIFICATE_REQUEST: CertificateRequest.decode,
     Kind.STATUS: Status.decode,
     Kind.SNOWBALL_QUERY: SnowballQuery.decode,
     Kind.SNOWBALL_RESPONSE: SnowballResponse.decode,

@@ -17,6 +17,9 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_OVERLOADED = -32000
 """In JSON-RPC's server-error range: every worker busy and the wait queue full (HTTP 503)."""
+RESPONSE_TOO_LARGE = -32003
+"""In JSON-RPC's server-error range: a batch's replies passed the server's reply cap, so this
+request was not run (geth's code for the same limit; Bitcoin Core has none)."""
 MEMPOOL_OVERLOADED = -32001
 """In JSON-RPC's server-error range: the node's pending transactions reached its admission limit
 (DESIGN §13); nothing was admitted, retry later. Bitcoin Core has no such code (its full mempool

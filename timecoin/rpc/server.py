@@ -4,13 +4,29 @@
   ``"jsonrpc": "2.0"`` is a notification and gets no response; requests without ``jsonrpc``
   (Bitcoin Core's 1.0 style) get the 1.0 response shape (``result``, ``error``, ``id``).
   JSON-RPC outcomes are HTTP 200; transport failures are not: 401 without valid credentials,
-  405 for another HTTP method, 413 for a body over ``rpcmaxrequest``, 503 when overloaded.
+  405 for another HTTP method, 408 for a body not sent in time, 413 for a body over
+  ``rpcmaxrequest``, 503 when overloaded.
 * **Authentication**: HTTP Basic. The cookie ``<datadir>/.cookie`` (``__cookie__:<64 hex>``,
   mode 0600, random per start, removed at stop) always works; ``rpcuser``/``rpcpassword`` too
   when configured. Comparisons are constant-time.
 * **Bounded concurrency**: at most ``rpcthreads`` requests are worked on at once and
   ``rpcworkqueue`` more may wait; beyond that the answer is HTTP 503 with error
   ``SERVER_OVERLOADED`` at once, so a flood cannot queue unbounded work.
+* **Limits that keep the server from being locked** (DESIGN §13 "RPC limits"):
+
+  - the body must arrive within :data:`BODY_READ_TIMEOUT` of the headers (else HTTP 408 and the
+    connection is closed), and a request takes its slot only once its body is in, so stalled
+    uploads hold no slot;
+  - a client that hangs up cancels its request (aiohttp's ``handler_cancellation``): a
+    ``waitfornewblock`` or ``waittransactionfinality`` whose caller went away releases its slot
+    at once. Handlers must therefore be cancellation-safe: every ``await`` in a method is a point
+    where it may stop, so a method awaits only before it changes state, never in between (the
+    requests of a batch that already ran stay done);
+  - a batch holds at most :data:`MAX_BATCH_REQUESTS` requests (else one ``INVALID_REQUEST``
+    error, nothing run), its replies stop at :data:`MAX_BATCH_REPLY_BYTES` (every later request
+    answers ``RESPONSE_TOO_LARGE`` and is not run), and it yields the event loop every
+    :data:`BATCH_CHUNK` requests, so P2P and consensus keep running beside it;
+  - a client that goes away is logged at debug: it is no error of the node.
 * Bound to ``rpcbind`` (127.0.0.1 by default). Until the node is ready every method but
   ``help`` answers ``IN_WARMUP`` (-28) with what the node is doing.
 
@@ -33,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from timecoin.config import NodeConfig
 from timecoin.rpc.errors import (
@@ -41,6 +58,7 @@ from timecoin.rpc.errors import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    RESPONSE_TOO_LARGE,
     SERVER_OVERLOADED,
     RPCError,
 )
@@ -55,6 +73,30 @@ COOKIE_FILE = ".cookie"
 COOKIE_USER = "__cookie__"
 SHUTDOWN_GRACE = 5.0
 """Seconds in-flight requests get to finish when the server stops."""
+BODY_READ_TIMEOUT = 30.0
+"""Seconds a client has, once its headers are in, to send its whole request body; then the
+answer is HTTP 408 and the connection is closed. Bitcoin Core's ``-rpcservertimeout`` default
+(``DEFAULT_HTTP_SERVER_TIMEOUT``, ``src/httpserver.h``): ample for a 64 MB body over loopback or
+a LAN, short enough that a stalled upload is dropped well before anyone waits on it. No request
+slot is held while the body arrives."""
+MAX_BATCH_REQUESTS = 10_000
+"""Most requests in one JSON-RPC batch; a longer batch is answered with one ``INVALID_REQUEST``
+error and none of it runs. geth caps batches the same way (``--rpc.batch-request-limit``, 1,000);
+ours leaves room for the load test's 5,000-call ``gettransactionfinality`` batches
+(``timecoin.loadtest.runner.STATUS_BATCH``). Without a cap a 4 MB body of two million ``{}``
+made a 190 MB reply."""
+MAX_BATCH_REPLY_BYTES = 32 * 1024 * 1024
+"""Most bytes of encoded replies one batch collects (32 MiB). The request that passes it still
+gets its result; every later request is answered ``RESPONSE_TOO_LARGE`` and not run. geth's
+``--rpc.batch-response-max-size`` (25 MB) is the model; 32 MiB holds the load test's 5,000
+finality statuses on a devnet (four-signer certificates, about 1 kB each) or about 5,000 ``help``
+texts, while a network of many masternodes has longer certificates and wants fewer statuses per
+batch. A single (non-batch) reply is bounded by its method's own limits (block size,
+``MAX_FEED_PAGE``, the mempool's size)."""
+BATCH_CHUNK = 16
+"""Requests of a batch run between two yields to the event loop: the loop is never held for
+more than 16 calls (a few milliseconds), whatever the batch's length (DESIGN §11: no block
+may stall the event loop; consensus and P2P share it)."""
 
 
 def write_cookie(path: Path) -> str:
@@ -136,7 +178,10 @@ class RPCServer:
         self._credentials.append(f"{COOKIE_USER}:{cookie}".encode())
         app = web.Application(client_max_size=self._max_request)
         app.router.add_route("*", "/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        # handler_cancellation: a client that hangs up cancels its request (and frees its slot).
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._bind, self._port, reuse_address=True)
         try:
@@ -199,6 +244,9 @@ class RPCServer:
                 INVALID_REQUEST,
                 f"request of {length} bytes exceeds the limit of {self._max_request} bytes",
             )
+        body = await self._read_body(request)
+        if isinstance(body, web.StreamResponse):
+            return body
         if self._pending >= self._threads + self._work_queue:
             return _error_response(
                 503,
@@ -209,18 +257,42 @@ class RPCServer:
         self._pending += 1
         try:
             async with self._slots:
-                try:
-                    body = await request.read()
-                except web.HTTPRequestEntityTooLarge:
-                    return _error_response(
-                        413, INVALID_REQUEST, f"request exceeds the limit of {self._max_request} bytes"
-                    )
                 reply = await self.process(body)
+        except asyncio.CancelledError:
+            log.debug("RPC request from %s cancelled: client gone or server stopping", request.remote)
+            raise
         finally:
             self._pending -= 1
         if reply is None:
             return web.Response(status=204)
         return web.Response(body=reply, content_type="application/json")
+
+    async def _read_body(self, request: web.Request) -> bytes | web.StreamResponse:
+        """The whole body, read within ``BODY_READ_TIMEOUT`` and without a slot; or the response
+        that ends the request: 413 over ``rpcmaxrequest``, 408 (and the connection closed) when
+        the body is late, 400 when it is malformed or the client went away (that one is never
+        delivered)."""
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error_response(
+                413, INVALID_REQUEST, f"request exceeds the limit of {self._max_request} bytes"
+            )
+        except TimeoutError:
+            log.debug("RPC client %s sent no whole body within %.0f s", request.remote, BODY_READ_TIMEOUT)
+            response = _error_response(
+                408, INVALID_REQUEST, f"request body not received within {BODY_READ_TIMEOUT:.0f} s"
+            )
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            # Close now: aiohttp would otherwise linger reading a body that is not coming.
+            request.protocol.force_close()
+            return response
+        except (ConnectionError, HttpProcessingError) as e:
+            log.debug("RPC client %s went away or sent a broken body: %r", request.remote, e)
+            return _error_response(400, INVALID_REQUEST, f"request body not received: {e}")
 
     # -- JSON-RPC -------------------------------------------------------------------------------------
 
@@ -231,27 +303,43 @@ class RPCServer:
         except orjson.JSONDecodeError as e:
             return orjson.dumps(_reply(True, None, error=RPCError(PARSE_ERROR, f"parse error: {e}")))
         if isinstance(doc, list):
-            if not doc:
-                return orjson.dumps(_reply(True, None, error=RPCError(INVALID_REQUEST, "empty batch")))
-            replies = []
-            for item in doc:
-                reply = await self._call(item)
-                if reply is not None:
-                    replies.append(reply)
-            return _encode(replies) if replies else None
+            return await self._batch(doc)
         reply = await self._call(doc)
         return _encode(reply) if reply is not None else None
 
+    async def _batch(self, requests: list[object]) -> bytes | None:
+        """A batch's encoded reply (``None``: notifications only): the requests run in order,
+        yielding the event loop every ``BATCH_CHUNK``; once the replies pass
+        ``MAX_BATCH_REPLY_BYTES``, the rest answer ``RESPONSE_TOO_LARGE`` without running."""
+        if not requests:
+            return orjson.dumps(_reply(True, None, error=RPCError(INVALID_REQUEST, "empty batch")))
+        if len(requests) > MAX_BATCH_REQUESTS:
+            message = (
+                f"batch of {len(requests)} requests exceeds the limit of {MAX_BATCH_REQUESTS}; "
+                "split it (nothing was run)"
+            )
+            return orjson.dumps(_reply(True, None, error=RPCError(INVALID_REQUEST, message)))
+        parts: list[bytes] = []
+        size = 0
+        for i, req in enumerate(requests):
+            if i and i % BATCH_CHUNK == 0:
+                await asyncio.sleep(0)
+            if size > MAX_BATCH_REPLY_BYTES:
+                reply = _refusal(req, RPCError(RESPONSE_TOO_LARGE, _TOO_LARGE_MESSAGE))
+            else:
+                reply = await self._call(req)
+            if reply is not None:
+                part = _encode(reply)
+                parts.append(part)
+                size += len(part) + 1
+        return b"[" + b",".join(parts) + b"]" if parts else None
+
     async def _call(self, req: object) -> dict[str, Any] | None:
-        if not isinstance(req, dict):
-            return _reply(True, None, error=RPCError(INVALID_REQUEST, "a request must be a JSON object"))
-        v2 = "jsonrpc" in req
-        req_id = req.get("id")
-        if v2 and req.get("jsonrpc") != "2.0":
-            return _reply(True, None, error=RPCError(INVALID_REQUEST, 'jsonrpc must be "2.0"'))
-        if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int, float))):
-            return _reply(v2, None, error=RPCError(INVALID_REQUEST, "id must be a string, a number or null"))
-        notification = v2 and "id" not in req
+        envelope = _envelope(req)
+        if isinstance(envelope, dict):
+            return envelope
+        v2, req_id, notification = envelope
+        assert isinstance(req, dict)
         name = req.get("method")
         try:
             if not isinstance(name, str):
@@ -276,6 +364,35 @@ class RPCServer:
             err = RPCError(INTERNAL_ERROR, f"internal error in {name}; see the node's log")
             return None if notification else _reply(v2, req_id, error=err)
         return None if notification else _reply(v2, req_id, result=result)
+
+
+_TOO_LARGE_MESSAGE = (
+    f"response too large: the batch's replies passed {MAX_BATCH_REPLY_BYTES} bytes before this "
+    "request, which was not run; send it again in a smaller batch"
+)
+
+
+def _envelope(req: object) -> tuple[bool, object, bool] | dict[str, Any]:
+    """``(v2, id, notification)`` of a request object, or the ``INVALID_REQUEST`` reply to a
+    malformed one (not an object, a wrong ``jsonrpc``, an ``id`` of the wrong type)."""
+    if not isinstance(req, dict):
+        return _reply(True, None, error=RPCError(INVALID_REQUEST, "a request must be a JSON object"))
+    v2 = "jsonrpc" in req
+    req_id = req.get("id")
+    if v2 and req.get("jsonrpc") != "2.0":
+        return _reply(True, None, error=RPCError(INVALID_REQUEST, 'jsonrpc must be "2.0"'))
+    if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int, float))):
+        return _reply(v2, None, error=RPCError(INVALID_REQUEST, "id must be a string, a number or null"))
+    return v2, req_id, v2 and "id" not in req
+
+
+def _refusal(req: object, error: RPCError) -> dict[str, Any] | None:
+    """The reply that refuses ``req`` without running it (``None`` for a notification)."""
+    envelope = _envelope(req)
+    if isinstance(envelope, dict):
+        return envelope
+    v2, req_id, notification = envelope
+    return None if notification else _reply(v2, req_id, error=error)
 
 
 def _reply(

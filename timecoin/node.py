@@ -34,7 +34,7 @@ import secrets
 import signal
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,6 +44,7 @@ import timecoin_native
 import timecoin
 from timecoin.config import ConfigError, NodeConfig
 from timecoin.consensus.service import ConsensusService
+from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
@@ -496,11 +497,25 @@ class Node:
         """The encoded committed block with this hash."""
         return self.chain.store.block(block_hash)
 
-    def connect_block(self, raw: bytes) -> None:
+    def commit_certificate(self, height: int) -> bytes | None:
+        """The commit certificate stored with the committed block at ``height``, if any."""
+        return load_commit_certificate(self.chain.store, height)
+
+    def leader_set(self, height: int) -> tuple[Sequence[bytes], Sequence[int]]:
+        """(public keys, weights) of the masternode set of ``height`` (tip + 1), from the chain."""
+        return self.chain.leader_set(height)
+
+    def connect_block(self, raw: bytes, certificate: bytes | None = None) -> None:
         """Validates, applies and commits the encoded block on the tip (from sync or
-        ``submitblock``) with :meth:`connect_block_with`, then tells consensus the tip moved.
+        ``submitblock``) with :meth:`connect_block_with`, its commit ``certificate`` (verified by
+        the caller) stored in the same store transaction, then tells consensus the tip moved.
         Raises ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
-        self.connect_block_with(raw, ())
+        extra = (
+            ()
+            if certificate is None
+            else ((CONSENSUS_DB, commit_key(self.chain.tip.height + 1), certificate),)
+        )
+        self.connect_block_with(raw, extra)
         if self.consensus is not None:
             self.consensus.block_connected(raw)
 
@@ -516,10 +531,10 @@ class Node:
         changed = self.tip_changed
         self._tip_changed = asyncio.Event()
         changed.set()
-        # Relay the news, except while catching up: then every peer ahead of us has the block.
-        if self.p2p is not None and not self.p2p.sync_status()["syncing"]:
-            # Masternodes running consensus learn blocks from it (Status, Decision with the
-            # commit certificate); a sync racing their own commit would skip the certificate.
+        # Relay the news whatever the sync state (peers' claims are hints, DESIGN §13): only
+        # peers claiming a lower height are told.
+        if self.p2p is not None:
+            # Masternodes running consensus learn blocks from it (Status, Decision).
             voting = self.consensus is not None and self.consensus.is_masternode
             self.p2p.announce_block(applied.height, applied.block_hash, to_masternodes=not voting)
 

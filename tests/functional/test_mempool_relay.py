@@ -83,7 +83,8 @@ def test_transaction_reaches_every_mempool(nodes, chain):
 
 def test_block_reaches_every_chain(nodes, chain):
     block = chain.blocks[BLOCKS]
-    assert nodes[2].rpc.submitblock(block.hex()) is None
+    # With its commit certificate, so that the other nodes can sync it (docs/p2p.md).
+    assert nodes[2].rpc.submitblock(block.hex(), chain.certificate(BLOCKS).hex()) is None
     tip = nodes[2].rpc.getbestblockhash()
     for node in nodes:
         wait_until(lambda n=node: n.rpc.getbestblockhash() == tip, 20, what=f"block at {node}")

@@ -90,7 +90,8 @@ async def invalid_transactions(node, bad):
 
 async def unsolicited_block(node, bad):
     raw = node.block(node.block_hash(1))
-    await bad.send_and_ping(MessageType.BLOCK, m.encode_block_message(1, raw))
+    certificate = node.commit_certificate(1)
+    await bad.send_and_ping(MessageType.BLOCK, m.encode_block_message(1, certificate, raw))
     return "penalty"
 
 

@@ -1,8 +1,9 @@
 """P2P block sync (DESIGN §8): a fresh node catches up with peers holding a 50-block chain of
 real transfers, fetching ranges from several peers in parallel, and ends at the same tip with
 the same UTXO set hash (invariant 4); a block over one frame travels as ordered chunks; a peer
-serving an invalid block is banned and dropped and the node syncs from an honest one. Nodes are
-in-process services over loopback; the bad server is a raw mininode.
+serving an invalid block (with a valid commit certificate for its header) is banned and dropped
+and the node syncs from an honest one. Nodes are in-process services over loopback; every block
+is stored with a commit certificate of the genesis masternodes; the bad server is a raw mininode.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from timecoin.ledger.blockbuilder import assemble_block
 from timecoin.p2p import messages as m
 from timecoin.p2p.banman import key_target
 from timecoin.p2p.messages import MessageType
+from timecoin.testing.chaingen import certified_writes
 from timecoin.testing.mininode import MiniNode
 from timecoin.testing.p2pnet import ChainNode, devnet_node
 from timecoin.testing.util import run, wait_until_async
@@ -44,8 +46,8 @@ def test_fresh_node_syncs_from_several_peers(tmp_path):
             # The servers get the chain behind the P2P layer's back, then all announce at once:
             # the fresh node learns three peers have it and spreads its requests over them.
             for s in servers:
-                for raw in raws:
-                    s.chain.connect_block(raw)
+                for h, raw in enumerate(raws, 1):
+                    s.chain.connect_block(raw, certified_writes(h, reference.commit_certificate(h)))
             for s in servers:
                 s.p2p.announce_block(*s.chain_tip())
             await wait_until_async(lambda: fresh.chain.tip.height == BLOCKS)
@@ -73,7 +75,7 @@ def test_sync_from_scratch_over_a_static_peer(tmp_path):
             block = assemble_block(
                 server.chain, server.wallet.transfers(4, server.chain), server.chain.tip_header.timestamp + 2
             )
-            server.connect_block(block.encode())
+            server.connect_block(block.encode(), server.certify(block.encode()))
             await wait_until_async(lambda: fresh.chain.tip.height == BLOCKS + 1)
             assert same_state(fresh, server)
         finally:
@@ -91,7 +93,7 @@ def test_block_over_one_frame_travels_in_chunks(tmp_path):
         )
         raw = big.encode()
         assert len(raw) > m.BLOCK_CHUNK_SIZE
-        server.connect_block(raw)
+        server.connect_block(raw, server.certify(raw))
         fresh = devnet_node(tmp_path / "fresh")
         try:
             await server.start()
@@ -125,7 +127,8 @@ def test_peer_serving_an_invalid_block_is_banned(tmp_path):
                         # Flip a bit of the last witness signature: txids and merkle root are
                         # unchanged (witnesses are outside the txid), the signature is not.
                         block = block[:-1] + bytes([block[-1] ^ 1])
-                    bad.send_message(MessageType.BLOCK, m.encode_block_message(h, block))
+                    certificate = reference.commit_certificate(h)
+                    bad.send_message(MessageType.BLOCK, m.encode_block_message(h, certificate, block))
 
             bad.on_getblocks = serve
             await bad.connect("127.0.0.1", fresh.port)

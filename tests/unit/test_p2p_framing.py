@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from timecoin.core.types import HEADER_LEN as BLOCK_HEADER_LEN
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import HEADER, HEADER_LEN, FrameDecoder, FrameError, encode_frame
 from timecoin.p2p.messages import MessageType
@@ -168,4 +169,25 @@ def test_block_chunks_split_and_check():
         with pytest.raises(ValueError):
             m.BlockChunk.decode(bad.encode())
     with pytest.raises(ValueError):
-        m.encode_block_message(1, raw)
+        m.encode_block_message(1, b"certificate", raw)
+
+
+def test_certified_block_record_round_trip_and_limits():
+    header = bytes(range(256)) + bytes(BLOCK_HEADER_LEN - 256)
+    block, certificate = header + b"transactions", b"c" * 100
+    payload = m.encode_block_message(7, certificate, block)
+    assert m.decode_block_message(payload) == (7, certificate, block)
+    assert m.certified_block_header(payload[8:]) == (100, header)
+    assert m.decode_block_message(m.encode_block_message(7, b"", block)) == (7, b"", block)  # refused later
+    for bad in (
+        b"\x01\x00",  # no certificate length
+        (200).to_bytes(4, "little") + certificate + block,  # certificate length past the record
+        (100).to_bytes(4, "little") + certificate + header[:-1],  # ends inside the header
+        (m.MAX_SYNC_CERTIFICATE + 1).to_bytes(4, "little") + certificate + block,  # over the limit
+    ):
+        with pytest.raises(ValueError):
+            m.decode_certified_block(bad)
+    with pytest.raises(ValueError):
+        m.encode_certified_block(b"c" * (m.MAX_SYNC_CERTIFICATE + 1), block)
+    # The largest certificate still leaves the header inside the first chunk.
+    assert 4 + m.MAX_SYNC_CERTIFICATE + BLOCK_HEADER_LEN <= m.BLOCK_CHUNK_SIZE

@@ -17,8 +17,8 @@ and TxCertificate items are relayed on (so a partial mesh works); point-to-point
 **Followers.** A node without a masternode key runs the engine without a key: it tallies the
 votes masternodes gossip to it and reports finality from them, but sends nothing (the VOTE
 classes are closed to non-masternodes). Its blocks arrive by P2P block sync, fully validated
-by the ledger; the sync protocol does not carry commit certificates yet, so a follower does not
-check them (docs/consensus.md §9).
+by the ledger, each checked first against its commit certificate, which it stores with the block
+(docs/p2p.md, "Block sync").
 
 **Timers** are ``loop.call_later`` handles, kept and cancelled by :meth:`ConsensusService.stop`.
 

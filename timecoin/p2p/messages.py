@@ -19,18 +19,25 @@ import struct
 from dataclasses import dataclass
 
 from timecoin._args import PUBLIC_KEY_LEN, SIGNATURE_LEN
+from timecoin.core.types import HEADER_LEN
 
-PROTOCOL_VERSION = 1
-"""The protocol this node speaks."""
-MIN_PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""The protocol this node speaks. 2: BLOCK and BLOCK_CHUNK carry each block's commit certificate
+(issue 12)."""
+MIN_PROTOCOL_VERSION = 2
 """Oldest protocol version accepted in a handshake; older peers are disconnected and banned
-(issue 5)."""
+(issue 5). Version 1 synced blocks without their commit certificates, which a node now refuses,
+so it cannot sync from (or serve) a version-1 peer."""
 
 MAX_FRAME_PAYLOAD = 2 * 1024 * 1024
 """Largest payload of any frame, bytes (2 MiB)."""
 BLOCK_CHUNK_SIZE = 2_000_000
-"""Bytes of block per chunk (DESIGN §4: "ordered chunks (≤ 2 MB each)"); a block of at most this
-size travels whole in one BLOCK message."""
+"""Bytes of a certified block record per chunk (DESIGN §4: "ordered chunks (≤ 2 MB each)"); a
+record of at most this size travels whole in one BLOCK message."""
+MAX_SYNC_CERTIFICATE = BLOCK_CHUNK_SIZE - 4 - HEADER_LEN
+"""Bytes of the commit certificate travelling with a synced block (DESIGN §8: "blocks travel ...
+with their commit certificates"): small enough that the block header always lies in the first
+chunk, where it is checked before the rest is buffered (~20,800 signers at 96 bytes each)."""
 MAX_TX_BATCH_ITEMS = 10_000
 """Transactions per TX_BATCH frame."""
 MAX_VOTE_ITEM = 256 * 1024
@@ -46,6 +53,8 @@ MAX_ADDR_ITEMS = 1000
 """Addresses per ADDR message (Bitcoin Core's limit)."""
 MAX_BLOCKS_PER_REQUEST = 128
 """Blocks one GETBLOCKS may ask for."""
+MAX_GET_TRANSACTIONS = 1000
+"""Txids one GET_TRANSACTIONS may ask for (transactions a vote named that the asker lacks)."""
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 """Bytes of blocks a node sends for one GETBLOCKS before it answers NOTFOUND for the rest."""
 
@@ -72,7 +81,8 @@ class RateClass(enum.IntEnum):
     TX = 4
     """Transactions, counted per item."""
     VOTE = 5
-    """Votes, counted per item."""
+    """Consensus items (VOTE_BATCH, LARGE_VOTE), counted per :data:`VOTE_TOKEN_BYTES` of payload:
+    per txid a vote batch names, not per frame or per item (DESIGN §13)."""
     HEARTBEAT = 6
     """Heartbeats, counted per item."""
     ADDR = 7
@@ -85,11 +95,17 @@ RATE_LIMITS: dict[RateClass, tuple[float, float]] = {
     # Gossip budgets: the goal is 10,000 tx/s network-wide (DESIGN §11); a peer may push twice
     # that sustained, with one second of burst on top.
     RateClass.TX: (20_000.0, 40_000.0),
-    RateClass.VOTE: (5_000.0, 10_000.0),
+    # VOTE tokens are txids' worth of bytes (VOTE_TOKEN_BYTES): each of the N masternodes'
+    # votes names every transaction about twice (vote, revote), and a peer relays the others'
+    # votes; plus proposals and decisions of up to 2 MiB each. 8 MB/s sustained, 32 MB burst.
+    RateClass.VOTE: (250_000.0, 1_000_000.0),
     RateClass.HEARTBEAT: (1_000.0, 5_000.0),
     RateClass.ADDR: (10.0, 2_000.0),
 }
 """(tokens per second, bucket capacity) per rate class. HANDSHAKE and RESPONSE have no bucket."""
+VOTE_TOKEN_BYTES = 32
+"""Payload bytes per VOTE token: one txid's worth, so a vote batch naming 8,000 txids costs
+~8,000 tokens and a block vote a handful (``timecoin.p2p.ratelimit.frame_cost``)."""
 
 
 class MessageType(enum.IntEnum):
@@ -110,6 +126,8 @@ class MessageType(enum.IntEnum):
     BLOCK_CHUNK = 13
     NOTFOUND = 14
     LARGE_VOTE = 15
+    GET_TRANSACTIONS = 16
+    TRANSACTIONS = 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +166,8 @@ SPECS: dict[MessageType, MessageSpec] = {
     MessageType.BLOCK_CHUNK: MessageSpec(_CHUNK_HEAD.size + BLOCK_CHUNK_SIZE, RateClass.RESPONSE),
     MessageType.NOTFOUND: MessageSpec(8, RateClass.RESPONSE),
     MessageType.LARGE_VOTE: MessageSpec(MAX_FRAME_PAYLOAD, RateClass.VOTE, masternode_only=True),
+    MessageType.GET_TRANSACTIONS: MessageSpec(4 + 32 * MAX_GET_TRANSACTIONS, RateClass.TX),
+    MessageType.TRANSACTIONS: MessageSpec(MAX_FRAME_PAYLOAD, RateClass.RESPONSE),
 }
 
 FRAME_LIMITS: tuple[int, ...] = tuple(
@@ -278,25 +298,61 @@ def decode_getblocks(data: bytes) -> tuple[int, int]:
 # -- blocks ---------------------------------------------------------------------------------------
 
 
-def encode_block_message(height: int, raw: bytes) -> bytes:
-    """BLOCK: height u64 ‖ the encoded block (≤ :data:`BLOCK_CHUNK_SIZE`)."""
-    if len(raw) > BLOCK_CHUNK_SIZE:
-        raise ValueError(f"block of {len(raw)} bytes must travel as BLOCK_CHUNKs")
-    return _U64.pack(height) + raw
+def encode_certified_block(certificate: bytes, raw: bytes) -> bytes:
+    """The record a synced block travels as (DESIGN §8): certificate length u32 ‖ encoded commit
+    certificate (≤ :data:`MAX_SYNC_CERTIFICATE`) ‖ encoded block. ``ValueError`` for a longer
+    certificate."""
+    if len(certificate) > MAX_SYNC_CERTIFICATE:
+        raise ValueError(f"commit certificate of {len(certificate)} bytes over {MAX_SYNC_CERTIFICATE}")
+    return _U32.pack(len(certificate)) + certificate + raw
 
 
-def decode_block_message(data: bytes) -> tuple[int, bytes]:
+def certified_block_header(data: bytes) -> tuple[int, bytes]:
+    """(certificate length, the block header's bytes) at the start of a certified block record
+    (a whole record, or its first chunk). ``ValueError`` if the length is over
+    :data:`MAX_SYNC_CERTIFICATE` or the data ends before the header does. An empty certificate
+    decodes: refusing it is the receiver's decision (docs/p2p.md, "Block sync")."""
+    if len(data) < 4:
+        raise ValueError(f"certified block record of {len(data)} bytes has no certificate length")
+    n = _U32.unpack_from(data)[0]
+    if n > MAX_SYNC_CERTIFICATE:
+        raise ValueError(f"certificate length {n} over {MAX_SYNC_CERTIFICATE}")
+    if len(data) < 4 + n + HEADER_LEN:
+        raise ValueError(f"certified block record of {len(data)} bytes ends before the block header")
+    return n, data[4 + n : 4 + n + HEADER_LEN]
+
+
+def decode_certified_block(record: bytes) -> tuple[bytes, bytes]:
+    """(certificate, block) of a whole certified block record; ``ValueError`` as
+    :func:`certified_block_header`."""
+    n, _ = certified_block_header(record)
+    return record[4 : 4 + n], record[4 + n :]
+
+
+def encode_block_message(height: int, certificate: bytes, raw: bytes) -> bytes:
+    """BLOCK: height u64 ‖ certified block record (:func:`encode_certified_block`, ≤
+    :data:`BLOCK_CHUNK_SIZE`; a larger one must travel as BLOCK_CHUNKs)."""
+    record = encode_certified_block(certificate, raw)
+    if len(record) > BLOCK_CHUNK_SIZE:
+        raise ValueError(f"certified block of {len(record)} bytes must travel as BLOCK_CHUNKs")
+    return _U64.pack(height) + record
+
+
+def decode_block_message(data: bytes) -> tuple[int, bytes, bytes]:
+    """(height, certificate, block) of a BLOCK payload; ``ValueError`` if malformed."""
     if len(data) < 8:
         raise ValueError(f"BLOCK payload of {len(data)} bytes has no height")
-    return _U64.unpack_from(data)[0], data[8:]
+    certificate, raw = decode_certified_block(data[8:])
+    return _U64.unpack_from(data)[0], certificate, raw
 
 
 @dataclass(frozen=True, slots=True)
 class BlockChunk:
-    """BLOCK_CHUNK: chunk ``index`` of ``count`` of block ``block_hash`` at ``height``, whose
-    encoding is ``total_len`` bytes. Every chunk but the last carries exactly
-    :data:`BLOCK_CHUNK_SIZE` bytes; chunks travel in order; the first one begins with the header
-    whose hash is ``block_hash`` and whose merkle root commits the rest (DESIGN §4)."""
+    """BLOCK_CHUNK: chunk ``index`` of ``count`` of the certified block record
+    (:func:`encode_certified_block`) of block ``block_hash`` at ``height``; the record is
+    ``total_len`` bytes. Every chunk but the last carries exactly :data:`BLOCK_CHUNK_SIZE` bytes;
+    chunks travel in order; the first one holds the certificate and the header whose hash is
+    ``block_hash`` and whose merkle root commits the rest (DESIGN §4)."""
 
     height: int
     block_hash: bytes
@@ -328,15 +384,46 @@ class BlockChunk:
         return chunk
 
 
-def split_block(height: int, block_hash: bytes, raw: bytes) -> list[bytes]:
-    """The BLOCK_CHUNK payloads of a block over :data:`BLOCK_CHUNK_SIZE`, in order."""
-    count = -(-len(raw) // BLOCK_CHUNK_SIZE)
+def split_block(height: int, block_hash: bytes, record: bytes) -> list[bytes]:
+    """The BLOCK_CHUNK payloads of a certified block record over :data:`BLOCK_CHUNK_SIZE`, in
+    order."""
+    count = -(-len(record) // BLOCK_CHUNK_SIZE)
     return [
         BlockChunk(
-            height, block_hash, len(raw), i, count, raw[i * BLOCK_CHUNK_SIZE : (i + 1) * BLOCK_CHUNK_SIZE]
+            height,
+            block_hash,
+            len(record),
+            i,
+            count,
+            record[i * BLOCK_CHUNK_SIZE : (i + 1) * BLOCK_CHUNK_SIZE],
         ).encode()
         for i in range(count)
     ]
+
+
+# -- transactions on request ---------------------------------------------------------------------
+
+
+def encode_txids(txids: list[bytes]) -> bytes:
+    """GET_TRANSACTIONS: count u32 (1..=:data:`MAX_GET_TRANSACTIONS`) ‖ txid (32 bytes)*. The
+    answer is TRANSACTIONS (a TX_BATCH layout) holding those the peer has; it sends nothing for
+    the others."""
+    if not 1 <= len(txids) <= MAX_GET_TRANSACTIONS or any(len(t) != 32 for t in txids):
+        raise ValueError(f"GET_TRANSACTIONS takes 1..={MAX_GET_TRANSACTIONS} txids of 32 bytes")
+    return _U32.pack(len(txids)) + b"".join(txids)
+
+
+def decode_txids(data: bytes) -> list[bytes]:
+    """The txids of a GET_TRANSACTIONS payload; ``ValueError`` for a count out of range or a
+    length that does not match it."""
+    if len(data) < 4:
+        raise ValueError("GET_TRANSACTIONS payload has no count")
+    count = _U32.unpack_from(data)[0]
+    if not 1 <= count <= MAX_GET_TRANSACTIONS or len(data) != 4 + 32 * count:
+        raise ValueError(
+            f"GET_TRANSACTIONS of {len(data)} bytes does not hold {count} txids (1..={MAX_GET_TRANSACTIONS})"
+        )
+    return [data[i : i + 32] for i in range(4, len(data), 32)]
 
 
 # -- batches of opaque items ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from timecoin.p2p import messages as m
@@ -47,9 +47,21 @@ class NodeHooks(Protocol):
         """The encoded block."""
         ...
 
-    def connect_block(self, raw: bytes) -> None:
-        """Validates and commits the next block; ``timecoin_native.ValidationError`` or
-        ``ValueError`` for a bad one (which changes nothing)."""
+    def commit_certificate(self, height: int) -> bytes | None:
+        """The encoded commit certificate stored with the committed block at ``height`` (None
+        for genesis or a block connected without one: such a block is not served to peers)."""
+        ...
+
+    def leader_set(self, height: int) -> tuple[Sequence[bytes], Sequence[int]]:
+        """(public keys ascending, integer weights) of the masternode set of ``height`` (tip + 1),
+        derived from the chain: what a synced block's commit certificate is checked against."""
+        ...
+
+    def connect_block(self, raw: bytes, certificate: bytes | None = None) -> None:
+        """Validates and commits the next block, with ``certificate`` (its commit certificate,
+        already verified by the caller) stored in the block's store transaction;
+        ``timecoin_native.ValidationError`` or ``ValueError`` for a bad block (which changes
+        nothing)."""
         ...
 
     def submit_transactions(self, raws: list[bytes]) -> list[tuple[bytes | None, str]]:
@@ -107,16 +119,7 @@ class P2PService:
             config.gossip_interval,
             relay_votes=config.masternode_secret is not None,
         )
-        self.sync = BlockSync(
-            self.connman,
-            config,
-            params.max_block_size,
-            hooks.chain_tip,
-            hooks.block_hash,
-            hooks.block,
-            hooks.connect_block,
-            clock,
-        )
+        self.sync = BlockSync(self.connman, config, params.max_block_size, genesis_hash, hooks, clock)
         self.connman.handlers[MessageType.PING] = self._on_ping
         self.connman.on_established.append(self._send_pending)
         self._started = False
@@ -205,9 +208,10 @@ class P2PService:
         self.gossip.register_handler(kind, handler)
 
     def announce_block(self, height: int, block_hash: bytes, to_masternodes: bool = True) -> None:
-        """Tells the peers that may not have it about a block we committed (not the masternode
-        peers unless ``to_masternodes``: a masternode learns blocks from consensus, with their
-        commit certificate, rather than by block sync)."""
+        """Tells the peers that may not have it (those whose claimed height is below) about a
+        block we committed, whatever the sync state (not the masternode peers unless
+        ``to_masternodes``: a masternode learns blocks from consensus rather than by block
+        sync)."""
         payload = m.encode_announce(height, block_hash)
         for peer in self.connman.peers.values():
             if not to_masternodes and peer.masternode_key is not None:

@@ -1,21 +1,36 @@
-"""Block sync and block serving (DESIGN §8): a node behind fetches block ranges from several
-peers in parallel, verifies and applies them in height order, and reports progress.
+"""Block sync and block serving (DESIGN §8, §13): a node behind fetches block ranges from several
+peers in parallel, verifies each block's commit certificate, applies them in height order, and
+reports progress.
 
-* **Fetching**: the target is the highest height any peer has shown (HELLO, BLOCK_ANNOUNCE).
-  The heights from tip + 1 up to ``sync_window`` ahead that no received block or outstanding
-  request covers are cut into GETBLOCKS ranges spread over the peers that have them (each with
-  at most ``sync_requests_per_peer`` outstanding), never holding more than
-  :data:`MAX_PENDING_BYTES` of unapplied blocks.
-* **Receiving**: a peer answers a request with its blocks in order: BLOCK for a block of at most
-  one chunk, ordered BLOCK_CHUNKs for a larger one (the first chunk's header must hash to the
-  announced block hash), or NOTFOUND for the height where it stops. A block nobody asked for, a
-  height out of order or a header for another height is penalized.
-* **Applying**: the sync task connects received blocks in order through ``connect_block``
-  (full validation; commit certificates join with consensus). A block that fails gets its
-  server penalized to a ban and dropped, and every block it sent is fetched again elsewhere.
-  A request unanswered for ``sync_request_timeout`` goes to another peer.
-* **Serving**: GETBLOCKS is answered from the store, at most :data:`MAX_RESPONSE_BYTES` per
-  request (then NOTFOUND for the rest).
+* **Claims are hints.** The heights peers claim (HELLO, BLOCK_ANNOUNCE) only schedule requests:
+  the best claim is recomputed from the *connected* peers whenever it is needed, so a claim is
+  forgotten when its peer leaves. A peer that fails to back its claim (NOTFOUND for the first
+  height of a range within it, or a request unanswered for ``sync_request_timeout``) has its
+  claim cut to what it served and loses reputation. The node reports ``syncing`` (and the
+  claimed target) only while certified blocks keep arriving: a block connected by sync within
+  the last ``sync_request_timeout``, so a peer that claims much and serves nothing never holds
+  the node in initial block download.
+* **Fetching**: the heights from tip + 1 up to ``sync_window`` ahead (and no higher than the
+  best claim) that no received block or outstanding request covers are cut into GETBLOCKS ranges
+  spread over the peers that claim them (each with at most ``sync_requests_per_peer``
+  outstanding), never holding more than :data:`MAX_PENDING_BYTES` of unapplied blocks.
+* **Receiving**: a peer answers a request with its blocks in order, each with its commit
+  certificate (a certified block record, :func:`~timecoin.p2p.messages.encode_certified_block`):
+  BLOCK for a record of at most one chunk, ordered BLOCK_CHUNKs for a larger one (the first
+  chunk's header must hash to the announced block hash), or NOTFOUND for the height where it
+  stops. A block nobody asked for, a height out of order, a header for another height or a
+  block without a certificate is penalized.
+* **Applying**: the sync task takes received blocks in height order; each block's certificate is
+  verified (:func:`~timecoin.consensus.certificates.verify_commit_certificate`) against the
+  masternode set the node derives from its own chain for that height, then the block is
+  connected with its certificate through the chain's ``connect_block`` (full ledger
+  validation; the certificate is stored in the block's store transaction). A block whose
+  certificate or content fails gets its server penalized to a ban and dropped, and every block
+  it sent is fetched again elsewhere. A request unanswered for ``sync_request_timeout`` goes to
+  another peer.
+* **Serving**: GETBLOCKS is answered from the store with each block's stored commit certificate,
+  at most :data:`MAX_RESPONSE_BYTES` per request; NOTFOUND for the first height with no block or
+  no certificate (genesis, a block connected without one) and everything after.
 
 The sync task owns the request table and the received blocks; frame handlers only record what
 arrived and wake it.
@@ -27,12 +42,14 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import timecoin_native
 
+from timecoin.consensus.certificates import CertificateError, verify_commit_certificate
+from timecoin.consensus.validators import ValidatorSet
 from timecoin.core.types import HEADER_LEN, BlockHeader
 from timecoin.p2p import messages as m
 from timecoin.p2p.config import P2PConfig
@@ -48,11 +65,38 @@ log = logging.getLogger(__name__)
 MAX_PENDING_BYTES = 256 * 1024 * 1024
 """Bytes of received, not yet applied blocks beyond which no new range is requested."""
 PENALTY_BAD_BLOCK = 100
+"""An invalid block, a missing or invalid commit certificate: ban (docs/p2p.md)."""
 PENALTY_UNSOLICITED = 20
 PENALTY_SLOW = 10
+"""A request unanswered in time, or NOTFOUND for a height the peer claimed: its claim is cut."""
 PROGRESS_LOG_INTERVAL = 5.0
 RATE_WINDOW = 10.0
 """Seconds of applied blocks the blocks/s figure averages over."""
+
+
+class SyncChain(Protocol):
+    """What block sync needs from the node's chain (a subset of ``NodeHooks``)."""
+
+    def chain_tip(self) -> tuple[int, bytes]:
+        """(height, block hash) of the tip."""
+        ...
+
+    def block_hash(self, height: int) -> bytes | None: ...
+
+    def block(self, block_hash: bytes) -> bytes | None: ...
+
+    def commit_certificate(self, height: int) -> bytes | None:
+        """The stored commit certificate of the committed block at ``height`` (None without)."""
+        ...
+
+    def leader_set(self, height: int) -> tuple[Sequence[bytes], Sequence[int]]:
+        """(public keys ascending, weights) of the masternode set of ``height`` (tip + 1)."""
+        ...
+
+    def connect_block(self, raw: bytes, certificate: bytes | None = None) -> None:
+        """Validates and commits the next block, storing ``certificate`` (verified by the
+        caller) in its store transaction."""
+        ...
 
 
 @dataclass(slots=True)
@@ -68,7 +112,7 @@ class Request:
 
 @dataclass(slots=True)
 class Assembly:
-    """A block arriving in chunks from one peer."""
+    """A certified block record arriving in chunks from one peer."""
 
     height: int
     block_hash: bytes
@@ -78,36 +122,48 @@ class Assembly:
     data: bytearray = field(default_factory=bytearray)
 
 
+@dataclass(slots=True)
+class Received:
+    """A received block waiting for its turn: its bytes, its certificate, who sent it."""
+
+    raw: bytes
+    block_hash: bytes
+    certificate: bytes
+    peer_id: int
+
+    @property
+    def size(self) -> int:
+        return len(self.raw) + len(self.certificate)
+
+
 class BlockSync:
-    """Fetching, applying and serving blocks for one node."""
+    """Fetching, verifying, applying and serving blocks for one node. ``chain_id`` is the genesis
+    hash commit certificates are signed over."""
 
     def __init__(
         self,
         connman: ConnMan,
         config: P2PConfig,
         max_block_size: int,
-        chain_tip: Callable[[], tuple[int, bytes]],
-        block_hash: Callable[[int], bytes | None],
-        block: Callable[[bytes], bytes | None],
-        connect_block: Callable[[bytes], None],
+        chain_id: bytes,
+        chain: SyncChain,
         clock: Callable[[], float],
     ) -> None:
         self._connman = connman
         self._config = config
         self._max_block_size = max_block_size
-        self._chain_tip = chain_tip
-        self._block_hash = block_hash
-        self._block = block
-        self._connect_block = connect_block
+        self._chain_id = chain_id
+        self._chain = chain
         self._clock = clock
         self._requests: dict[int, list[Request]] = {}
-        self._blocks: dict[int, tuple[bytes, int]] = {}
+        self._blocks: dict[int, Received] = {}
         self._pending_bytes = 0
         self._assembly: dict[int, Assembly] = {}
         self._wake = asyncio.Event()
         self._applied: deque[tuple[float, int]] = deque()
+        self._last_certified: float | None = None
+        """When sync last connected a block with a verified certificate."""
         self._last_log = 0.0
-        self.target = 0
         self.served: dict[bytes, int] = {}
         """Blocks applied per serving node key (a metric; tests check the spread)."""
         for mtype, handler in (
@@ -123,10 +179,28 @@ class BlockSync:
 
     # -- progress --------------------------------------------------------------------------------
 
+    def _peers(self) -> list[Peer]:
+        return [p for p in self._connman.peers.values() if p.established and not p.closing]
+
+    def best_claim(self) -> int:
+        """The highest height a connected peer claims (HELLO, BLOCK_ANNOUNCE, cut when it fails
+        to serve it), or our tip: a hint that schedules requests, never state (DESIGN §13)."""
+        return max([self._chain.chain_tip()[0], *(p.height for p in self._peers())])
+
+    def syncing(self) -> bool:
+        """Whether the node is catching up: a connected peer claims more than our tip *and* sync
+        connected a block with a verified commit certificate within ``sync_request_timeout``."""
+        last = self._last_certified
+        if last is None or self._clock() - last > self._config.sync_request_timeout:
+            return False
+        return self.best_claim() > self._chain.chain_tip()[0]
+
     def status(self) -> dict[str, object]:
-        """height, target, blocks_per_s, eta_s (``None`` when unknown), syncing."""
-        height = self._chain_tip()[0]
-        target = max(self.target, height)
+        """height, target (the best claim while :meth:`syncing`, else our height), blocks_per_s,
+        eta_s (``None`` when unknown), syncing."""
+        height = self._chain.chain_tip()[0]
+        syncing = self.syncing()
+        target = self.best_claim() if syncing else height
         rate = self._rate()
         behind = target - height
         return {
@@ -134,7 +208,7 @@ class BlockSync:
             "target": target,
             "blocks_per_s": rate,
             "eta_s": (behind / rate if rate > 0 else None) if behind > 0 else 0.0,
-            "syncing": behind > 0,
+            "syncing": syncing,
         }
 
     def _rate(self) -> float:
@@ -150,22 +224,25 @@ class BlockSync:
 
     def _on_getblocks(self, peer: Peer, payload: bytes) -> None:
         start, count = m.decode_getblocks(payload)
+        chain = self._chain
         sent = 0
         for height in range(start, start + count):
             if sent > m.MAX_RESPONSE_BYTES:
                 peer.send(MessageType.NOTFOUND, m.encode_u64(height))
                 return
-            block_hash = self._block_hash(height)
-            raw = self._block(block_hash) if block_hash is not None else None
-            if raw is None or block_hash is None:
+            block_hash = chain.block_hash(height)
+            raw = chain.block(block_hash) if block_hash is not None else None
+            certificate = chain.commit_certificate(height) if raw is not None else None
+            if raw is None or block_hash is None or not certificate:
                 peer.send(MessageType.NOTFOUND, m.encode_u64(height))
                 return
-            if len(raw) <= m.BLOCK_CHUNK_SIZE:
-                peer.send(MessageType.BLOCK, m.encode_block_message(height, raw))
+            record = m.encode_certified_block(certificate, raw)
+            if len(record) <= m.BLOCK_CHUNK_SIZE:
+                peer.send(MessageType.BLOCK, m.encode_u64(height) + record)
             else:
-                for chunk in m.split_block(height, block_hash, raw):
+                for chunk in m.split_block(height, block_hash, record):
                     peer.send(MessageType.BLOCK_CHUNK, chunk)
-            sent += len(raw)
+            sent += len(record)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -177,11 +254,11 @@ class BlockSync:
         return requests[0]
 
     def _on_block(self, peer: Peer, payload: bytes) -> None:
-        height, raw = m.decode_block_message(payload)
+        height, certificate, raw = m.decode_block_message(payload)
         request = self._expected(peer, height)
         if peer.id in self._assembly:
             raise Misbehaving(PENALTY_UNSOLICITED, "BLOCK in the middle of a chunked block")
-        self._received(peer, request, height, raw)
+        self._received(peer, request, height, certificate, raw)
 
     def _on_chunk(self, peer: Peer, payload: bytes) -> None:
         chunk = m.BlockChunk.decode(payload)
@@ -192,11 +269,17 @@ class BlockSync:
                 raise Misbehaving(
                     PENALTY_UNSOLICITED, f"chunk {chunk.index} of block {chunk.height} before chunk 0"
                 )
-            if chunk.total_len > self._max_block_size:
+            # Chunk 0 holds the certificate and the header (MAX_SYNC_CERTIFICATE sees to it).
+            cert_len, header_bytes = m.certified_block_header(chunk.data)
+            if cert_len == 0:
+                raise Misbehaving(
+                    PENALTY_BAD_BLOCK, f"block {chunk.height} sent without a commit certificate"
+                )
+            if chunk.total_len - 4 - cert_len > self._max_block_size:
                 raise Misbehaving(
                     PENALTY_BAD_BLOCK, f"chunked block of {chunk.total_len} bytes over the maximum"
                 )
-            header = BlockHeader.decode(chunk.data[:HEADER_LEN])
+            header = BlockHeader.decode(header_bytes)
             if header.hash != chunk.block_hash or header.height != chunk.height:
                 raise Misbehaving(
                     PENALTY_BAD_BLOCK, "first chunk's header does not match its block hash and height"
@@ -222,9 +305,12 @@ class BlockSync:
         request.last_progress = self._clock()
         if assembly.next_index == assembly.count:
             del self._assembly[peer.id]
-            self._received(peer, request, assembly.height, bytes(assembly.data))
+            certificate, raw = m.decode_certified_block(bytes(assembly.data))
+            self._received(peer, request, assembly.height, certificate, raw)
 
-    def _received(self, peer: Peer, request: Request, height: int, raw: bytes) -> None:
+    def _received(self, peer: Peer, request: Request, height: int, certificate: bytes, raw: bytes) -> None:
+        if not certificate:
+            raise Misbehaving(PENALTY_BAD_BLOCK, f"block {height} sent without a commit certificate")
         if len(raw) < HEADER_LEN:
             raise Misbehaving(PENALTY_BAD_BLOCK, f"block {height} shorter than a header")
         header = BlockHeader.decode(raw[:HEADER_LEN])
@@ -236,9 +322,9 @@ class BlockSync:
         request.last_progress = self._clock()
         if request.next >= request.end:
             self._requests[peer.id].pop(0)
-        if height not in self._blocks and height > self._chain_tip()[0]:
-            self._blocks[height] = (raw, peer.id)
-            self._pending_bytes += len(raw)
+        if height not in self._blocks and height > self._chain.chain_tip()[0]:
+            entry = self._blocks[height] = Received(raw, header.hash, certificate, peer.id)
+            self._pending_bytes += entry.size
         self._wake.set()
 
     def _on_notfound(self, peer: Peer, payload: bytes) -> None:
@@ -248,17 +334,18 @@ class BlockSync:
             raise Misbehaving(PENALTY_UNSOLICITED, f"NOTFOUND {height} for no request")
         request = requests.pop(0)
         self._assembly.pop(peer.id, None)
-        if height == request.start:
-            # It has none of the range: don't ask it again until it announces more.
-            peer.height = min(peer.height, height - 1)
         self._wake.set()
+        if height == request.start:
+            # It has none of a range it claimed: its claim is cut (don't ask it again until it
+            # announces more), and the claim cost it (DESIGN §13: claims are hints).
+            claimed = peer.height
+            peer.height = min(peer.height, height - 1)
+            raise Misbehaving(PENALTY_SLOW, f"claimed height {claimed} but has no certified block {height}")
 
     def _on_announce(self, peer: Peer, payload: bytes) -> None:
         height, block_hash = m.decode_announce(payload)
         if height > peer.height:
             peer.height, peer.tip_hash = height, block_hash
-            if height > self.target:
-                self.target = height
             self._wake.set()
 
     def _on_disconnected(self, peer: Peer) -> None:
@@ -288,36 +375,51 @@ class BlockSync:
     async def _apply_ready(self) -> None:
         applied = 0
         while True:
-            height = self._chain_tip()[0]
-            for stale in [h for h in self._blocks if h <= height]:
-                self._pending_bytes -= len(self._blocks.pop(stale)[0])
-            entry = self._blocks.pop(height + 1, None)
+            tip = self._chain.chain_tip()[0]
+            for stale in [h for h in self._blocks if h <= tip]:
+                self._pending_bytes -= self._blocks.pop(stale).size
+            entry = self._blocks.pop(tip + 1, None)
             if entry is None:
                 break
-            raw, peer_id = entry
-            self._pending_bytes -= len(raw)
-            peer = self._connman.peers.get(peer_id)
+            height = tip + 1
+            self._pending_bytes -= entry.size
+            peer = self._connman.peers.get(entry.peer_id)
             try:
-                self._connect_block(raw)
+                keys, weights = self._chain.leader_set(height)
+                validators = ValidatorSet.of(height, keys, weights)
+            except Exception:
+                # Our chain cannot name the set (a bug or a damaged registry), not the peer's fault.
+                log.exception("no masternode set for height %d: block not applied", height)
+                break
+            try:
+                verify_commit_certificate(
+                    entry.certificate, entry.block_hash, height, validators, self._chain_id
+                )
+            except CertificateError as e:
+                self._bad_block(entry.peer_id, peer, height, f"bad commit certificate ({e.code})", e)
+                continue
+            try:
+                self._chain.connect_block(entry.raw, entry.certificate)
             except (timecoin_native.ValidationError, ValueError) as e:
-                self._bad_block(peer_id, peer, height + 1, e)
+                self._bad_block(entry.peer_id, peer, height, getattr(e, "code", "bad-block"), e)
                 continue
             except Exception:
                 # Our failure (the store, say), not the peer's: the block is fetched again.
-                log.exception("connecting block %d failed", height + 1)
+                log.exception("connecting block %d failed", height)
                 break
             applied += 1
-            self._applied.append((self._clock(), height + 1))
+            now = self._clock()
+            self._last_certified = now
+            self._applied.append((now, height))
             if peer is not None and peer.node_key is not None:
                 self.served[peer.node_key] = self.served.get(peer.node_key, 0) + 1
             if applied % 16 == 0:
                 await asyncio.sleep(0)
 
-    def _bad_block(self, peer_id: int, peer: Peer | None, height: int, error: Exception) -> None:
-        code = getattr(error, "code", "bad-block")
-        log.warning("block %d from peer %d is invalid (%s): %s", height, peer_id, code, error)
-        for h in [h for h, (_, pid) in self._blocks.items() if pid == peer_id]:
-            self._pending_bytes -= len(self._blocks.pop(h)[0])
+    def _bad_block(self, peer_id: int, peer: Peer | None, height: int, code: str, error: Exception) -> None:
+        log.warning("block %d from peer %d is refused (%s): %s", height, peer_id, code, error)
+        for h in [h for h, r in self._blocks.items() if r.peer_id == peer_id]:
+            self._pending_bytes -= self._blocks.pop(h).size
         self._requests.pop(peer_id, None)
         self._assembly.pop(peer_id, None)
         if peer is not None:
@@ -334,18 +436,19 @@ class BlockSync:
                 self._assembly.pop(peer_id, None)
                 peer = self._connman.peers.get(peer_id)
                 if peer is not None:
+                    # It does not back its claim: cut the claim to what it served, charge it.
+                    peer.height = min(peer.height, requests[0].next - 1)
                     self._connman.penalize(
                         peer, PENALTY_SLOW, f"block request unanswered for {timeout:.1f} s"
                     )
-                    peer.height = min(peer.height, requests[0].next - 1)
 
     def _schedule(self) -> None:
-        tip = self._chain_tip()[0]
-        peers = [p for p in self._connman.peers.values() if p.established and not p.closing]
-        self.target = max([self.target, tip, *(p.height for p in peers)])
-        if self.target <= tip or self._pending_bytes > MAX_PENDING_BYTES:
+        tip = self._chain.chain_tip()[0]
+        peers = self._peers()
+        claim = max([tip, *(p.height for p in peers)])
+        if claim <= tip or self._pending_bytes > MAX_PENDING_BYTES:
             return
-        last = min(self.target, tip + self._config.sync_window)
+        last = min(claim, tip + self._config.sync_window)
         covered = set(self._blocks)
         for requests in self._requests.values():
             for r in requests:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import timecoin_native
 
+from timecoin.consensus.certificates import CertificateError, verify_commit_certificate
 from timecoin.core.types import HEADER_LEN, BlockHeader, Coin, OutPoint
 from timecoin.rpc import render
 from timecoin.rpc.errors import (
@@ -221,10 +222,22 @@ async def gettxoutsetinfo(node: Node) -> dict[str, Any]:
     raise RPCError(MISC_ERROR, "the tip kept moving while the UTXO set was read; try again")
 
 
-@rpc_method(CATEGORY, Param("hexdata", "hex", "The encoded block, hex."))
-def submitblock(node: Node, hexdata: str) -> str | None:
-    """Validates a block on the tip and connects it. Returns null when connected, ``duplicate``
-    for a block already in the chain, else the reject code (e.g. ``bad-prevblk``)."""
+@rpc_method(
+    CATEGORY,
+    Param("hexdata", "hex", "The encoded block, hex."),
+    Param(
+        "certificate",
+        "hex",
+        "Its encoded commit certificate, hex: checked against the masternode set of its height and "
+        "stored with it, so that peers can sync the block (a block without one is not served).",
+        False,
+    ),
+)
+def submitblock(node: Node, hexdata: str, certificate: str | None = None) -> str | None:
+    """Validates a block on the tip (and its commit certificate, if given) and connects it.
+    Returns null when connected, ``duplicate`` for a block already in the chain,
+    ``bad-certificate`` for a certificate that does not commit it, else the reject code (e.g.
+    ``bad-prevblk``)."""
     raw = parse_hex("hexdata", hexdata)
     if len(raw) < HEADER_LEN:
         raise RPCError(
@@ -236,8 +249,17 @@ def submitblock(node: Node, hexdata: str) -> str | None:
         raise RPCError(DESERIALIZATION_ERROR, f"Block decode failed: {e}") from None
     if node.chain.store.block(block_hash) is not None:
         return "duplicate"
+    cert = parse_hex("certificate", certificate) if certificate is not None else None
+    height = node.chain.tip.height + 1
+    if cert is not None and BlockHeader.decode(raw[:HEADER_LEN]).height == height:
+        try:
+            verify_commit_certificate(
+                cert, block_hash, height, node.chain.leader_set(height), node.chain.genesis.hash
+            )
+        except CertificateError:
+            return "bad-certificate"
     try:
-        node.connect_block(raw)
+        node.connect_block(raw, cert)
     except timecoin_native.ValidationError as e:
         if e.code == "bad-encoding":
             raise RPCError(DESERIALIZATION_ERROR, f"Block decode failed: {e.message}") from None

@@ -8,10 +8,12 @@ same blocks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from timecoin import crypto
+from timecoin.consensus.messages import CommitCertificate, Kind, block_vote_signing_message
+from timecoin.consensus.store import CONSENSUS_DB, commit_key
 from timecoin.core.address import pubkey_hash
 from timecoin.core.types import OutPoint, Transaction, TxOut, sign_transactions
 from timecoin.ledger.blockbuilder import assemble_block
@@ -101,10 +103,44 @@ class Wallet:
         return signed
 
 
-def grow_chain(chain: ChainState, wallet: Wallet, blocks: int, txs_per_block: int) -> Iterator[bytes]:
-    """Builds, connects and yields ``blocks`` encoded blocks of ``txs_per_block`` transfers."""
+def commit_certificate(
+    chain_id: bytes, height: int, block_hash: bytes, masternode_keys: Sequence[bytes], round: int = 0
+) -> bytes:
+    """The encoded commit certificate of ``block_hash`` at ``height``: precommits of ``round``
+    signed by every masternode seed of ``masternode_keys`` (DESIGN §7). It verifies against any
+    set in which those keys hold 2/3 of the weight, e.g. every height of a chain whose set is
+    the genesis masternodes of :func:`devnet_genesis` (which registers no others)."""
+    msg = block_vote_signing_message(Kind.PRECOMMIT, chain_id, height, round, block_hash)
+    signatures = sorted((crypto.public_key(k), crypto.sign(k, msg)) for k in masternode_keys)
+    return CommitCertificate(height, round, block_hash, tuple(signatures)).encode()
+
+
+def certified_writes(height: int, certificate: bytes) -> list[tuple[bytes, bytes, bytes | None]]:
+    """The ``extra`` store writes that keep a block's commit certificate with it, as the node
+    does (``timecoin.consensus.store``): pass them to ``ChainState.connect_block``."""
+    return [(CONSENSUS_DB, commit_key(height), certificate)]
+
+
+def grow_chain(
+    chain: ChainState,
+    wallet: Wallet,
+    blocks: int,
+    txs_per_block: int,
+    masternode_keys: Sequence[bytes] = (),
+) -> Iterator[bytes]:
+    """Builds, connects and yields ``blocks`` encoded blocks of ``txs_per_block`` transfers; with
+    ``masternode_keys``, each is stored with its :func:`commit_certificate` (so peers can sync
+    it)."""
     for _ in range(blocks):
         block = assemble_block(chain, wallet.transfers(txs_per_block, chain), chain.tip_header.timestamp + 2)
         raw = block.encode()
-        chain.connect_block(raw)
+        height = chain.tip.height + 1
+        extra = (
+            certified_writes(
+                height, commit_certificate(chain.genesis.hash, height, block.hash, masternode_keys)
+            )
+            if masternode_keys
+            else []
+        )
+        chain.connect_block(raw, extra)
         yield raw

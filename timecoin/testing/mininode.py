@@ -3,7 +3,9 @@
 :class:`MiniNode` speaks the wire protocol of :mod:`timecoin.p2p` with nothing behind it: it
 performs the handshake (or lets a test break it), records every message it receives and calls
 ``on_<message>(payload)`` for each (``on_tx_batch``, ``on_block``, ...; override or assign them),
-answers pings, and can send anything, including bytes that are not frames at all.
+answers pings, and can send anything, including bytes that are not frames at all: a block with
+any commit certificate (or none) with :meth:`MiniNode.send_block`, and it can fetch blocks with
+:meth:`MiniNode.get_blocks`.
 
 :meth:`MiniNode.send_and_ping` sends a message then a ping and waits for the pong: the node
 answers a ping only after everything received before it has been handled (gossip included), so
@@ -19,6 +21,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import timecoin_native
+
+from timecoin.core.types import HEADER_LEN
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import FrameError
 from timecoin.p2p.handshake import LocalIdentity, verify_auth
@@ -174,6 +179,52 @@ class MiniNode:
 
     def received(self, message_type: MessageType) -> list[bytes]:
         return [p for t, p in self.messages if t == message_type]
+
+    # -- blocks ----------------------------------------------------------------------------------
+
+    def send_block(self, height: int, certificate: bytes, raw: bytes) -> None:
+        """Sends block ``raw`` with its commit ``certificate`` (empty for none) as the node's
+        sync expects it: one BLOCK, or ordered BLOCK_CHUNKs for a record over one chunk."""
+        record = m.encode_certified_block(certificate, raw)
+        if len(record) <= m.BLOCK_CHUNK_SIZE:
+            self.send_message(MessageType.BLOCK, m.encode_block_message(height, certificate, raw))
+            return
+        block_hash = timecoin_native.block_hash(raw[:HEADER_LEN])
+        for chunk in m.split_block(height, block_hash, record):
+            self.send_message(MessageType.BLOCK_CHUNK, chunk)
+
+    async def get_blocks(
+        self, start: int, count: int, timeout: float = 10.0
+    ) -> list[tuple[int, bytes, bytes]]:
+        """Sends GETBLOCKS and collects the answer in order: (height, certificate, block) per
+        block, until ``count`` blocks or a NOTFOUND."""
+        first = len(self.messages)
+        self.send_message(MessageType.GETBLOCKS, m.encode_getblocks(start, count))
+        out: list[tuple[int, bytes, bytes]] = []
+        chunks = bytearray()
+        seen = first
+        while len(out) < count:
+            while seen >= len(self.messages):
+                await self._next_message(timeout)
+            mtype, payload = self.messages[seen]
+            seen += 1
+            if mtype == MessageType.NOTFOUND:
+                break
+            if mtype == MessageType.BLOCK:
+                out.append(m.decode_block_message(payload))
+            elif mtype == MessageType.BLOCK_CHUNK:
+                chunk = m.BlockChunk.decode(payload)
+                chunks += chunk.data
+                if chunk.index + 1 == chunk.count:
+                    out.append((chunk.height, *m.decode_certified_block(bytes(chunks))))
+                    chunks.clear()
+        return out
+
+    async def _next_message(self, timeout: float) -> None:
+        """Waits for the next message of any type."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiters.append((lambda t, p: True, future))
+        await wait_for(future, timeout)
 
     # -- FrameSink -------------------------------------------------------------------------------
 

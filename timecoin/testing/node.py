@@ -28,12 +28,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from timecoin.core.types import Transaction
+from timecoin.core.types import HEADER_LEN, BlockHeader, Transaction
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, build_genesis
 from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
-from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+from timecoin.testing.chaingen import Wallet, certified_writes, commit_certificate, devnet_genesis, grow_chain
 from timecoin.testing.util import scaled
 
 PORT_MIN = 20_000
@@ -338,6 +338,13 @@ class DevnetChain:
         """``count`` new signed transfers spending the wallet's coins (:meth:`Wallet.transfers`)."""
         return self.wallet.transfers(count, self.builder, fanout)
 
+    def certificate(self, height: int) -> bytes:
+        """The commit certificate of ``blocks[height]`` signed by every genesis masternode
+        (:func:`~timecoin.testing.chaingen.commit_certificate`): what ``submitblock`` and
+        :func:`write_chain` store with it so that peers can sync it."""
+        block_hash = BlockHeader.decode(self.blocks[height][:HEADER_LEN]).hash
+        return commit_certificate(self.genesis.hash, height, block_hash, self.masternode_keys)
+
 
 def build_devnet_chain(
     root: Path, blocks: int, txs_per_block: int, seed: bytes = b"timecoin-dev", accounts: int = 16
@@ -359,14 +366,14 @@ def build_devnet_chain(
 
 
 def write_chain(datadir: Path, chain: DevnetChain, upto: int) -> None:
-    """Commits ``chain.blocks[1..upto]`` into the node data directory ``datadir`` (before the
-    node starts), exactly as the node lays out its store."""
+    """Commits ``chain.blocks[1..upto]`` with their commit certificates into the node data
+    directory ``datadir`` (before the node starts), exactly as the node lays out its store."""
     from timecoin.node import CHAIN_DIR
 
     state = ChainState.open(datadir / CHAIN_DIR, chain.genesis.config.params, chain.genesis)
     try:
-        for raw in chain.blocks[state.tip.height + 1 : upto + 1]:
-            state.connect_block(raw)
+        for height in range(state.tip.height + 1, upto + 1):
+            state.connect_block(chain.blocks[height], certified_writes(height, chain.certificate(height)))
     finally:
         state.close()
 

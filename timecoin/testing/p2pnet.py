@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from timecoin.consensus.store import load_commit_certificate
+from timecoin.core.types import HEADER_LEN, BlockHeader
 from timecoin.ledger.blockbuilder import assemble_block
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, build_genesis
 from timecoin.ledger.mempool import Mempool
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.service import P2PService
-from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+from timecoin.testing.chaingen import (
+    Wallet,
+    certified_writes,
+    commit_certificate,
+    devnet_genesis,
+    grow_chain,
+)
 
 FAST_CONFIG = P2PConfig(
     handshake_timeout=5.0,
@@ -48,6 +57,8 @@ class ChainNode:
         self.p2p: P2PService | None = None
         self.wallet: Wallet | None = None
         """Spendable coins, for nodes made by :func:`devnet_node`."""
+        self.masternode_keys: Sequence[bytes] = ()
+        """The genesis masternode seeds, for nodes made by :func:`devnet_node` (:meth:`certify`)."""
 
     @classmethod
     def open(cls, datadir: Path, genesis: Genesis, secret: bytes | None = None) -> ChainNode:
@@ -91,8 +102,16 @@ class ChainNode:
     def block(self, block_hash: bytes) -> bytes | None:
         return self.chain.store.block(block_hash)
 
-    def connect_block(self, raw: bytes) -> None:
-        applied = self.chain.connect_block(raw)
+    def commit_certificate(self, height: int) -> bytes | None:
+        return load_commit_certificate(self.chain.store, height)
+
+    def leader_set(self, height: int) -> tuple[Sequence[bytes], Sequence[int]]:
+        return self.chain.leader_set(height)
+
+    def connect_block(self, raw: bytes, certificate: bytes | None = None) -> None:
+        height = self.chain.tip.height + 1
+        extra = certified_writes(height, certificate) if certificate is not None else []
+        applied = self.chain.connect_block(raw, extra)
         self.mempool.remove(applied.txids)
         if self.p2p is not None:
             self.p2p.announce_block(applied.height, applied.block_hash)
@@ -109,19 +128,28 @@ class ChainNode:
     def is_masternode_key(self, public_key: bytes) -> bool:
         return public_key in self.chain.registry
 
+    def certify(self, raw: bytes) -> bytes:
+        """A commit certificate of the encoded block ``raw`` signed by every genesis masternode
+        (:func:`~timecoin.testing.chaingen.commit_certificate`), for :meth:`connect_block`."""
+        header = BlockHeader.decode(raw[:HEADER_LEN])
+        return commit_certificate(self.chain.genesis.hash, header.height, header.hash, self.masternode_keys)
+
 
 def devnet_node(datadir: Path, blocks: int = 0, txs_per_block: int = 0, *, split: int = 0) -> ChainNode:
     """A node on the devnet genesis of :func:`~timecoin.testing.chaingen.devnet_genesis` in
     ``datadir``, with the funded wallet in :attr:`ChainNode.wallet`. With ``split``, a first
     block splits each of the 16 genesis coins into ``split`` coins; then ``blocks`` blocks of
-    ``txs_per_block`` transfers follow. Deterministic: nodes made alike hold the same chain."""
-    config, accounts, _ = devnet_genesis()
+    ``txs_per_block`` transfers follow, each stored with a commit certificate of the genesis
+    masternodes (so peers can sync them). Deterministic: nodes made alike hold the same chain."""
+    config, accounts, masternode_keys = devnet_genesis()
     node = ChainNode.open(datadir, build_genesis(config))
     wallet = node.wallet = Wallet.from_genesis(node.chain, accounts)
+    node.masternode_keys = masternode_keys
     chain = node.chain
     if split:
         txs = wallet.transfers(len(wallet.coins), chain, fanout=split)
-        chain.connect_block(assemble_block(chain, txs, chain.tip_header.timestamp + 2).encode())
-    for _ in grow_chain(chain, wallet, blocks, txs_per_block):
+        raw = assemble_block(chain, txs, chain.tip_header.timestamp + 2).encode()
+        node.connect_block(raw, node.certify(raw))
+    for _ in grow_chain(chain, wallet, blocks, txs_per_block, masternode_keys):
         pass
     return node

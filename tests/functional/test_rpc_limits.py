@@ -26,7 +26,14 @@ import pytest
 from timecoin.rpc import errors
 from timecoin.rpc.client import JSONRPCError
 from timecoin.rpc.server import BODY_READ_TIMEOUT, MAX_BATCH_REPLY_BYTES, MAX_BATCH_REQUESTS
-from timecoin.testing.node import TestNode, build_devnet_chain, default_port_seed, wait_until, write_chain
+from timecoin.testing.node import (
+    DevnetChain,
+    TestNode,
+    build_devnet_chain,
+    default_port_seed,
+    wait_until,
+    write_chain,
+)
 from timecoin.testing.util import scaled
 
 THREADS = 4
@@ -37,12 +44,12 @@ the forever a locked server takes."""
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
+def chain(tmp_path_factory: pytest.TempPathFactory) -> DevnetChain:
     return build_devnet_chain(tmp_path_factory.mktemp("rpc_limits"), 1, 2)
 
 
 @pytest.fixture(scope="module")
-def node(chain) -> Iterator[TestNode]:
+def node(chain: DevnetChain) -> Iterator[TestNode]:
     n = TestNode(
         0,
         chain.genesis_file.parent,
@@ -109,7 +116,7 @@ def _answers(node: TestNode) -> bool:
     """Whether ``getblockcount`` answers now (False on HTTP 503 "overloaded")."""
     client = node.new_rpc(PROBE_TIMEOUT)
     try:
-        return client.getblockcount() == 1
+        return bool(client.getblockcount() == 1)
     except JSONRPCError as e:
         if e.http_status == 503 and e.code == errors.SERVER_OVERLOADED:
             return False
@@ -136,7 +143,7 @@ def _close_all(socks: list[socket.socket]) -> None:
 # -- tests ------------------------------------------------------------------------------------------
 
 
-def test_stalled_bodies_take_no_slot_and_time_out(node):
+def test_stalled_bodies_take_no_slot_and_time_out(node: TestNode) -> None:
     """Twice as many connections as slots stall mid-body: the slot is taken only once the body is
     in, so ``getblockcount`` answers at once; after ``BODY_READ_TIMEOUT`` the node answers each
     stalled connection HTTP 408 and closes it. (Before: each stalled body held a slot for ever.)"""
@@ -160,7 +167,7 @@ def test_stalled_bodies_take_no_slot_and_time_out(node):
     _assert_clean_log(node, since)
 
 
-def test_clients_that_drop_mid_body_are_not_errors(node):
+def test_clients_that_drop_mid_body_are_not_errors(node: TestNode) -> None:
     """Clients that hang up (FIN or RST) halfway through their body free everything and are
     logged at debug, not as an ERROR with a traceback. (Before: one ERROR traceback each.)"""
     since = len(node.log_text())
@@ -174,7 +181,7 @@ def test_clients_that_drop_mid_body_are_not_errors(node):
     _assert_clean_log(node, since)
 
 
-def test_waits_are_cancelled_when_the_client_hangs_up(node):
+def test_waits_are_cancelled_when_the_client_hangs_up(node: TestNode) -> None:
     """One of each long wait fills every slot (the node answers 503); the clients hang up; the
     waits are cancelled and their slots come back. (Before: the slots stayed taken for good.)"""
     since = len(node.log_text())
@@ -209,7 +216,7 @@ def test_waits_are_cancelled_when_the_client_hangs_up(node):
     _assert_clean_log(node, since)
 
 
-def test_batch_length_is_capped(node):
+def test_batch_length_is_capped(node: TestNode) -> None:
     """A batch of ``MAX_BATCH_REQUESTS`` is served; one request more, or a 4 MB body of a million
     tiny calls, gets one ``INVALID_REQUEST`` error and nothing is run. (Before: a reply per call,
     ~190 MB for the 4 MB body.)"""
@@ -237,7 +244,7 @@ def test_batch_length_is_capped(node):
     assert _answers(node)
 
 
-def test_batch_reply_size_is_capped(node):
+def test_batch_reply_size_is_capped(node: TestNode) -> None:
     """A batch whose replies pass ``MAX_BATCH_REPLY_BYTES`` stops there: the requests before have
     their results, every later one gets ``RESPONSE_TOO_LARGE`` with its id and is not run, and
     the reply stays near the cap. (Before: the whole reply was built, however large.)"""
@@ -257,7 +264,7 @@ def test_batch_reply_size_is_capped(node):
     assert _answers(node)
 
 
-def test_long_batch_does_not_hold_the_event_loop(node, chain):
+def test_long_batch_does_not_hold_the_event_loop(node: TestNode, chain: DevnetChain) -> None:
     """While a long batch runs (a transaction first, then ``MAX_BATCH_REQUESTS - 1`` calls of
     ``getconsensusinfo``), another client sees the transaction in the mempool and gets
     ``getblockcount`` answered before the batch's reply exists: the server yields between chunks.

@@ -21,6 +21,7 @@ __all__ = [
     "Broadcast",
     "Effect",
     "Evidence",
+    "FetchTransactions",
     "Persist",
     "Reply",
     "ScheduleTimer",
@@ -84,6 +85,18 @@ class SendTo:
 
     masternode: bytes
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTransactions:
+    """Ask the masternode ``masternode`` for these transactions: its verified vote accepted them
+    and this node does not hold them (DESIGN §8: "votes naming unknown txids make the node fetch
+    them, within a bound"). The driver asks that masternode's connection within its per-peer
+    bound (``timecoin.p2p.gossip``), and the connection pays for txids it never serves; a driver
+    without such a path (the simulation) ignores it."""
+
+    masternode: bytes
+    txids: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +180,7 @@ Effect = (
     | Resend
     | RelayTransactions
     | SendTo
+    | FetchTransactions
     | Reply
     | ScheduleTimer
     | ApplyBlock

@@ -10,6 +10,8 @@ order by a driver (``timecoin.consensus.runner.EffectRunner``, or the node):
 * :meth:`Consensus.on_messages` — a batch of consensus messages from peers: all are decoded,
   filtered (height, membership: a key outside the set is ignored with a reason) and then all
   their signatures are checked in **one** ``crypto.verify_batch`` call before any is handled;
+  :meth:`Consensus.receive` does the same and also says per message whether it was valid (the
+  P2P layer relays only those and charges the sender for :data:`FAULTS`);
 * :meth:`Consensus.on_timer` — a timer this engine scheduled has fired;
 * :meth:`Consensus.on_block_applied` — the driver connected a block (one this engine committed,
   or one from sync).
@@ -55,10 +57,15 @@ from timecoin.core.types import Block, BlockView
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.mempool import Admission, Mempool
 
-__all__ = ["MAX_FUTURE_MESSAGES", "Consensus"]
+__all__ = ["FAULTS", "MAX_FUTURE_MESSAGES", "Consensus"]
 
 MAX_FUTURE_MESSAGES = 4096
 """Messages of the next height kept until this node gets there (bounded memory)."""
+FAULTS = frozenset({"bad-encoding", "bad-signature"})
+"""Verdicts of :meth:`Consensus.receive` no honest peer causes: a message that does not decode,
+or whose signatures do not verify (DESIGN §13: bad data costs its sender reputation). The other
+reasons (``wrong-height``, ``unknown-voter``, ``next-height``) befall honest peers at another
+height or with another set."""
 
 
 def validator_set(chain: ChainState) -> ValidatorSet:
@@ -188,15 +195,24 @@ class Consensus:
         """Handles a batch of (peer, encoded message). Every signature of the batch is checked in
         one ``verify_batch`` call; malformed, misaddressed or badly signed messages are dropped and
         counted (``info()["ignored"]``) without changing anything."""
+        return self.receive(items, now)[0]
+
+    def receive(self, items: Sequence[tuple[Any, bytes]], now: float) -> tuple[list[Effect], list[str]]:
+        """:meth:`on_messages`, with a verdict per message, in order: ``""`` for one that decoded,
+        verified and was handled (or, signed by a member, is kept for the next height:
+        ``"next-height"``), else the reason it was dropped (``bad-encoding``, ``bad-signature``:
+        :data:`FAULTS`; ``wrong-height``, ``unknown-voter``)."""
         out = Outbox()
         ctx = self.ctx
         monitor = ctx.monitor
-        admitted: list[tuple[Any, Any, ValidatorSet | None]] = []
-        for peer, data in items:
+        verdicts = [""] * len(items)
+        admitted: list[tuple[int, Any, Any, ValidatorSet | None]] = []
+        for i, (peer, data) in enumerate(items):
             try:
                 msg = decode_message(data)
             except (MessageError, TypeError):
                 monitor.ignore("bad-encoding")
+                verdicts[i] = "bad-encoding"
                 continue
             monitor.counters["messages_received"] += 1
             if isinstance(msg, DecisionRequest):
@@ -205,28 +221,31 @@ class Consensus:
             if isinstance(msg, CertificateRequest):
                 self.finality.on_certificate_request(msg, peer, out)
                 continue
-            now_ok, vset = self._route(msg, peer, data, out, now)
-            if now_ok:
-                admitted.append((peer, msg, vset))
+            reason, vset = self._route(msg, peer, data, out, now)
+            if reason:
+                verdicts[i] = reason
+            else:
+                admitted.append((i, peer, msg, vset))
         if not admitted:
-            return out.effects()
+            return out.effects(), verdicts
         keys: list[bytes] = []
         signed: list[bytes] = []
         signatures: list[bytes] = []
         spans = []
-        for _, msg, _ in admitted:
+        for _, _, msg, _ in admitted:
             sigs = msg.signatures(ctx.chain_id)
             spans.append((len(keys), len(keys) + len(sigs)))
             for k, m, s in sigs:
                 keys.append(k)
                 signed.append(m)
                 signatures.append(s)
-        verdicts = crypto.verify_batch(keys, signed, signatures) if keys else []
+        valid = crypto.verify_batch(keys, signed, signatures) if keys else []
         monitor.counters["signatures_verified"] += len(keys)
         votes: list[VoteRecord] = []
-        for (peer, msg, vset), (start, end) in zip(admitted, spans, strict=True):
-            if not all(verdicts[start:end]):
+        for (i, peer, msg, vset), (start, end) in zip(admitted, spans, strict=True):
+            if not all(valid[start:end]):
                 monitor.ignore("bad-signature")
+                verdicts[i] = "bad-signature"
                 continue
             if isinstance(msg, TxVote):
                 assert vset is not None
@@ -238,13 +257,14 @@ class Consensus:
             self._dispatch(msg, peer, out, now)
         if votes:
             self.finality.on_votes(votes, out, now)
-        return out.effects()
+        return out.effects(), verdicts
 
     def _route(
         self, msg: Any, peer: Any, data: bytes, out: Outbox, now: float
-    ) -> tuple[bool, ValidatorSet | None]:
-        """(whether to handle the message now, the set its signer must belong to if any). A
-        message not for now is kept for the next height or ignored with a counted reason."""
+    ) -> tuple[str, ValidatorSet | None]:
+        """("" to handle the message now, else why not; the set its signer must belong to if
+        any). A message not for now is kept for the next height (``next-height``) or ignored
+        with a counted reason."""
         ctx = self.ctx
         monitor = ctx.monitor
         if isinstance(msg, (TxVote, Proposal, BlockVote)):
@@ -261,29 +281,29 @@ class Consensus:
                     if not isinstance(msg, TxVote) and signer in ctx.vset:
                         # a member is already at the next height: it committed this one
                         self.bft.request_decision(signer, out, now)
-                else:
-                    monitor.ignore("wrong-height")
-                return False, None
+                    return "next-height", None
+                monitor.ignore("wrong-height")
+                return "wrong-height", None
             if signer not in vset:
                 monitor.ignore("unknown-voter")
-                return False, None
-            return True, vset
+                return "unknown-voter", None
+            return "", vset
         if isinstance(msg, Status):
             if msg.sender not in ctx.vset and (ctx.prev_vset is None or msg.sender not in ctx.prev_vset):
                 monitor.ignore("unknown-voter")
-                return False, None
-            return True, None
+                return "unknown-voter", None
+            return "", None
         if isinstance(msg, SnowballQuery):
             if msg.sender not in ctx.vset:
                 monitor.ignore("unknown-voter")
-                return False, None
-            return True, None
+                return "unknown-voter", None
+            return "", None
         if isinstance(msg, SnowballResponse):
             if msg.responder not in ctx.vset:
                 monitor.ignore("unknown-voter")
-                return False, None
-            return True, None
-        return True, None  # Decision, TxCertificate: the certificate is checked after the signatures
+                return "unknown-voter", None
+            return "", None
+        return "", None  # Decision, TxCertificate: the certificate is checked after the signatures
 
     def _dispatch(self, msg: Any, peer: Any, out: Outbox, now: float) -> None:
         if isinstance(msg, BlockVote):

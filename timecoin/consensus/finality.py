@@ -47,6 +47,7 @@ from timecoin.consensus.context import Context, Outbox
 from timecoin.consensus.effects import (
     Broadcast,
     Evidence,
+    FetchTransactions,
     RelayTransactions,
     Reply,
     SendTo,
@@ -97,6 +98,19 @@ class PendingTx:
     conflict_since: float | None = None
 
 
+class _Held:
+    """The txids whose transaction this node holds: pending or final (a container view)."""
+
+    __slots__ = ("_pending", "_finalized")
+
+    def __init__(self, pending: dict[bytes, PendingTx], finalized: dict[bytes, FinalEntry]) -> None:
+        self._pending = pending
+        self._finalized = finalized
+
+    def __contains__(self, txid: object) -> bool:
+        return txid in self._pending or txid in self._finalized
+
+
 @dataclass(slots=True)
 class FinalEntry:
     """A final transaction not yet archived in a block (UTXO state "spent-final", DESIGN §4)."""
@@ -142,6 +156,8 @@ class FinalityEngine:
         self._revote_all: list[bytes] = []
         """Decided txids to vote on again at the next flush (a new height)."""
         self._query_seq = rng.getrandbits(63)
+        self._held = _Held(self.pending, self.finalized)
+        """The txids whose votes are tallied at once; a vote's other txids are parked (on_votes)."""
         self._stale: list[bytes] = []
         utxos = ctx.chain.utxos
         for txid, raw, cert in finalized:
@@ -205,12 +221,21 @@ class FinalityEngine:
         return Admission(txid, "", "")
 
     def on_votes(self, records: Sequence[VoteRecord], out: Outbox, now: float) -> None:
-        """Tallies verified vote batches of the current or previous height."""
+        """Tallies verified vote batches of the current or previous height. Decisions on txids
+        this node holds no transaction for are parked in the tally within a per-voter bound
+        (``tally.MAX_PARKED_PER_VOTER``), counted once the transaction arrives (``_add_pending``);
+        the ones a voter accepted are fetched from it (:class:`FetchTransactions`) unless
+        rejected here recently."""
+        held = self._held
         for record in records:
             tally = self.tally if record.vote.height == self.tally.vset.height else self.prev_tally
             if tally is None:
                 continue
-            final, rejected, contradictions = tally.add(record)
+            final, rejected, contradictions, unknown = tally.count(record, held)
+            if unknown:
+                wanted = tuple(t for t in unknown if t not in self.rejected)
+                if wanted:
+                    out.sends.append(FetchTransactions(record.vote.voter, wanted))
             for txid in contradictions:
                 self._evidence(out, "contradictory-tx-vote", record.vote, txid)
             if self.conflicting:
@@ -628,6 +653,9 @@ class FinalityEngine:
                 sb = self.snowballs.get(o)
                 if sb is not None:
                     sb.add_candidate(txid)
+        for tally in (self.tally, self.prev_tally):
+            if tally is not None:
+                tally.admit(txid)  # votes that outran the transaction count now
         if certified:
             return
         for tally in (self.tally, self.prev_tally):
@@ -808,4 +836,5 @@ class FinalityEngine:
             "finalized_pool": len(self.finalized),
             "snowball_active": len(self.snowballs),
             "tallied_txids": len(self.tally),
+            "parked_votes": self.tally.parked + (self.prev_tally.parked if self.prev_tally else 0),
         }

@@ -12,7 +12,9 @@ its effects, with no ``await`` inside, so nothing else sees the engine or the ch
 LARGE_VOTE frame); ``SendTo(masternode)`` goes to that masternode's connection, or, without one,
 to every connected masternode (a decision request or Snowball query any member can answer);
 ``Reply`` answers the peer the request came from. Received TxVote, Proposal, BlockVote, Status
-and TxCertificate items are relayed on (so a partial mesh works); point-to-point kinds are not.
+and TxCertificate items are relayed on (so a partial mesh works) once they decoded and verified;
+point-to-point kinds are not; undecodable or badly signed ones cost their sender reputation.
+``FetchTransactions`` asks the voter's connection for transactions its vote named.
 
 **Followers.** A node without a masternode key runs the engine without a key: it tallies the
 votes masternodes gossip to it and reports finality from them, but sends nothing (the VOTE
@@ -54,11 +56,12 @@ from typing import Any, Protocol
 from timecoin.consensus.effects import (
     Effect,
     Evidence,
+    FetchTransactions,
     Timer,
     TransactionFinalized,
     TransactionRejected,
 )
-from timecoin.consensus.engine import Consensus
+from timecoin.consensus.engine import FAULTS, Consensus
 from timecoin.consensus.feed import FinalityFeed
 from timecoin.consensus.messages import Kind
 from timecoin.consensus.runner import EffectRunner
@@ -66,7 +69,7 @@ from timecoin.core.types import Block
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.mempool import Admission, Mempool
 from timecoin.p2p import P2PService
-from timecoin.p2p.gossip import GossipKind
+from timecoin.p2p.gossip import PENALTY_BAD_ITEM, BadItem, GossipKind
 from timecoin.p2p.messages import MAX_LARGE_VOTE_ITEM
 from timecoin.p2p.peer import Peer
 from timecoin.store.chainstore import ExtraWrites
@@ -216,14 +219,26 @@ class ConsensusService:
             return [Admission(None, STEP_FAILED, message) for _ in raws]
         return result
 
-    def on_gossip(self, peer: Peer, items: list[bytes]) -> list[bool]:
-        """The P2P VOTE / LARGE_VOTE handler: one ``on_messages`` batch; relay flags per item."""
-        self._step(
-            "gossip",
-            lambda: self.engine.on_messages([(peer, item) for item in items], self.clock()),
-            lambda: _describe(len(items), "consensus messages", peer, items),
-        )
-        return [bool(item) and item[0] in RELAYED_KINDS for item in items]
+    def on_gossip(self, peer: Peer, items: list[bytes]) -> list[bool | BadItem]:
+        """The P2P VOTE / LARGE_VOTE handler: one ``Consensus.receive`` batch. Per item: relay it
+        if it decoded, verified and was handled and is of a kind every masternode needs
+        (DESIGN §8: "consensus items are relayed only after they decode and verify"); charge its
+        sender if it did not decode or verify (``engine.FAULTS``, DESIGN §13); else keep it."""
+        verdicts: list[str] = []
+
+        def step() -> list[Effect]:
+            effects, found = self.engine.receive([(peer, item) for item in items], self.clock())
+            verdicts.extend(found)
+            return effects
+
+        if not self._step("gossip", step, lambda: _describe(len(items), "consensus messages", peer, items)):
+            return [False] * len(items)  # a failed step relays nothing
+        return [
+            BadItem(PENALTY_BAD_ITEM, f"consensus message: {verdict}")
+            if verdict in FAULTS
+            else not verdict and item[0] in RELAYED_KINDS
+            for item, verdict in zip(items, verdicts, strict=True)
+        ]
 
     def block_connected(self, raw: bytes | Block) -> None:
         """A block connected outside the engine (P2P sync, ``submitblock``) is the new tip."""
@@ -395,6 +410,12 @@ class ConsensusService:
         elif isinstance(effect, TransactionRejected):
             self.feed.append(effect.txid, False)
             self._wake(effect.txid)
+        elif isinstance(effect, FetchTransactions):
+            # From the voter's own connection, which pays for txids it never sends; without
+            # one, the transactions come by gossip or their holders' periodic resend.
+            peer = self.p2p.masternode_peers().get(effect.masternode)
+            if peer is not None:
+                self.p2p.request_transactions(peer, list(effect.txids))
         elif isinstance(effect, Evidence):
             log.warning(
                 "evidence %s by masternode %s at height %d",

@@ -10,19 +10,37 @@ before any vote reaches a tally.
 Rules: each voter counts once per txid. A voter that repeats its decision changes nothing; one
 that contradicts itself (accepts and rejects the same txid) keeps its first decision and the
 contradiction is reported as evidence (DESIGN §12 invariant 3).
+
+**Votes for transactions this node does not hold** (DESIGN §8, §12 invariant 9, §13 "Bounded
+work per source"). A vote may outrun its transaction by a gossip hop, so its decisions on txids
+the node does not hold cannot simply be dropped; but every voter may be Byzantine and name
+millions of txids nobody will ever see. Such decisions are *parked* per voter, never counted:
+each voter's parked batches are charged their full txid count (a parked decision keeps its
+whole batch alive) and only its newest :data:`MAX_PARKED_PER_VOTER` txids' worth of batches is
+kept, the oldest dropped first. Parked memory is thus at most (set size ×
+:data:`MAX_PARKED_PER_VOTER`) txids per tally, whatever the voters send. :meth:`Tally.admit`
+counts a txid's parked decisions once the node holds the transaction.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Container, Iterator
 
 import timecoin_native
 
-from timecoin.consensus.messages import VERSION, CertificateEntry, FinalityCertificate, TxVote
+from timecoin.consensus.messages import LIMITS, VERSION, CertificateEntry, FinalityCertificate, TxVote
 from timecoin.consensus.validators import ValidatorSet
 
-__all__ = ["Tally", "VoteRecord", "merkle_levels", "proof_from_levels"]
+__all__ = ["MAX_PARKED_PER_VOTER", "Tally", "VoteRecord", "merkle_levels", "proof_from_levels"]
+
+MAX_PARKED_PER_VOTER = 32_768
+"""Txids' worth of one voter's vote batches kept for transactions this node does not hold (the
+module docstring): four full batches (``LIMITS["txids_per_vote"]``), a few seconds of an honest
+voter's batches at 10,000 tx/s (DESIGN §11), of which only the txids that outran their
+transaction are parked. About 2.5 MB of batches per voter at the bound."""
+assert MAX_PARKED_PER_VOTER >= LIMITS["txids_per_vote"]
 
 
 def merkle_levels(leaves: list[bytes]) -> list[bytes]:
@@ -98,18 +116,43 @@ _CERT_HEAD = bytes((VERSION,))
 """A finality certificate's encoding starts with the message version (messages.py)."""
 
 
+def _batch_size(record: VoteRecord) -> int:
+    """Txids a batch holds."""
+    vote = record.vote
+    return len(vote.accepts) + len(vote.rejects)
+
+
+class _Parked:
+    """One voter's batches holding parked decisions, oldest first, and the txids they carry."""
+
+    __slots__ = ("batches", "size")
+
+    def __init__(self) -> None:
+        self.batches: deque[tuple[VoteRecord, list[tuple[bytes, int]]]] = deque()
+        """(batch, its parked (txid, index or −1 for a reject)), oldest first."""
+        self.size = 0
+        """Txids of the batches held (each charged in full: the record keeps all of them)."""
+
+
 class Tally:
     """Accept/reject weight per txid for the votes of one height's set ``vset``.
 
     Per txid the state is a list ``[accept weight, reject weight, {voter: (record, index)}]``
-    (``index`` −1 for a reject), the cheapest shape CPython offers for this loop."""
+    (``index`` −1 for a reject), the cheapest shape CPython offers for this loop. Decisions on
+    txids the node does not hold are parked per voter within :data:`MAX_PARKED_PER_VOTER` (the
+    module docstring)."""
 
-    __slots__ = ("vset", "_txs", "_total")
+    __slots__ = ("vset", "_txs", "_total", "_parked", "_waiting", "_parked_count")
 
     def __init__(self, vset: ValidatorSet) -> None:
         self.vset = vset
         self._txs: dict[bytes, list] = {}  # type: ignore[type-arg]
         self._total = vset.total
+        self._parked: dict[bytes, _Parked] = {}
+        """voter → its batches holding parked decisions (only members of ``vset`` ever vote)."""
+        self._waiting: dict[bytes, dict[bytes, tuple[VoteRecord, int]]] = {}
+        """Parked decisions by txid: txid → {voter: (batch, index or −1)}."""
+        self._parked_count = 0
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -117,9 +160,36 @@ class Tally:
     def __contains__(self, txid: object) -> bool:
         return txid in self._txs
 
+    @property
+    def parked(self) -> int:
+        """Parked (voter, txid) decisions, all voters together."""
+        return self._parked_count
+
+    def parked_txids(self, voter: bytes) -> int:
+        """Txids of ``voter``'s batches kept for parked decisions (≤ :data:`MAX_PARKED_PER_VOTER`)."""
+        batches = self._parked.get(voter)
+        return batches.size if batches is not None else 0
+
+    def is_parked(self, txid: bytes, voter: bytes | None = None) -> bool:
+        """Whether a decision on ``txid`` (by ``voter``, if given) is parked."""
+        voters = self._waiting.get(txid)
+        return voters is not None and (voter is None or voter in voters)
+
     def add(self, record: VoteRecord) -> tuple[list[bytes], list[bytes], list[bytes]]:
-        """Counts one verified batch. Returns (txids whose accept weight just reached a quorum,
-        txids whose reject weight just exceeded 1/3, txids this voter contradicted itself on)."""
+        """Counts one verified batch, every txid of it. Returns (txids whose accept weight just
+        reached a quorum, txids whose reject weight just exceeded 1/3, txids this voter
+        contradicted itself on)."""
+        final, rejected, contradictions, _ = self.count(record, None)
+        return final, rejected, contradictions
+
+    def count(
+        self, record: VoteRecord, held: Container[bytes] | None
+    ) -> tuple[list[bytes], list[bytes], list[bytes], list[bytes]]:
+        """Counts one verified batch. A txid neither tallied yet nor in ``held`` (the txids whose
+        transaction this node holds; None: all) is parked, not counted (the module docstring).
+        Returns (txids whose accept weight just reached a quorum, txids whose reject weight just
+        exceeded 1/3, txids this voter contradicted itself on, txids this voter accepted that
+        were parked for it just now: the transactions to fetch)."""
         vote, weight = record.vote, record.weight
         voter = vote.voter
         txs = self._txs
@@ -127,9 +197,13 @@ class Tally:
         final: list[bytes] = []
         rejected: list[bytes] = []
         contradictions: list[bytes] = []
+        parked: list[tuple[bytes, int]] = []
         for index, txid in enumerate(vote.accepts):
             state = txs.get(txid)
             if state is None:
+                if held is not None and txid not in held:
+                    parked.append((txid, index))
+                    continue
                 state = txs[txid] = [0, 0, {}]
             seen = state[2].get(voter)
             if seen is not None:
@@ -144,6 +218,9 @@ class Tally:
         for txid in vote.rejects:
             state = txs.get(txid)
             if state is None:
+                if held is not None and txid not in held:
+                    parked.append((txid, _REJECT))
+                    continue
                 state = txs[txid] = [0, 0, {}]
             seen = state[2].get(voter)
             if seen is not None:
@@ -155,7 +232,75 @@ class Tally:
             state[1] = after = before + weight
             if 3 * after > total >= 3 * before:
                 rejected.append(txid)
-        return final, rejected, contradictions
+        fetch: list[bytes] = []
+        if parked:
+            self._park(record, parked, fetch, contradictions)
+        return final, rejected, contradictions, fetch
+
+    def _park(
+        self,
+        record: VoteRecord,
+        decisions: list[tuple[bytes, int]],
+        fetch: list[bytes],
+        contradictions: list[bytes],
+    ) -> None:
+        """Parks ``decisions`` (txid, index or −1) of ``record``'s voter, newest batch last, then
+        drops the voter's oldest batches past :data:`MAX_PARKED_PER_VOTER` txids. A decision
+        repeated keeps only its newest batch; a contradiction keeps the first (reported)."""
+        voter = record.vote.voter
+        own = self._parked.get(voter)
+        if own is None:
+            own = self._parked[voter] = _Parked()
+        waiting = self._waiting
+        kept: list[tuple[bytes, int]] = []
+        for txid, index in decisions:
+            voters = waiting.get(txid)
+            if voters is None:
+                voters = waiting[txid] = {}
+            seen = voters.get(voter)
+            if seen is None:
+                self._parked_count += 1
+                if index != _REJECT:
+                    fetch.append(txid)
+            elif (seen[1] == _REJECT) != (index == _REJECT):
+                contradictions.append(txid)
+                continue
+            voters[voter] = (record, index)
+            kept.append((txid, index))
+        if not kept:
+            return
+        own.batches.append((record, kept))
+        own.size += _batch_size(record)
+        while own.size > MAX_PARKED_PER_VOTER and len(own.batches) > 1:
+            old, entries = own.batches.popleft()
+            own.size -= _batch_size(old)
+            for txid, _ in entries:
+                voters = waiting.get(txid)
+                if voters is None:
+                    continue  # admitted since
+                seen = voters.get(voter)
+                if seen is not None and seen[0] is old:
+                    del voters[voter]
+                    self._parked_count -= 1
+                    if not voters:
+                        del waiting[txid]
+
+    def admit(self, txid: bytes) -> None:
+        """The node now holds ``txid``'s transaction: its parked decisions are counted (check
+        :meth:`is_final` / :meth:`is_rejected` afterwards)."""
+        voters = self._waiting.pop(txid, None)
+        if voters is None:
+            return
+        self._parked_count -= len(voters)
+        state = self._txs.get(txid)
+        if state is None:
+            state = self._txs[txid] = [0, 0, {}]
+        decided = state[2]
+        for voter, seen in voters.items():
+            if voter in decided:
+                continue
+            decided[voter] = seen
+            state[1 if seen[1] == _REJECT else 0] += seen[0].weight
 
     def weights(self, txid: bytes) -> tuple[int, int]:
         """(accept weight, reject weight) of ``txid`` so far."""

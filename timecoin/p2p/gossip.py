@@ -13,6 +13,21 @@ shadow the real transaction.
 Backpressure: past :data:`MAX_PENDING_ITEMS` queued items the node stops reading from the peers
 that sent them until the task catches up.
 
+Consensus items are relayed only on the handler's word, item by item (:data:`ItemHandler`): the
+consensus handler says yes only for items that decoded and verified; an item it calls a
+:class:`BadItem` (undecodable, badly signed) costs its sender reputation.
+
+**Transactions on request** (DESIGN §8: "votes naming unknown txids make the node fetch them,
+within a bound"). :meth:`Gossip.request_transactions` asks one peer (the masternode whose vote
+named them) for transactions with GET_TRANSACTIONS: at most :data:`MAX_REQUESTS_PER_PEER` txids
+outstanding per peer, each txid asked for once in a while (:data:`REQUESTED_MEMORY`), none the
+node already has. The answer, TRANSACTIONS, is taken only for txids asked of that peer and goes
+to ``submit_transactions`` like gossip (the seen-cache does not filter it: the node may have
+refused an earlier copy, e.g. before its parent arrived). A peer that leaves a request
+unanswered for :data:`TX_REQUEST_TIMEOUT` is penalized: it named the transactions in its own
+vote, so an honest one holds them. The node serves GET_TRANSACTIONS from its pending and final,
+not yet archived, transactions.
+
 The gossip task owns the queues; the frame handlers only append to them. ``after_pending``
 runs a callback once everything queued before it is handled: PONG goes through it, so a ping
 after a batch proves the batch was processed (the test harness's ``send_and_ping``).
@@ -26,10 +41,14 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import timecoin_native
 
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import MessageType
+from timecoin.p2p.peer import Misbehaving
 
 if TYPE_CHECKING:
     from timecoin.p2p.connman import ConnMan
@@ -62,6 +81,25 @@ INVALID_TX_CODES = frozenset(
 )
 """Native rejection codes (native/src/validate.rs) that prove the sender relayed garbage; the
 others (missing input, conflicts, a full mempool, lock time) can befall honest relays."""
+PENALTY_BAD_ITEM = 20
+"""Per batch holding consensus or masternode items no honest node sends (the handler's
+:class:`BadItem`: undecodable, badly signed), like a malformed payload."""
+PENALTY_NOT_SERVED = 10
+"""Per GET_TRANSACTIONS' worth (up to ``MAX_GET_TRANSACTIONS`` txids) of transactions asked of a
+peer that it did not send within :data:`TX_REQUEST_TIMEOUT`: its own vote named them, so an
+honest one holds them (bar a rare race with a block). A flood of votes naming ~8,000 unknown
+txids is banned at its first expiry."""
+PENALTY_UNSOLICITED_TX = 20
+"""Per TRANSACTIONS frame holding a transaction this node never asked for."""
+TX_REQUEST_TIMEOUT = 10.0
+"""Seconds a peer has to send transactions asked of it (GET_TRANSACTIONS). An honest peer
+answers from its frame handler at once; the margin is for a loaded event loop."""
+MAX_REQUESTS_PER_PEER = 8_000
+"""Txids outstanding at one peer at most (one vote's worth); more named txids are not asked for
+until these are answered or expired (and named again)."""
+REQUESTED_MEMORY = 100_000
+"""Txids asked for recently, of any peer, that are not asked for again: two generations of at
+least this many (about 10 s of transactions at 10,000 tx/s)."""
 RETRY_TX_CODES = frozenset({"mempool-full"})
 """Rejections that say nothing about the transaction: it is forgotten by the seen-cache, so the
 same transaction relayed again later (a pending one is, every revote) is considered again."""
@@ -88,9 +126,21 @@ SEEN_CAPACITY: dict[GossipKind, int] = {
 }
 """Items each seen-cache remembers at least (25 s of transactions at 10,000 tx/s)."""
 
-ItemHandler = Callable[["Peer", list[bytes]], list[bool]]
+
+@dataclass(frozen=True, slots=True)
+class BadItem:
+    """A handler's verdict on an item no honest peer sends (it does not decode, its signature
+    does not verify): not relayed, and its sender penalized by ``points`` (one penalty per batch,
+    the largest of its items')."""
+
+    points: int
+    reason: str
+
+
+ItemHandler = Callable[["Peer", list[bytes]], "list[bool | BadItem]"]
 """A consumer of opaque gossip: gets the sending peer and the new items of a batch, returns one
-flag per item: relay it (valid and new) or not."""
+verdict per item: ``True`` to relay it (valid and new), ``False`` to keep it, or a
+:class:`BadItem`."""
 SubmitTransactions = Callable[[list[bytes]], list[tuple[bytes | None, str]]]
 
 
@@ -143,12 +193,29 @@ class Gossip:
         max_tx_size: int,
         interval: float,
         relay_votes: bool,
+        *,
+        transaction: Callable[[bytes], bytes | None] | None = None,
+        has_transaction: Callable[[bytes], bool] | None = None,
+        request_timeout: float = TX_REQUEST_TIMEOUT,
     ) -> None:
+        """``transaction(txid)``: the encoded transaction if this node can serve it (None: the
+        node answers no GET_TRANSACTIONS); ``has_transaction(txid)``: whether the node holds it
+        already (never requested then)."""
         self._connman = connman
         self._submit = submit_transactions
         self._max_tx_size = max_tx_size
         self._interval = interval
         self._relay_votes = relay_votes
+        self._transaction = transaction
+        self._has_transaction = has_transaction
+        self._request_timeout = request_timeout
+        self._requests: dict[int, dict[bytes, float]] = {}
+        """peer id → {txid asked of it: deadline}, in deadline order (insertion order)."""
+        self._asked = SeenCache(REQUESTED_MEMORY)
+        self.tx_requested = 0
+        """Txids asked of peers (a metric)."""
+        self.tx_requests_expired = 0
+        """Txids asked of peers that never sent them (a metric)."""
         self._seen = {kind: SeenCache(cap) for kind, cap in SEEN_CAPACITY.items()}
         self._handlers: dict[GossipKind, ItemHandler] = {}
         self._inbound: deque[tuple[Peer | None, GossipKind | None, Any]] = deque()
@@ -164,6 +231,10 @@ class Gossip:
         """Items sent per kind, counted once per item (a metric)."""
         for kind in GossipKind:
             connman.handlers[kind.value] = self._frame_handler(kind)
+        connman.handlers[MessageType.TRANSACTIONS] = self._on_transactions
+        if transaction is not None:
+            connman.handlers[MessageType.GET_TRANSACTIONS] = self._on_get_transactions
+        connman.on_disconnected.append(self._forget_requests)
 
     def register_handler(self, kind: GossipKind, handler: ItemHandler) -> None:
         """Plugs in the consumer of VOTE, LARGE_VOTE or HEARTBEAT items (one per kind)."""
@@ -190,8 +261,10 @@ class Gossip:
         add = self._seen[kind].add
         new = [item for item in items if add(item_key(item))]
         self.duplicates[kind] += len(items) - len(new)
-        if not new:
-            return
+        if new:
+            self._enqueue(peer, kind, new)
+
+    def _enqueue(self, peer: Peer, kind: GossipKind, new: list[bytes]) -> None:
         self.received[kind] += len(new)
         self._inbound.append((peer, kind, new))
         self._pending_items += len(new)
@@ -207,6 +280,101 @@ class Gossip:
             return
         self._inbound.append((None, None, callback))
         self._wake.set()
+
+    # -- transactions on request -----------------------------------------------------------------
+
+    def request_transactions(self, peer: Peer, txids: list[bytes]) -> int:
+        """Asks ``peer`` for the transactions ``txids`` (GET_TRANSACTIONS) that the node does not
+        have, has not asked anyone for recently, and that fit the peer's
+        :data:`MAX_REQUESTS_PER_PEER`; the rest are skipped. Returns how many were asked for."""
+        if peer.closing or not peer.established:
+            return 0
+        outstanding = self._requests.get(peer.id)
+        if outstanding is None:
+            outstanding = self._requests[peer.id] = {}
+        room = MAX_REQUESTS_PER_PEER - len(outstanding)
+        deadline = self._connman.clock() + self._request_timeout
+        asked: list[bytes] = []
+        has = self._has_transaction
+        for txid in txids:
+            if len(asked) >= room:
+                break
+            if txid in self._asked or (has is not None and has(txid)):
+                continue
+            self._asked.add(txid)
+            outstanding[txid] = deadline
+            asked.append(txid)
+        if not outstanding:
+            del self._requests[peer.id]
+        for i in range(0, len(asked), m.MAX_GET_TRANSACTIONS):
+            peer.send(MessageType.GET_TRANSACTIONS, m.encode_txids(asked[i : i + m.MAX_GET_TRANSACTIONS]))
+        if asked:
+            self.tx_requested += len(asked)
+            self._wake.set()  # the task learns the new deadline
+        return len(asked)
+
+    def outstanding_requests(self, peer: Peer) -> int:
+        """Txids asked of ``peer`` and not sent yet."""
+        return len(self._requests.get(peer.id, ()))
+
+    def _on_get_transactions(self, peer: Peer, payload: bytes) -> None:
+        assert self._transaction is not None
+        found = [raw for raw in map(self._transaction, m.decode_txids(payload)) if raw is not None]
+        if found:
+            for frame in _frames(MessageType.TRANSACTIONS, m.MAX_TX_BATCH_ITEMS, found):
+                peer.send(MessageType.TRANSACTIONS, frame)
+
+    def _on_transactions(self, peer: Peer, payload: bytes) -> None:
+        items = m.decode_items(payload, m.MAX_TX_BATCH_ITEMS, self._max_tx_size, "TRANSACTIONS")
+        txids = timecoin_native.txids(items)  # ValueError (a malformed payload) for a bad one
+        outstanding = self._requests.get(peer.id, {})
+        solicited: list[bytes] = []
+        unsolicited = 0
+        for raw, txid in zip(items, txids, strict=True):
+            if outstanding.pop(txid, None) is not None:
+                solicited.append(raw)
+            elif txid not in self._asked:
+                unsolicited += 1  # (one asked for but expired already cost its penalty)
+        if not outstanding:
+            self._requests.pop(peer.id, None)
+        if solicited:
+            seen = self._seen[GossipKind.TX]
+            for raw in solicited:
+                seen.add(item_key(raw))
+            self._enqueue(peer, GossipKind.TX, solicited)
+        if unsolicited:
+            raise Misbehaving(PENALTY_UNSOLICITED_TX, f"{unsolicited} transactions nobody asked for")
+
+    def _forget_requests(self, peer: Peer) -> None:
+        self._requests.pop(peer.id, None)
+
+    def _expire_requests(self, now: float) -> float | None:
+        """Drops requests past their deadline, penalizing each peer that had some once; returns
+        the next deadline (None without requests)."""
+        next_at: float | None = None
+        for peer_id, outstanding in list(self._requests.items()):
+            expired = 0
+            while outstanding:
+                txid, at = next(iter(outstanding.items()))
+                if at > now:
+                    next_at = at if next_at is None else min(next_at, at)
+                    break
+                del outstanding[txid]
+                expired += 1
+            if not outstanding:
+                self._requests.pop(peer_id, None)
+            if not expired:
+                continue
+            self.tx_requests_expired += expired
+            peer = self._connman.peers.get(peer_id)
+            if peer is not None and not peer.closing:
+                requests = -(-expired // m.MAX_GET_TRANSACTIONS)
+                self._connman.penalize(
+                    peer,
+                    PENALTY_NOT_SERVED * requests,
+                    f"{expired} transactions asked of it not sent within {self._request_timeout:.0f} s",
+                )
+        return next_at
 
     # -- outbound --------------------------------------------------------------------------------
 
@@ -264,9 +432,19 @@ class Gossip:
     # -- the task --------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The gossip task: handle queued items, then relay after ``interval``."""
+        """The gossip task: handle queued items, then relay after ``interval``; expire
+        transaction requests at their deadlines."""
+        clock = self._connman.clock
         while True:
-            await self._wake.wait()
+            next_at = self._expire_requests(clock())
+            if next_at is None:
+                await self._wake.wait()
+            else:
+                try:
+                    async with asyncio.timeout(max(0.0, next_at - clock())):
+                        await self._wake.wait()
+                except TimeoutError:
+                    continue
             self._wake.clear()
             self._process_inbound()
             if any(self._outbound.values()):
@@ -338,17 +516,27 @@ class Gossip:
             return
         queue = self._outbound[kind]
         for peer, items in batches:
-            flags = handler(peer, items)
-            if len(flags) != len(items):
-                raise RuntimeError(f"{kind.name} handler returned {len(flags)} flags for {len(items)} items")
-            queue.extend((item, peer.id) for item, relay in zip(items, flags, strict=True) if relay)
+            verdicts = handler(peer, items)
+            if len(verdicts) != len(items):
+                raise RuntimeError(f"{kind.name} handler: {len(verdicts)} verdicts for {len(items)} items")
+            queue.extend((item, peer.id) for item, v in zip(items, verdicts, strict=True) if v is True)
+            bad = [v for v in verdicts if isinstance(v, BadItem)]
+            if bad:
+                worst = max(bad, key=lambda b: b.points)
+                reason = f"{len(bad)} bad {kind.name} items: {worst.reason}"
+                self._connman.penalize(peer, worst.points, reason)
 
 
 def _batches(kind: GossipKind, items: list[bytes]) -> list[bytes]:
     """Batch payloads of ``kind`` within its message's size and item limits."""
     mtype = MessageType(kind.value)
+    return _frames(mtype, m.MAX_TX_BATCH_ITEMS if kind is GossipKind.TX else m.ITEM_LIMITS[mtype][0], items)
+
+
+def _frames(mtype: MessageType, max_items: int, items: list[bytes]) -> list[bytes]:
+    """Batch payloads (count u32 ‖ (len u32 ‖ item)*) of ``mtype`` within its size limit and
+    ``max_items``."""
     limit = m.SPECS[mtype].max_payload
-    max_items = m.MAX_TX_BATCH_ITEMS if kind is GossipKind.TX else m.ITEM_LIMITS[mtype][0]
     out: list[bytes] = []
     start, size = 0, 4
     for i, item in enumerate(items):

@@ -4,10 +4,11 @@ and the dispatch of its frames to the message handlers (DESIGN §8).
 For every frame, in arrival order, :meth:`Peer.on_frames` enforces the rules every message
 shares before any handler sees it: the handshake comes first (HELLO, AUTH, then nothing else of
 theirs), consensus classes only from a proven masternode, and the per-class token bucket (a
-batch costs one token per item). A handler reports bad input by raising ``ValueError`` (a
-malformed payload) or :class:`Misbehaving` (a specific penalty); the peer is penalized through
-the connection manager, which bans and disconnects below the threshold. Frames of a peer are
-handled synchronously on the event loop, so nothing interleaves within one peer's stream.
+frame costs its items: :func:`~timecoin.p2p.ratelimit.frame_cost`). A handler reports bad input
+by raising ``ValueError`` (a malformed payload) or :class:`Misbehaving` (a specific penalty); the
+peer is penalized through the connection manager, which bans and disconnects below the
+threshold. Frames of a peer are handled synchronously on the event loop, so nothing interleaves
+within one peer's stream.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from timecoin.p2p.framing import FrameError
-from timecoin.p2p.messages import SPECS, Hello, MessageSpec, MessageType, RateClass
-from timecoin.p2p.ratelimit import PeerLimits
+from timecoin.p2p.messages import SPECS, Hello, MessageSpec, MessageType
+from timecoin.p2p.ratelimit import PeerLimits, frame_cost
 
 if TYPE_CHECKING:
     from timecoin.p2p.protocol import FrameProtocol
@@ -50,7 +51,6 @@ _SPEC_BY_ID: list[MessageSpec | None] = [
     SPECS[MessageType(t)] if t in MessageType._value2member_map_ else None
     for t in range(max(MessageType) + 1)
 ]
-_PER_ITEM = frozenset({RateClass.TX, RateClass.VOTE, RateClass.HEARTBEAT, RateClass.ADDR})
 _ids = itertools.count(1)
 
 
@@ -205,10 +205,7 @@ class Peer:
                     )
                 continue
             rate_class = spec.rate_class
-            cost = 1
-            if rate_class in _PER_ITEM and len(payload) >= 4:
-                cost = int.from_bytes(payload[:4], "little") or 1
-            if not self.limits.allow(rate_class, cost, now):
+            if not self.limits.allow(rate_class, frame_cost(rate_class, payload), now):
                 self.rate_limited += 1
                 net.penalize(
                     self, PENALTY_RATE, f"{MessageType(mtype).name} over the {rate_class.name} rate limit"

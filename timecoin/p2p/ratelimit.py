@@ -1,14 +1,33 @@
 """Per-peer token buckets, one per message rate class (DESIGN §8).
 
-A bucket holds up to ``capacity`` tokens and refills at ``rate`` tokens per second; a message
-(or, for gossip, each item of a batch) spends tokens, and one that finds too few is refused. The
-budgets are :data:`timecoin.p2p.messages.RATE_LIMITS`. Pure bookkeeping over a caller's clock:
-no I/O, no tasks.
+A bucket holds up to ``capacity`` tokens and refills at ``rate`` tokens per second; a frame
+spends what :func:`frame_cost` says, and one that finds too few is refused. Costs count items,
+not frames (DESIGN §13 "the cost of a message is charged to its sender"): a transaction, a
+heartbeat, an address or a requested txid each cost one token, and consensus frames one token
+per txid's worth of bytes (:data:`~timecoin.p2p.messages.VOTE_TOKEN_BYTES`), so a vote naming
+8,000 txids costs what 8,000 one-txid votes do. The budgets are
+:data:`timecoin.p2p.messages.RATE_LIMITS`. Pure bookkeeping over a caller's clock: no I/O, no
+tasks.
 """
 
 from __future__ import annotations
 
-from timecoin.p2p.messages import RATE_LIMITS, RateClass
+from timecoin.p2p.messages import RATE_LIMITS, VOTE_TOKEN_BYTES, RateClass
+
+_PER_ITEM = frozenset({RateClass.TX, RateClass.HEARTBEAT, RateClass.ADDR})
+"""Classes whose payloads open with an item count u32 (batches, GET_TRANSACTIONS, ADDR)."""
+
+
+def frame_cost(rate_class: RateClass, payload: bytes) -> int:
+    """Tokens a frame of ``rate_class`` costs: its item count for TX, HEARTBEAT and ADDR (read
+    from the payload's count u32, at least 1: a malformed count is the decoder's to refuse),
+    one per :data:`~timecoin.p2p.messages.VOTE_TOKEN_BYTES` of payload (at least 1) for VOTE,
+    else 1."""
+    if rate_class is RateClass.VOTE:
+        return max(1, len(payload) // VOTE_TOKEN_BYTES)
+    if rate_class in _PER_ITEM and len(payload) >= 4:
+        return int.from_bytes(payload[:4], "little") or 1
+    return 1
 
 
 class TokenBucket:

@@ -70,6 +70,11 @@ class NodeHooks(Protocol):
 
     def has_transaction(self, txid: bytes) -> bool: ...
 
+    def unarchived_transaction(self, txid: bytes) -> bytes | None:
+        """The encoded transaction ``txid`` if it is pending or final and not yet in a block:
+        what GET_TRANSACTIONS is answered from."""
+        ...
+
     def pending_transactions(self) -> list[bytes]:
         """The encoded transactions still pending here (the mempool, in arrival order): sent to
         every peer as its connection is established."""
@@ -118,6 +123,8 @@ class P2PService:
             params.max_tx_size,
             config.gossip_interval,
             relay_votes=config.masternode_secret is not None,
+            transaction=hooks.unarchived_transaction,
+            has_transaction=hooks.has_transaction,
         )
         self.sync = BlockSync(self.connman, config, params.max_block_size, genesis_hash, hooks, clock)
         self.connman.handlers[MessageType.PING] = self._on_ping
@@ -178,6 +185,11 @@ class P2PService:
             self.gossip.resend(GossipKind.VOTE, small)
         if large:
             self.gossip.resend(GossipKind.LARGE_VOTE, large)
+
+    def request_transactions(self, peer: Peer, txids: list[bytes]) -> int:
+        """Asks ``peer`` for transactions its vote named that this node lacks, within the
+        per-peer bound (:meth:`Gossip.request_transactions`); how many were asked for."""
+        return self.gossip.request_transactions(peer, txids)
 
     def send_votes(self, peer: Peer, items: list[bytes]) -> None:
         """Sends consensus items to one peer only (replies, requests to one masternode), in the

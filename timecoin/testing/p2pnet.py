@@ -122,6 +122,10 @@ class ChainNode:
     def has_transaction(self, txid: bytes) -> bool:
         return txid in self.mempool
 
+    def unarchived_transaction(self, txid: bytes) -> bytes | None:
+        entry = self.mempool.get(txid)
+        return entry.raw if entry is not None else None
+
     def pending_transactions(self) -> list[bytes]:
         return [e.raw for e in self.mempool.entries()]
 

@@ -35,10 +35,12 @@ def _register() -> None:
     from timecoin.cli.db import db
     from timecoin.cli.devnet import devnet
     from timecoin.cli.wallet import wallet
+    from timecoin.e2e.cli import e2e
     from timecoin.loadtest.cli import loadtest
 
     main.add_command(db)
     main.add_command(devnet)
+    main.add_command(e2e)
     main.add_command(loadtest)
     main.add_command(wallet)
 

@@ -20,7 +20,7 @@ import pytest
 from timecoin import crypto
 from timecoin.consensus import verify_certificate
 from timecoin.consensus.effects import FetchTransactions, TransactionFinalized
-from timecoin.consensus.engine import FAULTS, Consensus
+from timecoin.consensus.engine import FAULTS, MAX_FUTURE_BYTES_PER_PEER, Consensus
 from timecoin.consensus.messages import LIMITS, Status, TxVote
 from timecoin.consensus.tally import MAX_PARKED_PER_VOTER, Tally, VoteRecord
 from timecoin.consensus.validators import ValidatorSet
@@ -185,6 +185,24 @@ def test_a_flooding_voter_stays_within_its_bound(engine):
         assert consensus.finality.tally.parked_txids(flooder) <= MAX_PARKED_PER_VOTER
     assert asked == (MAX_PARKED_PER_VOTER // FULL + 4) * FULL
     assert consensus.info()["finality"]["parked_votes"] <= MAX_PARKED_PER_VOTER
+
+
+def test_next_height_messages_are_kept_within_a_byte_bound_per_peer(engine):
+    """Messages of the next height are kept (unverified) until the node gets there: one peer's
+    within MAX_FUTURE_BYTES_PER_PEER, so its flood of full vote batches neither grows memory
+    nor crowds out another peer's."""
+    consensus, _, mn_keys, now = engine
+    chain_id, ahead = consensus.ctx.chain_id, consensus.ctx.height + 1
+    vote = TxVote.create(mn_keys[1], chain_id, ahead, random_txids(FULL), []).encode()
+    flood = MAX_FUTURE_BYTES_PER_PEER // len(vote) + 10
+    for _ in range(flood):
+        assert consensus.receive([("flooder", vote)], now)[1] == ["next-height"]
+    kept = [data for peer, data in consensus._future if peer == "flooder"]
+    assert sum(map(len, kept)) <= MAX_FUTURE_BYTES_PER_PEER < sum(map(len, kept)) + len(vote)
+    assert consensus.info()["ignored"]["next-height-full"] == flood - len(kept)
+    other = TxVote.create(mn_keys[2], chain_id, ahead, random_txids(3), []).encode()
+    consensus.receive([("honest", other)], now)
+    assert ("honest", other) in consensus._future
 
 
 def test_a_vote_frame_costs_its_txids():

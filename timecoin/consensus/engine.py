@@ -57,10 +57,16 @@ from timecoin.core.types import Block, BlockView
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.mempool import Admission, Mempool
 
-__all__ = ["FAULTS", "MAX_FUTURE_MESSAGES", "Consensus"]
+__all__ = ["FAULTS", "MAX_FUTURE_BYTES", "MAX_FUTURE_BYTES_PER_PEER", "MAX_FUTURE_MESSAGES", "Consensus"]
 
 MAX_FUTURE_MESSAGES = 4096
 """Messages of the next height kept until this node gets there (bounded memory)."""
+MAX_FUTURE_BYTES = 64 * 1024 * 1024
+"""Bytes of next-height messages kept, all peers together (they are kept before their
+signatures are checked, and a proposal may be 2 MiB)."""
+MAX_FUTURE_BYTES_PER_PEER = 16 * 1024 * 1024
+"""Bytes of next-height messages kept from one peer: a node ahead of us sends its proposal,
+votes and statuses; one peer cannot crowd out the others' (DESIGN §13)."""
 FAULTS = frozenset({"bad-encoding", "bad-signature"})
 """Verdicts of :meth:`Consensus.receive` no honest peer causes: a message that does not decode,
 or whose signatures do not verify (DESIGN §13: bad data costs its sender reputation). The other
@@ -117,6 +123,9 @@ class Consensus:
         self.finality = FinalityEngine(self.ctx, mempool, finalized, rng or random.Random(os.urandom(16)))
         self.bft = BftEngine(self.ctx, self.finality, production_gate)
         self._future: list[tuple[Any, bytes]] = []
+        self._future_bytes: dict[Any, int] = {}
+        """Bytes of ``_future`` per peer."""
+        self._future_total = 0
 
     @classmethod
     def from_store(
@@ -187,6 +196,7 @@ class Consensus:
         self.bft.enter_new_height(out, now)
         effects = out.effects()
         future, self._future = self._future, []
+        self._future_bytes, self._future_total = {}, 0
         if future:
             effects += self.on_messages(future, now)
         return effects
@@ -276,8 +286,7 @@ class Consensus:
                 vset = ctx.set_for(height)
             if vset is None:
                 if height == ctx.height + 1:
-                    if len(self._future) < MAX_FUTURE_MESSAGES:
-                        self._future.append((peer, data))
+                    self._keep_for_next_height(peer, data)
                     if not isinstance(msg, TxVote) and signer in ctx.vset:
                         # a member is already at the next height: it committed this one
                         self.bft.request_decision(signer, out, now)
@@ -304,6 +313,23 @@ class Consensus:
                 return "unknown-voter", None
             return "", None
         return "", None  # Decision, TxCertificate: the certificate is checked after the signatures
+
+    def _keep_for_next_height(self, peer: Any, data: bytes) -> None:
+        """Keeps a next-height message for :meth:`on_block_applied` within
+        :data:`MAX_FUTURE_MESSAGES`, :data:`MAX_FUTURE_BYTES` and
+        :data:`MAX_FUTURE_BYTES_PER_PEER`; past them it is dropped (its sender repeats what
+        matters: statuses, revotes at the new height, decision requests)."""
+        from_peer = self._future_bytes.get(peer, 0)
+        if (
+            len(self._future) >= MAX_FUTURE_MESSAGES
+            or self._future_total + len(data) > MAX_FUTURE_BYTES
+            or from_peer + len(data) > MAX_FUTURE_BYTES_PER_PEER
+        ):
+            self.ctx.monitor.ignore("next-height-full")
+            return
+        self._future.append((peer, data))
+        self._future_bytes[peer] = from_peer + len(data)
+        self._future_total += len(data)
 
     def _dispatch(self, msg: Any, peer: Any, out: Outbox, now: float) -> None:
         if isinstance(msg, BlockVote):

@@ -236,8 +236,8 @@ class FinalityEngine:
                 wanted = tuple(t for t in unknown if t not in self.rejected)
                 if wanted:
                     out.sends.append(FetchTransactions(record.vote.voter, wanted))
-            for txid in contradictions:
-                self._evidence(out, "contradictory-tx-vote", record.vote, txid)
+            if contradictions:  # one piece of evidence per batch: the batch shows them all
+                self._evidence(out, "contradictory-tx-vote", record.vote, contradictions[0])
             if self.conflicting:
                 self._check_conflicting_accepts(record.vote, out)
             for txid in final:

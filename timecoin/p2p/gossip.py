@@ -313,10 +313,6 @@ class Gossip:
             self._wake.set()  # the task learns the new deadline
         return len(asked)
 
-    def outstanding_requests(self, peer: Peer) -> int:
-        """Txids asked of ``peer`` and not sent yet."""
-        return len(self._requests.get(peer.id, ()))
-
     def _on_get_transactions(self, peer: Peer, payload: bytes) -> None:
         assert self._transaction is not None
         found = [raw for raw in map(self._transaction, m.decode_txids(payload)) if raw is not None]

@@ -33,6 +33,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def e2e(manifest: Path, out: Path | None) -> None:
     """Run a manifest of masternodes and faults under load, then check the history (DESIGN §13)."""
     from timecoin.e2e.manifest import ManifestError, load_manifest
+    from timecoin.e2e.network import NodeUnavailable
     from timecoin.e2e.perturb import PerturbationUnavailable
     from timecoin.e2e.runner import run_e2e
 
@@ -47,6 +48,8 @@ def e2e(manifest: Path, out: Path | None) -> None:
         result = run_e2e(parsed, out, console, str(manifest))
     except (PerturbationUnavailable, FileExistsError) as e:
         raise click.UsageError(str(e)) from None
+    except NodeUnavailable as e:
+        raise click.ClickException(f"{e} (the nodes were stopped; see {out}/network)") from None
     except (KeyboardInterrupt, _Terminate):
         raise click.ClickException("interrupted: the nodes were stopped and the rules removed") from None
     finally:

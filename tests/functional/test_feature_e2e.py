@@ -1,4 +1,5 @@
-"""The e2e fault runner end to end on a short manifest (DESIGN §12, §13; docs/e2e.md).
+"""The e2e fault runner end to end on the CI schedule, ``e2e/manifests/ci.toml`` (DESIGN §12,
+§13; docs/e2e.md).
 
 ``timecoin.e2e.runner.run_e2e`` starts four real ``timecoind`` masternodes on loopback, each in
 its own cgroup, runs the real load test against them for 50 s and, beside it, a seeded schedule
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import orjson
 import pytest
@@ -30,34 +32,8 @@ from timecoin.e2e.manifest import parse_manifest
 from timecoin.e2e.perturb import CGROUP_PREFIX, NFT_TABLE_PREFIX, cgroup2_root, partition_support
 from timecoin.e2e.runner import run_e2e
 
-MANIFEST = """
-name = "functional"
-seed = 424242
-duration = 50.0
-warmup = 6.0
-gap = 3.0
-liveness_bound = 60.0
-
-[load]
-rate = 20.0
-
-[[fault]]
-kind = "kill"
-duration = 3.0
-
-[[fault]]
-kind = "pause"
-duration = 3.0
-
-[[fault]]
-kind = "partition"
-duration = 6.0
-groups = [[0, 2], [1, 3]]
-
-[[fault]]
-kind = "byzantine"
-duration = 8.0
-"""
+MANIFEST = Path(__file__).resolve().parents[2] / "e2e" / "manifests" / "ci.toml"
+"""The schedule CI runs (docs/e2e.md)."""
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +44,9 @@ def partitions_supported():
 
 
 def test_short_manifest_passes_every_check(tmp_path, partitions_supported):
-    manifest = parse_manifest(MANIFEST, "functional.toml")
+    manifest = parse_manifest(MANIFEST.read_text(), str(MANIFEST))
     assert manifest.duration <= 90
-    result = run_e2e(manifest, tmp_path / "run", Console(quiet=True), "functional.toml")
+    result = run_e2e(manifest, tmp_path / "run", Console(quiet=True), str(MANIFEST))
     report = result.report
     checks = {c["name"]: c for c in report["checks"]}
     assert set(checks) == {"one-chain", "no-double-spend", "no-conflicting-final", "final-kept", "liveness"}

@@ -146,7 +146,8 @@ def test_the_shipped_manifests_parse_and_schedule(name):
 def test_ci_manifest_holds_the_faults_ci_must_see():
     m = load_manifest(MANIFESTS / "ci.toml")
     kinds = sorted(f.kind for f in build_schedule(m))
-    assert kinds == sorted([FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION]) and m.nodes == 4
+    assert kinds == sorted([FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION, FaultKind.BYZANTINE])
+    assert m.nodes == 4 and m.duration <= 90
     (partition,) = [f for f in build_schedule(m) if f.kind == FaultKind.PARTITION]
     assert sorted(len(g) for g in partition.groups) == [2, 2]
 

@@ -10,7 +10,7 @@ Two kinds of metric:
 
 * **state, read at scrape time** by :class:`NodeStateCollector` from the node the loop owns:
   chain height, mempool size (transactions, bytes), peers by direction, sync progress, DB size,
-  stored blocks found damaged (a counter the store keeps).
+  stored blocks found damaged and repaired (counters the store keeps).
   Nothing copies that state in between, so a scrape never shows a stale value.
 * **events, pushed by the service that sees them** through :class:`ConsensusMetrics` (the hook the
   consensus service calls): transactions finalized (a counter; the finalized TPS is Prometheus'
@@ -174,6 +174,12 @@ class NodeStateCollector(Collector):
             "Stored blocks found failing their hashes when read, each counted once; never served "
             "(DESIGN §13 storage integrity; docs/operator.md).",
             value=chain.store.damaged_blocks_found,
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_store_repaired_blocks",
+            "Damaged stored blocks replaced by a peer's copy whose bytes hash to the digest stored "
+            "with the block (DESIGN §13 storage integrity; docs/operator.md).",
+            value=chain.store.blocks_repaired,
         )
         yield _gauge("mempool_size_transactions", "Transactions pending in the mempool.", len(mempool))
         yield _gauge("mempool_size_bytes", "Encoded bytes of the pending transactions.", mempool.bytes)

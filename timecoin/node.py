@@ -347,6 +347,18 @@ class Node:
                 f"port: cannot listen on {self.config.listen}:{self.config.port}: {e.strerror or e}"
             ) from None
         log.info("P2P node key %s", self.p2p.node_key.hex())
+        # Damaged stored blocks (found by any read, the transaction index's catch-up included)
+        # are fetched again from peers and repaired only with the bytes this node validated.
+        self.p2p.sync.enable_repair(self._chain.store, self._block_repaired)
+
+    def _block_repaired(self, height: int, block_hash: bytes, raw: bytes) -> None:
+        """A damaged block was repaired with a peer's copy (the same bytes it had): its
+        transactions are indexed again, since the read that found it damaged may have been the
+        index's, which leaves a damaged block's transactions out."""
+        try:
+            self.txindex.reindex_block(height, raw)
+        except Exception:
+            log.exception("indexing the transactions of repaired block %d (%s)", height, block_hash.hex())
 
     def _node_secret(self) -> bytes:
         """This node's P2P identity seed: ``<datadir>/nodekey`` (64 hex digits, mode 0600),

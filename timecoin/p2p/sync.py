@@ -30,10 +30,24 @@ reports progress.
   another peer.
 * **Serving**: GETBLOCKS is answered from the store with each block's stored commit certificate,
   at most :data:`MAX_RESPONSE_BYTES` per request; NOTFOUND for the first height with no block or
-  no certificate (genesis, a block connected without one) and everything after.
+  no certificate (genesis, a block connected without one) and everything after. A block the
+  store finds damaged is answered NOTFOUND like an absent one, never sent.
+* **Repairing** (DESIGN §13 "Storage integrity"; :meth:`BlockSync.enable_repair`): every read
+  that finds a stored block damaged (a peer's GETBLOCKS, ``getblock``, the transaction index)
+  queues its height, at most :data:`MAX_REPAIR_HEIGHTS` at once. The sync task asks one peer
+  that claims the height for that one block (GETBLOCKS of 1, in the same per-peer request queue,
+  so answers stay in order), one request in flight per height; NOTFOUND or no answer within
+  ``sync_request_timeout`` (the usual penalty) passes it to a peer not yet asked, and once every
+  candidate was asked, the round starts again at most once per ``sync_request_timeout``. The
+  answer repairs the block only through ``ChainStore.repair_block``: its bytes must hash to the
+  digest stored with the block, so they are exactly what this node validated when it connected
+  it, witnesses included; bytes that do not cost the sender :data:`PENALTY_BAD_REPAIR` and go
+  to the next peer. A block without a usable digest (stored before digests were kept, digest
+  record damaged) or at height 0 is not fetched: logged once with the operator's fix. The
+  damaged block is never served meanwhile.
 
-The sync task owns the request table and the received blocks; frame handlers only record what
-arrived and wake it.
+The sync task owns the request table, the received blocks and the repairs; frame handlers only
+record what arrived and wake it.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import struct
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +63,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import timecoin_native
 
+from timecoin._args import HASH_LEN
 from timecoin.consensus.certificates import CertificateError, verify_commit_certificate
 from timecoin.consensus.validators import ValidatorSet
 from timecoin.core.types import HEADER_LEN, BlockHeader
@@ -55,10 +71,12 @@ from timecoin.p2p import messages as m
 from timecoin.p2p.config import P2PConfig
 from timecoin.p2p.messages import MessageType
 from timecoin.p2p.peer import Misbehaving
+from timecoin.store.chainstore import RepairMismatch, RepairRefused, StoreError, repair_hint
 
 if TYPE_CHECKING:
     from timecoin.p2p.connman import ConnMan
     from timecoin.p2p.peer import Peer
+    from timecoin.store.chainstore import ChainStore
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +87,17 @@ PENALTY_BAD_BLOCK = 100
 PENALTY_UNSOLICITED = 20
 PENALTY_SLOW = 10
 """A request unanswered in time, or NOTFOUND for a height the peer claimed: its claim is cut."""
+PENALTY_BAD_REPAIR = 20
+"""A block sent for a repair whose bytes are not the block (they miss the digest this node stored
+with it): bad data, like a malformed payload (docs/p2p.md); the repair goes to another peer."""
+MAX_REPAIR_HEIGHTS = 64
+"""Damaged blocks awaiting a peer's copy at once; one found beyond it is queued by its next read."""
+MAX_UNREPAIRABLE = 1024
+"""Damaged blocks remembered as not repairable from peers (each logged once); the oldest is
+forgotten beyond it."""
+_UNDO_HEADER = struct.Struct("<BQ32s")
+"""The start of an undo record: version u8, height u64, block hash (docs/encoding.md, "Undo
+record"): how a damaged block's hash is mapped to its height."""
 PROGRESS_LOG_INTERVAL = 5.0
 RATE_WINDOW = 10.0
 """Seconds of applied blocks the blocks/s figure averages over."""
@@ -108,6 +137,20 @@ class Request:
     end: int
     next: int
     last_progress: float
+    repair: bool = False
+    """A request for one damaged stored block (:class:`Repair`), not for blocks to connect."""
+
+
+@dataclass(slots=True)
+class Repair:
+    """A damaged stored block awaiting a peer's copy: the peers asked this round, the request in
+    flight (at most one) and when the last one was sent (``-inf``: never)."""
+
+    height: int
+    block_hash: bytes
+    tried: set[int] = field(default_factory=set)
+    request: Request | None = None
+    last_sent: float = -math.inf
 
 
 @dataclass(slots=True)
@@ -166,6 +209,10 @@ class BlockSync:
         self._last_log = 0.0
         self.served: dict[bytes, int] = {}
         """Blocks applied per serving node key (a metric; tests check the spread)."""
+        self._store: ChainStore | None = None
+        self._on_repaired: Callable[[int, bytes, bytes], None] | None = None
+        self._repairs: dict[int, Repair] = {}
+        self._unrepairable: dict[bytes, None] = {}
         for mtype, handler in (
             (MessageType.GETBLOCKS, self._on_getblocks),
             (MessageType.BLOCK, self._on_block),
@@ -309,6 +356,10 @@ class BlockSync:
             self._received(peer, request, assembly.height, certificate, raw)
 
     def _received(self, peer: Peer, request: Request, height: int, certificate: bytes, raw: bytes) -> None:
+        if request.repair:
+            self._requests[peer.id].pop(0)
+            self._repair_received(peer, height, raw)
+            return
         if not certificate:
             raise Misbehaving(PENALTY_BAD_BLOCK, f"block {height} sent without a commit certificate")
         if len(raw) < HEADER_LEN:
@@ -335,6 +386,10 @@ class BlockSync:
         request = requests.pop(0)
         self._assembly.pop(peer.id, None)
         self._wake.set()
+        if request.repair:
+            # It cannot serve a block below our tip (its own copy damaged, say): no claim of
+            # ours to back, so no penalty; the next peer is asked.
+            return
         if height == request.start:
             # It has none of a range it claimed: its claim is cut (don't ask it again until it
             # announces more), and the claim cost it (DESIGN §13: claims are hints).
@@ -370,6 +425,7 @@ class BlockSync:
             await self._apply_ready()
             self._expire()
             self._schedule()
+            self._schedule_repairs()
             self._log_progress()
 
     async def _apply_ready(self) -> None:
@@ -493,6 +549,149 @@ class BlockSync:
                 peer.send(MessageType.GETBLOCKS, m.encode_getblocks(start, count))
                 start += count
 
+    # -- repairing ----------------------------------------------------------------------------------
+
+    def enable_repair(
+        self, store: ChainStore, repaired: Callable[[int, bytes, bytes], None] | None = None
+    ) -> None:
+        """Repairs the damaged blocks of ``store`` (the chain store the hooks read) from peers
+        from now on (module docstring, "Repairing"): sets the store's damage listener, which hands
+        each damaged block over to this event loop from whatever thread read it, and queues the
+        blocks reads found damaged before. ``repaired(height, block_hash, raw)`` is called on the
+        loop after each repair (the node indexes the block's transactions again). Call it on the
+        loop the sync task runs on."""
+        loop = asyncio.get_running_loop()
+
+        def damaged(block_hash: bytes) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.request_repair, block_hash)
+
+        self._store = store
+        self._on_repaired = repaired
+        store.damage_listener = damaged
+        for block_hash in store.damaged_block_hashes():
+            self.request_repair(block_hash)
+
+    def repairs_pending(self) -> dict[int, bytes]:
+        """Height → hash of the damaged blocks awaiting a peer's copy."""
+        return {height: r.block_hash for height, r in self._repairs.items()}
+
+    def request_repair(self, block_hash: bytes) -> None:
+        """Queues the repair of the stored block ``block_hash`` a read found damaged (on the loop).
+        Nothing happens for a block queued already, one known not to be repairable, or while
+        :data:`MAX_REPAIR_HEIGHTS` are queued (its next read queues it). A block whose height
+        cannot be found, genesis (peers serve no genesis) or a block without a usable digest is
+        not repairable from peers: logged once with the operator's fix."""
+        store = self._store
+        if store is None or block_hash in self._unrepairable:
+            return
+        if any(r.block_hash == block_hash for r in self._repairs.values()):
+            return
+        height = _committed_height(store, block_hash)
+        if height is None:
+            self._refuse(
+                block_hash,
+                f"damaged block {block_hash.hex()} is not repaired from peers: its height cannot be "
+                f"read from its undo record and the height index; {repair_hint(store.path)}",
+            )
+            return
+        if height == 0:
+            self._refuse(
+                block_hash,
+                f"the damaged genesis block is not repaired from peers (they do not serve it); "
+                f"{repair_hint(store.path)}",
+            )
+            return
+        digest = store.get(b"digests", block_hash)
+        if digest is None or len(digest) != HASH_LEN:
+            what = "stored before block digests were kept" if digest is None else "its digest is damaged"
+            self._refuse(
+                block_hash,
+                f"damaged block {height} ({block_hash.hex()}) is not repaired from peers: {what}, "
+                "so no peer's copy can be proven to be the bytes this node validated; "
+                f"{repair_hint(store.path)}",
+            )
+            return
+        if len(self._repairs) >= MAX_REPAIR_HEIGHTS:
+            log.debug("block %d is damaged, but %d repairs are pending", height, len(self._repairs))
+            return
+        self._repairs[height] = Repair(height, block_hash)
+        log.info("fetching a copy of damaged block %d (%s) from peers", height, block_hash.hex())
+        self._wake.set()
+
+    def _refuse(self, block_hash: bytes, message: str) -> None:
+        """Remembers ``block_hash`` as not repairable from peers and logs ``message`` once."""
+        if len(self._unrepairable) >= MAX_UNREPAIRABLE:
+            del self._unrepairable[next(iter(self._unrepairable))]
+        self._unrepairable[block_hash] = None
+        log.error("%s", message)
+
+    def _schedule_repairs(self) -> None:
+        """Sends GETBLOCKS of one block for each queued repair with no request in flight, to the
+        least busy connected peer that claims its height and was not asked this round."""
+        store = self._store
+        if store is None or not self._repairs:
+            return
+        now = self._clock()
+        limit = self._config.sync_requests_per_peer
+        peers = self._peers()
+        for height, repair in list(self._repairs.items()):
+            if store.block_hash(height) != repair.block_hash:
+                del self._repairs[height]  # rolled back meanwhile: nothing left to repair
+                continue
+            pending = repair.request
+            if pending is not None and any(r is pending for r in self._requests.get(pending.peer_id, ())):
+                continue
+            repair.request = None
+            ready = [p for p in peers if p.height >= height and len(self._requests.get(p.id, ())) < limit]
+            untried = [p for p in ready if p.id not in repair.tried]
+            if not untried and now - repair.last_sent >= self._config.sync_request_timeout:
+                repair.tried.clear()  # every candidate was asked: a new round
+                untried = ready
+            if not untried:
+                continue
+            peer = min(untried, key=lambda p: len(self._requests.get(p.id, ())))
+            request = Request(peer.id, height, height + 1, height, now, repair=True)
+            self._requests.setdefault(peer.id, []).append(request)
+            repair.request, repair.last_sent = request, now
+            repair.tried.add(peer.id)
+            peer.send(MessageType.GETBLOCKS, m.encode_getblocks(height, 1))
+
+    def _repair_received(self, peer: Peer, height: int, raw: bytes) -> None:
+        """A peer's copy of a damaged block: repairs the store with it if it is the block (the
+        store checks it against the stored digest), else charges the peer."""
+        self._wake.set()
+        repair = self._repairs.get(height)
+        store = self._store
+        if repair is None or store is None:
+            return  # rolled back or repaired meanwhile
+        repair.request = None
+        try:
+            repaired = store.repair_block(repair.block_hash, raw)
+        except RepairMismatch as e:
+            raise Misbehaving(PENALTY_BAD_REPAIR, f"sent a wrong copy of block {height}: {e}") from None
+        except RepairRefused as e:
+            del self._repairs[height]
+            self._refuse(repair.block_hash, str(e))
+            return
+        except StoreError:
+            del self._repairs[height]  # LMDB failed (logged by the store); the next read queues it
+            return
+        del self._repairs[height]
+        if not repaired:
+            return
+        log.warning(
+            "damaged block %d (%s) repaired with the copy of peer %r; it is served again",
+            height,
+            repair.block_hash.hex(),
+            peer,
+        )
+        if self._on_repaired is not None:
+            try:
+                self._on_repaired(height, repair.block_hash, raw)
+            except Exception:
+                log.exception("after repairing block %d", height)
+
     def _log_progress(self) -> None:
         now = self._clock()
         if now - self._last_log < PROGRESS_LOG_INTERVAL:
@@ -507,3 +706,15 @@ class BlockSync:
                 status["blocks_per_s"],
                 "?" if status["eta_s"] is None else f"{status['eta_s']:.0f}",
             )
+
+
+def _committed_height(store: ChainStore, block_hash: bytes) -> int | None:
+    """The height of the committed block ``block_hash``: 0 for genesis, else the height its undo
+    record names, if the undo record names this block and the height index holds it there."""
+    if block_hash == store.genesis_hash():
+        return 0
+    undo = store.undo(block_hash)
+    if undo is None or len(undo) < _UNDO_HEADER.size:
+        return None
+    _, height, named = _UNDO_HEADER.unpack_from(undo)
+    return height if named == block_hash and store.block_hash(height) == block_hash else None

@@ -27,7 +27,10 @@ fsync (``unsafe_nosync``).
 encoding written with it (:func:`timecoin.store.integrity.block_damage`: the block hash and merkle
 root leave the witnesses out, the digest does not); a block that fails is logged (once), counted
 and answered as absent, so no caller can serve it. A block stored before digests were kept is
-checked against its hashes alone.
+checked against its hashes alone. A damaged block is repaired only with
+:meth:`ChainStore.repair_block`: bytes from a peer that hash to the digest stored with the block,
+so they are exactly the bytes this node validated when it connected it (the P2P layer fetches
+them, :mod:`timecoin.p2p.sync` "Repairing").
 
 Before LMDB reads any page but its two meta pages, the data file's size is checked against the
 last page the meta page names, so a truncated file is a :class:`StoreDamaged` error naming the
@@ -49,6 +52,7 @@ from typing import TypeVar
 
 import lmdb
 
+from timecoin._args import HASH_LEN
 from timecoin.store.integrity import block_damage, block_digest
 from timecoin.testing import failpoints
 
@@ -90,6 +94,19 @@ _T = TypeVar("_T")
 
 class StoreError(Exception):
     """The store cannot be used as asked: wrong schema, network or genesis, or inconsistent."""
+
+
+class RepairRefused(StoreError):
+    """A damaged block cannot be repaired here: it is not stored, or no usable digest was stored
+    with it (stored before digests were kept, or the digest record itself is damaged), so no
+    copy from a peer can be proven to be the bytes this node validated. The message names the fix
+    (:func:`repair_hint`)."""
+
+
+class RepairMismatch(ValueError):
+    """Bytes offered to :meth:`ChainStore.repair_block` are not the stored block: they fail its
+    hashes or the digest stored with it (the sender's fault: garbage, not another encoding, since
+    the digest is of the one encoding this node validated)."""
 
 
 class StoreDamaged(StoreError):
@@ -160,6 +177,13 @@ class ChainStore:
         self._damaged: dict[bytes, str] = {}
         self.damaged_blocks_found = 0
         """Stored blocks found failing their hashes since open, each counted once (a metric)."""
+        self.blocks_repaired = 0
+        """Damaged blocks replaced by :meth:`repair_block` since open (a metric)."""
+        self.damage_listener: Callable[[bytes], None] | None = None
+        """Called with the block hash every time a read finds a stored block damaged, on the
+        reading thread (a worker thread too), after the block is logged and counted: the node
+        queues the block's repair from peers. An exception it raises is logged, never the
+        reader's."""
 
     @classmethod
     def open(
@@ -304,12 +328,23 @@ class ChainStore:
                 damage,
                 repair_hint(self.path),
             )
+        listener = self.damage_listener
+        if listener is not None:
+            try:
+                listener(block_hash)
+            except Exception:
+                log.exception("the damage listener failed for block %s", block_hash.hex())
         return None
 
     def block_damage(self, block_hash: bytes) -> str | None:
         """Why the stored block ``block_hash`` failed its hashes when last read, or ``None`` if no
         read found it damaged (bounded: only stored blocks can be damaged)."""
         return self._damaged.get(block_hash)
+
+    def damaged_block_hashes(self) -> list[bytes]:
+        """The hashes of the stored blocks reads found damaged and no repair has replaced since
+        (those found before a :attr:`damage_listener` was set, say)."""
+        return list(self._damaged)
 
     def block_hash(self, height: int) -> bytes | None:
         """The hash of the committed block at ``height``, if any."""
@@ -450,6 +485,60 @@ class ChainStore:
 
         self._write(body)
         failpoints.hit("store.commit_block.after_commit")
+
+    def repair_block(self, block_hash: bytes, raw: bytes) -> bool:
+        """Replaces the stored block ``block_hash`` (32 bytes), if it is damaged, with ``raw`` (an
+        encoded block a peer sent), in one write transaction, only if ``raw`` hashes to the digest
+        stored with the block when this node connected it (:func:`~timecoin.store.integrity.
+        block_digest`) and passes :func:`~timecoin.store.integrity.block_damage`: the bytes are
+        then exactly those this node validated, witnesses included, which the block hash does not
+        cover. The digest is read in the same transaction. Afterwards :meth:`block` serves the
+        block again and :attr:`blocks_repaired` counts it.
+
+        Returns ``True`` if it wrote ``raw``; ``False`` if the stored block is intact (nothing to
+        repair: repaired already, say). Raises :class:`RepairMismatch` if ``raw`` is not the
+        block, :class:`RepairRefused` if the block is not stored or has no usable digest (none was
+        stored with it, or the digest record is damaged: ``raw`` is byte for byte the stored copy
+        and passes the block's hashes but neither hashes to the digest), :class:`StoreDamaged` if
+        LMDB fails."""
+
+        def body(txn: lmdb.Transaction) -> bool:
+            stored = txn.get(block_hash, db=self._dbs[b"blocks"])
+            if stored is None:
+                raise RepairRefused(f"block {block_hash.hex()} is not stored here; nothing to repair")
+            stored = bytes(stored)
+            found = txn.get(block_hash, db=self._dbs[b"digests"])
+            digest = bytes(found) if found is not None else None
+            if digest is None or len(digest) != HASH_LEN:
+                what = (
+                    "it was stored before block digests were kept"
+                    if digest is None
+                    else f"its digest record is damaged ({len(digest)} bytes, not {HASH_LEN})"
+                )
+                raise RepairRefused(
+                    f"stored block {block_hash.hex()} cannot be repaired from a peer's copy: {what}, "
+                    f"so no copy can be proven to be the bytes this node validated; {repair_hint(self.path)}"
+                )
+            if block_damage(block_hash, stored, digest) is None:
+                return False
+            damage = block_damage(block_hash, raw, digest)
+            if damage is None:
+                txn.put(block_hash, raw, db=self._dbs[b"blocks"])
+                return True
+            if raw == stored and block_damage(block_hash, raw) is None:
+                raise RepairRefused(
+                    f"stored block {block_hash.hex()} cannot be repaired: a peer's copy is byte for "
+                    "byte the stored one and matches the block's hashes, but neither hashes to the "
+                    f"digest stored with it, so the digest record is damaged; {repair_hint(self.path)}"
+                )
+            raise RepairMismatch(f"the bytes offered are not block {block_hash.hex()}: {damage}")
+
+        if not self._write(body):
+            self._damaged.pop(block_hash, None)
+            return False
+        self._damaged.pop(block_hash, None)
+        self.blocks_repaired += 1
+        return True
 
     def commit_rollback(self, tip: Tip, prev_hash: bytes, delta: UtxoDelta, extra: ExtraWrites = ()) -> None:
         """Disconnects the tip block: removes its index entry, block and undo record, applies the

@@ -105,6 +105,20 @@ class TxIndex:
         writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(height, block_hash)))
         self._store.write(writes)
 
+    def reindex_block(self, height: int, block: bytes) -> None:
+        """Writes the entries of the transactions of the committed ``block`` at ``height`` again,
+        leaving the best block as it is: a repaired block whose transactions a damaged read left
+        out (:meth:`catch_up`). ``ValueError`` if ``block`` does not split into transactions."""
+        spans = transaction_spans(block)
+        txids = timecoin_native.txids([block[o : o + n] for o, n in spans])
+        pack = _ENTRY.pack
+        self._store.write(
+            [
+                (TXINDEX_DB, txid, pack(height, offset, length))
+                for txid, (offset, length) in zip(txids, spans, strict=True)
+            ]
+        )
+
     def contains(self, txid: bytes) -> bool:
         """Whether ``txid`` has an entry: one key read, without the re-hash of :meth:`lookup`
         (for the P2P "do we have it" check on every announced txid)."""

@@ -14,7 +14,9 @@ one test per finding of the liveness issue, each seeded and run for several seed
 * a block stamped before its slot starts is refused (no faster emission by a lying leader);
 * a voter that accepts a transaction towards one node and rejects it towards the others leaves
   it final there and rejected elsewhere: the others fetch its certificate from the proposer of
-  the block that carries it, make it final too, and the block commits (it is archived).
+  the block that carries it, make it final too, and the block commits (it is archived);
+* a node that receives both sides of such a voter's contradiction records the evidence, stops
+  counting that voter on the txid and re-sends what it holds of both sides to every peer.
 """
 
 from __future__ import annotations
@@ -218,4 +220,44 @@ def test_certificate_makes_a_split_transaction_final_everywhere(make_sim, seed):
     assert not any(double.txid in n.chain_txids() for n in honest)
     assert all(double.txid not in n.finalized for n in honest)
     assert all(n.consensus.finality.status(spend.txid) is None for n in honest)  # archived, not "rejected"
+    sim.assert_consistent()
+
+
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_contradicting_voter_is_caught_everywhere(make_sim, seed):
+    sim = make_sim(4, seed=seed)
+    assert sim.wait_height(2)
+    a, b, c, d = sim.nodes
+    tx = sim.transfers(sim.wallet(), 1)[0]
+
+    def contradict(node, data):
+        if data[0] != Kind.TX_VOTE:
+            return [(None, data)]
+        vote = TxVote.decode(data)
+        if tx.txid not in vote.accepts + vote.rejects:
+            return [(None, data)]
+        rest_a = set(vote.accepts) - {tx.txid}
+        rest_r = set(vote.rejects) - {tx.txid}
+        accept = TxVote.create(node.secret_key, sim.genesis.hash, vote.height, rest_a | {tx.txid}, rest_r)
+        reject = TxVote.create(node.secret_key, sim.genesis.hash, vote.height, rest_a, rest_r | {tx.txid})
+        # accept towards a, reject towards b and c; b also gets the accept (as a relay would bring it)
+        return [([a.index, b.index], accept.encode()), ([b.index, c.index], reject.encode())]
+
+    d.outgoing = contradict
+    a.submit([tx.encode()])
+    honest = [a, b, c]
+
+    def caught(node):
+        return node.consensus.monitor.evidence["contradictory-tx-vote"] >= 1
+
+    # b holds both sides; the side it re-sends is the one a or c lacks, so two honest nodes catch
+    # it whatever the order (a side whose batch b already compacted cannot be re-sent)
+    assert sim.run_until(lambda: caught(b) and (caught(a) or caught(c)), timeout=10), [
+        n.consensus.monitor.evidence for n in honest
+    ]
+    for node in honest:
+        if caught(node):
+            assert any(e.masternode == d.public_key for e in node.evidence)
+            assert d.public_key not in dict(node.consensus.finality.tally.decisions(tx.txid))
+    assert sim.run_until(lambda: sim.all_final([tx.txid], nodes=honest), timeout=10)
     sim.assert_consistent()

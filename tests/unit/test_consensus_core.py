@@ -97,9 +97,9 @@ def test_tally_thresholds_certificate_and_contradictions():
     assert tally.add(VoteRecord(votes([], [target], 2), 4))[2] == []  # a reject, weight 4
     assert tally.weights(target) == (11, 4)
     assert tally.add(VoteRecord(votes([], [target], 0), 1))[2] == [target]  # voter 0 contradicts itself
-    assert tally.weights(target) == (11, 4)
+    assert tally.weights(target) == (10, 4)  # and no longer counts either way
     cert = tally.certificate(target)
-    assert cert.voters == sorted([KEYS[0], KEYS[1], KEYS[3]])
+    assert cert.voters == sorted([KEYS[1], KEYS[3]])
     assert verify_certificate(cert.encode(), target, s, CHAIN) == cert
     assert tally.certificate_bytes(target) == cert.encode()  # the hot path's direct encoding
     with pytest.raises(ValueError, match="no quorum"):
@@ -109,7 +109,8 @@ def test_tally_thresholds_certificate_and_contradictions():
     assert e.value.code == "no-quorum"
     tally.compact(target)  # decisions kept, batches released
     assert tally.add(VoteRecord(votes([], [target], 3), 8))[2] == [target]
-    assert tally.weights(target) == (11, 4) and tally.is_final(target)
+    assert tally.weights(target) == (2, 4)  # the contradicting voter's accept is taken back
+    assert tally.add(VoteRecord(votes([target], [], 3), 8))[2] == []  # and it counts no more
 
 
 @given(st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=12))
@@ -117,16 +118,19 @@ def test_tally_weights_equal_a_model(decisions):
     weights = [3, 5, 7, 11]
     s = vset(weights)
     tally = Tally(s)
-    model: dict[int, bool] = {}
+    model: dict[int, bool | None] = {}  # a voter that contradicts itself no longer counts (None)
     for voter, accept in decisions:
         tally.add(
             VoteRecord(
                 votes([TXIDS[0]] if accept else [], [] if accept else [TXIDS[0]], voter), weights[voter]
             )
         )
-        model.setdefault(voter, accept)
-    accept = sum(weights[v] for v, a in model.items() if a)
-    reject = sum(weights[v] for v, a in model.items() if not a)
+        if voter not in model:
+            model[voter] = accept
+        elif model[voter] is not None and model[voter] != accept:
+            model[voter] = None
+    accept = sum(weights[v] for v, a in model.items() if a is True)
+    reject = sum(weights[v] for v, a in model.items() if a is False)
     assert tally.weights(TXIDS[0]) == (accept, reject)
     assert tally.is_final(TXIDS[0]) == is_quorum(accept, s.total)
     assert tally.is_rejected(TXIDS[0]) == is_blocking(reject, s.total)

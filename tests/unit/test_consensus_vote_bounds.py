@@ -59,7 +59,7 @@ def test_votes_for_unknown_txids_are_parked_then_counted_when_the_transaction_ar
         assert fetch == [target]  # accepted and unknown: fetch it; a reject is not fetched
     assert tally.weights(target) == (0, 0) and target not in tally
     assert tally.is_parked(target, KEYS[0]) and tally.parked == 6
-    # A repeat changes nothing; a contradiction keeps the first decision and is reported.
+    # A repeat changes nothing; a contradiction is reported and the voter stops counting there.
     assert tally.count(record(0, [target]), held) == ([], [], [], [])
     assert tally.count(record(0, [], [target]), held)[2] == [target]
     # Held txids are counted at once.
@@ -68,6 +68,8 @@ def test_votes_for_unknown_txids_are_parked_then_counted_when_the_transaction_ar
     assert tally.weights(other) == (1, 0)
 
     tally.admit(target)
+    assert tally.weights(target) == (2, 0) and not tally.is_final(target)  # voter 0 is out
+    assert tally.count(record(3, [target]), held)[0] == [target]  # tallied now: counted at once
     assert tally.weights(target) == (3, 0) and tally.is_final(target)
     assert tally.is_rejected(refused) is False and tally.parked == 3  # the rejects stay parked
     cert = tally.certificate(target)

@@ -50,6 +50,7 @@ from timecoin.consensus.effects import (
     FetchTransactions,
     RelayTransactions,
     Reply,
+    Resend,
     SendTo,
     Timer,
     TransactionFinalized,
@@ -145,6 +146,9 @@ class FinalityEngine:
         self.polls: dict[int, bytes] = {}
         self.conflicting = 0
         self._accepted_by: dict[tuple[bytes, bytes], tuple[bytes, TxVote]] = {}
+        self._equivocators: set[bytes] = set()
+        """Voters caught contradicting themselves at this height, whose contradicting batch was
+        re-sent to every peer (so every tally sees both sides and discards them)."""
         self._flush_at: float | None = None
         self._fresh: dict[bytes, None] = {}
         """Pending txids not yet considered for a decision (waiting out the vote interval), in
@@ -238,6 +242,13 @@ class FinalityEngine:
                     out.sends.append(FetchTransactions(record.vote.voter, wanted))
             if contradictions:  # one piece of evidence per batch: the batch shows them all
                 self._evidence(out, "contradictory-tx-vote", record.vote, contradictions[0])
+                voter = record.vote.voter
+                if voter not in self._equivocators:  # spread both sides once per voter and height
+                    self._equivocators.add(voter)
+                    earlier = tally.counted_batch(contradictions[0], voter)
+                    if earlier is not None and earlier is not record:
+                        out.sends.append(Resend(earlier.vote.encode()))
+                    out.sends.append(Resend(record.vote.encode()))
             if self.conflicting:
                 self._check_conflicting_accepts(record.vote, out)
             for txid in final:
@@ -266,17 +277,17 @@ class FinalityEngine:
             tx = Transaction.decode(message.transaction)
         except ValueError:
             self.ctx.monitor.ignore("bad-encoding")
-            return
+            return False
         cert = message.certificate
         vset = self.ctx.set_for(cert.height)
         if vset is None:
             self.ctx.monitor.ignore("wrong-height")
-            return
+            return False
         try:
             check_certificate_structure(cert, tx.txid, vset)
         except CertificateError as e:
             self.ctx.monitor.ignore(e.code)
-            return
+            return False
         if tx.txid in self.finalized:
             return False
         if tx.txid not in self.pending:
@@ -387,6 +398,7 @@ class FinalityEngine:
         self.prev_tally = self.tally
         self.tally = Tally(self.ctx.vset)
         self._accepted_by.clear()
+        self._equivocators.clear()
         for p in self.pending.values():
             p.last_voted = None
         self._revotes.clear()

@@ -8,8 +8,10 @@ engine verifies all signatures of a batch of incoming messages in one ``verify_b
 before any vote reaches a tally.
 
 Rules: each voter counts once per txid. A voter that repeats its decision changes nothing; one
-that contradicts itself (accepts and rejects the same txid) keeps its first decision and the
-contradiction is reported as evidence (DESIGN §12 invariant 3).
+that contradicts itself (accepts and rejects the same txid, typically each towards other nodes)
+is reported as evidence (DESIGN §12 invariant 3) and its weight no longer counts on that txid,
+either way: its first decision is taken back (what already reached a quorum or a rejection
+stays so; a certificate repairs a split outcome, docs/consensus.md §2).
 
 **Votes for transactions this node does not hold** (DESIGN §8, §12 invariant 9, §13 "Bounded
 work per source"). A vote may outrun its transaction by a gossip hop, so its decisions on txids
@@ -27,6 +29,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Container, Iterator
+from typing import Any
 
 import timecoin_native
 
@@ -110,6 +113,9 @@ class VoteRecord:
 
 
 _REJECT = -1
+_EQUIVOCATED = -2
+"""A voter's decision on a txid it both accepted and rejected: its weight no longer counts
+either way there (DESIGN §6; docs/consensus.md §2)."""
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _CERT_HEAD = bytes((VERSION,))
@@ -208,6 +214,7 @@ class Tally:
             seen = state[2].get(voter)
             if seen is not None:
                 if seen[1] == _REJECT:
+                    self._discard(state, voter, seen, weight)
                     contradictions.append(txid)
                 continue
             state[2][voter] = (record, index)
@@ -224,7 +231,8 @@ class Tally:
                 state = txs[txid] = [0, 0, {}]
             seen = state[2].get(voter)
             if seen is not None:
-                if seen[1] != _REJECT:
+                if seen[1] >= 0:
+                    self._discard(state, voter, seen, weight)
                     contradictions.append(txid)
                 continue
             state[2][voter] = (record, _REJECT)
@@ -236,6 +244,14 @@ class Tally:
         if parked:
             self._park(record, parked, fetch, contradictions)
         return final, rejected, contradictions, fetch
+
+    @staticmethod
+    def _discard(state: list[Any], voter: bytes, seen: tuple[Any, int], weight: int) -> None:
+        """``voter`` contradicted its counted decision ``seen`` on this txid: that decision's
+        weight is taken back and nothing it says on the txid counts again. A quorum or a
+        rejection already reached stays (what was final is final: its certificate holds)."""
+        state[1 if seen[1] == _REJECT else 0] -= weight
+        state[2][voter] = (seen[0], _EQUIVOCATED)
 
     def _park(
         self,
@@ -262,7 +278,10 @@ class Tally:
                 self._parked_count += 1
                 if index != _REJECT:
                     fetch.append(txid)
+            elif seen[1] == _EQUIVOCATED:
+                continue
             elif (seen[1] == _REJECT) != (index == _REJECT):
+                voters[voter] = (seen[0], _EQUIVOCATED)
                 contradictions.append(txid)
                 continue
             voters[voter] = (record, index)
@@ -300,7 +319,15 @@ class Tally:
             if voter in decided:
                 continue
             decided[voter] = seen
-            state[1 if seen[1] == _REJECT else 0] += seen[0].weight
+            if seen[1] != _EQUIVOCATED:
+                state[1 if seen[1] == _REJECT else 0] += seen[0].weight
+
+    def counted_batch(self, txid: bytes, voter: bytes) -> VoteRecord | None:
+        """The batch whose decision of ``voter`` on ``txid`` was counted (or taken back as a
+        contradiction), if it is still held (:meth:`compact` drops it)."""
+        state = self._txs.get(txid)
+        seen = state[2].get(voter) if state is not None else None
+        return seen[0] if seen is not None else None
 
     def weights(self, txid: bytes) -> tuple[int, int]:
         """(accept weight, reject weight) of ``txid`` so far."""
@@ -312,14 +339,15 @@ class Tally:
         state = self._txs.get(txid)
         if state is None:
             return []
-        return sorted(v for v, (_, i) in state[2].items() if i != _REJECT)
+        return sorted(v for v, (_, i) in state[2].items() if i >= 0)
 
     def decisions(self, txid: bytes) -> Iterator[tuple[bytes, bool]]:
         """(voter, accepted?) for every voter that decided ``txid``."""
         state = self._txs.get(txid)
         if state is not None:
             for voter, (_, index) in state[2].items():
-                yield voter, index != _REJECT
+                if index != _EQUIVOCATED:
+                    yield voter, index != _REJECT
 
     def is_final(self, txid: bytes) -> bool:
         state = self._txs.get(txid)
@@ -335,7 +363,7 @@ class Tally:
         state = self._txs.get(txid)
         if state is None or not 3 * state[0] >= 2 * self._total:
             raise ValueError(f"txid {txid.hex()} has no quorum of accepts at height {self.vset.height}")
-        return [seen for _, seen in sorted(state[2].items(), key=lambda item: item[0]) if seen[1] != _REJECT]
+        return [seen for _, seen in sorted(state[2].items(), key=lambda item: item[0]) if seen[1] >= 0]
 
     def certificate(self, txid: bytes) -> FinalityCertificate:
         """The finality certificate of ``txid`` from every accept counted so far; ``ValueError``

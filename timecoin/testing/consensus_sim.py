@@ -130,7 +130,8 @@ class SimNode:
     rejected: dict[bytes, str] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
-    """Every consensus message this node put on the wire (for signer-safety checks)."""
+    """Every consensus message this node signed and put on the wire (for signer-safety checks;
+    others' messages it re-sends, a proof of lock or evidence, are not its signatures)."""
     _inbox: list[tuple[Any, bytes]] = field(default_factory=list)
     _tx_inbox: list[bytes] = field(default_factory=list)
 
@@ -212,7 +213,8 @@ class SimNode:
         if self.outgoing is not None:
             routes = self.outgoing(self, data) if targets is None else routes
         for dests, payload in routes:
-            self.sent.append(payload)
+            if _signer(payload) in (None, self.public_key):
+                self.sent.append(payload)
             for node in self.sim.nodes:
                 if node is not self and (dests is None or node.index in dests):
                     self.sim.network.deliver(self, node, payload)
@@ -489,6 +491,16 @@ class Simulation:
 
 
 # -- scenario helpers ----------------------------------------------------------------------------
+
+
+def _signer(data: bytes) -> bytes | None:
+    """The key that signed a vote, proposal or status (None for other messages)."""
+    if data[0] not in (Kind.TX_VOTE, Kind.PROPOSAL, Kind.PREVOTE, Kind.PRECOMMIT):
+        return None
+    msg = decode_message(data)
+    if isinstance(msg, Proposal):
+        return msg.proposer
+    return msg.voter  # type: ignore[union-attr]
 
 
 def conflicting_pairs(sim: Simulation, wallet: Wallet, count: int) -> list[tuple[Transaction, Transaction]]:

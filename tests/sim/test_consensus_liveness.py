@@ -41,20 +41,6 @@ from timecoin.testing.consensus_sim import Simulation, conflicting_pairs
 SEEDS = list(range(1, 13))
 
 
-@pytest.fixture
-def make_sim(tmp_path):
-    sims = []
-
-    def make(masternodes=4, seed=0):
-        sim = Simulation(tmp_path / f"sim{len(sims)}", masternodes, seed=seed).start()
-        sims.append(sim)
-        return sim
-
-    yield make
-    for sim in sims:
-        sim.close()
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_lying_status_from_a_quarter_of_the_weight_stops_nobody(make_sim, seed):
     sim = make_sim(4, seed=seed)

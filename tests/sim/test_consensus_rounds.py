@@ -9,27 +9,10 @@ and the monitoring record of rounds.
 
 from __future__ import annotations
 
-import pytest
-
 from timecoin.consensus.blocks import EMERGENCY_ROUND, emergency_block
 from timecoin.consensus.messages import Kind, decode_message
 from timecoin.consensus.monitor import PHASES
 from timecoin.params import REWARD_ONLY_ROUND
-from timecoin.testing.consensus_sim import Simulation
-
-
-@pytest.fixture
-def make_sim(tmp_path):
-    sims = []
-
-    def make(masternodes=4, seed=0):
-        sim = Simulation(tmp_path / f"sim{len(sims)}", masternodes, seed=seed).start()
-        sims.append(sim)
-        return sim
-
-    yield make
-    for sim in sims:
-        sim.close()
 
 
 def test_leader_offline_rotates_to_the_next_leader(make_sim):

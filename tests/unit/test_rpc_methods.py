@@ -14,7 +14,7 @@ from timecoin.config import load_config
 from timecoin.node import Node
 from timecoin.rpc import errors
 from timecoin.rpc.errors import RPCError
-from timecoin.rpc.methods import load_methods, parse_hash
+from timecoin.rpc.methods import load_methods, parse_hash, parse_hex
 from timecoin.rpc.server import RPCServer
 
 EXPECTED = {
@@ -108,6 +108,21 @@ def test_parse_hash():
         with pytest.raises(RPCError) as info:
             parse_hash("txid", bad)
         assert info.value.code == errors.INVALID_PARAMETER and fragment in info.value.message
+
+
+def test_hex_with_whitespace_is_refused():
+    # Found by tests/fuzz/fuzz_rpc_params.py: bytes.fromhex skips whitespace, so 64 characters
+    # made a 31-byte "hash" and gettxout failed with INTERNAL_ERROR building its outpoint.
+    for bad in ["00" * 31 + "  ", "00 " * 16 + "00" * 8, "ab\ncd" + "00" * 29 + " "]:
+        assert len(bad) == 64
+        with pytest.raises(RPCError) as info:
+            parse_hash("txid", bad)
+        assert info.value.code == errors.INVALID_PARAMETER and "hexadecimal" in info.value.message
+    for bad in ["ab cd", " abcd", "abcd\t"]:
+        with pytest.raises(RPCError) as info:
+            parse_hex("hexstring", bad)
+        assert info.value.code == errors.INVALID_PARAMETER
+    assert parse_hex("hexstring", "ABcd") == b"\xab\xcd"
 
 
 def test_a_warming_node_answers_minus_28_but_helps(tmp_path):

@@ -185,9 +185,14 @@ def load_methods() -> dict[str, Method]:
 
 
 def parse_hex(name: str, value: str) -> bytes:
-    """Bytes of a hex string; ``INVALID_PARAMETER`` naming ``name`` otherwise."""
+    """Bytes of a hex string (hex digits only, two per byte, as Bitcoin Core's ``IsHex``);
+    ``INVALID_PARAMETER`` naming ``name`` otherwise."""
     try:
-        return bytes.fromhex(value)
+        out = bytes.fromhex(value)
+        # fromhex skips whitespace: "00 ... 00  " would be a 31-byte "hash" of 64 characters.
+        if 2 * len(out) != len(value):
+            raise ValueError("whitespace")
+        return out
     except ValueError:
         shown = value if len(value) <= 32 else value[:32] + "…"
         raise RPCError(INVALID_PARAMETER, f"{name} must be a hexadecimal string (not {shown!r})") from None

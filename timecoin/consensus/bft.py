@@ -143,7 +143,11 @@ class BftEngine:
         self.verdicts: dict[bytes, CheckedBlock | BlockRejected] = {}
         self.votes = {}
         self.weights: dict[tuple[Kind, int], dict[bytes, int]] = {}
-        self.round_voters: dict[int, set[bytes]] = {}
+        self.highest: dict[bytes, int] = {}
+        """signer → the highest round it was seen in at this height (votes and proposals, in the
+        window or beyond it): what the skip rule counts."""
+        self._skip_due = False
+        """A signer reached a round above ours since the skip rule last looked."""
         self.far: dict[bytes, tuple[int, list[BlockVote | Proposal]]] = {}
         """signer → (its highest round beyond the window, its messages of that round)."""
         self.pol: dict[int, list[bytes]] = {}
@@ -214,6 +218,7 @@ class BftEngine:
         first = self.step == Step.NEW_HEIGHT
         self.round = round
         self.step = Step.PROPOSE
+        self._skip_due = True  # signers may still be ahead of the new round
         self._absorb_far(out)
         kind = round_kind(round)
         t0 = ctx.perf()
@@ -350,6 +355,7 @@ class BftEngine:
 
     def _store_proposal(self, proposal: Proposal, out: Outbox | None) -> None:
         """Keeps the first proposal of each round (a second, different one is evidence)."""
+        self._seen_in(proposal.proposer, proposal.round)
         known = self.proposals.get(proposal.round)
         if known is not None:
             if known.block_hash != proposal.block_hash:
@@ -367,9 +373,16 @@ class BftEngine:
         self.proposals[proposal.round] = proposal
         self.raw_blocks.setdefault(proposal.block_hash, proposal.block)
 
+    def _seen_in(self, signer: bytes, round: int) -> None:
+        if round > self.highest.get(signer, -1):
+            self.highest[signer] = round
+            if round > self.round:
+                self._skip_due = True
+
     def _keep_far(self, signer: bytes, round: int, message: BlockVote | Proposal) -> None:
         """Keeps a message of a round beyond the window: only the signer's highest round, at most
         ``FAR_MESSAGES_PER_SIGNER`` messages of it (DESIGN §13 bounded work per source)."""
+        self._seen_in(signer, round)
         known = self.far.get(signer)
         if known is None or round > known[0]:
             self.far[signer] = (round, [message])
@@ -553,18 +566,13 @@ class BftEngine:
         """Line 55: messages of later rounds from more than 1/3 of the weight: go to the highest
         round that signers with more than 1/3 of the weight have reached (each signer counted at
         its highest round seen, in the window or beyond it)."""
-        highest: dict[bytes, int] = {}
-        for r, voters in self.round_voters.items():
-            if r > self.round:
-                for voter in voters:
-                    if highest.get(voter, -1) < r:
-                        highest[voter] = r
-        for signer, (r, _) in self.far.items():
-            if r > self.round and highest.get(signer, -1) < r:
-                highest[signer] = r
+        if not self._skip_due:
+            return False
+        self._skip_due = False
+        ahead = [(r, signer) for signer, r in self.highest.items() if r > self.round]
         vset = self.ctx.vset
         weight = 0
-        for signer, r in sorted(highest.items(), key=lambda item: -item[1]):
+        for r, signer in sorted(ahead, reverse=True):
             weight += vset.weight(signer)
             if vset.is_blocking(weight):
                 self.ctx.monitor.counters["round_skips"] += 1
@@ -742,7 +750,7 @@ class BftEngine:
         weight = self.ctx.vset.weight(vote.voter)
         tally = self.weights.setdefault(key, {})
         tally[vote.block_hash] = tally.get(vote.block_hash, 0) + weight
-        self.round_voters.setdefault(vote.round, set()).add(vote.voter)
+        self._seen_in(vote.voter, vote.round)
         if self.record is not None and vote.round == self.round:
             if vote.kind == Kind.PREVOTE:
                 self.record.prevotes += 1
@@ -802,10 +810,12 @@ class BftEngine:
             )
 
     def _resend_own(self, out: Outbox) -> None:
-        """Re-sends what this node signed at this height (its last round's votes) to every peer,
-        even those the seen-cache says have them: a peer that was away or restarted gets them."""
+        """Re-sends the votes this node signed at this height (its last round's prevote and
+        precommit) to every peer, even those the seen-cache says have them: a peer that was away
+        or restarted gets them. Proposals are not re-sent: a valid value is re-proposed."""
         if self.ctx.signer is not None:
-            out.sends.extend(Resend(data) for data in self.ctx.signer.signed_at(self.height))
+            votes = (Kind.PREVOTE, Kind.PRECOMMIT)
+            out.sends.extend(Resend(d) for d in self.ctx.signer.signed_at(self.height) if d[0] in votes)
 
     def _quorum(self, kind: Kind, round: int, block_hash: bytes) -> bool:
         return self.ctx.vset.is_quorum(self.weights.get((kind, round), {}).get(block_hash, 0))

@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ SCHEMA_VERSION = 1
 
 INITIAL_MAP_SIZE = 1 << 30
 """Initial LMDB map size, bytes (1 GiB); it doubles whenever a write finds it full."""
+
+VERIFIED_BLOCKS = 4096
+"""Hashes of blocks recently found intact that :meth:`ChainStore.block` serves again without
+re-hashing (a bounded LRU): a block is checked on its first read by this process, and again once
+it has left this cache. Re-hashing a whole block on every read made each ``gettransactionfinality``
+of a big block's transactions cost milliseconds (the transaction index reads through here)."""
 
 DATA_FILE = "data.mdb"
 """LMDB's data file inside the environment directory (``lock.mdb`` is the other, rebuilt)."""
@@ -175,6 +182,7 @@ class ChainStore:
         self.path = path
         """The environment directory."""
         self._damaged: dict[bytes, str] = {}
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
         self.damaged_blocks_found = 0
         """Stored blocks found failing their hashes since open, each counted once (a metric)."""
         self.blocks_repaired = 0
@@ -315,9 +323,16 @@ class ChainStore:
             if raw is None:
                 return None
             raw = bytes(raw)
+            verified = self._verified
+            if block_hash in verified:
+                verified.move_to_end(block_hash)
+                return raw
             digest = txn.get(block_hash, db=self._dbs[b"digests"]) if b"digests" in self._dbs else None
         damage = block_damage(block_hash, raw, bytes(digest) if digest is not None else None)
         if damage is None:
+            verified[block_hash] = None
+            if len(verified) > VERIFIED_BLOCKS:
+                verified.popitem(last=False)
             return raw
         if block_hash not in self._damaged:
             self._damaged[block_hash] = damage
@@ -552,6 +567,7 @@ class ChainStore:
             txn.delete(_height_key(tip.height), db=self._dbs[b"index"])
             txn.delete(tip.block_hash, db=self._dbs[b"blocks"])
             txn.delete(tip.block_hash, db=self._dbs[b"digests"])
+            self._verified.pop(tip.block_hash, None)
             txn.delete(tip.block_hash, db=self._dbs[b"undo"])
             failpoints.hit("store.rollback.after_delete")
             self._put_delta(txn, delta)

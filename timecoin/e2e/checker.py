@@ -40,6 +40,10 @@ __all__ = [
 
 BATCH = 500
 """Calls per JSON-RPC batch of the checker."""
+GETBLOCK_BATCH = 8
+"""Blocks per ``getblock`` batch: a batch's replies are capped (``MAX_BATCH_REPLY_BYTES``, 32 MiB,
+docs/operator.md), so a long chain of full blocks is read a few at a time, and a block the cap
+still refuses is read alone (one call is never capped)."""
 POLL = 0.5
 """Seconds between two looks while waiting for the nodes to agree or archive."""
 SAMPLE_LIMIT = 20
@@ -176,11 +180,12 @@ def check_liveness(records: Sequence[FaultRecord], samples: Sequence[Sample], bo
 # -- history over RPC ------------------------------------------------------------------------------------
 
 
-def _batch(client: RPCClient, method: str, params: list[list[Any]]) -> list[Any]:
-    """Results of ``method`` over ``params`` (error objects become ``{"error": ...}``)."""
+def _batch(client: RPCClient, method: str, params: list[list[Any]], size: int = BATCH) -> list[Any]:
+    """Results of ``method`` over ``params``, ``size`` calls per batch (error objects become
+    ``{"error": ...}``)."""
     out: list[Any] = []
-    for i in range(0, len(params), BATCH):
-        replies = client.batch([(method, p) for p in params[i : i + BATCH]])
+    for i in range(0, len(params), size):
+        replies = client.batch([(method, p) for p in params[i : i + size]])
         out.extend(r["result"] if r.get("error") is None else {"error": r["error"]} for r in replies)
     return out
 
@@ -225,11 +230,13 @@ def _one_chain(clients: Sequence[RPCClient], timeout: float) -> tuple[Check, int
 def _chain_spends(client: RPCClient, height: int) -> tuple[Check, dict[str, int]]:
     """Walks the committed chain of one node: (the ``no-double-spend`` check, txid → height)."""
     block_hashes = _batch(client, "getblockhash", [[h] for h in range(height + 1)])
-    raws = _batch(client, "getblock", [[h, 0] for h in block_hashes])
+    raws = _batch(client, "getblock", [[h, 0] for h in block_hashes], GETBLOCK_BATCH)
     spent: dict[bytes, bytes] = {}
     doubles: list[str] = []
     archived: dict[str, int] = {}
     for h, raw in enumerate(raws):
+        if isinstance(raw, dict):  # over the batch reply cap: alone, a call is never capped
+            raw = client.getblock(block_hashes[h], 0)
         block = Block.decode(bytes.fromhex(raw))
         for tx in block.transactions:
             archived[tx.txid.hex()] = h

@@ -58,7 +58,8 @@ def test_large_items_cross_a_ring(tmp_path):
             # Point to point: send_votes reaches the connection of the named masternode.
             pub = [crypto.public_key(k) for k in keys]
             peers = nodes[1].p2p.masternode_peers()
-            assert set(peers) == {pub[0], pub[2]}
+            # its ring neighbours (address gossip may have added a connection to node 3 since)
+            assert {pub[0], pub[2]} <= set(peers)
             direct = b"d" * (m.MAX_VOTE_ITEM + 10)
             nodes[1].p2p.send_votes(peers[pub[0]], [direct])
             await wait_until_async(lambda: direct in got[0])

@@ -69,7 +69,9 @@ class Liar:
             self.state.connect_block(bytes.fromhex(node.rpc.getblock(node.rpc.getblockhash(height), 0)))
 
     def election(self, height: int, round_: int) -> Election:
-        proof, output = leader.prove_eligibility(self.secret, self.state.tip_header.vrf_output, height, round_)
+        proof, output = leader.prove_eligibility(
+            self.secret, self.state.tip_header.vrf_output, height, round_
+        )
         return Election(self.key, proof, output)
 
     def propose(self, block: Block, round_: int) -> None:
@@ -94,7 +96,9 @@ async def led_round(liar: Liar, nodes, tried: set[tuple[int, int]]) -> tuple[int
 
 
 def block_times(node) -> list[int]:
-    return [node.rpc.getblockheader(node.rpc.getblockhash(h))["time"] for h in range(node.rpc.getblockcount() + 1)]
+    return [
+        node.rpc.getblockheader(node.rpc.getblockhash(h))["time"] for h in range(node.rpc.getblockcount() + 1)
+    ]
 
 
 @pytest.fixture
@@ -186,7 +190,7 @@ def test_split_lock_resolves(chain, tmp_path):
         finally:
             liar.close()
         assert locked, "a and b never locked on the liar's block"
-        (block_hash, height), = locked.items()
+        ((block_hash, height),) = locked.items()
         assert a.rpc.getblockcount() == height - 1  # two precommits of four: nothing committed
 
         c.start_and_wait()

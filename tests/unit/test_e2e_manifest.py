@@ -146,7 +146,9 @@ def test_the_shipped_manifests_parse_and_schedule(name):
 def test_ci_manifest_holds_the_faults_ci_must_see():
     m = load_manifest(MANIFESTS / "ci.toml")
     kinds = sorted(f.kind for f in build_schedule(m))
-    assert kinds == sorted([FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION, FaultKind.BYZANTINE])
+    assert kinds == sorted(
+        [FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION, FaultKind.DELAY, FaultKind.BYZANTINE]
+    )
     assert m.nodes == 4 and m.duration <= 90
     (partition,) = [f for f in build_schedule(m) if f.kind == FaultKind.PARTITION]
     assert sorted(len(g) for g in partition.groups) == [2, 2]
@@ -211,8 +213,8 @@ def test_liveness_check_fails_on_a_slow_recovery_or_a_stalled_quorum():
     long_fault = FaultRecord(fault, started_at=0.0, healed_at=25.0, quorum=(0, 2))
     stalled = check_liveness([long_fault], line, 20.0)
     assert any("went 25.0 s without a block" in f for f in stalled.details["failures"])
-    skipped = FaultRecord(fault, skipped="not built")
-    assert check_liveness([skipped], [], 1.0).passed
+    not_run = FaultRecord(fault)  # the schedule stopped before it
+    assert check_liveness([not_run], [], 1.0).passed
 
 
 # -- partition rules ---------------------------------------------------------------------------------
@@ -233,3 +235,22 @@ def test_partition_rules_drop_only_ports_across_the_cut():
     node3 = 'socket cgroupv2 level 2 "unified/timecoin-e2e-t/node3"'
     assert f"add rule inet timecoin_e2e_t_1 output {node3} tcp dport {{ 30000, 30003 }} drop" in rules
     assert len(rules) == 2 + 4 * 2  # one output and one input rule per node
+
+
+def test_delay_rules_redirect_and_reset_only_the_delayed_nodes_links():
+    groups = Cgroups("t", 3, root=Path("/sys/fs/cgroup/unified"))
+    partitioner = Partitioner("t-1", groups, [30000, 30003, 30006])
+    rules = partitioner.delay_rules(1, 41000).splitlines()
+    table = "inet timecoin_e2e_t_1"
+    assert rules[:2] == [f"flush chain {table} {c}" for c in ("delay_nat", "delay_output")]
+    node = 'socket cgroupv2 level 2 "unified/timecoin-e2e-t/node{}"'.format
+    # New connections of node 1, dialed by it or to it, go to the relay.
+    assert f"add rule {table} delay_nat {node(1)} tcp dport {{ 30000, 30006 }} redirect to :41000" in rules
+    assert f"add rule {table} delay_nat {node(0)} tcp dport {{ 30003 }} redirect to :41000" in rules
+    assert f"add rule {table} delay_nat {node(2)} tcp dport {{ 30003 }} redirect to :41000" in rules
+    # Its direct connections are reset, whoever sends; links between 0 and 2 are untouched.
+    reset = "reject with tcp reset"
+    assert f"add rule {table} delay_output {node(1)} tcp dport {{ 30000, 30006 }} {reset}" in rules
+    assert f"add rule {table} delay_output {node(0)} tcp dport {{ 30003 }} {reset}" in rules
+    assert not any("30006" in r for r in rules if node(0) in r)
+    assert len(rules) == 2 + 3 + 3

@@ -79,9 +79,10 @@ class FaultRecord:
     """Nodes the fault leaves untouched, if they hold 2/3 of the masternodes (else empty)."""
     under_load: bool = True
     """Whether the load was still being submitted when the fault started."""
-    skipped: str | None = None
     error: str | None = None
     byzantine: dict[str, Any] | None = None
+    relayed: dict[str, int] | None = None
+    """For a delay: connections the relay joined and bytes it carried during the fault."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,9 +93,9 @@ class FaultRecord:
             "recovered_at_s": _round(self.recovered_at),
             "quorum": list(self.quorum),
             "under_load": self.under_load,
-            "skipped": self.skipped,
             "error": self.error,
             **({"byzantine": self.byzantine} if self.byzantine is not None else {}),
+            **({"relayed": self.relayed} if self.relayed is not None else {}),
         }
 
 
@@ -147,7 +148,7 @@ def check_liveness(records: Sequence[FaultRecord], samples: Sequence[Sample], bo
     failures: list[str] = []
     measured: list[dict[str, Any]] = []
     for r in records:
-        if r.skipped is not None or r.started_at is None or r.healed_at is None:
+        if r.started_at is None or r.healed_at is None:
             continue
         recovery = recovery_seconds(samples, r.healed_at)
         stall = longest_stall(samples, r.started_at, r.healed_at, r.quorum) if r.quorum else None

@@ -57,8 +57,6 @@ def e2e(manifest: Path, out: Path | None) -> None:
     for check in result.report["checks"]:
         mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
         console.print(f"{mark} {check['name']}: {check['summary']}")
-    for line in result.report["skipped"]:
-        console.print(f"[yellow]skipped[/] {line}")
     for line in result.report["errors"]:
         console.print(f"[red]error[/] {line}")
     console.print(f"report: {result.report_path}, plot: {result.plot_path}")

@@ -70,7 +70,7 @@ class FaultKind(enum.StrEnum):
     PARTITION = "partition"
     """Split the nodes into groups that cannot reach each other, then heal."""
     DELAY = "delay"
-    """Delay and reorder one node's P2P messages (tc netem); skipped where it cannot be scoped."""
+    """Delay and reorder one node's P2P messages (through the runner's delay relay)."""
     BYZANTINE = "byzantine"
     """A Byzantine actor with one masternode's real key misbehaves for the duration."""
 

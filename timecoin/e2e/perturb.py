@@ -9,16 +9,21 @@
   ``socket cgroupv2`` is the sender) and what u's sockets receive from v's P2P port (hook
   ``input``, where the socket looked up is the receiver's). Both directions of every connection
   across the cut are covered whoever dialed, and nothing else on the host is touched (RPC and
-  other programs' traffic pass). :func:`partition_support` says whether this host can do it.
+  other programs' traffic pass). :func:`partition_support` says whether this host can do it;
+* **delay** sends one node's P2P connections through the runner's delay relay
+  (:class:`timecoin.e2e.relay.DelayRelay`): a ``nat`` chain of the same table redirects every
+  new connection between that node's cgroup and the others' P2P ports to the relay's port, and
+  ``reject with tcp reset`` rules end the direct connections still open, so both ends redial
+  through the relay within a second (the first blip of the fault).
 
 The table and the cgroups are removed by :meth:`Partitioner.remove` and :meth:`Cgroups.remove`,
 which the runner calls on every exit path (failure and Ctrl-C included).
 
 Not built: the network-namespace fallback (``ip netns`` + veth) for hosts without nftables'
-cgroup v2 matching — the kernels this project's CI runs on have no veth to build and test it on —
-and message delay (tc netem on ``lo`` is global to the host; scoping it needs a classful qdisc
-and classifiers these kernels lack). A schedule asking for a partition where it cannot be done
-raises :class:`PerturbationUnavailable`; a delay is skipped and the report says why.
+cgroup v2 matching (the kernels this project's CI runs on have no veth to build and test it
+on); and kernel-level delay (tc netem), which these kernels lack: the relay delays in user space
+instead. A schedule asking for a partition, outage or delay where it cannot be done raises
+:class:`PerturbationUnavailable` before anything starts.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ __all__ = [
     "PerturbationUnavailable",
     "Partitioner",
     "cgroup2_root",
-    "delay_support",
     "partition_support",
 ]
 
@@ -49,6 +53,8 @@ the cgroup v2 hierarchy must be mounted at or below it."""
 NODE_LEVEL = 2
 """Depth of a node's cgroup below the cgroup v2 root (run, then node): the ``level`` nft
 compares."""
+DELAY_CHAINS = ("delay_nat", "delay_output")
+"""The table's chains a delay fault fills (:meth:`Partitioner.delay_rules`)."""
 NFT_TIMEOUT = 10.0
 """Seconds one ``nft`` call may take."""
 
@@ -158,22 +164,56 @@ class Partitioner:
             f"table inet {self.table} {{\n"
             "  chain output { type filter hook output priority 0; policy accept; }\n"
             "  chain input { type filter hook input priority 0; policy accept; }\n"
+            "  chain delay_nat { type nat hook output priority -100; policy accept; }\n"
+            "  chain delay_output { type filter hook output priority 0; policy accept; }\n"
             "}\n"
         )
         self.installed = True
 
-    def rules(self, groups: tuple[tuple[int, ...], ...]) -> str:
-        """The nft script that replaces the chains' rules with a cut between ``groups``."""
-        lines = [f"flush chain inet {self.table} output", f"flush chain inet {self.table} input"]
+    def _matches(self, groups: tuple[tuple[int, ...], ...]) -> list[tuple[str, str]]:
+        """For every node u of one group: (u's socket match, the P2P ports of the other groups)."""
+        out = []
         for side in groups:
             others = sorted(self.ports[v] for g in groups if g is not side for v in g)
             if not others:
                 continue
             ports = "{ " + ", ".join(map(str, others)) + " }"
             for u in side:
-                match = f'socket cgroupv2 level {NODE_LEVEL} "{self.cgroups.nft_path(u)}"'
-                lines.append(f"add rule inet {self.table} output {match} tcp dport {ports} drop")
-                lines.append(f"add rule inet {self.table} input {match} tcp sport {ports} drop")
+                out.append((f'socket cgroupv2 level {NODE_LEVEL} "{self.cgroups.nft_path(u)}"', ports))
+        return out
+
+    def _cross(self, groups: tuple[tuple[int, ...], ...], output: str, input: str, verdict: str) -> list[str]:
+        """Rules giving ``verdict`` to every P2P packet between two of ``groups``, both
+        directions of every connection (module docstring)."""
+        lines = []
+        for match, ports in self._matches(groups):
+            lines.append(f"add rule inet {self.table} {output} {match} tcp dport {ports} {verdict}")
+            lines.append(f"add rule inet {self.table} {input} {match} tcp sport {ports} {verdict}")
+        return lines
+
+    def rules(self, groups: tuple[tuple[int, ...], ...]) -> str:
+        """The nft script that replaces the chains' rules with a cut between ``groups``."""
+        lines = [f"flush chain inet {self.table} output", f"flush chain inet {self.table} input"]
+        lines += self._cross(groups, "output", "input", "drop")
+        return "\n".join(lines) + "\n"
+
+    def delay_rules(self, node: int, relay_port: int) -> str:
+        """The nft script that sends ``node``'s P2P connections through the relay on
+        ``relay_port``: new ones, dialed by it or to it, are redirected there (``nat`` output
+        hook, before the filter), and the direct ones still open are reset: every packet either
+        end sends on one is refused with a TCP reset to its sender (on loopback every packet is
+        sent by a local socket, so the ``output`` hook sees both directions; a rule on ``input``
+        would eat those resets). Both ends then redial, through the relay."""
+        groups = ((node,), tuple(i for i in range(len(self.ports)) if i != node))
+        lines = [f"flush chain inet {self.table} {c}" for c in DELAY_CHAINS]
+        for match, ports in self._matches(groups):
+            lines.append(
+                f"add rule inet {self.table} delay_nat {match} tcp dport {ports} redirect to :{relay_port}"
+            )
+        for match, ports in self._matches(groups):
+            lines.append(
+                f"add rule inet {self.table} delay_output {match} tcp dport {ports} reject with tcp reset"
+            )
         return "\n".join(lines) + "\n"
 
     def cut(self, groups: tuple[tuple[int, ...], ...]) -> None:
@@ -186,6 +226,18 @@ class Partitioner:
         """Every node can reach every other again."""
         if self.installed:
             _nft(f"flush chain inet {self.table} output\nflush chain inet {self.table} input\n")
+
+    def delay(self, node: int, relay_port: int) -> None:
+        """``node``'s P2P traffic goes through the relay on ``relay_port`` from now on
+        (:meth:`delay_rules`)."""
+        if not self.installed:
+            self.install()
+        _nft(self.delay_rules(node, relay_port))
+
+    def undelay(self) -> None:
+        """New connections go direct again (the relay closes the ones it carries)."""
+        if self.installed:
+            _nft("".join(f"flush chain inet {self.table} {c}\n" for c in DELAY_CHAINS))
 
     def remove(self) -> str | None:
         """Deletes the table; the problem met, if any."""
@@ -200,9 +252,10 @@ class Partitioner:
 
 
 def partition_support(run: str) -> str | None:
-    """None if this host can partition a run's nodes (nft present, cgroup v2 writable below
-    :data:`NFT_CGROUP_BASE`, and the kernel accepts a ``socket cgroupv2`` rule on a group of
-    this run), else the reason. Leaves nothing behind."""
+    """None if this host can partition and delay a run's nodes (nft present, cgroup v2 writable
+    below :data:`NFT_CGROUP_BASE`, and the kernel accepts a ``socket cgroupv2`` rule on a group of
+    this run, in a filter chain and with a ``redirect`` in a nat chain), else the reason. Leaves
+    nothing behind."""
     if os.geteuid() != 0:
         return "partitions need root (cgroups and nftables rules)"
     probe = f"{run}-probe"
@@ -218,6 +271,8 @@ def partition_support(run: str) -> str | None:
         _nft(
             f"add rule inet {partitioner.table} output socket cgroupv2 level {NODE_LEVEL} "
             f'"{groups.nft_path(0)}" tcp dport 9 drop\n'
+            f"add rule inet {partitioner.table} delay_nat socket cgroupv2 level {NODE_LEVEL} "
+            f'"{groups.nft_path(0)}" tcp dport 9 redirect to :10\n'
         )
     except PerturbationUnavailable as e:
         return str(e)
@@ -226,13 +281,3 @@ def partition_support(run: str) -> str | None:
             partitioner.remove()
         groups.remove()
     return None
-
-
-def delay_support() -> str:
-    """Why message delay is skipped on this host: it is not built (see the module docstring).
-    Always a reason: a delay fault never runs."""
-    return (
-        "message delay is not built: tc netem on lo is global to the host, and scoping it to this "
-        "run's P2P traffic needs a classful qdisc with a classifier (prio + fw on an nft mark) that "
-        "this runner does not install"
-    )

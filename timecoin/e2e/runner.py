@@ -1,6 +1,6 @@
 """One e2e run, start to finish (docs/e2e.md):
 
-1. **setup**: the manifest's seeded schedule; if it partitions, a probe that this host can
+1. **setup**: the manifest's seeded schedule; if it partitions or delays, a probe that this host can
    (:func:`timecoin.e2e.perturb.partition_support`) and one cgroup per node; a fresh devnet
    under ``<out>/network`` (genesis, keys, data directories; :mod:`.network`);
 2. **start**: every node, then the full mesh; a sampler records every node's height each
@@ -36,13 +36,8 @@ from timecoin.e2e.byzantine import ByzantineActor, DoubleSpend
 from timecoin.e2e.checker import Check, FaultRecord, Sample, check_history, check_liveness, recovery_seconds
 from timecoin.e2e.manifest import MAX_MASTERNODES, FaultKind, Manifest
 from timecoin.e2e.network import E2ENetwork
-from timecoin.e2e.perturb import (
-    Cgroups,
-    Partitioner,
-    PerturbationUnavailable,
-    delay_support,
-    partition_support,
-)
+from timecoin.e2e.perturb import Cgroups, Partitioner, PerturbationUnavailable, partition_support
+from timecoin.e2e.relay import DelayRelay
 from timecoin.e2e.report import PLOT_FILE, REPORT_FILE, write_plot, write_report
 from timecoin.e2e.schedule import Fault, build_schedule
 from timecoin.ledger.genesis import build_genesis
@@ -108,6 +103,7 @@ class _Run:
     network: E2ENetwork
     partitioner: Partitioner | None
     console: Console
+    relay: DelayRelay | None = None
     t0: float = field(default_factory=time.monotonic)
     samples: list[Sample] = field(default_factory=list)
     records: list[FaultRecord] = field(default_factory=list)
@@ -157,10 +153,6 @@ class _Run:
             record = FaultRecord(fault, quorum=self.quorum(fault))
             self.records.append(record)
             record.under_load = self.now() < self.load_span[1]
-            if fault.kind == FaultKind.DELAY:
-                record.skipped = delay_support()
-                self.console.print(f"[yellow]skipped[/] {fault.describe()}: {record.skipped}")
-                continue
             self.console.print(f"[bold]fault[/] {fault.describe()} at {self.now():.1f} s")
             try:
                 await self.apply(fault, record, follower)
@@ -194,6 +186,20 @@ class _Run:
             await asyncio.sleep(fault.duration)
             record.healed_at = self.now()
             await asyncio.to_thread(self.partitioner.heal)
+        elif fault.kind == FaultKind.DELAY:
+            assert self.partitioner is not None and self.relay is not None
+            relay = self.relay
+            links, carried = relay.stats.links, relay.stats.bytes
+            relay.set_delay(fault.delay_ms, fault.jitter_ms)
+            await asyncio.to_thread(self.partitioner.delay, target, relay.port)
+            try:
+                await asyncio.sleep(fault.duration)
+            finally:
+                record.healed_at = self.now()
+                await asyncio.to_thread(self.partitioner.undelay)
+                relay.close_links()
+                relay.set_delay(0, 0)
+                record.relayed = {"links": relay.stats.links - links, "bytes": relay.stats.bytes - carried}
         elif fault.kind == FaultKind.BYZANTINE:
             config = network.config
             assert config is not None
@@ -221,6 +227,9 @@ class _Run:
         if self.partitioner is not None:
             with contextlib.suppress(PerturbationUnavailable):
                 await asyncio.to_thread(self.partitioner.heal)
+                await asyncio.to_thread(self.partitioner.undelay)
+        if self.relay is not None:
+            self.relay.close_links()
         for i in range(self.manifest.nodes):
             if self.network.running(i):
                 self.network.resume(i)
@@ -267,6 +276,9 @@ async def _drive(run: _Run, load_keys: list[bytes], out: Path) -> dict[str, Any]
     config = network.config
     assert config is not None
     timeout = aiohttp.ClientTimeout(total=SAMPLE_TIMEOUT * 2)
+    if any(f.kind == FaultKind.DELAY for f in run.schedule):
+        run.relay = DelayRelay(manifest.seed)
+        await run.relay.start()
     async with aiohttp.ClientSession(timeout=timeout) as session:
         nodes = [AsyncRPC(session, e) for e in network.endpoints()]
         sampler = asyncio.create_task(run.sample(nodes))
@@ -288,6 +300,8 @@ async def _drive(run: _Run, load_keys: list[bytes], out: Path) -> dict[str, Any]
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+            if run.relay is not None:
+                await run.relay.stop()
 
 
 def run_e2e(manifest: Manifest, out: Path, console: Console | None = None, source: str = "") -> RunResult:
@@ -299,15 +313,15 @@ def run_e2e(manifest: Manifest, out: Path, console: Console | None = None, sourc
     out = out.absolute()
     schedule = build_schedule(manifest)
     run_id = str(os.getpid())
-    partitions = any(f.kind in (FaultKind.PARTITION, FaultKind.OUTAGE) for f in schedule)
+    rules = any(f.kind in (FaultKind.PARTITION, FaultKind.OUTAGE, FaultKind.DELAY) for f in schedule)
     cgroups: Cgroups | None = None
-    if partitions:
+    if rules:
         reason = partition_support(run_id)
         if reason is not None:
             raise PerturbationUnavailable(
-                f"the schedule partitions the network, but this host cannot: {reason}. Partitions need "
-                "nftables with `socket cgroupv2` matching and a writable cgroup v2 hierarchy (as root); "
-                "the network-namespace fallback is not built"
+                f"the schedule partitions or delays the network, but this host cannot: {reason}. "
+                "Partitions and delays need nftables with `socket cgroupv2` matching and nat, and a "
+                "writable cgroup v2 hierarchy (as root); the network-namespace fallback is not built"
             )
         cgroups = Cgroups(run_id, manifest.nodes)
     workdir = out / NETWORK_DIR
@@ -385,7 +399,6 @@ def run_e2e(manifest: Manifest, out: Path, console: Console | None = None, sourc
         "checks": [c.to_json() for c in checks],
         "schedule": [f.to_json() for f in schedule],
         "faults": [r.to_json() for r in run.records],
-        "skipped": [f"{r.fault.describe()}: {r.skipped}" for r in run.records if r.skipped],
         "load": _load_summary(load_report),
         "load_span_s": list(run.load_span) if run.load_span else None,
         "exit_statuses": statuses,

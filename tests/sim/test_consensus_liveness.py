@@ -16,7 +16,9 @@ one test per finding of the liveness issue, each seeded and run for several seed
   it final there and rejected elsewhere: the others fetch its certificate from the proposer of
   the block that carries it, make it final too, and the block commits (it is archived);
 * a node that receives both sides of such a voter's contradiction records the evidence, stops
-  counting that voter on the txid and re-sends what it holds of both sides to every peer.
+  counting that voter on the txid and re-sends what it holds of both sides to every peer;
+* an owner's two spends of one coin split evenly by a partition freeze that coin, as designed
+  (docs/consensus.md §3): never final twice, nothing else stops.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from timecoin.consensus.messages import (
     TxVote,
     decode_message,
 )
+from timecoin.core.address import pubkey_hash
+from timecoin.core.types import Transaction, TxOut, sign_transactions
 from timecoin.ledger.blockbuilder import Election, assemble_block
 from timecoin.masternode import leader
 from timecoin.testing.consensus_sim import Simulation, conflicting_pairs
@@ -246,4 +250,46 @@ def test_contradicting_voter_is_caught_everywhere(make_sim, seed):
             assert any(e.masternode == d.public_key for e in node.evidence)
             assert d.public_key not in dict(node.consensus.finality.tally.decisions(tx.txid))
     assert sim.run_until(lambda: sim.all_final([tx.txid], nodes=honest), timeout=10)
+    sim.assert_consistent()
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_double_spend_split_evenly_freezes_only_that_coin(make_sim, seed):
+    """Finding 7 of the liveness issue, kept as designed (docs/consensus.md §3, "Why no block
+    unfreezes such a coin"): an owner's two spends of one coin, each accepted by one side of a
+    2|2 partition, can never be settled safely (a Byzantine member of either side could hold a
+    valid certificate for its side). After the heal neither spend is final or archived anywhere
+    and a third spend of the coin is refused; the coin stays in the UTXO set, blocks keep
+    committing and the owner's other coins stay spendable."""
+    sim = make_sim(4, seed=seed)
+    assert sim.wait_height(2)
+    a, b, c, d = sim.nodes
+    wallet = sim.wallet()
+    coin, (value, key) = min(wallet.coins.items(), key=lambda kv: (kv[0].txid, kv[0].vout))
+    first, second = conflicting_pairs(sim, wallet, 1)[0]
+    assert first.inputs == (coin,)
+    sim.network.partition = [{a.index, b.index}, {c.index, d.index}]
+    a.submit([first.encode()])
+    c.submit([second.encode()])
+    sim.run_for(5)
+    sim.network.partition = None
+    start = max(sim.heights())
+    assert sim.wait_height(start + 3, timeout=120)
+    for node in sim.nodes:
+        done = set(node.finalized) | node.chain_txids()
+        assert first.txid not in done and second.txid not in done
+        assert node.chain.utxos.get(coin.encode()) is not None  # not lost: locked
+    owner = pubkey_hash(crypto.public_key(key))
+    (third,) = sign_transactions(
+        [Transaction.transfer([coin], [TxOut(value // 3, owner)])],
+        [[key]],
+        sim.genesis.hash,
+        int(sim.params.network),
+    )
+    a.submit([third.encode()])
+    other = sim.transfers(wallet, 1)[0]
+    a.submit([other.encode()])
+    assert sim.run_until(lambda: sim.all_final([other.txid]), timeout=10)
+    assert sim.run_until(lambda: all(third.txid in n.rejected for n in sim.nodes), timeout=10)
+    assert all(first.txid in n.rejected and second.txid in n.rejected for n in sim.nodes)
     sim.assert_consistent()

@@ -172,6 +172,7 @@ class Consensus:
 
     def on_timer(self, timer: Timer, now: float) -> list[Effect]:
         out = Outbox()
+        self.ctx.monitor.counters[f"timer_{timer.name}"] += 1
         if timer.name == "flush":
             self.finality.on_flush(out, now)
         elif timer.name == "snowball":

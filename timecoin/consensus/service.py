@@ -23,6 +23,9 @@ by the ledger, each checked first against its commit certificate, which it store
 (docs/p2p.md, "Block sync").
 
 **Timers** are ``loop.call_later`` handles, kept and cancelled by :meth:`ConsensusService.stop`.
+The loop may run a timer up to its clock's resolution early (uvloop rounds the delay down to a
+millisecond); the engine is told the time the timer was set for if the clock is still before
+it, so a deadline check never finds itself early and re-arms the same timer in a spin.
 
 **Failed steps** (DESIGN §13: no exception inside a consensus step stops the node). A step that
 raises, in the engine or in one of its effects, is logged with its input (kind, peer, the first
@@ -263,9 +266,10 @@ class ConsensusService:
             for phase, seconds in record.phases.items():
                 self.metrics.phase_finished(phase, seconds)
 
-    def _fire(self, handle_box: list[asyncio.TimerHandle], timer: Timer) -> None:
+    def _fire(self, handle_box: list[asyncio.TimerHandle], timer: Timer, at: float) -> None:
         self._timers.discard(handle_box[0])
-        self._step("timer", lambda: self.engine.on_timer(timer, self.clock()), lambda: f"timer {timer}")
+        now = max(self.clock(), at)  # never early (module docstring, "Timers")
+        self._step("timer", lambda: self.engine.on_timer(timer, now), lambda: f"timer {timer}")
 
     def _step(
         self,
@@ -391,7 +395,7 @@ class ConsensusService:
     def _schedule(self, timer: Timer, at: float) -> None:
         loop = asyncio.get_running_loop()
         box: list[asyncio.TimerHandle] = []
-        handle = loop.call_later(max(0.0, at - self.clock()), self._fire, box, timer)
+        handle = loop.call_later(max(0.0, at - self.clock()), self._fire, box, timer, at)
         box.append(handle)
         self._timers.add(handle)
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import timecoin_native
 
 import timecoin
+from timecoin import gctune
 from timecoin.config import ConfigError, NodeConfig
 from timecoin.consensus.service import ConsensusService
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
@@ -215,6 +216,7 @@ class Node:
         status = 0
         try:
             await self.start()
+            gctune.settle()
             await self._stop_requested.wait()
         except (StartupError, ConfigError, GenesisError, StoreError) as e:
             log.error("cannot start: %s", e)

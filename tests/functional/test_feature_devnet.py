@@ -119,3 +119,41 @@ def test_devnet_load_report(tmp_path):
     assert second["notes"] == [] and second["fanout"]["submitted"] == 0  # enough coins already
     assert second["submitted"] == second["finalized"] == 200 and second["lost"] == 0
     assert second["nodes_agree"] is True and second["tips"][0]["height"] >= report["tips"][0]["height"]
+
+
+def test_devnet_load_sweep(tmp_path):
+    """``--load --sweep``: one fresh devnet per rate, a row each, the knee, ``sweep.json``."""
+    result = run_devnet(tmp_path, "--load", "--sweep", "150,50", "--duration", "2", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep = orjson.loads((tmp_path / "sweep.json").read_bytes())
+    assert [r["rate"] for r in sweep["rows"]] == [50, 150]  # sorted
+    for row in sweep["rows"]:
+        assert row["lost"] == 0 and row["nodes_agree"] is True, row
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], row
+        assert (tmp_path / f"sweep-{row['rate']:g}" / "loadtest" / "loadtest.json").exists()
+        assert_all_stopped(tmp_path / f"sweep-{row['rate']:g}")
+    assert sweep["knee"] in (None, 50, 150)
+    assert sweep["knee"] == max((r["rate"] for r in sweep["rows"] if r["within_knee"]), default=None)
+    assert "knee:" in result.stdout
+
+
+def test_sweep_knee_needs_every_bound():
+    from timecoin.cli.devnet import sweep_row
+
+    good = {
+        "rate": 1000.0,
+        "finalized_tps": 990.0,
+        "finality_ms": {"p50": 80.0, "p95": 400.0, "p99": 700.0},
+        "overloaded": 0,
+        "lost": 0,
+        "nodes_agree": True,
+    }
+    assert sweep_row(good)["within_knee"]
+    for change in (
+        {"finalized_tps": 900.0},  # below 95 % of the offered rate (refused as overloaded)
+        {"finality_ms": {"p50": 80.0, "p95": 400.0, "p99": 1000.0}},
+        {"lost": 1},
+        {"nodes_agree": False},
+        {"finality_ms": {"p50": None, "p95": None, "p99": None}},
+    ):
+        assert not sweep_row({**good, **change})["within_knee"], change

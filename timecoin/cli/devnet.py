@@ -14,6 +14,13 @@ Node I listens on ``base_port + 3I`` (P2P), ``+1`` (RPC), ``+2`` (metrics, on), 
 ``DEVNET.block_slot`` (2 s). The command shows a live table until Ctrl-C, SIGTERM or
 ``--duration``, or with ``--load`` runs the load test and prints its summary; then it stops every
 node with SIGTERM, waits, and SIGKILLs what is left. It never touches a node it did not start.
+
+``--load --sweep 1000,2000,4000`` runs one fresh devnet per offered rate (in
+``<workdir>/sweep-<rate>``, so no run inherits another's backlog or spent coins), each loaded for
+``--duration`` s, prints one row per rate and the knee, and writes ``<workdir>/sweep.json``
+(docs/benchmarks.md). The knee is the highest offered rate whose run finalized at least
+:data:`KNEE_SHARE` of it with a p99 finality under :data:`KNEE_P99_MS`, lost nothing and ended
+with every node agreeing.
 """
 
 from __future__ import annotations
@@ -43,6 +50,12 @@ from timecoin.rpc.errors import IN_WARMUP
 from timecoin.testing.chaingen import devnet_genesis
 
 __all__ = ["Devnet", "DevnetNode", "PORTS_PER_NODE", "devnet", "load_manifest"]
+
+KNEE_P99_MS = 1000.0
+"""A sweep's knee: p99 finality below this many milliseconds (DESIGN §11: final in under a second)."""
+KNEE_SHARE = 0.95
+"""A sweep's knee: finalized tx/s at least this share of the offered rate."""
+SWEEP_FILE = "sweep.json"
 
 PORTS_PER_NODE = 3
 """P2P, RPC, metrics."""
@@ -323,6 +336,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     "--load", is_flag=True, help="Run the load test (--rate for --duration s), print its summary, stop."
 )
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Load test target, tx/s.")
+@click.option(
+    "--sweep",
+    metavar="RATES",
+    default=None,
+    help="With --load: one fresh devnet per offered rate (comma-separated tx/s), each loaded for "
+    "--duration s; prints a row per rate and the knee (highest rate finalized at >= 95 % with p99 "
+    "< 1 s, nothing lost, nodes agreeing), writes WORKDIR/sweep.json (docs/benchmarks.md).",
+)
 def devnet(
     nodes: int,
     accounts: int,
@@ -332,9 +353,15 @@ def devnet(
     duration: float | None,
     load: bool,
     rate: float,
+    sweep: str | None,
 ) -> None:
     """Run a local devnet of N masternodes (DESIGN §10), optionally under load (§11)."""
     console = Console()
+    if sweep is not None:
+        if not load:
+            raise click.UsageError("--sweep needs --load")
+        _sweep(workdir.absolute(), nodes, base_port, accounts, seed, _rates(sweep), duration or 30.0, console)
+        return
     net = Devnet(workdir.absolute(), nodes, base_port, accounts, seed.encode())
     config = net.create()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -360,7 +387,9 @@ def devnet(
         raise click.ClickException("a node did not stop cleanly (see its stderr.log)")
 
 
-def _run_load(net: Devnet, config: GenesisConfig, rate: float, duration: float, console: Console) -> None:
+def _run_load(
+    net: Devnet, config: GenesisConfig, rate: float, duration: float, console: Console
+) -> dict[str, Any]:
     from timecoin.loadtest.runner import LoadTestConfig, run_loadtest, summary_lines
     from timecoin.loadtest.submitter import Endpoint
 
@@ -371,3 +400,85 @@ def _run_load(net: Devnet, config: GenesisConfig, rate: float, duration: float, 
     for line in summary_lines(report):
         console.print(line)
     console.print(f"report: {out / 'loadtest.json'}, plot: {out / 'loadtest.png'}")
+    return report
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of tx/s", param_hint="--sweep"
+        ) from None
+    if not rates or any(r <= 0 for r in rates):
+        raise click.BadParameter("give at least one positive rate", param_hint="--sweep")
+    return sorted(set(rates))
+
+
+def sweep_row(report: dict[str, Any]) -> dict[str, Any]:
+    """One rate's row of a sweep: offered and finalized tx/s, finality percentiles (ms), lost,
+    agreement, and whether the run is within the knee's bounds (module docstring)."""
+    f = report["finality_ms"]
+    ok = (
+        report["finalized_tps"] >= KNEE_SHARE * report["rate"]
+        and f["p99"] is not None
+        and f["p99"] < KNEE_P99_MS
+        and report["lost"] == 0
+        and bool(report["nodes_agree"])
+    )
+    return {
+        "rate": report["rate"],
+        "finalized_tps": report["finalized_tps"],
+        "p50_ms": f["p50"],
+        "p95_ms": f["p95"],
+        "p99_ms": f["p99"],
+        "overloaded": report["overloaded"],
+        "lost": report["lost"],
+        "nodes_agree": report["nodes_agree"],
+        "within_knee": ok,
+    }
+
+
+def _sweep(
+    workdir: Path,
+    nodes: int,
+    base_port: int,
+    accounts: int,
+    seed: str,
+    rates: list[float],
+    duration: float,
+    console: Console,
+) -> None:
+    rows = []
+    for rate in rates:
+        net = Devnet(workdir / f"sweep-{rate:g}", nodes, base_port, accounts, seed.encode())
+        config = net.create()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            console.print(f"[bold]sweep[/]: {rate:g} tx/s for {duration:g} s, {nodes} nodes in {net.workdir}")
+            net.start()
+            rows.append(sweep_row(_run_load(net, config, rate, duration, console)))
+        except (KeyboardInterrupt, _Terminate):
+            console.print("interrupted")
+            break
+        finally:
+            net.stop()
+            signal.signal(signal.SIGTERM, previous)
+            net.write_manifest()
+    knee = max((r["rate"] for r in rows if r["within_knee"]), default=None)
+    table = Table(title=f"sweep: {nodes} nodes, {duration:g} s per rate")
+    for column in ("offered", "finalized tx/s", "p50 ms", "p95 ms", "p99 ms", "overloaded", "lost", "agree"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        style = "bold" if r["rate"] == knee else None
+        table.add_row(
+            f"{r['rate']:g}",
+            f"{r['finalized_tps']:.0f}",
+            *(str(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "overloaded", "lost", "nodes_agree")),
+            style=style,
+        )
+    console.print(table)
+    console.print(f"knee: {knee:g} tx/s" if knee is not None else "knee: none of the rates")
+    result = {"nodes": nodes, "duration_s": duration, "rows": rows, "knee": knee}
+    (workdir / SWEEP_FILE).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    console.print(f"sweep: {workdir / SWEEP_FILE}")

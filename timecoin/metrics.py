@@ -10,7 +10,8 @@ Two kinds of metric:
 
 * **state, read at scrape time** by :class:`NodeStateCollector` from the node the loop owns:
   chain height, mempool size (transactions, bytes), peers by direction, sync progress, DB size,
-  stored blocks found damaged and repaired (counters the store keeps).
+  stored blocks found damaged and repaired (counters the store keeps), event-loop lag (p99 and
+  max of the last minute, :mod:`timecoin.looplag`).
   Nothing copies that state in between, so a scrape never shows a stale value.
 * **events, pushed by the service that sees them** through :class:`ConsensusMetrics` (the hook the
   consensus service calls): transactions finalized (a counter; the finalized TPS is Prometheus'
@@ -153,6 +154,10 @@ class ConsensusMetrics:
         self.phase_duration.labels(phase=phase).observe(seconds)
 
 
+LAG_WINDOW = 60.0
+"""Seconds of event-loop samples the lag gauges summarize."""
+
+
 class NodeStateCollector(Collector):
     """Reads the node's state at each scrape (the module docstring's "state" metrics). The node
     starts the metrics server once its chain, mempool and P2P service run, and stops it before
@@ -181,6 +186,13 @@ class NodeStateCollector(Collector):
             "with the block (DESIGN §13 storage integrity; docs/operator.md).",
             value=chain.store.blocks_repaired,
         )
+        lag = node.loop_lag.summary(LAG_WINDOW)
+        for stat in ("p99", "max"):
+            yield _gauge(
+                f"event_loop_lag_{stat}_seconds",
+                f"Event-loop lag, {stat} of the samples of the last {LAG_WINDOW:g} s (docs/operator.md).",
+                (lag[stat] or 0.0) / 1000,
+            )
         yield _gauge("mempool_size_transactions", "Transactions pending in the mempool.", len(mempool))
         yield _gauge("mempool_size_bytes", "Encoded bytes of the pending transactions.", mempool.bytes)
         p2p = node.p2p

@@ -50,6 +50,7 @@ from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
+from timecoin.looplag import LoopLagMonitor
 from timecoin.masternode.liveness import Liveness
 from timecoin.metrics import MetricsServer
 from timecoin.p2p import P2PConfig, P2PService
@@ -174,6 +175,7 @@ class Node:
         self._lock = DataDirLock(self.datadir)
         self._workers: ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.loop_lag = LoopLagMonitor()
         self._stop_requested: asyncio.Event | None = None
         self._tip_changed: asyncio.Event | None = None
         self._stopped = False
@@ -319,6 +321,7 @@ class Node:
                 ) from None
 
         self._spawn(self._summary_loop(), "summary")
+        self._spawn(self.loop_lag.run(), "loop lag")
         self.warmup = None
         tip = self._chain.tip
         log.info(

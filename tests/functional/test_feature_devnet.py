@@ -130,6 +130,7 @@ def test_devnet_load_sweep(tmp_path):
     for row in sweep["rows"]:
         assert row["lost"] == 0 and row["nodes_agree"] is True, row
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], row
+        assert 0 <= row["loop_lag_ms"]["p99"] <= row["loop_lag_ms"]["max"], row
         assert (tmp_path / f"sweep-{row['rate']:g}" / "loadtest" / "loadtest.json").exists()
         assert_all_stopped(tmp_path / f"sweep-{row['rate']:g}")
     assert sweep["knee"] in (None, 50, 150)

@@ -53,6 +53,8 @@ def test_names_follow_the_convention(node):
         "timecoin_store_db_size_bytes",
         "timecoin_mempool_size_transactions",
         "timecoin_mempool_size_bytes",
+        "timecoin_event_loop_lag_p99_seconds",
+        "timecoin_event_loop_lag_max_seconds",
         "timecoin_p2p_peers_connections{direction=in}",
         "timecoin_p2p_peers_connections{direction=out}",
         "timecoin_sync_progress_ratio",
@@ -67,6 +69,8 @@ def test_names_follow_the_convention(node):
     assert all(k.startswith("timecoin_") for k in samples if not k.startswith(("python_", "process_")))
     assert samples["timecoin_store_db_size_bytes"] > 0
     assert samples["timecoin_sync_progress_ratio"] == 1.0
+    lag_p99, lag_max = (samples[f"timecoin_event_loop_lag_{s}_seconds"] for s in ("p99", "max"))
+    assert 0 <= lag_p99 <= lag_max
 
 
 def test_values_follow_the_node(node, chain):

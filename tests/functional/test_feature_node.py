@@ -14,11 +14,20 @@ import sys
 import orjson
 import pytest
 
+from timecoin.gctune import GC_THRESHOLDS
 from timecoin.ledger.chain import ChainState
 from timecoin.node import CHAIN_DIR
+from timecoin.rpc import errors
 from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
-from timecoin.testing.node import TestNode, build_devnet_chain, default_port_seed, wait_until, write_chain
+from timecoin.testing.node import (
+    TestNode,
+    assert_raises_rpc_error,
+    build_devnet_chain,
+    default_port_seed,
+    wait_until,
+    write_chain,
+)
 
 BLOCKS, TXS = 3, 2
 SEED = default_port_seed() + 5
@@ -105,6 +114,20 @@ def test_sigkill_then_restart_recovers_the_tip(node, chain):
     assert node.rpc.getbestblockhash() == tip
     block_tx = node.rpc.getblock(tip)["tx"][1]
     assert node.rpc.getrawtransaction(block_tx, True)["height"] == BLOCKS
+    node.stop()
+
+
+def test_getruntimeinfo_reports_loop_lag_and_the_collector(node):
+    """docs/operator.md, "Event-loop lag" and "Memory"."""
+    node.start_and_wait()
+    wait_until(lambda: node.rpc.getruntimeinfo(5)["loop_lag_ms"]["samples"] >= 50, timeout=30)
+    info = node.rpc.getruntimeinfo()
+    lag = info["loop_lag_ms"]
+    assert lag["window_s"] == 60 and 0 <= lag["p50"] <= lag["p99"] <= lag["max"] <= lag["max_since_start"]
+    assert info["gc"]["thresholds"] == list(GC_THRESHOLDS) and info["gc"]["frozen"] > 0
+    assert len(info["gc"]["collections"]) == 3
+    for bad in (0, 601):
+        assert_raises_rpc_error(errors.INVALID_PARAMETER, "window", node.rpc.getruntimeinfo, bad)
     node.stop()
 
 

@@ -18,7 +18,8 @@ node with SIGTERM, waits, and SIGKILLs what is left. It never touches a node it 
 ``--load --sweep 1000,2000,4000`` runs one fresh devnet per offered rate (in
 ``<workdir>/sweep-<rate>``, so no run inherits another's backlog or spent coins), each loaded for
 ``--duration`` s, prints one row per rate and the knee, and writes ``<workdir>/sweep.json``
-(docs/benchmarks.md). The knee is the highest offered rate whose run finalized at least
+(docs/benchmarks.md), with the worst node's event-loop lag (p99 and max over the run,
+``getruntimeinfo``) beside each rate. The knee is the highest offered rate whose run finalized at least
 :data:`KNEE_SHARE` of it with a p99 finality under :data:`KNEE_P99_MS`, lost nothing and ended
 with every node agreeing.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import math
 import os
 import signal
 import subprocess
@@ -44,6 +46,7 @@ from rich.live import Live
 from rich.table import Table
 
 from timecoin.ledger.genesis import GenesisConfig
+from timecoin.looplag import MAX_WINDOW
 from timecoin.params import DEVNET
 from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
@@ -439,6 +442,17 @@ def sweep_row(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _loop_lag(net: Devnet, seconds: float) -> dict[str, float | None]:
+    """The worst node's event-loop lag p99 and max (ms) over the last ``seconds`` (the run)."""
+    window = max(1, min(int(MAX_WINDOW), math.ceil(seconds)))
+    lags = [n.rpc().getruntimeinfo(window)["loop_lag_ms"] for n in net.nodes]
+    worst = {}
+    for stat in ("p99", "max"):
+        values = [lag[stat] for lag in lags if lag[stat] is not None]
+        worst[stat] = max(values) if values else None
+    return worst
+
+
 def _sweep(
     workdir: Path,
     nodes: int,
@@ -457,7 +471,10 @@ def _sweep(
         try:
             console.print(f"[bold]sweep[/]: {rate:g} tx/s for {duration:g} s, {nodes} nodes in {net.workdir}")
             net.start()
-            rows.append(sweep_row(_run_load(net, config, rate, duration, console)))
+            started = time.monotonic()
+            row = sweep_row(_run_load(net, config, rate, duration, console))
+            row["loop_lag_ms"] = _loop_lag(net, time.monotonic() - started)
+            rows.append(row)
         except (KeyboardInterrupt, _Terminate):
             console.print("interrupted")
             break
@@ -467,7 +484,8 @@ def _sweep(
             net.write_manifest()
     knee = max((r["rate"] for r in rows if r["within_knee"]), default=None)
     table = Table(title=f"sweep: {nodes} nodes, {duration:g} s per rate")
-    for column in ("offered", "finalized tx/s", "p50 ms", "p95 ms", "p99 ms", "overloaded", "lost", "agree"):
+    columns = ("offered", "finalized tx/s", "p50 ms", "p95 ms", "p99 ms", "overloaded", "lost", "agree")
+    for column in (*columns, "loop lag p99 / max ms"):
         table.add_column(column, justify="right")
     for r in rows:
         style = "bold" if r["rate"] == knee else None
@@ -475,6 +493,7 @@ def _sweep(
             f"{r['rate']:g}",
             f"{r['finalized_tps']:.0f}",
             *(str(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "overloaded", "lost", "nodes_agree")),
+            f"{r['loop_lag_ms']['p99']} / {r['loop_lag_ms']['max']}",
             style=style,
         )
     console.print(table)

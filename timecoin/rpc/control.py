@@ -1,11 +1,14 @@
-"""Control RPC methods (Bitcoin Core's "control" category): help, stop, uptime."""
+"""Control RPC methods (Bitcoin Core's "control" category): help, stop, uptime, getruntimeinfo."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from timecoin.looplag import MAX_WINDOW
+from timecoin.rpc import errors
 from timecoin.rpc.methods import METHODS, Param, rpc_method
 
 if TYPE_CHECKING:
@@ -44,3 +47,25 @@ def stop(node: Node) -> str:
 def uptime(node: Node) -> int:
     """Seconds since the node started."""
     return int(time.time() - node.started_at)
+
+
+@rpc_method(
+    CATEGORY,
+    Param("window", "int", f"Seconds of event-loop samples to summarize, up to {MAX_WINDOW:g}.", False, 60),
+)
+def getruntimeinfo(node: Node, window: int) -> dict[str, Any]:
+    """The process's health: event-loop lag over the last ``window`` seconds in milliseconds
+    (``samples``, ``p50``, ``p99``, ``max``, ``max_since_start``; docs/operator.md, "Event-loop
+    lag") and the garbage collector (thresholds, frozen objects, collections per generation)."""
+    try:
+        lag = node.loop_lag.summary(window)
+    except ValueError as e:
+        raise errors.RPCError(errors.INVALID_PARAMETER, str(e)) from None
+    return {
+        "loop_lag_ms": lag,
+        "gc": {
+            "thresholds": list(gc.get_threshold()),
+            "frozen": gc.get_freeze_count(),
+            "collections": [g["collections"] for g in gc.get_stats()],
+        },
+    }

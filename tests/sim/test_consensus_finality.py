@@ -15,8 +15,9 @@ import random
 import pytest
 
 from timecoin.consensus import CertificateError, verify_certificate, verify_commit_certificate
-from timecoin.consensus.effects import TransactionFinalized
-from timecoin.consensus.messages import FinalityCertificate
+from timecoin.consensus.context import Outbox
+from timecoin.consensus.effects import Reply, TransactionFinalized
+from timecoin.consensus.messages import CertificateRequest, FinalityCertificate, TxCertificate
 from timecoin.consensus.store import FINALIZED_DB, load_commit_certificate
 from timecoin.consensus.validators import ValidatorSet
 from timecoin.testing.consensus_sim import Simulation, conflicting_pairs, signature_conflicts
@@ -202,3 +203,32 @@ def test_conflicting_spends_never_both_final(tmp_path, seed):
             assert signature_conflicts(n.sent, inputs) == []
     finally:
         sim.close()
+
+
+def test_certificates_on_request_only_for_own_proposals_once_per_peer(sim):
+    """A CertificateRequest is unsigned and its answer ~37 times its size: a node answers only
+    txids of blocks it proposed at this height, each peer once per txid and height
+    (docs/consensus.md §4, "Validation"). Before, any peer could ask for every final txid again
+    and again."""
+    assert sim.wait_height(1)
+    a = sim.nodes[0]
+    txs = sim.transfers(sim.wallet(), 2)
+    a.submit([tx.encode() for tx in txs])
+    # Final on ``a`` and not yet archived by a block.
+    assert sim.run_until(lambda: all(tx.txid in a.consensus.finality.finalized for tx in txs), timeout=5)
+    finality = a.consensus.finality
+    request = CertificateRequest(tuple(sorted(tx.txid for tx in txs)))
+    proposed = {txs[0].txid}
+
+    def answers(peer, allowed):
+        out = Outbox()
+        finality.on_certificate_request(request, peer, allowed, out)
+        return [TxCertificate.decode(r.data).transaction for r in out.sends if isinstance(r, Reply)]
+
+    assert answers("peer-1", proposed) == [txs[0].encode()]  # not the one outside the proposal
+    assert answers("peer-1", proposed) == []  # not twice
+    assert answers("peer-2", proposed) == [txs[0].encode()]  # another peer may need it too
+    assert answers("peer-3", set()) == []
+    assert a.consensus.monitor.counters["certificates_not_sent"] == 1 + 2 + 1 + 2
+    finality.new_height(Outbox(), sim.clock.now)  # a new height: a peer may ask again
+    assert answers("peer-1", proposed) == [txs[0].encode()]

@@ -767,6 +767,18 @@ class BftEngine:
         if out is not None:
             out.notices.append(Evidence(kind, vote.voter, vote.height, (known.encode(), vote.encode())))
 
+    def proposed_txids(self) -> set[bytes]:
+        """The txids of the blocks this node proposed at this height (fresh or re-proposed): what
+        a validator of those proposals may ask it the finality certificates of."""
+        txids: set[bytes] = set()
+        for proposal in self.proposals.values():
+            if proposal.proposer != self.ctx.public_key:
+                continue
+            checked = self.verdicts.get(proposal.block_hash)
+            if isinstance(checked, CheckedBlock):
+                txids.update(checked.block.txids)
+        return txids
+
     def _fetch_certificates(self, proposal: Proposal, checked: CheckedBlock, out: Outbox) -> bool:
         """Asks the proposer, once per block, for the certificates of the block's transactions
         this node does not hold as final; True while that request is open (this round's propose

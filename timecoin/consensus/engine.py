@@ -230,7 +230,7 @@ class Consensus:
                 self.bft.on_decision_request(msg, peer, out)
                 continue
             if isinstance(msg, CertificateRequest):
-                self.finality.on_certificate_request(msg, peer, out)
+                self.finality.on_certificate_request(msg, peer, self.bft.proposed_txids(), out)
                 continue
             reason, vset = self._route(msg, peer, data, out, now)
             if reason:

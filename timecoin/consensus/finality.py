@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +149,9 @@ class FinalityEngine:
         self._equivocators: set[bytes] = set()
         """Voters caught contradicting themselves at this height, whose contradicting batch was
         re-sent to every peer (so every tally sees both sides and discards them)."""
+        self._certificates_sent: dict[Any, set[bytes]] = {}
+        """Per peer, the txids whose certificates it was sent at this height (at most the txids
+        of this node's proposals at the height, per peer: :meth:`on_certificate_request`)."""
         self._flush_at: float | None = None
         self._fresh: dict[bytes, None] = {}
         """Pending txids not yet considered for a decision (waiting out the vote interval), in
@@ -258,14 +261,27 @@ class FinalityEngine:
                 if txid in self.pending and txid not in self.finalized:
                     self._reject(txid, "rejected-by-votes", out, now)
 
-    def on_certificate_request(self, request: CertificateRequest, peer: Any, out: Outbox) -> None:
+    def on_certificate_request(
+        self, request: CertificateRequest, peer: Any, proposed: Container[bytes], out: Outbox
+    ) -> None:
         """Answers ``peer`` with a :class:`TxCertificate` for each requested txid this node holds
-        as final and not yet archived (at most ``LIMITS["certificate_request_txids"]``)."""
+        as final and not yet archived, if it is in a block this node proposed at this height
+        (``proposed``: what a validator of that proposal may lack) and ``peer`` was not sent it
+        yet at this height. The request is unsigned and each answer ~1.2 KB per 32-byte txid:
+        without those two bounds one peer could make the node send ~37 times what it sends, again
+        and again (docs/consensus.md §2, "Certificates on request")."""
+        answered = self._certificates_sent.setdefault(peer, set())
+        refused = 0
         for txid in request.txids:
             entry = self.finalized.get(txid)
-            if entry is not None:
-                cert = FinalityCertificate.decode(entry.certificate)
-                out.sends.append(Reply(peer, TxCertificate(entry.raw, cert).encode()))
+            if entry is None or txid not in proposed or txid in answered:
+                refused += 1
+                continue
+            answered.add(txid)
+            cert = FinalityCertificate.decode(entry.certificate)
+            out.sends.append(Reply(peer, TxCertificate(entry.raw, cert).encode()))
+        if refused:
+            self.ctx.monitor.counters["certificates_not_sent"] += refused
 
     def on_certificate(self, message: TxCertificate, out: Outbox, now: float) -> bool:
         """A final transaction whose certificate signatures already verified (gossiped, or the
@@ -399,6 +415,7 @@ class FinalityEngine:
         self.tally = Tally(self.ctx.vset)
         self._accepted_by.clear()
         self._equivocators.clear()
+        self._certificates_sent.clear()
         for p in self.pending.values():
             p.last_voted = None
         self._revotes.clear()

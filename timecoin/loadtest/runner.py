@@ -7,8 +7,10 @@
    Nodes without block production (no ``getconsensusinfo``) cannot commit it: the run then
    reports the fan-out it submitted and stops there, saying so in ``notes``;
 2. **pre-signing** of every load transaction (timed: the generator's rate is in the report);
-3. **load**: open-loop submission at ``rate`` for ``duration`` seconds (:mod:`.submitter`) while
-   finality is followed (:mod:`.follower`) if the nodes serve ``getfinalityfeed``;
+3. **load**: open-loop submission at ``rate`` for ``duration`` seconds (:mod:`.submitter`, binary
+   ``POST /rawtransactions`` batches: no hex or JSON on the submission path) while finality is
+   followed (:mod:`.follower`) if the nodes serve ``getfinalityfeed``; every other call, the
+   fan-out's submissions included, is JSON-RPC;
 4. **settle**: wait for the last block (empty mempools, one tip everywhere), then compare tip and
    UTXO set hash (``gettxoutsetinfo``) across the nodes, and check that every transaction
    reported final is final on every node (``lost`` counts those that are not).
@@ -271,7 +273,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                 break
 
         submission = Submission()
-        submitter = Submitter(nodes, submission)
+        submitter = Submitter(nodes, submission, binary=True)
         follower = Follower(nodes, submission)
         load_started = time.monotonic()
         raws = generator.spends(total) if load_ready else []

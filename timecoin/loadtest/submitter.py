@@ -1,6 +1,10 @@
-"""Open-loop submission over JSON-RPC (aiohttp): transactions go out in ``sendrawtransactions``
-batches at a target rate, round-robin over the nodes, without waiting for earlier batches to
-be answered (an open loop, so a slow node shows up as latency instead of a lower offered load).
+"""Open-loop submission (aiohttp): transactions go out in batches at a target rate, round-robin
+over the nodes, without waiting for earlier batches to be answered (an open loop, so a slow node
+shows up as latency instead of a lower offered load). A batch is one binary ``POST
+/rawtransactions`` (:mod:`timecoin.rpc.rawbatch`: raw bytes, no hex or JSON to encode and parse
+on either side) or, for a :class:`Submitter` made with ``binary=False``, one
+``sendrawtransactions`` JSON-RPC call; both reach the node's one admission path and are
+accounted alike.
 
 Also the small asynchronous JSON-RPC client the load test shares (:class:`AsyncRPC`). This module
 never signs or builds transactions.
@@ -20,7 +24,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from timecoin.rpc.client import JSONRPCError, cookie_auth
+from timecoin.rpc import rawbatch
+from timecoin.rpc.client import JSONRPCError, cookie_auth, raw_reply
 from timecoin.rpc.errors import MEMPOOL_OVERLOADED, METHOD_NOT_FOUND
 
 __all__ = [
@@ -42,8 +47,11 @@ OVERLOADED = "mempool-overloaded"
 """Reject reason of transactions a node refused with ``MEMPOOL_OVERLOADED`` (-32001): never
 admitted, counted as refused (``Submission.overloaded``), not lost."""
 RPC_ERROR = "rpc-error"
-"""Reject reason of transactions whose ``sendrawtransactions`` call failed (connection lost,
-timeout, another error): no node said it accepted them."""
+"""Reject reason of transactions whose submission call failed (connection lost, timeout, another
+error): no node said it accepted them."""
+UNKNOWN = "unknown"
+"""Reject reason of a transaction a ``sendrawtransactions`` reply marks not accepted without
+saying why."""
 
 TICK = 0.05
 """Seconds between batches of the open loop: rate × TICK transactions go out per tick."""
@@ -68,45 +76,64 @@ class Endpoint:
         return cls(host, port, user, password, datadir)
 
 
-def _headers(user: str, password: str) -> dict[str, str]:
+def _auth(user: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    return {"Authorization": f"Basic {token}"}
+
+
+_JSON_TYPE = {"Content-Type": "application/json"}
+_RAW_TYPE = {"Content-Type": rawbatch.CONTENT_TYPE}
 
 
 class AsyncRPC:
-    """JSON-RPC 2.0 calls to one node over a shared aiohttp session."""
+    """JSON-RPC 2.0 calls to one node over a shared aiohttp session, and binary submission
+    (:meth:`send_raw`)."""
 
     def __init__(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._session = session
         self._url = f"http://{endpoint.host}:{endpoint.port}/"
-        self._headers = _headers(endpoint.user, endpoint.password)
+        self._raw_url = f"http://{endpoint.host}:{endpoint.port}{rawbatch.PATH}"
+        self._auth = _auth(endpoint.user, endpoint.password)
         self._ids = itertools.count(1)
 
-    async def _send(self, data: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        async with self._session.post(self._url, data=data, headers=headers) as r:
+    async def _send(self, url: str, data: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        async with self._session.post(url, data=data, headers=headers) as r:
             return r.status, await r.read()
 
     def _reauthenticate(self) -> dict[str, str]:
         """After a 401: re-reads the cookie of a cookie endpoint (a restarted node wrote a new
-        one); the headers to use from now on."""
+        one); the authorization header to use from now on."""
         if self.endpoint.cookie_dir is not None:
             try:
-                self._headers = _headers(*cookie_auth(self.endpoint.cookie_dir))
+                self._auth = _auth(*cookie_auth(self.endpoint.cookie_dir))
             except (OSError, ValueError):
                 pass
-        return self._headers
+        return self._auth
+
+    async def _exchange(self, url: str, data: bytes, content_type: dict[str, str]) -> tuple[int, bytes]:
+        """(HTTP status, body) of one POST; sent again once with a fresh cookie after a 401."""
+        auth = self._auth
+        status, body = await self._send(url, data, auth | content_type)
+        if status == 401 and (fresh := self._reauthenticate()) != auth:
+            status, body = await self._send(url, data, fresh | content_type)
+        return status, body
 
     async def _post(self, payload: object) -> Any:
-        data = orjson.dumps(payload)
-        headers = self._headers
-        status, body = await self._send(data, headers)
-        if status == 401 and (fresh := self._reauthenticate()) != headers:
-            status, body = await self._send(data, fresh)
+        status, body = await self._exchange(self._url, orjson.dumps(payload), _JSON_TYPE)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             raise JSONRPCError(None, f"HTTP {status}: {body[:200]!r}", status) from None
+
+    async def send_raw(self, raws: list[bytes]) -> tuple[list[str | None], dict[int, tuple[int, str]]]:
+        """One binary ``POST /rawtransactions`` of encoded transactions ``raws`` (the admission
+        of ``sendrawtransactions``): (txid hex or None per transaction, {index: (RPC error code,
+        reason)} of those not accepted). :class:`JSONRPCError` with the node's code for a refused
+        call (-32001 when nothing fits) or a reply that is not one; ``ValueError`` for an empty
+        list or an empty transaction."""
+        status, body = await self._exchange(self._raw_url, rawbatch.encode_batch(raws), _RAW_TYPE)
+        return raw_reply(status, body, len(raws))
 
     async def call(self, method: str, *params: Any) -> Any:
         """The result, or :class:`JSONRPCError` with the node's code."""
@@ -165,22 +192,54 @@ class Submission:
 
 
 class Submitter:
-    """Sends pre-signed transactions open-loop at ``rate`` per second over ``nodes``."""
+    """Sends pre-signed transactions open-loop at ``rate`` per second over ``nodes``: binary
+    ``POST /rawtransactions`` batches if ``binary``, else ``sendrawtransactions`` calls."""
 
-    def __init__(self, nodes: list[AsyncRPC], submission: Submission | None = None) -> None:
+    def __init__(
+        self, nodes: list[AsyncRPC], submission: Submission | None = None, *, binary: bool = False
+    ) -> None:
         if not nodes:
             raise ValueError("no nodes to submit to")
         self.nodes = nodes
         self.result = submission or Submission()
+        self.binary = binary
         self._pending: set[asyncio.Task[list[bytes]]] = set()
         self._started = time.monotonic()
 
+    async def _submit(
+        self, node: int, raws: list[bytes]
+    ) -> tuple[list[str | None], dict[int, tuple[int | None, str]]]:
+        """(txid hex or None per transaction, {index: (RPC error code, reason)} of those not
+        accepted) from node ``node``, by the submitter's endpoint."""
+        if self.binary:
+            txids, rejects = await self.nodes[node].send_raw(raws)
+            return txids, dict(rejects)
+        verdicts = await self.nodes[node].call("sendrawtransactions", [r.hex() for r in raws])
+        if not isinstance(verdicts, list) or len(verdicts) != len(raws):
+            raise JSONRPCError(
+                None, f"sendrawtransactions answered {len(raws)} transactions with {verdicts!r:.200}"
+            )
+        out_txids: list[str | None] = []
+        out_rejects: dict[int, tuple[int | None, str]] = {}
+        for i, v in enumerate(verdicts):
+            if v["accepted"] and not isinstance(v["txid"], str):
+                raise JSONRPCError(
+                    None, f"sendrawtransactions accepted a transaction without a txid: {v!r:.200}"
+                )
+            out_txids.append(v["txid"])
+            if not v["accepted"]:
+                reject = v.get("reject")
+                out_rejects[i] = (
+                    (reject.get("code"), str(reject.get("reason"))) if reject else (None, UNKNOWN)
+                )
+        return out_txids, out_rejects
+
     async def send(self, node: int, raws: list[bytes]) -> list[bytes]:
-        """One ``sendrawtransactions`` batch to node ``node``; records every verdict. A node
-        that answers overloaded (-32001, for the call or per transaction) refused those
-        transactions (``mempool-overloaded``); a failed call (connection lost, timeout, another
-        error) is recorded as ``rpc-error`` for all of them. Never raises those. Returns the
-        transactions refused as overloaded, for a caller that retries them."""
+        """One batch to node ``node``; records every verdict. A node that answers overloaded
+        (-32001, for the call or per transaction) refused those transactions
+        (``mempool-overloaded``); a failed call (connection lost, timeout, another error) is
+        recorded as ``rpc-error`` for all of them. Never raises those. Returns the transactions
+        refused as overloaded, for a caller that retries them."""
         sent = time.monotonic()
         result = self.result
         result.submitted += len(raws)
@@ -189,7 +248,7 @@ class Submitter:
             result.per_second.append(0)
         result.per_second[second] += len(raws)
         try:
-            verdicts = await self.nodes[node].call("sendrawtransactions", [r.hex() for r in raws])
+            txids, rejects = await self._submit(node, raws)
         except NETWORK_ERRORS as e:
             if isinstance(e, JSONRPCError) and e.code == MEMPOOL_OVERLOADED:
                 result.refuse(OVERLOADED, len(raws))
@@ -198,15 +257,17 @@ class Submitter:
             result.refuse(RPC_ERROR, len(raws))
             return []
         overloaded = []
-        for raw, v in zip(raws, verdicts, strict=True):
-            if v["accepted"]:
-                result.sent_at[v["txid"]] = sent
-                result.node_of[v["txid"]] = node
-            elif v.get("reject") and v["reject"].get("code") == MEMPOOL_OVERLOADED:
+        for i, (raw, txid) in enumerate(zip(raws, txids, strict=True)):
+            reject = rejects.get(i)
+            if reject is None:
+                assert txid is not None  # raw_reply and _submit refuse an accepted one without
+                result.sent_at[txid] = sent
+                result.node_of[txid] = node
+            elif reject[0] == MEMPOOL_OVERLOADED:
                 result.refuse(OVERLOADED)
                 overloaded.append(raw)
             else:
-                result.refuse(v["reject"]["reason"].split(":")[0] if v.get("reject") else "unknown")
+                result.refuse(reject[1].split(":")[0])
         return overloaded
 
     async def run(

@@ -3,6 +3,8 @@
 ``RPCClient(host, port, user, password).call("getblockhash", 0)`` or, as a proxy,
 ``client.getblockhash(0)``. One persistent HTTP connection per client: not thread-safe; make one
 client per thread. A JSON-RPC error raises :class:`JSONRPCError` with Bitcoin Core's code.
+:meth:`RPCClient.sendrawtransactions_binary` submits encoded transactions through the binary
+endpoint (``POST /rawtransactions``, :mod:`timecoin.rpc.rawbatch`) instead of hex JSON-RPC.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from timecoin.rpc import rawbatch
 from timecoin.rpc.server import read_cookie
 
 DEFAULT_TIMEOUT = 60.0
@@ -33,6 +36,32 @@ class JSONRPCError(Exception):
         self.http_status = http_status
 
 
+def http_error(status: int, body: bytes) -> JSONRPCError:
+    """The :class:`JSONRPCError` of a non-200 answer: the code and message of its JSON-RPC error
+    body when it has one (every error of ``POST /rawtransactions``, JSON-RPC's 408, 413 and 503),
+    else ``code`` None and the start of the body (401, 405)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(error, dict):
+        return JSONRPCError(error.get("code"), str(error.get("message")), status)
+    return JSONRPCError(None, f"HTTP {status}: {body[:200].decode(errors='replace').strip()}", status)
+
+
+def raw_reply(status: int, body: bytes, count: int) -> tuple[list[str | None], dict[int, tuple[int, str]]]:
+    """The decoded answer of ``POST /rawtransactions`` to ``count`` transactions
+    (:func:`timecoin.rpc.rawbatch.decode_reply`); :class:`JSONRPCError` for an HTTP error
+    (:func:`http_error`) or a reply that is not one."""
+    if status != 200:
+        raise http_error(status, body)
+    try:
+        return rawbatch.decode_reply(body, count)
+    except ValueError as e:
+        raise JSONRPCError(None, str(e), status) from None
+
+
 def cookie_auth(datadir: Path) -> tuple[str, str]:
     """(user, password) from ``<datadir>/.cookie``; ``OSError`` if the node has not written it."""
     return read_cookie(datadir / ".cookie")
@@ -47,6 +76,7 @@ class RPCClient:
         self.host, self.port, self.timeout = host, port, timeout
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self._raw_headers = {"Authorization": f"Basic {token}", "Content-Type": rawbatch.CONTENT_TYPE}
         self._ids = itertools.count(1)
         self._conn: http.client.HTTPConnection | None = None
 
@@ -55,15 +85,16 @@ class RPCClient:
             self._conn.close()
             self._conn = None
 
-    def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """Sends a raw body; (HTTP status, response body). Reconnects once on a dropped
-        keep-alive connection."""
+    def post(self, body: bytes, headers: dict[str, str] | None = None, path: str = "/") -> tuple[int, bytes]:
+        """Sends a raw body to ``path`` (JSON-RPC's ``/`` by default) with ``headers`` (the
+        client's JSON-RPC headers by default); (HTTP status, response body). Reconnects once on a
+        dropped keep-alive connection."""
         for attempt in (0, 1):
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
                 self._conn.request(
-                    "POST", "/", body=body, headers=headers if headers is not None else self._headers
+                    "POST", path, body=body, headers=headers if headers is not None else self._headers
                 )
                 response = self._conn.getresponse()
                 return response.status, response.read()
@@ -115,6 +146,16 @@ class RPCClient:
                 raise JSONRPCError(error.get("code"), str(error.get("message")), status)
             raise JSONRPCError(None, f"unexpected response: {str(doc)[:200]}", status)
         return sorted(doc, key=lambda r: r.get("id") or 0)
+
+    def sendrawtransactions_binary(self, raws: list[bytes]) -> list[dict[str, Any]]:
+        """``sendrawtransactions`` of encoded transactions through the binary endpoint (``POST
+        /rawtransactions``): the same verdicts, ``{"txid", "accepted", "reject": {"code",
+        "reason"} | None}`` per transaction in order. :class:`JSONRPCError` with the node's code
+        and the HTTP status for a refused call (-32001 ``mempool-overloaded`` with HTTP 503 when
+        nothing fits; -8 over the batch limit); ``ValueError`` for no transaction or an empty one
+        (:func:`timecoin.rpc.rawbatch.encode_batch`)."""
+        status, body = self.post(rawbatch.encode_batch(raws), self._raw_headers, rawbatch.PATH)
+        return rawbatch.expand_reply(*raw_reply(status, body, len(raws)))
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):

@@ -15,6 +15,7 @@ was admitted: the client retries it later.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timecoin.core.types import HEADER_LEN, BlockHeader
@@ -31,6 +32,7 @@ from timecoin.rpc.errors import (
     RPCError,
 )
 from timecoin.rpc.methods import Param, parse_hash, parse_hex, rpc_method
+from timecoin.rpc.rawbatch import BatchTooLong
 
 if TYPE_CHECKING:
     from timecoin.ledger.mempool import Admission
@@ -125,6 +127,46 @@ def _rejection(node: Node, v: Admission) -> RPCError:
     return RPCError(code, f"{v.code}: {v.message}" if v.message else v.code)
 
 
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """One transaction's verdict from :func:`submit_raw_transactions`: its txid (None when it
+    does not decode or was not looked at), whether it was accepted (or was already pending or
+    final: no error), and otherwise the RPC error ``sendrawtransaction`` gives for it."""
+
+    txid: bytes | None
+    accepted: bool
+    reject: RPCError | None
+
+
+def check_batch_length(count: int) -> None:
+    """``INVALID_PARAMETER`` when a batch of ``count`` transactions is over :data:`MAX_BATCH`."""
+    if count > MAX_BATCH:
+        raise RPCError(INVALID_PARAMETER, str(BatchTooLong(count, MAX_BATCH)))
+
+
+def submit_raw_transactions(node: Node, raws: list[bytes]) -> list[Submitted]:
+    """Consensus admission of encoded transactions from an RPC client, one verdict each in
+    order: the one admission path of ``sendrawtransaction``, ``sendrawtransactions`` and the
+    binary ``POST /rawtransactions`` (:mod:`timecoin.rpc.server`), so they behave alike.
+
+    Raises ``INVALID_PARAMETER`` for more than :data:`MAX_BATCH` transactions and
+    ``MEMPOOL_OVERLOADED`` (-32001) when the admission limit leaves no room at all, both before
+    anything is looked at. Otherwise admits as many as the room allows, in order (one
+    ``Node.accept_transactions`` call: one admission and one relay for all); each one past the
+    room answers ``Submitted(None, False, <-32001 error>)`` and was not looked at."""
+    check_batch_length(len(raws))
+    room, overloaded = _admission_room(node)
+    if room < 1:
+        raise overloaded
+    out = []
+    for v in node.accept_transactions(raws[:room]):
+        ok = v.accepted or v.code in ALREADY_KNOWN
+        out.append(Submitted(v.txid, ok, None if ok else _rejection(node, v)))
+    refused = Submitted(None, False, overloaded)
+    out.extend(refused for _ in raws[room:])
+    return out
+
+
 @rpc_method(CATEGORY, Param("hexstring", "hex", "The encoded, signed transaction, hex."))
 def sendrawtransaction(node: Node, hexstring: str) -> str:
     """Submits a transaction for finality voting (consensus admission: the mempool's rules, then
@@ -132,14 +174,22 @@ def sendrawtransaction(node: Node, hexstring: str) -> str:
     error (its txid is returned); see ``gettransactionfinality`` for its finality.
     ``MEMPOOL_OVERLOADED`` (-32001) when the node's pending work is at its admission limit."""
     raw = _decode_hex_tx(node, hexstring)
-    room, overloaded = _admission_room(node)
-    if room < 1:
-        raise overloaded
-    (v,) = node.accept_transactions([raw])
-    if v.accepted or v.code in ALREADY_KNOWN:
-        assert v.txid is not None
-        return v.txid.hex()
-    raise _rejection(node, v)
+    (s,) = submit_raw_transactions(node, [raw])
+    if s.reject is not None:
+        raise s.reject
+    assert s.txid is not None
+    return s.txid.hex()
+
+
+def parse_hexstrings(hexstrings: list[Any]) -> list[bytes]:
+    """The bytes of ``sendrawtransactions``' ``hexstrings``; ``INVALID_PARAMETER`` naming the
+    first item that is not a hex string (nothing is admitted then)."""
+    raws = []
+    for i, h in enumerate(hexstrings):
+        if not isinstance(h, str):
+            raise RPCError(INVALID_PARAMETER, f"hexstrings[{i}] must be a string")
+        raws.append(parse_hex(f"hexstrings[{i}]", h))
+    return raws
 
 
 @rpc_method(CATEGORY, Param("hexstrings", "array", "Encoded, signed transactions, hex."))
@@ -149,27 +199,14 @@ def sendrawtransactions(node: Node, hexstrings: list[Any]) -> list[dict[str, Any
     ``reject`` ``{"code", "reason"}`` (the RPC error ``sendrawtransaction`` would give) or null.
     Beyond the admission limit's room, the remaining transactions are not looked at: each
     answers ``{"txid": null, "accepted": false, "reject": {"code": -32001, ...}}``; with no room
-    at all the call fails with ``MEMPOOL_OVERLOADED`` (-32001)."""
-    if len(hexstrings) > MAX_BATCH:
-        raise RPCError(
-            INVALID_PARAMETER, f"{len(hexstrings)} transactions exceed the batch limit of {MAX_BATCH}"
-        )
-    raws = []
-    for i, h in enumerate(hexstrings):
-        if not isinstance(h, str):
-            raise RPCError(INVALID_PARAMETER, f"hexstrings[{i}] must be a string")
-        raws.append(parse_hex(f"hexstrings[{i}]", h))
-    room, overloaded = _admission_room(node)
-    if room < 1:
-        raise overloaded
-    out = []
-    for v in node.accept_transactions(raws[:room]):
-        ok = v.accepted or v.code in ALREADY_KNOWN
-        reject = None
-        if not ok:
-            err = _rejection(node, v)
-            reject = {"code": err.code, "reason": err.message}
-        out.append({"txid": v.txid.hex() if v.txid is not None else None, "accepted": ok, "reject": reject})
-    refused = {"code": overloaded.code, "reason": overloaded.message}
-    out.extend({"txid": None, "accepted": False, "reject": refused} for _ in raws[room:])
-    return out
+    at all the call fails with ``MEMPOOL_OVERLOADED`` (-32001). At most MAX_BATCH (100,000)
+    transactions (``INVALID_PARAMETER``). ``POST /rawtransactions`` takes the same batch as raw bytes."""
+    check_batch_length(len(hexstrings))
+    return [
+        {
+            "txid": s.txid.hex() if s.txid is not None else None,
+            "accepted": s.accepted,
+            "reject": None if s.reject is None else {"code": s.reject.code, "reason": s.reject.message},
+        }
+        for s in submit_raw_transactions(node, parse_hexstrings(hexstrings))
+    ]

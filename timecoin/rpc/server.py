@@ -27,6 +27,14 @@
     answers ``RESPONSE_TOO_LARGE`` and is not run), and it yields the event loop every
     :data:`BATCH_CHUNK` requests, so P2P and consensus keep running beside it;
   - a client that goes away is logged at debug: it is no error of the node.
+* **Binary submission**: ``POST /rawtransactions`` on the same port takes a batch of encoded
+  transactions as raw bytes (``application/octet-stream``, the layout of
+  :mod:`timecoin.rpc.rawbatch`) and answers the verdicts of ``sendrawtransactions`` in compact
+  JSON: the load generator's path, with no hex or JSON to parse. Same authentication, body size
+  and body timeout, slots and queue; the same batch cap and admission function
+  (:func:`~timecoin.rpc.rawtransactions.submit_raw_transactions`); it yields the event loop
+  between decoding and admission. Its refusals are HTTP errors with a JSON-RPC error body (see
+  :meth:`RPCServer.submit_raw`); 415 for another content type.
 * Bound to ``rpcbind`` (127.0.0.1 by default). Until the node is ready every method but
   ``help`` answers ``IN_WARMUP`` (-28) with what the node is doing.
 
@@ -44,18 +52,22 @@ import inspect
 import logging
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from timecoin.config import NodeConfig
+from timecoin.rpc import rawbatch, rawtransactions
 from timecoin.rpc.errors import (
     IN_WARMUP,
     INTERNAL_ERROR,
+    INVALID_PARAMETER,
     INVALID_REQUEST,
+    MEMPOOL_OVERLOADED,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     RESPONSE_TOO_LARGE,
@@ -68,6 +80,7 @@ if TYPE_CHECKING:
     from timecoin.node import Node
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 COOKIE_FILE = ".cookie"
 COOKIE_USER = "__cookie__"
@@ -97,6 +110,10 @@ BATCH_CHUNK = 16
 """Requests of a batch run between two yields to the event loop: the loop is never held for
 more than 16 calls (a few milliseconds), whatever the batch's length (DESIGN §11: no block
 may stall the event loop; consensus and P2P share it)."""
+
+_RAW_STATUS = {MEMPOOL_OVERLOADED: 503, IN_WARMUP: 503}
+"""HTTP status of ``POST /rawtransactions`` answers by error code (others are 400): the
+retryable refusals are 503, as ``SERVER_OVERLOADED`` is."""
 
 
 def write_cookie(path: Path) -> str:
@@ -178,6 +195,7 @@ class RPCServer:
         self._credentials.append(f"{COOKIE_USER}:{cookie}".encode())
         app = web.Application(client_max_size=self._max_request)
         app.router.add_route("*", "/", self._handle)
+        app.router.add_route("*", rawbatch.PATH, self._handle_raw)
         # handler_cancellation: a client that hangs up cancels its request (and frees its slot).
         self._runner = web.AppRunner(
             app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE, handler_cancellation=True
@@ -228,7 +246,10 @@ class RPCServer:
             ok |= hmac.compare_digest(given, expected)
         return ok
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def _refuse_early(self, request: web.Request, what: str) -> web.Response | None:
+        """The answer that ends a request before its body is read (401 without valid
+        credentials, 405 for another HTTP method, 413 for a declared length over
+        ``rpcmaxrequest``), or None. ``what`` names the endpoint in the 405 text."""
         if not self._authorized(request):
             return web.Response(
                 status=401,
@@ -236,7 +257,7 @@ class RPCServer:
                 headers={"WWW-Authenticate": 'Basic realm="jsonrpc"'},
             )
         if request.method != "POST":
-            return web.Response(status=405, text="JSON-RPC takes POST requests\n", headers={"Allow": "POST"})
+            return web.Response(status=405, text=f"{what} takes POST requests\n", headers={"Allow": "POST"})
         length = request.content_length
         if length is not None and length > self._max_request:
             return _error_response(
@@ -244,28 +265,68 @@ class RPCServer:
                 INVALID_REQUEST,
                 f"request of {length} bytes exceeds the limit of {self._max_request} bytes",
             )
-        body = await self._read_body(request)
-        if isinstance(body, web.StreamResponse):
-            return body
-        if self._pending >= self._threads + self._work_queue:
-            return _error_response(
-                503,
-                SERVER_OVERLOADED,
-                f"server overloaded: {self._pending} requests in progress or waiting "
-                f"(rpcthreads={self._threads}, rpcworkqueue={self._work_queue}); retry later",
-            )
+        return None
+
+    def _queue_full(self) -> web.Response | None:
+        """HTTP 503 ``SERVER_OVERLOADED`` when ``rpcthreads`` requests are worked on and
+        ``rpcworkqueue`` more wait; None while there is room."""
+        if self._pending < self._threads + self._work_queue:
+            return None
+        return _error_response(
+            503,
+            SERVER_OVERLOADED,
+            f"server overloaded: {self._pending} requests in progress or waiting "
+            f"(rpcthreads={self._threads}, rpcworkqueue={self._work_queue}); retry later",
+        )
+
+    async def _in_slot(self, request: web.Request, work: Callable[[], Awaitable[_T]]) -> _T:
+        """``work()`` awaited in one of the ``rpcthreads`` slots (waiting for one if needed),
+        counted as pending from now until it ends; a client that hangs up cancels it."""
         self._pending += 1
         try:
             async with self._slots:
-                reply = await self.process(body)
+                return await work()
         except asyncio.CancelledError:
             log.debug("RPC request from %s cancelled: client gone or server stopping", request.remote)
             raise
         finally:
             self._pending -= 1
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        refused = self._refuse_early(request, "JSON-RPC")
+        if refused is not None:
+            return refused
+        body = await self._read_body(request)
+        if isinstance(body, web.StreamResponse):
+            return body
+        refused = self._queue_full()
+        if refused is not None:
+            return refused
+        reply = await self._in_slot(request, lambda: self.process(body))
         if reply is None:
             return web.Response(status=204)
         return web.Response(body=reply, content_type="application/json")
+
+    async def _handle_raw(self, request: web.Request) -> web.StreamResponse:
+        """``POST /rawtransactions``: the JSON-RPC path's authentication, limits and slots,
+        then :meth:`submit_raw`. 415 unless the body is declared ``application/octet-stream``."""
+        refused = self._refuse_early(request, f"POST {rawbatch.PATH}")
+        if refused is not None:
+            return refused
+        if hdrs.CONTENT_TYPE not in request.headers or request.content_type != rawbatch.CONTENT_TYPE:
+            given = request.headers.get(hdrs.CONTENT_TYPE, "none")
+            return _error_response(
+                415,
+                INVALID_REQUEST,
+                f"{rawbatch.PATH} takes {rawbatch.CONTENT_TYPE} bodies, not {given[:100]}",
+            )
+        body = await self._read_body(request)
+        if isinstance(body, web.StreamResponse):
+            return body
+        refused = self._queue_full()
+        if refused is not None:
+            return refused
+        return await self._in_slot(request, lambda: self.submit_raw(body))
 
     async def _read_body(self, request: web.Request) -> bytes | web.StreamResponse:
         """The whole body, read within ``BODY_READ_TIMEOUT`` and without a slot; or the response
@@ -306,6 +367,42 @@ class RPCServer:
             return await self._batch(doc)
         reply = await self._call(doc)
         return _encode(reply) if reply is not None else None
+
+    async def submit_raw(self, body: bytes) -> web.Response:
+        """The HTTP answer to a ``POST /rawtransactions`` body (:mod:`timecoin.rpc.rawbatch`):
+        200 with the compact verdicts of
+        :func:`~timecoin.rpc.rawtransactions.submit_raw_transactions` (the admission path of
+        ``sendrawtransactions``); else an error body as JSON-RPC's, ``{"error": {"code",
+        "message"}}``, with 400 for a malformed body (-32600) or more than ``MAX_BATCH``
+        transactions (-8), 503 while warming up (-28) or when the admission limit leaves no room
+        (-32001, retryable), 500 for an unexpected failure (logged). Nothing is admitted unless
+        the answer is 200. The event loop is yielded between decoding and admission."""
+        warmup = self.node.warmup
+        if warmup is not None:
+            return _error_response(503, IN_WARMUP, f"warming up: {warmup}")
+        try:
+            raws = rawbatch.decode_batch(body, rawtransactions.MAX_BATCH)
+        except rawbatch.BatchTooLong as e:
+            return _error_response(400, INVALID_PARAMETER, str(e))
+        except ValueError as e:
+            return _error_response(400, INVALID_REQUEST, f"malformed {rawbatch.PATH} body: {e}")
+        await asyncio.sleep(0)  # decoding a large body took a while: let P2P and consensus run
+        try:
+            verdicts = rawtransactions.submit_raw_transactions(self.node, raws)
+        except RPCError as e:
+            return _error_response(_RAW_STATUS.get(e.code, 400), e.code, e.message)
+        except Exception:
+            log.exception("binary transaction submission failed")
+            return _error_response(
+                500, INTERNAL_ERROR, f"internal error in {rawbatch.PATH}; see the node's log"
+            )
+        txids: list[str | None] = []
+        rejects: list[tuple[int, int, str]] = []
+        for i, v in enumerate(verdicts):
+            txids.append(v.txid.hex() if v.txid is not None else None)
+            if v.reject is not None:
+                rejects.append((i, v.reject.code, v.reject.message))
+        return web.Response(body=rawbatch.encode_reply(txids, rejects), content_type="application/json")
 
     async def _batch(self, requests: list[object]) -> bytes | None:
         """A batch's encoded reply (``None``: notifications only): the requests run in order,

@@ -45,6 +45,7 @@ EXPECTED = {
     "getfinalityfeed",
     "waittransactionfinality",
     "uptime",
+    "getruntimeinfo",
     "submitblock",
     "waitfornewblock",
     "waitforblockheight",

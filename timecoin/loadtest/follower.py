@@ -2,13 +2,13 @@
 (``getfinalityfeed``, a long poll: one call returns every decision the node made since the
 last one), so following N transactions costs the nodes O(N) in all, not O(N) per poll.
 
-A transaction's finality latency is the time from the start of its ``sendrawtransactions`` call
-to the arrival of the feed page that first reports it ``final`` by the node it was sent to: an
-upper bound, late by at most one feed round trip. A decision can arrive before the send's reply
-(finality is quick); it is kept until the reply says which node the transaction went to. A
-node's feed is in memory and restarts at 0 with the node: a node found behind the follower's
-cursor has restarted, and is followed again from its first decision. This module changes nothing
-on the nodes.
+A transaction's finality latency is the time from the start of its submission call (the binary
+``POST /rawtransactions`` in the load phase, docs/operator.md) to the arrival of the feed page
+that first reports it ``final`` by the node it was sent to: an upper bound, late by at most one
+feed round trip. A decision can arrive before the send's reply (finality is quick); it is kept
+until the reply says which node the transaction went to. A node's feed is in memory and restarts
+at 0 with the node: a node found behind the follower's cursor has restarted, and is followed
+again from its first decision. This module changes nothing on the nodes.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from timecoin.consensus.effects import Reply, TransactionFinalized
 from timecoin.consensus.messages import CertificateRequest, FinalityCertificate, TxCertificate
 from timecoin.consensus.store import FINALIZED_DB, load_commit_certificate
 from timecoin.consensus.validators import ValidatorSet
+from timecoin.store.chainstore import ChainStore
 from timecoin.testing.consensus_sim import Simulation, conflicting_pairs, signature_conflicts
 
 
@@ -68,7 +69,7 @@ def test_happy_path_final_with_certificates_then_archived(sim):
         assert cert is not None
         verify_commit_certificate(cert, node.chain.store.block_hash(h), h, node_set(node, h), chain_id)
     assert all(not n.consensus.finality.finalized for n in sim.nodes)  # archived: pool empty
-    assert all(n.chain.store.get(FINALIZED_DB, txids[0]) is None for n in sim.nodes)
+    assert all(not list(n.chain.store.items(FINALIZED_DB)) for n in sim.nodes)  # records deleted
     for n in sim.nodes:
         assert signature_conflicts(n.sent) == []
 
@@ -143,7 +144,8 @@ def test_final_transaction_survives_restart(sim):
 
     def check_then_notice(effect):
         if isinstance(effect, TransactionFinalized):
-            durable_when_told.append(node.chain.store.get(FINALIZED_DB, effect.txid) is not None)
+            key = node.consensus.finality.finalized[effect.txid].key
+            durable_when_told.append(node.chain.store.get(FINALIZED_DB, key) is not None)
         notice(effect)
 
     node.runner.on_notice = check_then_notice
@@ -160,6 +162,55 @@ def test_final_transaction_survives_restart(sim):
     assert node.consensus.transaction_status(tx.txid)["state"] == "final"
     assert sim.run_until(lambda: tx.txid in node.chain_txids(), timeout=10)
     assert sim.wait_height(node.chain.tip.height)
+    sim.assert_consistent()
+
+
+def test_finalized_records_are_keyed_in_finalization_order(sim):
+    """Finalized records are keyed by the node's finalization sequence (neighbours in the
+    B-tree: a batch writes a few pages, not one per record), after the highest key stored when
+    the node restarts;
+    a record of a store written before, keyed by txid, is still read, kept final and deleted
+    when a block archives it."""
+    assert sim.wait_height(1)
+    node = sim.nodes[1]
+    txs = sim.transfers(sim.wallet(), 6)
+    first_batch, later_batch = txs[:4], txs[4:]
+    legacy = first_batch[-1]
+    sim.nodes[0].submit([tx.encode() for tx in first_batch])
+    assert sim.run_until(lambda: all(t.txid in node.finalized for t in first_batch), timeout=5)
+    assert not any(t.txid in node.chain_txids() for t in first_batch)
+    records = {bytes(k): bytes(v) for k, v in node.chain.store.items(FINALIZED_DB)}
+    assert len(records) == 4 and all(len(k) == 8 for k in records)
+    node.crash()
+    # Rewrite one record as a node of the previous version stored it: key txid, value without it.
+    key = next(k for k, v in records.items() if v[:32] == legacy.txid)
+    old_value = records[key][32:]
+    store = ChainStore.open(node.path)
+    try:
+        store.write([(FINALIZED_DB, key, None), (FINALIZED_DB, legacy.txid, old_value)])
+    finally:
+        store.close()
+    node.restart()
+    entry = node.consensus.finality.finalized[legacy.txid]
+    assert entry.key == legacy.txid and node.consensus.transaction_status(legacy.txid)["state"] == "final"
+    keys = []
+    notice = node.runner.on_notice
+
+    def key_then_notice(effect):
+        if isinstance(effect, TransactionFinalized):
+            keys.append(node.consensus.finality.finalized[effect.txid].key)
+        notice(effect)
+
+    node.runner.on_notice = key_then_notice
+    sim.nodes[0].submit([tx.encode() for tx in later_batch])
+    assert sim.run_until(lambda: all(t.txid in node.finalized for t in later_batch), timeout=5)
+    # Counting goes on after the highest key still stored: never over a record that exists.
+    assert len(keys) == len(later_batch) and all(len(k) == 8 for k in keys)
+    numbers = sorted(int.from_bytes(k, "big") for k in keys)
+    assert numbers == list(range(numbers[0], numbers[0] + len(keys)))
+    assert not set(keys) & (set(records) - {key})
+    assert sim.run_until(lambda: not list(node.chain.store.items(FINALIZED_DB)), timeout=10)
+    assert all(t.txid in node.chain_txids() for t in txs)
     sim.assert_consistent()
 
 

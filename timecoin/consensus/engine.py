@@ -101,7 +101,7 @@ class Consensus:
         secret_key: bytes | None,
         production_gate: Callable[[], bool],
         signer_records: Sequence[tuple[bytes, bytes]] = (),
-        finalized: Sequence[tuple[bytes, bytes, bytes]] = (),
+        finalized: Sequence[tuple[bytes, bytes, bytes, bytes]] = (),
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
         max_transaction_bytes: int | None = None,

@@ -66,7 +66,7 @@ from timecoin.consensus.messages import (
     TxVote,
 )
 from timecoin.consensus.snowball import Poll, Snowball
-from timecoin.consensus.store import FINALIZED_DB, encode_finalized
+from timecoin.consensus.store import FINALIZED_DB, FINALIZED_KEY, encode_finalized, finalized_key
 from timecoin.consensus.tally import Tally, VoteRecord
 from timecoin.core.types import Block, BlockView, Transaction
 from timecoin.ledger.mempool import Admission, Mempool
@@ -119,6 +119,8 @@ class FinalEntry:
     raw: bytes
     certificate: bytes
     inputs: tuple[bytes, ...]
+    key: bytes
+    """Its record's key in the ``finalized`` database (:data:`FINALIZED_KEY`)."""
     transaction: Transaction | None = None
 
 
@@ -129,7 +131,7 @@ class FinalityEngine:
         self,
         ctx: Context,
         mempool: Mempool,
-        finalized: Sequence[tuple[bytes, bytes, bytes]],
+        finalized: Sequence[tuple[bytes, bytes, bytes, bytes]],
         rng: random.Random,
     ) -> None:
         self.ctx = ctx
@@ -166,23 +168,28 @@ class FinalityEngine:
         self._held = _Held(self.pending, self.finalized)
         """The txids whose votes are tallied at once; a vote's other txids are parked (on_votes)."""
         self._stale: list[bytes] = []
+        """Keys of finalized records a committed block already archived."""
+        self._next_key = 0
+        """Sequence number of the next finalized record (:data:`FINALIZED_KEY`)."""
         utxos = ctx.chain.utxos
-        for txid, raw, cert in finalized:
+        for key, txid, raw, cert in finalized:
+            if len(key) == FINALIZED_KEY.size:
+                self._next_key = max(self._next_key, FINALIZED_KEY.unpack(key)[0] + 1)
             tx = Transaction.decode(raw)
             inputs = tuple(o.encode() for o in tx.inputs)
-            if all(utxos.get(o) is not None for o in inputs):
-                self.finalized[txid] = FinalEntry(raw, cert, inputs, tx)
+            if txid not in self.finalized and all(utxos.get(o) is not None for o in inputs):
+                self.finalized[txid] = FinalEntry(raw, cert, inputs, key, tx)
                 for o in inputs:
                     self.spent_final[o] = txid
             else:  # archived by a block committed before the record's delete (or spent otherwise)
-                self._stale.append(txid)
+                self._stale.append(key)
 
     # -- entry points ------------------------------------------------------------------------------
 
     def start(self, out: Outbox, now: float) -> None:
         """Drops finalized records a committed block already archived (crash between the block and
         the delete)."""
-        out.writes.extend((FINALIZED_DB, txid, None) for txid in self._stale)
+        out.writes.extend((FINALIZED_DB, key, None) for key in self._stale)
         self._stale = []
 
     def submit(self, raws: Sequence[bytes], out: Outbox, now: float) -> list[Admission]:
@@ -511,7 +518,7 @@ class FinalityEngine:
             entry = self.finalized.pop(txid, None)
             if entry is not None:
                 spent.extend(entry.inputs)
-                out.writes.append((FINALIZED_DB, txid, None))
+                out.writes.append((FINALIZED_DB, entry.key, None))
                 for o in entry.inputs:
                     self.spent_final.pop(o, None)
                 continue
@@ -736,10 +743,12 @@ class FinalityEngine:
         for tally in (self.tally, self.prev_tally):
             if tally is not None:
                 tally.compact(txid)  # its certificate is built
-        self.finalized[txid] = FinalEntry(p.raw, cert, p.inputs)
+        key = finalized_key(self._next_key)
+        self._next_key += 1
+        self.finalized[txid] = FinalEntry(p.raw, cert, p.inputs, key)
         for o in p.inputs:
             self.spent_final[o] = txid
-        out.writes.append((FINALIZED_DB, txid, encode_finalized(p.raw, cert)))
+        out.writes.append((FINALIZED_DB, key, encode_finalized(txid, p.raw, cert)))
         latency = now - p.first_seen
         out.notices.append(TransactionFinalized(txid, p.raw, cert, latency, None))
         self.ctx.monitor.counters["tx_finalized"] += 1

@@ -136,7 +136,7 @@ class EffectRunner:
         extra: list[tuple[bytes, bytes, bytes | None]] = [
             (CONSENSUS_DB, commit_key(effect.height), effect.certificate)
         ]
-        extra += [(FINALIZED_DB, txid, None) for txid in block.txids[1:] if txid in finalized]
+        extra += [(FINALIZED_DB, finalized[t].key, None) for t in block.txids[1:] if t in finalized]
         self.connect_block(effect.block, extra)
         log.info("committed block %d %s", effect.height, effect.block_hash.hex())
         self.run(self.consensus.on_block_applied(block, self.clock()))

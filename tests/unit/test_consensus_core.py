@@ -161,7 +161,34 @@ def test_signer_outpoint_rules():
     with pytest.raises(DoubleSignRefused):
         signer.accept([(bytes([7]) * 36, TXIDS[1]), (o2, TXIDS[1])])
     assert signer.accepted(bytes([7]) * 36) is None  # refused as a whole
-    assert signer.forget([o1]) == [(CONSENSUS_DB, b"accept/" + o1, None)] and signer.accepted(o1) is None
+    # Records are keyed in the order made (accept/<sequence>), the outpoint in the value.
+    assert writes == [
+        (CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"), o1 + TXIDS[0]),
+        (CONSENSUS_DB, b"accept/" + (1).to_bytes(8, "big"), o2 + TXIDS[0]),
+    ]
+    assert signer.forget([o1]) == [(CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"), None)]
+    assert signer.accepted(o1) is None and signer.forget([o1]) == []
+
+
+def test_signer_reads_accept_records_of_both_layouts():
+    """``accept/<outpoint>`` → txid (earlier versions) and ``accept/<sequence>`` → outpoint ‖
+    txid; new records count on after the highest sequence read."""
+    legacy, new = bytes([3]) * 36, bytes([4]) * 36
+    records = [
+        (b"accept/" + legacy, TXIDS[0]),
+        (b"accept/" + (5).to_bytes(8, "big"), new + TXIDS[1]),
+    ]
+    signer = SignerState.load(records)
+    assert signer.accepted(legacy) == TXIDS[0] and signer.accepted(new) == TXIDS[1]
+    assert signer.forget([legacy, new]) == [
+        (CONSENSUS_DB, b"accept/" + legacy, None),
+        (CONSENSUS_DB, b"accept/" + (5).to_bytes(8, "big"), None),
+    ]
+    assert SignerState.load(records).accept([(bytes(36), TXIDS[2])])[0][1] == b"accept/" + (6).to_bytes(
+        8, "big"
+    )
+    with pytest.raises(ValueError):
+        SignerState.load([(b"accept/" + (1).to_bytes(8, "big"), TXIDS[0])])  # no outpoint in the value
 
 
 def test_signer_state_survives_a_reopened_store(tmp_path):

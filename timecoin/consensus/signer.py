@@ -15,7 +15,11 @@ Two rules, each checked before a signature is made and persisted before the mess
 * **Outpoints.** At most one accepted txid per outpoint, ever: accepting a transaction records
   ``outpoint → txid`` for each of its inputs; accepting another txid for a recorded outpoint
   raises :class:`DoubleSignRefused`. Records are dropped when a block spends the outpoint
-  (the question is then settled by the chain for good).
+  (the question is then settled by the chain for good). They are stored under
+  ``accept/<sequence>`` (8 bytes big-endian, value ``outpoint ‖ txid``), in the order they are
+  made, so the accepts of one vote batch (and their deletes) share B-tree pages, as the
+  finalized records do (``store.FINALIZED_KEY``); records of earlier versions, keyed
+  ``accept/<outpoint>`` with the txid as value, are still read.
 
 The in-memory state changes together with the writes this module returns; the engine hands
 those writes to the driver in a ``Persist`` that precedes the message. No I/O here.
@@ -41,6 +45,8 @@ __all__ = ["DoubleSignRefused", "SignerState", "Step"]
 _LAST = struct.Struct("<QIB32s")
 _LOCK = struct.Struct("<QI32s")
 _LEN = struct.Struct("<I")
+_SEQUENCE = struct.Struct(">Q")
+_ACCEPT_KEY = len(ACCEPT_PREFIX) + _SEQUENCE.size
 
 
 class Step(enum.IntEnum):
@@ -70,6 +76,11 @@ class SignerState:
         self.messages: dict[int, bytes] = {}
         """step → the encoded message last signed at that step."""
         self._accepts: dict[bytes, bytes] = {}
+        """outpoint → the txid accepted for it."""
+        self._accept_keys: dict[bytes, bytes] = {}
+        """outpoint → the key of its record."""
+        self._next_accept = 0
+        """Sequence number of the next accept record."""
 
     @classmethod
     def load(cls, records: Iterable[tuple[bytes, bytes]]) -> SignerState:
@@ -92,7 +103,15 @@ class SignerState:
             elif key.startswith(SIGNER_MSG_PREFIX) and len(key) == len(SIGNER_MSG_PREFIX) + 1:
                 state.messages[key[-1]] = value
             elif key.startswith(ACCEPT_PREFIX) and len(key) == len(ACCEPT_PREFIX) + 36 and len(value) == 32:
-                state._accepts[key[len(ACCEPT_PREFIX) :]] = value
+                outpoint = key[len(ACCEPT_PREFIX) :]  # a record of an earlier version
+                state._accepts[outpoint] = value
+                state._accept_keys[outpoint] = key
+            elif key.startswith(ACCEPT_PREFIX) and len(key) == _ACCEPT_KEY and len(value) == 36 + 32:
+                outpoint = value[:36]
+                state._accepts[outpoint] = value[36:]
+                state._accept_keys[outpoint] = key
+                (sequence,) = _SEQUENCE.unpack_from(key, len(ACCEPT_PREFIX))
+                state._next_accept = max(state._next_accept, sequence + 1)
             else:
                 raise ValueError(f"unknown signer record {key!r}")
         return state
@@ -203,8 +222,11 @@ class SignerState:
         writes: list[tuple[bytes, bytes, bytes | None]] = []
         for outpoint, txid in pairs:
             if outpoint not in self._accepts:
+                key = ACCEPT_PREFIX + _SEQUENCE.pack(self._next_accept)
+                self._next_accept += 1
                 self._accepts[outpoint] = txid
-                writes.append((CONSENSUS_DB, ACCEPT_PREFIX + outpoint, txid))
+                self._accept_keys[outpoint] = key
+                writes.append((CONSENSUS_DB, key, outpoint + txid))
         return writes
 
     def forget(self, outpoints: Iterable[bytes]) -> list[tuple[bytes, bytes, bytes | None]]:
@@ -212,7 +234,7 @@ class SignerState:
         writes: list[tuple[bytes, bytes, bytes | None]] = []
         for outpoint in outpoints:
             if self._accepts.pop(outpoint, None) is not None:
-                writes.append((CONSENSUS_DB, ACCEPT_PREFIX + outpoint, None))
+                writes.append((CONSENSUS_DB, self._accept_keys.pop(outpoint), None))
         return writes
 
     def accept_count(self) -> int:

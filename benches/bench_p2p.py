@@ -11,16 +11,14 @@
 * ``framing``: the frame decoder alone, compiled (when setup.py builds it) against its
   pure-Python source, on the same bytes; recorded as a ratio.
 
-Run with ``pytest benches/bench_p2p.py --benchmark-enable``; numbers and the Cython experiment
-are in docs/p2p.md.
+Run with ``pytest benches/bench_p2p.py --benchmark-enable``; numbers are in docs/p2p.md, the
+compiled hot modules' ratios in docs/benchmarks.md ("Cython", ``benches/bench_cython.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
@@ -31,6 +29,7 @@ from timecoin.p2p.messages import MessageType
 from timecoin.testing.chaingen import devnet_genesis
 from timecoin.testing.mininode import MiniNode
 from timecoin.testing.p2pnet import devnet_node
+from timecoin.testing.pure import is_compiled, load_pure
 from timecoin.testing.util import run, wait_until_async
 
 FRAMES = 10_000
@@ -40,11 +39,7 @@ GOSSIP_TXS = 2_000
 
 def _pure_framing():
     """The framing module loaded from its .py source, whatever the build compiled."""
-    source = Path(framing.__file__).with_suffix(".py")
-    spec = importlib.util.spec_from_file_location("timecoin_p2p_framing_pure", source)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_pure(framing)
 
 
 def test_frames_through_one_node(benchmark, tmp_path):
@@ -131,7 +126,7 @@ def test_frame_decoder(benchmark, build):
         return sum(len(decoder.feed(c)) for c in chunks)
 
     frames = benchmark(decode)
-    benchmark.extra_info["compiled"] = module.__file__.endswith((".so", ".pyd"))
+    benchmark.extra_info["compiled"] = is_compiled(module)
     benchmark.extra_info["frames"] = frames
     assert frames == 20_000
 

@@ -2,8 +2,9 @@
 certificate of a txid once its accepts reach a quorum (DESIGN §6).
 
 This is the per-vote hot path of the node (every masternode's batch names every pending txid),
-so it is plain, allocation-light Python over dicts and lists, a candidate for Cython compilation
-(DESIGN §2); ``benches/bench_consensus.py`` measures it. Signatures are *not* checked here: the
+so it is plain, allocation-light Python over dicts and lists, compiled by Cython in pure Python
+mode (DESIGN §2; setup.py ``HOT_MODULES``, ``tally.pxd`` gives the C types; the ``.py`` stays the
+reference); ``benches/bench_consensus.py`` and ``benches/bench_cython.py`` measure it. Signatures are *not* checked here: the
 engine verifies all signatures of a batch of incoming messages in one ``verify_batch`` call
 before any vote reaches a tally.
 
@@ -31,6 +32,7 @@ from collections import deque
 from collections.abc import Container, Iterator
 from typing import Any
 
+import cython
 import timecoin_native
 
 from timecoin.consensus.messages import LIMITS, VERSION, CertificateEntry, FinalityCertificate, TxVote
@@ -112,8 +114,8 @@ class VoteRecord:
         )
 
 
-_REJECT = -1
-_EQUIVOCATED = -2
+_REJECT = cython.declare(cython.Py_ssize_t, -1)
+_EQUIVOCATED = cython.declare(cython.Py_ssize_t, -2)
 """A voter's decision on a txid it both accepted and rejected: its weight no longer counts
 either way there (DESIGN §6; docs/consensus.md §2)."""
 _U32 = struct.Struct("<I")

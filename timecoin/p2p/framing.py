@@ -8,9 +8,10 @@ peer can never make the node buffer more than one frame of the largest size its 
 Complete frames inside one read are sliced straight from the read (no copy into the buffer);
 only a trailing partial frame is kept.
 
-This module is the per-message hot path of the node (DESIGN §2): it stays plain Python with no
-imports beyond ``struct`` so Cython can compile it as is (setup.py ``HOT_MODULES``). It never
-interprets a payload.
+This module is the per-message hot path of the node (DESIGN §2), compiled by Cython in pure
+Python mode (setup.py ``HOT_MODULES``; ``framing.pxd`` gives the C types): the ``.py`` stays
+valid Python and is the reference. Compiled, a header is read straight from the buffer instead of
+through ``struct`` (:func:`_u16`, :func:`_u32`). It never interprets a payload.
 """
 
 from __future__ import annotations
@@ -18,10 +19,32 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+import cython
+
 HEADER = struct.Struct("<4sHI")
 """magic, message type, payload length."""
-HEADER_LEN = 10
-"""Bytes of :data:`HEADER`."""
+_HEADER_LEN = cython.declare(cython.Py_ssize_t, HEADER.size)
+HEADER_LEN = _HEADER_LEN
+"""Bytes of :data:`HEADER` (10)."""
+_TYPE_AT = cython.declare(cython.Py_ssize_t, 4)
+_LENGTH_AT = cython.declare(cython.Py_ssize_t, 6)
+"""Offsets of the message type and the payload length in :data:`HEADER`."""
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+def _u16(p: bytes | bytearray, pos: int) -> int:
+    """The little-endian u16 at ``p[pos]``: ``struct`` interpreted, two byte loads compiled."""
+    if not cython.compiled:
+        return _U16.unpack_from(p, pos)[0]  # type: ignore[no-any-return]
+    return p[pos] | (p[pos + 1] << 8)
+
+
+def _u32(p: bytes | bytearray, pos: int) -> int:
+    """The little-endian u32 at ``p[pos]``: ``struct`` interpreted, four byte loads compiled."""
+    if not cython.compiled:
+        return _U32.unpack_from(p, pos)[0]  # type: ignore[no-any-return]
+    return p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16) | (p[pos + 3] << 24)
 
 
 class FrameError(Exception):
@@ -53,6 +76,8 @@ class FrameDecoder:
         if len(magic) != 4:
             raise ValueError(f"magic must be 4 bytes, got {len(magic)}")
         self._magic = bytes(magic)
+        self._magic_word = _u32(self._magic, 0)
+        """The magic read as a u32, as headers are read."""
         self._limits = tuple(int(x) for x in limits)
         self._buf = bytearray()
         self._need = 0
@@ -65,16 +90,22 @@ class FrameDecoder:
         """Bytes of a partial frame held, waiting for the rest."""
         return len(self._buf)
 
-    def _check(self, data: bytes | bytearray, pos: int) -> tuple[int, int]:
-        magic, mtype, length = HEADER.unpack_from(data, pos)
-        if magic != self._magic:
-            raise FrameError("bad-magic", f"frame starts with {bytes(magic).hex()}, not {self._magic.hex()}")
+    def _check(self, p: bytes | bytearray, pos: int) -> tuple[int, int]:
+        """(message type, payload length) of the header at ``p[pos]`` (10 bytes there)."""
+        magic = _u32(p, pos)
+        mtype = _u16(p, pos + _TYPE_AT)
+        length = _u32(p, pos + _LENGTH_AT)
+        if magic != self._magic_word:
+            raise FrameError(
+                "bad-magic", f"frame starts with {_U32.pack(magic).hex()}, not {self._magic.hex()}"
+            )
         limits = self._limits
         if mtype >= len(limits) or limits[mtype] < 0:
             raise FrameError("unknown-type", f"message type {mtype} does not exist")
-        if length > limits[mtype]:
+        limit = limits[mtype]
+        if length > limit:
             raise FrameError(
-                "oversized", f"message type {mtype} declares {length} bytes, its maximum is {limits[mtype]}"
+                "oversized", f"message type {mtype} declares {length} bytes, its maximum is {limit}"
             )
         return mtype, length
 
@@ -86,17 +117,17 @@ class FrameDecoder:
         pos = 0
         buf = self._buf
         if buf:
-            if len(buf) < HEADER_LEN:
-                take = HEADER_LEN - len(buf)
+            if len(buf) < _HEADER_LEN:
+                take = _HEADER_LEN - len(buf)
                 if take > n:
                     take = n
                 buf += data[:take]
                 pos = take
-                if len(buf) < HEADER_LEN:
+                if len(buf) < _HEADER_LEN:
                     return frames
                 mtype, length = self._check(buf, 0)
                 self._type = mtype
-                self._need = HEADER_LEN + length
+                self._need = _HEADER_LEN + length
             take = self._need - len(buf)
             if take > n - pos:
                 take = n - pos
@@ -104,21 +135,21 @@ class FrameDecoder:
             pos += take
             if len(buf) < self._need:
                 return frames
-            frames.append((self._type, bytes(buf[HEADER_LEN:])))
+            frames.append((self._type, bytes(buf[_HEADER_LEN:])))
             buf.clear()
             self._need = 0
-        check = self._check
-        while n - pos >= HEADER_LEN:
-            mtype, length = check(data, pos)
-            end = pos + HEADER_LEN + length
+        p = data  # compiled: a pointer into data (framing.pxd)
+        while n - pos >= _HEADER_LEN:
+            mtype, length = self._check(p, pos)
+            end = pos + _HEADER_LEN + length
             if end > n:
                 break
-            frames.append((mtype, data[pos + HEADER_LEN : end]))
+            frames.append((mtype, data[pos + _HEADER_LEN : end]))
             pos = end
         if pos < n:
             buf += data[pos:]
-            if len(buf) >= HEADER_LEN:
-                mtype, length = check(buf, 0)
+            if len(buf) >= _HEADER_LEN:
+                mtype, length = self._check(buf, 0)
                 self._type = mtype
-                self._need = HEADER_LEN + length
+                self._need = _HEADER_LEN + length
         return frames

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -49,6 +48,8 @@ import timecoin_native
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import MessageType
 from timecoin.p2p.peer import Misbehaving
+from timecoin.p2p.seen import SeenCache as SeenCache
+from timecoin.p2p.seen import item_key as item_key
 
 if TYPE_CHECKING:
     from timecoin.p2p.connman import ConnMan
@@ -144,45 +145,6 @@ verdict per item: ``True`` to relay it (valid and new), ``False`` to keep it, or
 SubmitTransactions = Callable[[list[bytes]], list[tuple[bytes | None, str]]]
 
 
-def item_key(item: bytes) -> bytes:
-    """The seen-cache key of an item: BLAKE2b-128 of its bytes (hashlib; no consensus use)."""
-    return hashlib.blake2b(item, digest_size=16).digest()
-
-
-class SeenCache:
-    """Remembers at least the last ``capacity`` keys: two generations of ``capacity`` keys,
-    the older dropped whole when the newer fills (O(1) per key, no per-key eviction)."""
-
-    __slots__ = ("_capacity", "_current", "_previous")
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._current: set[bytes] = set()
-        self._previous: set[bytes] = set()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._current or key in self._previous
-
-    def add(self, key: bytes) -> bool:
-        """Adds ``key``; whether it was new."""
-        if key in self._current or key in self._previous:
-            return False
-        current = self._current
-        if len(current) >= self._capacity:
-            self._previous = current
-            current = self._current = set()
-        current.add(key)
-        return True
-
-    def discard(self, key: bytes) -> None:
-        """Forgets ``key`` (so it counts as new when seen again)."""
-        self._current.discard(key)
-        self._previous.discard(key)
-
-    def __len__(self) -> int:
-        return len(self._current) + len(self._previous)
-
-
 class Gossip:
     """Batching, dedup and relay for one node."""
 
@@ -258,8 +220,7 @@ class Gossip:
 
     def receive(self, peer: Peer, kind: GossipKind, items: list[bytes]) -> None:
         """Queues the items of a batch not seen before for the gossip task."""
-        add = self._seen[kind].add
-        new = [item for item in items if add(item_key(item))]
+        new = self._seen[kind].add_items(items)
         self.duplicates[kind] += len(items) - len(new)
         if new:
             self._enqueue(peer, kind, new)
@@ -376,11 +337,8 @@ class Gossip:
 
     def broadcast(self, kind: GossipKind, items: list[bytes]) -> None:
         """Queues our own items for every peer; items already seen are skipped."""
-        add = self._seen[kind].add
         queue = self._outbound[kind]
-        for item in items:
-            if add(item_key(item)):
-                queue.append((item, 0))
+        queue.extend((item, 0) for item in self._seen[kind].add_items(items))
         if queue:
             self._wake.set()
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from timecoin._args import PUBLIC_KEY_LEN, SIGNATURE_LEN
 from timecoin.core.types import HEADER_LEN
+from timecoin.p2p.items import decode_items as decode_items
+from timecoin.p2p.items import encode_items as encode_items
 
 PROTOCOL_VERSION = 2
 """The protocol this node speaks. 2: BLOCK and BLOCK_CHUNK carry each block's commit certificate
@@ -429,44 +431,7 @@ def decode_txids(data: bytes) -> list[bytes]:
 # -- batches of opaque items ----------------------------------------------------------------------
 
 
-def encode_items(items: list[bytes]) -> bytes:
-    """A batch: count u32 ‖ (length u32 ‖ item)*."""
-    parts = [_U32.pack(len(items))]
-    pack = _U32.pack
-    for item in items:
-        parts.append(pack(len(item)))
-        parts.append(item)
-    return b"".join(parts)
-
-
-def decode_items(data: bytes, max_items: int, max_item: int, name: str) -> list[bytes]:
-    """The items of a batch; ``ValueError`` for a count over ``max_items``, an empty item or
-    one over ``max_item`` bytes, a length past the end, or trailing bytes."""
-    n = len(data)
-    if n < 4:
-        raise ValueError(f"{name} payload of {n} bytes has no count")
-    count = _U32.unpack_from(data)[0]
-    if count == 0 or count > max_items or 4 + 4 * count > n:
-        raise ValueError(f"{name} count {count} is out of 1..={max_items} or past the payload")
-    items: list[bytes] = []
-    pos = 4
-    unpack = _U32.unpack_from
-    for _ in range(count):
-        if pos + 4 > n:
-            raise ValueError(f"{name} item {len(items)} runs past the payload")
-        length = unpack(data, pos)[0]
-        pos += 4
-        end = pos + length
-        if length == 0 or length > max_item or end > n:
-            raise ValueError(
-                f"{name} item {len(items)} has length {length} (max {max_item}) past the payload"
-            )
-        items.append(data[pos:end])
-        pos = end
-    if pos != n:
-        raise ValueError(f"{name} has {n - pos} trailing bytes")
-    return items
-
+# The codec, encode_items and decode_items, is timecoin.p2p.items (compiled on the message path).
 
 ITEM_LIMITS: dict[MessageType, tuple[int, int]] = {
     MessageType.VOTE_BATCH: (MAX_VOTE_BATCH_ITEMS, MAX_VOTE_ITEM),

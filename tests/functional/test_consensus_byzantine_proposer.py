@@ -174,7 +174,8 @@ def test_split_lock_resolves(chain, tmp_path):
                     height, round_ = where
                     await asyncio.to_thread(liar.sync, a)
                     if liar.state.tip.height + 1 == height:
-                        block = build_block(liar.state, liar.secret, liar.key, round_, [], time.time())
+                        raw = build_block(liar.state, liar.secret, liar.key, round_, [], time.time())
+                        block = Block.decode(raw)
                         liar.propose(block, round_)
                         proposed.add(block.hash.hex())
                 states = [(await asyncio.to_thread(n.rpc.getconsensusinfo))["round_state"] for n in (a, b)]

@@ -11,7 +11,7 @@ import pytest
 
 from timecoin.core.types import Block, Transaction, TxOut
 from timecoin.crypto import merkle_root
-from timecoin.ledger.blockbuilder import assemble_block
+from timecoin.ledger.blockbuilder import assemble_block, assemble_raw
 from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.ledger.genesis import build_genesis
 from timecoin.store.chainstore import StoreError
@@ -134,3 +134,28 @@ def test_extra_writes_commit_with_the_block(setup):
     assert chain.tip.height == 1 and chain.utxos.set_hash() == chain.tip_header.utxo_set_hash
     chain.connect_block(bad.encode())
     assert chain.tip.height == 2
+
+
+def test_block_assembled_from_encodings_is_the_canonical_block(setup):
+    """``assemble_raw`` concatenates the transactions' encodings (no decode, no re-encode): the
+    bytes are the canonical encoding of the block (coinbase first, then by txid, merkle root
+    and UTXO set hash in the header), it connects, and an invalid transaction is named by its
+    index in the input."""
+    chain, wallet, _, _ = setup
+    txs = wallet.transfers(5, chain)
+    pairs = [(tx.txid, tx.encode()) for tx in reversed(txs)]
+    block_hash, raw = assemble_raw(chain, pairs, chain.tip_header.timestamp + 2)
+    block = Block.decode(raw)
+    assert block.encode() == raw and block.hash == block_hash
+    assert [tx.txid for tx in block.transactions[1:]] == sorted(tx.txid for tx in txs)
+    assert block.header.merkle_root == merkle_root([tx.txid for tx in block.transactions])
+    spent = (txs[0].txid, txs[0].encode())
+    chain.connect_block(raw)
+    assert chain.tip.block_hash == block_hash
+    with pytest.raises(ValidationError) as e:
+        assemble_raw(chain, [*wallet_pairs(wallet, chain, 2), spent], chain.tip_header.timestamp + 2)
+    assert e.value.tx_index == 2
+
+
+def wallet_pairs(wallet, chain, count):
+    return [(tx.txid, tx.encode()) for tx in wallet.transfers(count, chain)]

@@ -72,10 +72,16 @@ def test_emergency_block_is_the_same_everywhere(chain, tmp_path):
         other.close()
 
 
+def build(chain, seed, round_, txs):
+    """``build_block`` for transaction objects, the block decoded."""
+    pairs = [(tx.txid, tx.encode()) for tx in txs]
+    return Block.decode(build_block(chain, seed, public_key(seed), round_, pairs, NOW))
+
+
 def test_valid_blocks_pass(chain):
     wallet = Wallet.from_genesis(chain, ACCOUNTS)
     seed = leader_seed(chain, 0)
-    block = build_block(chain, seed, public_key(seed), 0, wallet.transfers(2, chain), NOW)
+    block = build(chain, seed, 0, wallet.transfers(2, chain))
     keys, weights = chain.leader_set(1)
     view = check_block(chain, block.encode(), keys, weights).block
     assert view.header == block.header and list(view.txids) == block.txids and len(view) == 3
@@ -84,16 +90,16 @@ def test_valid_blocks_pass(chain):
     check_proposal_round(block.header, 0, None)
     check_proposal_round(block.header, 1, 0)
     check_timely(block.header, NOW, fresh=True)
-    reward_only = build_block(chain, leader_seed(chain, 2), public_key(leader_seed(chain, 2)), 2, [], NOW)
+    reward_only = build(chain, leader_seed(chain, 2), 2, [])
     assert check_block(chain, reward_only.encode(), keys, weights)
     with pytest.raises(ValueError):
-        build_block(chain, seed, public_key(seed), 3, [], NOW)
+        build(chain, seed, 3, [])
 
 
 def test_bad_blocks_are_refused_with_codes(chain):
     wallet = Wallet.from_genesis(chain, ACCOUNTS)
     seed = leader_seed(chain, 0)
-    good = build_block(chain, seed, public_key(seed), 0, wallet.transfers(1, chain), NOW)
+    good = build(chain, seed, 0, wallet.transfers(1, chain))
     h = good.header
     impostor = leader_seed(chain, 1)
     assert (
@@ -118,7 +124,7 @@ def test_bad_blocks_are_refused_with_codes(chain):
         == "bad-ledger"
     )
     reward_seed = leader_seed(chain, REWARD_ONLY_ROUND)
-    stuffed = build_block(chain, reward_seed, public_key(reward_seed), 0, wallet.transfers(1, chain), NOW)
+    stuffed = build(chain, reward_seed, 0, wallet.transfers(1, chain))
     stuffed = Block(dataclasses.replace(stuffed.header, round=REWARD_ONLY_ROUND), stuffed.transactions)
     assert check(chain, stuffed) == "bad-round"
     emergency = emergency_block(chain)

@@ -79,7 +79,7 @@ from timecoin.consensus.messages import (
 )
 from timecoin.consensus.monitor import RoundRecord
 from timecoin.consensus.signer import DoubleSignRefused, Step
-from timecoin.core.types import HEADER_LEN
+from timecoin.core.types import HEADER_LEN, BlockView
 from timecoin.crypto import hash_block_header
 from timecoin.params import FULL_BLOCK_ROUNDS, REWARD_ONLY_ROUND
 
@@ -269,9 +269,9 @@ class BftEngine:
                 if ctx.max_transaction_bytes is not None:
                     limit = min(limit, ctx.max_transaction_bytes)
                 txs = self.finality.block_transactions(now, limit)
-            block = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
-            raw = block.encode()
-            self.verdicts[block.hash] = CheckedBlock(block, raw)
+            raw = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
+            checked = CheckedBlock(BlockView.decode(raw), raw)
+            self.verdicts[checked.hash] = checked
             assert self.record is not None
             self.record.add_phase("construction", ctx.perf() - t0)
         proposal = Proposal.create(ctx.secret_key, ctx.chain_id, self.height, round, valid_round, raw)

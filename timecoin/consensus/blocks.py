@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from timecoin.core.types import HEADER_LEN, Block, BlockHeader, BlockView, Transaction
-from timecoin.ledger.blockbuilder import NO_ELECTION, Election, assemble_block
+from timecoin.ledger.blockbuilder import NO_ELECTION, Election, assemble_block, assemble_raw
 from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.masternode import leader
 from timecoin.params import FULL_BLOCK_ROUNDS, MAX_BLOCK_TIME_DRIFT, REWARD_ONLY_ROUND
@@ -130,11 +130,12 @@ def build_block(
     secret_key: bytes,
     public_key: bytes,
     round: int,
-    transactions: Sequence[Transaction],
+    transactions: Sequence[tuple[bytes, bytes]],
     now: float,
-) -> Block:
-    """The block this node proposes as leader of ``round`` at the next height: full (with
-    ``transactions``) or reward-only (``transactions`` ignored) by :func:`round_kind`. A
+) -> bytes:
+    """The encoded block this node proposes as leader of ``round`` at the next height: full
+    (with ``transactions``, (txid, encoded transaction) pairs) or reward-only (``transactions``
+    ignored) by :func:`round_kind`, assembled from the encodings (:func:`assemble_raw`). A
     transaction the UTXO set refuses is dropped (logged) and the block rebuilt without it."""
     height = chain.tip.height + 1
     kind = round_kind(round)
@@ -145,13 +146,14 @@ def build_block(
     txs = list(transactions) if kind == "full" else []
     while True:
         try:
-            return assemble_block(
+            _, raw = assemble_raw(
                 chain, txs, timestamp, election=Election(public_key, proof, output), round=round
             )
+            return raw
         except ValidationError as e:
             if e.tx_index is None or not 0 <= e.tx_index < len(txs):
                 raise
-            log.warning("dropping transaction %s from the proposal: %s", txs[e.tx_index].txid.hex(), e)
+            log.warning("dropping transaction %s from the proposal: %s", txs[e.tx_index][0].hex(), e)
             del txs[e.tx_index]
 
 

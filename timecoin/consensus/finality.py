@@ -121,7 +121,6 @@ class FinalEntry:
     inputs: tuple[bytes, ...]
     key: bytes
     """Its record's key in the ``finalized`` database (:data:`FINALIZED_KEY`)."""
-    transaction: Transaction | None = None
 
 
 class FinalityEngine:
@@ -178,7 +177,7 @@ class FinalityEngine:
             tx = Transaction.decode(raw)
             inputs = tuple(o.encode() for o in tx.inputs)
             if txid not in self.finalized and all(utxos.get(o) is not None for o in inputs):
-                self.finalized[txid] = FinalEntry(raw, cert, inputs, key, tx)
+                self.finalized[txid] = FinalEntry(raw, cert, inputs, key)
                 for o in inputs:
                     self.spent_final[o] = txid
             else:  # archived by a block committed before the record's delete (or spent otherwise)
@@ -430,26 +429,24 @@ class FinalityEngine:
         if self.pending:
             self._schedule_flush(out, now)
 
-    def block_transactions(self, now: float, max_bytes: int) -> list[Transaction]:
+    def block_transactions(self, now: float, max_bytes: int) -> list[tuple[bytes, bytes]]:
         """What this node's full block proposal carries: every final transaction not yet archived
         (up to ``max_bytes`` of them), then, for each conflict past ``conflict_deadline``, the
         candidate with the most accept weight (ties: lowest txid) if this signer may accept it and
         the masternodes that accepted none of its rivals reach 2/3 (else the block could not
-        commit and would stall the height)."""
-        out: list[Transaction] = []
+        commit and would stall the height). (txid, encoded transaction) pairs, never decoded."""
+        out: list[tuple[bytes, bytes]] = []
         used: set[bytes] = set()
         size = 0
-        for entry in self.finalized.values():
+        for txid, entry in self.finalized.items():
             if size + len(entry.raw) > max_bytes:
                 break
-            if entry.transaction is None:
-                entry.transaction = Transaction.decode(entry.raw)
-            out.append(entry.transaction)
+            out.append((txid, entry.raw))
             used.update(entry.inputs)
             size += len(entry.raw)
         for p in self._settlements(now):
             if used.isdisjoint(p.inputs) and size + len(p.raw) <= max_bytes:
-                out.append(Transaction.decode(p.raw))
+                out.append((p.txid, p.raw))
                 used.update(p.inputs)
                 size += len(p.raw)
                 self.ctx.monitor.counters["settlements_proposed"] += 1

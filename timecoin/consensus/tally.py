@@ -4,9 +4,9 @@ certificate of a txid once its accepts reach a quorum (DESIGN §6).
 This is the per-vote hot path of the node (every masternode's batch names every pending txid),
 so it is plain, allocation-light Python over dicts and lists, compiled by Cython in pure Python
 mode (DESIGN §2; setup.py ``HOT_MODULES``, ``tally.pxd`` gives the C types; the ``.py`` stays the
-reference); ``benches/bench_consensus.py`` and ``benches/bench_cython.py`` measure it. Signatures are *not* checked here: the
-engine verifies all signatures of a batch of incoming messages in one ``verify_batch`` call
-before any vote reaches a tally.
+reference); ``benches/bench_consensus.py`` and ``benches/bench_cython.py`` measure it.
+Signatures are *not* checked here: the engine verifies all signatures of a batch of incoming
+messages in one ``verify_batch`` call before any vote reaches a tally.
 
 Rules: each voter counts once per txid. A voter that repeats its decision changes nothing; one
 that contradicts itself (accepts and rejects the same txid, typically each towards other nodes)

@@ -275,7 +275,7 @@ class FinalityEngine:
         (``proposed``: what a validator of that proposal may lack) and ``peer`` was not sent it
         yet at this height. The request is unsigned and each answer ~1.2 KB per 32-byte txid:
         without those two bounds one peer could make the node send ~37 times what it sends, again
-        and again (docs/consensus.md §2, "Certificates on request")."""
+        and again (docs/consensus.md §4, "Validation")."""
         answered = self._certificates_sent.setdefault(peer, set())
         refused = 0
         for txid in request.txids:

@@ -296,12 +296,9 @@ class RPCServer:
         refused = self._refuse_early(request, "JSON-RPC")
         if refused is not None:
             return refused
-        body = await self._read_body(request)
+        body = await self._body_with_room(request)
         if isinstance(body, web.StreamResponse):
             return body
-        refused = self._queue_full()
-        if refused is not None:
-            return refused
         reply = await self._in_slot(request, lambda: self.process(body))
         if reply is None:
             return web.Response(status=204)
@@ -320,13 +317,19 @@ class RPCServer:
                 INVALID_REQUEST,
                 f"{rawbatch.PATH} takes {rawbatch.CONTENT_TYPE} bodies, not {given[:100]}",
             )
+        body = await self._body_with_room(request)
+        if isinstance(body, web.StreamResponse):
+            return body
+        return await self._in_slot(request, lambda: self.submit_raw(body))
+
+    async def _body_with_room(self, request: web.Request) -> bytes | web.StreamResponse:
+        """The body (:meth:`_read_body`), if the request queue has room for it once read; else
+        the response that ends the request."""
         body = await self._read_body(request)
         if isinstance(body, web.StreamResponse):
             return body
         refused = self._queue_full()
-        if refused is not None:
-            return refused
-        return await self._in_slot(request, lambda: self.submit_raw(body))
+        return body if refused is None else refused
 
     async def _read_body(self, request: web.Request) -> bytes | web.StreamResponse:
         """The whole body, read within ``BODY_READ_TIMEOUT`` and without a slot; or the response

@@ -246,3 +246,33 @@ def test_txindex_catch_up_skips_a_damaged_block(chain_dir):
         assert found is not None and found[0].height == DAMAGED + 1
     finally:
         store.close()
+
+
+def test_file_shorter_than_its_page_count_but_only_by_free_pages_opens(tmp_path, caplog):
+    """LMDB counts pages it allocated and freed in one transaction without writing them, so a
+    cleanly closed ``data.mdb`` can be shorter than its page count (seen in CI: a devnet node
+    refused to start again as "truncated"). Such a file is extended and opens; nothing is lost."""
+    store = ChainStore.open(tmp_path)
+    store.write([(b"peers", b"kept", b"value")])
+    store.write([(b"peers", b"kept-%05d" % i, b"k" * 1000) for i in range(6000)])  # ~6 MB in use
+    store.close()
+    # One transaction that fills pages and frees them again: LMDB counts them, never writes them.
+    env = lmdb.open(str(tmp_path), max_dbs=32, sync=False)
+    peers = env.open_db(b"peers", create=False)
+    with env.begin(write=True, db=peers) as txn:
+        keys = [bytes([i % 256, i // 256]) * 8 for i in range(1000)]
+        for k in keys:
+            txn.put(k, b"x" * 1000)
+        for k in keys:
+            txn.delete(k)
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    env.close()
+    data = tmp_path / "data.mdb"
+    assert data.stat().st_size < need  # the situation itself, made here by LMDB
+    with caplog.at_level(logging.INFO, logger="timecoin.store.chainstore"):
+        store = ChainStore.open(tmp_path)
+    try:
+        assert store.get(b"peers", b"kept") == b"value"
+        assert data.stat().st_size == need and "free pages it never wrote" in caplog.text
+    finally:
+        store.close()

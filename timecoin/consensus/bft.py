@@ -161,6 +161,8 @@ class BftEngine:
         self.decision_asked: float | None = None
         self.leaders: list[bytes] | None = None
         self._emergency: CheckedBlock | None = None
+        self._proposed: tuple[object, set[bytes]] = (None, set())
+        """(height and own proposals, their txids): :meth:`proposed_txids`, cached."""
         self.record: RoundRecord | None = None
         self.marks: dict[str, float] = {}
         start_round = 0
@@ -769,15 +771,19 @@ class BftEngine:
 
     def proposed_txids(self) -> set[bytes]:
         """The txids of the blocks this node proposed at this height (fresh or re-proposed): what
-        a validator of those proposals may ask it the finality certificates of."""
-        txids: set[bytes] = set()
-        for proposal in self.proposals.values():
-            if proposal.proposer != self.ctx.public_key:
-                continue
-            checked = self.verdicts.get(proposal.block_hash)
-            if isinstance(checked, CheckedBlock):
-                txids.update(checked.block.txids)
-        return txids
+        a validator of those proposals may ask it the finality certificates of. Built once per
+        set of own proposals, not per request: an unsigned request naming one txid must not cost
+        a pass over a whole block."""
+        own = tuple(p.block_hash for p in self.proposals.values() if p.proposer == self.ctx.public_key)
+        key = (self.height, own)
+        if self._proposed[0] != key:
+            txids: set[bytes] = set()
+            for block_hash in own:
+                checked = self.verdicts.get(block_hash)
+                if isinstance(checked, CheckedBlock):
+                    txids.update(checked.block.txids)
+            self._proposed = (key, txids)
+        return self._proposed[1]
 
     def _fetch_certificates(self, proposal: Proposal, checked: CheckedBlock, out: Outbox) -> bool:
         """Asks the proposer, once per block, for the certificates of the block's transactions

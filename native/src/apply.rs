@@ -14,6 +14,10 @@
 //! parallel batch while the LtHash delta is computed, and (if asked) the header's UTXO set hash
 //! is checked against the set after the block.
 //!
+//! [`prepare_block`] does all of this without changing the set and keeps the result;
+//! [`commit_prepared`] then applies it (coins and hash only) if the set is still as it was, so a
+//! node that validates a proposal and later commits it validates once. [`apply_block`] is both.
+//!
 //! Not checked here: reward amounts (the caller compares `coinbase_outputs` and `fees` with the
 //! reward rule and rolls back on a mismatch), header linkage, timestamps, the proposer and its
 //! VRF, and masternode registry semantics (see `validate`).
@@ -59,6 +63,73 @@ fn at(tx_index: usize) -> impl Fn(Reject) -> ValidationError {
     move |(code, message)| ValidationError::new(code, message, Some(tx_index))
 }
 
+/// A block validated against a UTXO set and not applied yet: everything [`apply_block`]
+/// computes, kept so that committing it later only changes the set (no second validation).
+/// Valid for the set's contents it was prepared on: [`commit_prepared`] refuses it once the set
+/// has changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedBlock {
+    /// [`UtxoSet::generation`] of the set it was prepared on.
+    pub generation: u64,
+    /// What applying it does (its `undo` is empty until it is committed).
+    pub applied: AppliedBlock,
+    /// Outputs of the block not spent inside it: the coins it adds.
+    kept: Vec<(OutPointKey, CoinBytes)>,
+    /// Coins of the set it spends, in spend order.
+    spent: Vec<(OutPointKey, CoinBytes)>,
+    /// The set's LtHash state after the block.
+    new_hash: LtHash,
+    /// `spent` and `kept` by outpoint (`None`: spent), built on the first [`Self::coin_after`].
+    changes: std::sync::OnceLock<HashMap<OutPointKey, Option<CoinBytes>>>,
+}
+
+impl PreparedBlock {
+    /// The UTXO set hash after the block.
+    pub fn utxo_set_hash(&self) -> Hash {
+        self.new_hash.digest()
+    }
+
+    /// The coin at `outpoint` in `set` after this block (`set` must be the set it was prepared
+    /// on): spent by the block → `None`, created and kept → that coin, else the set's. The
+    /// first call indexes the block's changes (one hash-map build); later calls are lookups.
+    pub fn coin_after<'a>(
+        &'a self,
+        set: &'a UtxoSet,
+        outpoint: &OutPointKey,
+    ) -> Option<&'a CoinBytes> {
+        let changes = self.changes.get_or_init(|| {
+            self.spent
+                .iter()
+                .map(|(k, _)| (*k, None))
+                .chain(self.kept.iter().map(|(k, c)| (*k, Some(*c))))
+                .collect()
+        });
+        match changes.get(outpoint) {
+            Some(change) => change.as_ref(),
+            None => set.get(outpoint),
+        }
+    }
+}
+
+/// Why [`commit_prepared`] refused a prepared block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StalePrepared {
+    pub prepared_at: u64,
+    pub now: u64,
+}
+
+impl std::fmt::Display for StalePrepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the block was prepared on UTXO set generation {}, the set is at {}: prepare it again",
+            self.prepared_at, self.now
+        )
+    }
+}
+
+impl std::error::Error for StalePrepared {}
+
 /// Validates the encoded block `bytes` against `set` and applies it. On any error the set is
 /// unchanged. `check_utxo_hash`: compare the header's `utxo_set_hash` with the set after the
 /// block (off only for building a block, where the hash is not known yet).
@@ -68,6 +139,43 @@ pub fn apply_block(
     rules: &LedgerRules,
     check_utxo_hash: bool,
 ) -> Result<AppliedBlock, ValidationError> {
+    let prepared = prepare_block(set, bytes, rules, check_utxo_hash)?;
+    Ok(commit_prepared(set, &prepared).expect("prepared on this very generation"))
+}
+
+/// Applies a block [`prepare_block`] validated against `set`, if the set has not changed since
+/// (else [`StalePrepared`] and nothing changes): the coins and the hash only, no validation.
+/// Committing changes the set, so the same prepared block cannot be committed twice.
+pub fn commit_prepared(
+    set: &mut UtxoSet,
+    prepared: &PreparedBlock,
+) -> Result<AppliedBlock, StalePrepared> {
+    if prepared.generation != set.generation() {
+        return Err(StalePrepared {
+            prepared_at: prepared.generation,
+            now: set.generation(),
+        });
+    }
+    let mut applied = prepared.applied.clone();
+    let undo = set.commit_block(
+        applied.height,
+        applied.block_hash,
+        &prepared.kept,
+        prepared.spent.clone(),
+        prepared.new_hash.clone(),
+    );
+    applied.undo = undo.encode();
+    Ok(applied)
+}
+
+/// Validates the encoded block `bytes` against `set` (see the module docs) without changing it:
+/// everything [`apply_block`] checks, with the changes kept for [`commit_prepared`].
+pub fn prepare_block(
+    set: &UtxoSet,
+    bytes: &[u8],
+    rules: &LedgerRules,
+    check_utxo_hash: bool,
+) -> Result<PreparedBlock, ValidationError> {
     if bytes.len() > rules.max_block_size {
         return Err(ValidationError::new(
             RejectCode::BlockTooLarge,
@@ -227,8 +335,7 @@ pub fn apply_block(
     }
 
     let block_hash = header.hash();
-    let undo = set.commit_block(height, block_hash, &kept, spent, new_hash);
-    Ok(AppliedBlock {
+    let applied = AppliedBlock {
         height,
         block_hash,
         coinbase_outputs: txs[0]
@@ -249,7 +356,15 @@ pub fn apply_block(
             .collect(),
         txids,
         fees,
-        undo: undo.encode(),
+        undo: Vec::new(),
+    };
+    Ok(PreparedBlock {
+        generation: set.generation(),
+        applied,
+        kept,
+        spent,
+        new_hash,
+        changes: std::sync::OnceLock::new(),
     })
 }
 

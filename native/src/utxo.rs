@@ -205,6 +205,9 @@ pub struct UtxoSet {
     /// exactly what they hold in `coins` (or are absent from both).
     touched: HashMap<OutPointKey, Option<CoinBytes>>,
     hash: LtHash,
+    /// Counts the changes to the contents: a block prepared against one generation may only be
+    /// committed at that generation (see `apply::commit_prepared`).
+    generation: u64,
     /// Signatures this set's admissions and blocks already verified (not state: a clone starts
     /// empty, and it never changes a verdict).
     pub sig_cache: SigCache,
@@ -241,6 +244,12 @@ impl UtxoSet {
         &self.hash
     }
 
+    /// The number of changes to the contents so far (loads, blocks, rollbacks): equal values
+    /// mean the same contents.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The committed set hash: `hash_in("utxo_set", state)`.
     pub fn set_hash(&self) -> Hash {
         self.hash.digest()
@@ -261,6 +270,7 @@ impl UtxoSet {
             }
         }
         drop(seen);
+        self.generation += 1;
         let elements: Vec<[u8; ELEMENT_LEN]> = entries.iter().map(|(k, c)| element(k, c)).collect();
         self.hash.add_assign(&LtHash::delta(&elements, &[]));
         self.coins.reserve(entries.len());
@@ -287,6 +297,7 @@ impl UtxoSet {
         new_hash: LtHash,
     ) -> Undo {
         let prior_set_hash = self.set_hash();
+        self.generation += 1;
         self.touched.reserve(created.len() + spent.len());
         self.coins
             .reserve(created.len().saturating_sub(spent.len()));
@@ -346,6 +357,7 @@ impl UtxoSet {
                 "the rolled-back set hash differs from the record's prior set hash".into(),
             ));
         }
+        self.generation += 1;
         self.touched.reserve(undo.created.len() + undo.spent.len());
         for key in &undo.created {
             if let Some(coin) = self.coins.remove(key) {

@@ -2,7 +2,7 @@
 //! tests/unit/test_validation.py covers every rejection code; these cover the Rust API).
 
 use super::*;
-use crate::apply::apply_block;
+use crate::apply::{apply_block, commit_prepared, prepare_block};
 use crate::codec::sighash;
 use crate::types::{Block, BlockHeader, Coin, OutPoint, TxOut, Witness};
 use crate::utxo::{outpoint_key, UtxoSet};
@@ -168,6 +168,58 @@ fn block_with_child_before_parent_applies_and_rolls_back() {
     let delta = set.take_delta();
     assert_eq!(delta.iter().filter(|(_, c)| c.is_none()).count(), 4);
     assert_eq!(delta.iter().filter(|(_, c)| c.is_some()).count(), 3);
+}
+
+#[test]
+fn prepared_block_commits_as_apply_would_and_only_on_its_generation() {
+    let (mut set, ops) = funded(4, 100_000);
+    let parent = transfer(&[(ops[0], 0)], &[(50_000, 5), (40_000, 6)]);
+    let child = transfer(
+        &[(
+            OutPoint {
+                txid: parent.txid(),
+                vout: 1,
+            },
+            6,
+        )],
+        &[(30_000, 7)],
+    );
+    let raw = block(&set, 1, vec![parent.clone(), child]);
+    let before = set.clone();
+    let prepared = prepare_block(&set, &raw, &rules(), true).unwrap();
+    unchanged(&set, &before);
+    assert_eq!(set.generation(), prepared.generation);
+    // Lookups after the block: spent coins gone, kept outputs there, spent outputs not.
+    let spent = outpoint_key(&ops[0]);
+    assert!(set.get(&spent).is_some() && prepared.coin_after(&set, &spent).is_none());
+    let kept = outpoint_key(&OutPoint {
+        txid: parent.txid(),
+        vout: 0,
+    });
+    assert!(set.get(&kept).is_none() && prepared.coin_after(&set, &kept).is_some());
+    let used = outpoint_key(&OutPoint {
+        txid: parent.txid(),
+        vout: 1,
+    });
+    assert!(prepared.coin_after(&set, &used).is_none());
+    let untouched = outpoint_key(&ops[1]);
+    assert_eq!(prepared.coin_after(&set, &untouched), set.get(&untouched));
+
+    let mut applied_set = before.clone();
+    let applied = apply_block(&mut applied_set, &raw, &rules(), true).unwrap();
+    let committed = commit_prepared(&mut set, &prepared).unwrap();
+    assert_eq!(committed, applied);
+    assert_eq!(set.state(), applied_set.state());
+    assert_eq!(set.take_delta(), applied_set.take_delta());
+    assert_eq!(prepared.utxo_set_hash(), set.set_hash());
+    // Committing it again, or after any other change, is refused and changes nothing.
+    let after = set.clone();
+    let err = commit_prepared(&mut set, &prepared).unwrap_err();
+    assert_eq!(err.prepared_at, before.generation());
+    unchanged(&set, &after);
+    set.rollback(&committed.undo).unwrap();
+    assert_eq!(set.state(), before.state());
+    assert!(commit_prepared(&mut set, &prepared).is_err());
 }
 
 #[test]

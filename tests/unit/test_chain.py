@@ -159,3 +159,77 @@ def test_block_assembled_from_encodings_is_the_canonical_block(setup):
 
 def wallet_pairs(wallet, chain, count):
     return [(tx.txid, tx.encode()) for tx in wallet.transfers(count, chain)]
+
+
+class _CountingSet:
+    """The chain's real UTXO set, counting ``prepare_block`` calls (full validations)."""
+
+    def __init__(self, utxos):
+        self._utxos = utxos
+        self.prepared = 0
+
+    def prepare_block(self, *args, **kwargs):
+        self.prepared += 1
+        return self._utxos.prepare_block(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._utxos, name)
+
+    def __len__(self):
+        return len(self._utxos)
+
+
+def test_a_checked_block_commits_without_a_second_validation(setup):
+    """A proposal is validated once (``prepare_block``, the chain unchanged) and its commit only
+    applies the kept result; the kept result goes when the tip moves."""
+    chain, wallet, _, _ = setup
+    block = assemble_block(chain, wallet.transfers(3, chain), chain.tip_header.timestamp + 2)
+    raw = block.encode()
+    counting = chain.utxos = _CountingSet(chain.utxos)
+    before = (chain.utxos.set_hash(), len(chain.utxos), chain.tip)
+    prepared = chain.prepare_block(raw)
+    assert (chain.utxos.set_hash(), len(chain.utxos), chain.tip) == before
+    assert prepared.ledger.utxo_set_hash == block.header.utxo_set_hash
+    assert chain.prepare_block(raw) is prepared and counting.prepared == 1
+    applied = chain.connect_block(raw)
+    assert counting.prepared == 1
+    assert applied.txids == [tx.txid for tx in block.transactions]
+    assert chain.tip.block_hash == block.hash
+    assert chain.utxos.set_hash() == block.header.utxo_set_hash
+    # Committed: connecting the same bytes again is a linkage error, not a second commit.
+    with pytest.raises(ValidationError) as e:
+        chain.connect_block(raw)
+    assert e.value.code == "bad-prevblk" and chain.tip.height == 1
+
+
+def test_same_block_hash_with_other_witnesses_is_validated_on_its_own(setup):
+    """Witnesses are outside the txid, so a block whose signatures were tampered with has the
+    same hash as the block prepared before it: it must not commit on that block's verdict."""
+    chain, wallet, _, _ = setup
+    block = assemble_block(chain, wallet.transfers(2, chain), chain.tip_header.timestamp + 2)
+    raw = block.encode()
+    chain.prepare_block(raw)
+    tampered = bytearray(raw)
+    tampered[-1] ^= 1  # the last signature byte of the last transaction
+    assert Block.decode(bytes(tampered)).hash == block.hash
+    before = chain.utxos.set_hash()
+    with pytest.raises(ValidationError) as e:
+        chain.connect_block(bytes(tampered))
+    assert e.value.code == "bad-signature"
+    assert chain.tip.height == 0 and chain.utxos.set_hash() == before
+    chain.connect_block(raw)
+    assert chain.tip.block_hash == block.hash
+
+
+def test_a_block_prepared_before_a_reorg_is_validated_again(setup):
+    """A block prepared on a tip that was left and returned to is validated afresh (the set
+    changed in between), and it still commits."""
+    chain, wallet, _, _ = setup
+    first = assemble_block(chain, wallet.transfers(1, chain), chain.tip_header.timestamp + 2)
+    other = assemble_block(chain, wallet.transfers(1, chain), chain.tip_header.timestamp + 3)
+    counting = chain.utxos = _CountingSet(chain.utxos)
+    chain.prepare_block(first.encode())
+    chain.connect_block(other.encode())
+    chain.disconnect_tip()
+    chain.connect_block(first.encode())
+    assert counting.prepared == 3 and chain.tip.block_hash == first.hash

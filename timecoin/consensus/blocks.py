@@ -13,8 +13,9 @@
 
 :func:`check_block` is the objective validity every node agrees on: linkage, timestamp window,
 proposer eligibility (or exact equality with the emergency block), the round's block kind, and
-the ledger rules (native apply of the block on the tip in memory, the reward rule, the
-masternode registry), leaving the chain unchanged. Whether *this* masternode may vote for a
+the ledger rules (``ChainState.prepare_block``: native validation against the tip's UTXO set,
+the reward rule, the masternode registry), leaving the chain unchanged and keeping the result
+for the commit. Whether *this* masternode may vote for a
 valid block is the finality engine's question (its accept records).
 """
 
@@ -25,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from timecoin.core.types import HEADER_LEN, Block, BlockHeader, BlockView, Transaction
+from timecoin.core.types import HEADER_LEN, Block, BlockHeader, BlockView
 from timecoin.ledger.blockbuilder import NO_ELECTION, Election, assemble_block, assemble_raw
 from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.masternode import leader
@@ -199,7 +200,7 @@ def check_block(chain: ChainState, raw: bytes, keys: Sequence[bytes], weights: S
         raise BlockRejected("bad-proposer", str(e)) from None
     if output != header.vrf_output:
         raise BlockRejected("bad-proposer", "header vrf_output is not the proof's output")
-    _check_ledger(chain, raw, header)
+    _check_ledger(chain, raw)
     return CheckedBlock(block, raw)
 
 
@@ -239,28 +240,13 @@ def check_proposal_round(header: BlockHeader, proposal_round: int, valid_round: 
         raise BlockRejected("bad-round", f"header round {header.round} in proposal round {proposal_round}")
 
 
-def _check_ledger(chain: ChainState, raw: bytes, header: BlockHeader) -> None:
-    """The ledger rules ``ChainState.connect_block`` applies, in memory only."""
+def _check_ledger(chain: ChainState, raw: bytes) -> None:
+    """The ledger rules ``ChainState.connect_block`` applies, without changing anything; the
+    chain keeps the result, so committing this block later does not validate it again."""
     try:
-        applied = chain.utxos.apply_block(raw, chain.rules)
+        chain.prepare_block(raw)
     except ValidationError as e:
         raise BlockRejected("bad-ledger", f"{e.code}: {e.message}") from None
-    try:
-        expected = chain.expected_coinbase(header.height, applied.fees)
-        if list(applied.coinbase_outputs) != expected:
-            raise BlockRejected(
-                "bad-ledger", "bad-coinbase-amount: the coinbase does not pay the reward rule"
-            )
-        chain.registry.connect(
-            header.height,
-            applied.block_hash,
-            [(i, Transaction.decode(tx)) for i, tx in applied.masternode_transactions],
-            chain.utxos.get,
-        )
-    except ValidationError as e:
-        raise BlockRejected("bad-ledger", f"{e.code}: {e.message}") from None
-    finally:
-        chain.utxos.rollback(applied.undo)
 
 
 def header_of(raw: bytes) -> BlockHeader:

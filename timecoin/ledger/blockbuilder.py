@@ -76,10 +76,10 @@ def assemble_raw(
             round=round,
         )
 
-    applied = chain.utxos.apply_block(header(bytes(32)).encode() + body, chain.rules, check_utxo_hash=False)
-    set_hash = chain.utxos.set_hash()
-    chain.utxos.rollback(applied.undo)
-    final = header(set_hash)
+    prepared = chain.utxos.prepare_block(
+        header(bytes(32)).encode() + body, chain.rules, check_utxo_hash=False
+    )
+    final = header(prepared.utxo_set_hash)
     return final.hash, final.encode() + body
 
 

@@ -20,7 +20,9 @@ reputation is 1.0).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import timecoin_native
@@ -29,13 +31,36 @@ from timecoin.core.types import HEADER_LEN, Block, BlockHeader, Transaction
 from timecoin.ledger.genesis import Genesis
 from timecoin.ledger.rewards import coinbase_outputs
 from timecoin.masternode import leader
-from timecoin.masternode.registry import MASTERNODE_DB, STATE_PREFIXES, Registry, undo_key
+from timecoin.masternode.registry import (
+    MASTERNODE_DB,
+    STATE_PREFIXES,
+    Registry,
+    RegistryUpdate,
+    undo_key,
+)
 from timecoin.params import NetworkParams
 from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip
 
 log = logging.getLogger(__name__)
 
 ValidationError = timecoin_native.ValidationError
+
+PREPARED_BLOCKS = 4
+"""Blocks validated on the tip and kept for their commit (:meth:`ChainState.prepare_block`): the
+proposals of the last few rounds of one height. Each holds the block's coin changes (about
+100 bytes per output and spent coin), so the bound is what a leader can make this node hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBlock:
+    """A block validated on the tip and not applied yet (:meth:`ChainState.prepare_block`)."""
+
+    raw: bytes
+    header: BlockHeader
+    ledger: timecoin_native.PreparedBlock
+    """The native validation: coin changes, set hash after, fees, txids."""
+    registry: RegistryUpdate
+    """What the block does to the masternode registry."""
 
 
 def ledger_rules(params: NetworkParams, chain_id: bytes) -> timecoin_native.LedgerRules:
@@ -73,6 +98,9 @@ class ChainState:
         """Rollbacks deeper than ``reorg_alert_depth`` so far (a metric)."""
         self.registry = registry
         """The masternode registry after the tip block: the set of height tip + 1."""
+        self._prepared: OrderedDict[bytes, PreparedBlock] = OrderedDict()
+        """Blocks prepared on the tip, by block hash (at most :data:`PREPARED_BLOCKS`; emptied
+        whenever the tip moves)."""
 
     @classmethod
     def open(cls, path: Path, params: NetworkParams, genesis: Genesis) -> ChainState:
@@ -159,19 +187,23 @@ class ChainState:
         tip, for the mempool. Raises ``ValidationError`` (registry codes) or ``ValueError``."""
         self.registry.check_transaction(Transaction.decode(raw), self.utxos.get)
 
-    def connect_block(self, raw: bytes, extra: ExtraWrites = ()) -> timecoin_native.AppliedBlock:
-        """Validates the encoded block ``raw`` on the tip, applies it and commits it, with the
-        ``extra`` subsystem writes (e.g. its commit certificate, the finalized transactions it
-        archives, the transaction index) in the same store transaction.
+    def prepare_block(self, raw: bytes) -> PreparedBlock:
+        """Validates the encoded block ``raw`` as the next block on the tip without changing
+        anything: linkage, the native ledger rules (``UtxoSet.prepare_block``), the reward rule
+        and the masternode registry. The result is kept (the last :data:`PREPARED_BLOCKS`, until
+        the tip moves), so :meth:`connect_block` of the same bytes only applies it: a proposal
+        is validated once, not again when it commits.
 
-        Raises ``ValidationError`` (``.code``: ``bad-prevblk``, ``bad-height``,
-        ``bad-coinbase-amount``, a native rule's code or a masternode registry code,
-        ``timecoin.masternode.registry.REJECT_CODES``) and leaves the chain unchanged: UTXO set,
-        registry and store.
+        Raises ``ValidationError`` (``.code``: ``bad-encoding``, ``bad-prevblk``,
+        ``bad-height``, ``bad-coinbase-amount``, a native rule's code or a masternode registry
+        code, ``timecoin.masternode.registry.REJECT_CODES``).
         """
         header = BlockHeader.decode(raw[:HEADER_LEN]) if len(raw) >= HEADER_LEN else None
         if header is None:
             raise ValidationError("bad-encoding", "block shorter than its header", None)
+        kept = self._prepared.get(header.hash)
+        if kept is not None and kept.raw == raw and kept.ledger.generation == self.utxos.generation:
+            return kept
         tip = self.tip
         if header.prev_hash != tip.block_hash:
             raise ValidationError(
@@ -183,42 +215,59 @@ class ChainState:
             raise ValidationError(
                 "bad-height", f"block height {header.height}, expected {tip.height + 1}", None
             )
-        applied = self.utxos.apply_block(raw, self.rules)
-        try:
-            expected = self.expected_coinbase(header.height, applied.fees)
-            if list(applied.coinbase_outputs) != expected:
-                raise ValidationError(
-                    "bad-coinbase-amount",
-                    f"coinbase pays {list(applied.coinbase_outputs)}, the reward rule says {expected}",
-                    0,
-                )
-            update = self.registry.connect(
-                header.height,
-                applied.block_hash,
-                [(i, Transaction.decode(tx)) for i, tx in applied.masternode_transactions],
-                self.utxos.get,
+        ledger = self.utxos.prepare_block(raw, self.rules)
+        expected = self.expected_coinbase(header.height, ledger.fees)
+        if list(ledger.coinbase_outputs) != expected:
+            raise ValidationError(
+                "bad-coinbase-amount",
+                f"coinbase pays {list(ledger.coinbase_outputs)}, the reward rule says {expected}",
+                0,
             )
-        except BaseException:
-            self.utxos.rollback(applied.undo)
-            raise
+        update = self.registry.connect(
+            header.height,
+            ledger.block_hash,
+            [(i, Transaction.decode(tx)) for i, tx in ledger.masternode_transactions],
+            ledger.coin_after,
+        )
+        prepared = PreparedBlock(raw, header, ledger, update)
+        self._prepared[header.hash] = prepared
+        while len(self._prepared) > PREPARED_BLOCKS:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    def connect_block(self, raw: bytes, extra: ExtraWrites = ()) -> timecoin_native.AppliedBlock:
+        """Validates the encoded block ``raw`` on the tip (:meth:`prepare_block`, or what it
+        kept for these bytes), applies it and commits it, with the ``extra`` subsystem writes
+        (e.g. its commit certificate, the finalized transactions it archives, the transaction
+        index) in the same store transaction.
+
+        Raises ``ValidationError`` as :meth:`prepare_block` does and leaves the chain unchanged:
+        UTXO set, registry and store.
+        """
+        prepared = self.prepare_block(raw)
+        applied = self.utxos.commit_prepared(prepared.ledger)
         delta = self.utxos.take_delta()
         try:
             self.store.commit_block(
-                header.height,
+                prepared.header.height,
                 applied.block_hash,
                 raw,
                 applied.undo,
                 delta,
-                [*update.store_writes(), *extra],
+                [*prepared.registry.store_writes(), *extra],
             )
         except BaseException:
             # Nothing was written; undo in memory so set and store agree again. The puts and
             # deletes the rollback marks dirty are idempotent on the unchanged store.
             self.utxos.rollback(applied.undo)
             raise
-        self.registry.apply(update)
-        self._tip_header = header
+        self.registry.apply(prepared.registry)
+        self._set_tip(prepared.header)
         return applied
+
+    def _set_tip(self, header: BlockHeader) -> None:
+        self._tip_header = header
+        self._prepared.clear()
 
     def disconnect_tip(self) -> None:
         """Rolls the tip block back (DESIGN §4, §9). Raises :class:`StoreError` at genesis."""
@@ -239,7 +288,7 @@ class ChainState:
         delta = self.utxos.take_delta()
         self.store.commit_rollback(tip, self._tip_header.prev_hash, delta, update.store_writes())
         self.registry.apply(update)
-        self._tip_header = BlockHeader.decode(prev_raw[:HEADER_LEN])
+        self._set_tip(BlockHeader.decode(prev_raw[:HEADER_LEN]))
 
     def rollback_to(self, height: int) -> None:
         """Rolls back to ``height``: at most ``reorg_max_depth`` blocks (else ``ValueError``);

@@ -14,6 +14,7 @@ from timecoin_native._native import (
     AppliedBlock,
     IneligibleProposer,
     LedgerRules,
+    PreparedBlock,
     TxVerdict,
     UtxoSet,
     ValidationError,
@@ -63,6 +64,7 @@ from timecoin_native._native import (
 __all__ = [
     "AppliedBlock",
     "LedgerRules",
+    "PreparedBlock",
     "REJECT_CODES",
     "TxVerdict",
     "UtxoSet",

@@ -5,6 +5,7 @@ from typing import final
 __all__ = [
     "AppliedBlock",
     "LedgerRules",
+    "PreparedBlock",
     "REJECT_CODES",
     "TxVerdict",
     "UtxoSet",
@@ -346,6 +347,33 @@ class AppliedBlock:
         """(tx index, full encoding with witnesses) of the same transactions as ``masternode_txs``."""
 
 @final
+class PreparedBlock:
+    """A block ``UtxoSet.prepare_block`` validated without applying it: the same fields as
+    ``AppliedBlock`` (no undo yet), the set hash after it, and the set ``generation`` it was
+    prepared on; ``UtxoSet.commit_prepared`` applies it while the set is unchanged."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def block_hash(self) -> bytes: ...
+    @property
+    def txids(self) -> list[bytes]: ...
+    @property
+    def fees(self) -> int: ...
+    @property
+    def coinbase_outputs(self) -> list[tuple[int, bytes]]: ...
+    @property
+    def masternode_transactions(self) -> list[tuple[int, bytes]]: ...
+    @property
+    def utxo_set_hash(self) -> bytes:
+        """The UTXO set hash after the block (32 bytes)."""
+    @property
+    def generation(self) -> int: ...
+    def coin_after(self, outpoint: bytes) -> bytes | None:
+        """The coin at a 36-byte outpoint after this block in the set it was prepared on
+        (ValueError once that set changed): None if the block spends it."""
+
+@final
 class TxVerdict:
     """Verdict on one transaction of ``UtxoSet.check_transactions``; ``code`` is "" when ok."""
 
@@ -389,6 +417,15 @@ class UtxoSet:
     def state(self) -> bytes: ...
     def apply_block(self, block: bytes, rules: LedgerRules, check_utxo_hash: bool = True) -> AppliedBlock:
         """Validates and applies an encoded block; ValidationError (set unchanged) if invalid."""
+    def prepare_block(self, block: bytes, rules: LedgerRules, check_utxo_hash: bool = True) -> PreparedBlock:
+        """Validates an encoded block as ``apply_block`` does without changing the set;
+        ValidationError if invalid."""
+    def commit_prepared(self, prepared: PreparedBlock) -> AppliedBlock:
+        """Applies a block ``prepare_block`` validated on this set, without validating again;
+        ValueError (set unchanged) if the set changed since (so never twice)."""
+    @property
+    def generation(self) -> int:
+        """Changes to the contents so far (loads, blocks, rollbacks)."""
     def rollback(self, undo: bytes) -> None:
         """Rolls back the last applied block; ValueError (set unchanged) on a malformed undo
         record or one that does not match the set."""

@@ -1,5 +1,5 @@
 //! Bindings of the ledger: the UTXO set (`UtxoSet`), the rules it validates with
-//! (`LedgerRules`), and what validation returns (`AppliedBlock`, `TxVerdict`,
+//! (`LedgerRules`), and what validation returns (`PreparedBlock`, `AppliedBlock`, `TxVerdict`,
 //! `ValidationError`). One call per block or batch; the GIL is released around the work.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::crypto::{fixed, fixed_items, type_name};
-use crate::apply::{self, AppliedBlock};
+use crate::apply::{self, AppliedBlock, PreparedBlock};
 use crate::hash::{Hash, HASH_LEN};
 use crate::types::{COIN_LEN, OUTPOINT_LEN};
 use crate::utxo::{CoinBytes, OutPointKey, UtxoSet};
@@ -161,11 +161,7 @@ impl PyAppliedBlock {
     }
     #[getter]
     fn txids<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
-        self.inner
-            .txids
-            .iter()
-            .map(|t| PyBytes::new(py, t))
-            .collect()
+        txid_list(py, &self.inner)
     }
     #[getter]
     fn fees(&self) -> u64 {
@@ -177,11 +173,7 @@ impl PyAppliedBlock {
     }
     #[getter]
     fn coinbase_outputs<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
-        self.inner
-            .coinbase_outputs
-            .iter()
-            .map(|(v, h)| (*v, PyBytes::new(py, h)))
-            .collect()
+        coinbase_list(py, &self.inner)
     }
     #[getter]
     fn masternode_txs<'py>(&self, py: Python<'py>) -> Vec<(usize, u8, Bound<'py, PyBytes>)> {
@@ -193,12 +185,7 @@ impl PyAppliedBlock {
     }
     #[getter]
     fn masternode_transactions<'py>(&self, py: Python<'py>) -> Vec<(usize, Bound<'py, PyBytes>)> {
-        self.inner
-            .masternode_txs
-            .iter()
-            .zip(&self.inner.masternode_tx_encodings)
-            .map(|((i, _, _), e)| (*i, PyBytes::new(py, e)))
-            .collect()
+        masternode_list(py, &self.inner)
     }
 
     fn __repr__(&self) -> String {
@@ -209,6 +196,106 @@ impl PyAppliedBlock {
             self.inner.fees
         )
     }
+}
+
+/// A block `UtxoSet.prepare_block` validated and did not apply (native/src/apply.rs): what
+/// applying it will do, for `UtxoSet.commit_prepared`.
+#[pyclass(frozen, name = "PreparedBlock", module = "timecoin_native")]
+pub struct PyPreparedBlock {
+    inner: PreparedBlock,
+    /// The set it was prepared on (for `coin_after`).
+    utxos: Py<PyUtxoSet>,
+}
+
+#[pymethods]
+impl PyPreparedBlock {
+    #[getter]
+    fn height(&self) -> u64 {
+        self.inner.applied.height
+    }
+    #[getter]
+    fn block_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.applied.block_hash)
+    }
+    #[getter]
+    fn txids<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        txid_list(py, &self.inner.applied)
+    }
+    #[getter]
+    fn fees(&self) -> u64 {
+        self.inner.applied.fees
+    }
+    #[getter]
+    fn coinbase_outputs<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        coinbase_list(py, &self.inner.applied)
+    }
+    #[getter]
+    fn masternode_transactions<'py>(&self, py: Python<'py>) -> Vec<(usize, Bound<'py, PyBytes>)> {
+        masternode_list(py, &self.inner.applied)
+    }
+    /// The UTXO set hash after the block.
+    #[getter]
+    fn utxo_set_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.utxo_set_hash())
+    }
+    /// The `UtxoSet.generation` it was prepared on.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.generation
+    }
+    /// The coin of `outpoint` (36 bytes) in the set it was prepared on, after this block;
+    /// `ValueError` once that set has changed.
+    fn coin_after<'py>(
+        &self,
+        py: Python<'py>,
+        outpoint: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let utxos = self.utxos.bind(py).try_borrow()?;
+        if utxos.inner.generation() != self.inner.generation {
+            return Err(PyValueError::new_err(
+                "the UTXO set changed since the block was prepared on it",
+            ));
+        }
+        let key = fixed::<OUTPOINT_LEN>("outpoint", outpoint)?;
+        Ok(self
+            .inner
+            .coin_after(&utxos.inner, key)
+            .map(|c| PyBytes::new(py, c)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PreparedBlock(height={}, txs={}, fees={}, generation={})",
+            self.inner.applied.height,
+            self.inner.applied.txids.len(),
+            self.inner.applied.fees,
+            self.inner.generation
+        )
+    }
+}
+
+fn txid_list<'py>(py: Python<'py>, applied: &AppliedBlock) -> Vec<Bound<'py, PyBytes>> {
+    applied.txids.iter().map(|t| PyBytes::new(py, t)).collect()
+}
+
+fn coinbase_list<'py>(py: Python<'py>, applied: &AppliedBlock) -> Vec<(u64, Bound<'py, PyBytes>)> {
+    applied
+        .coinbase_outputs
+        .iter()
+        .map(|(v, h)| (*v, PyBytes::new(py, h)))
+        .collect()
+}
+
+fn masternode_list<'py>(
+    py: Python<'py>,
+    applied: &AppliedBlock,
+) -> Vec<(usize, Bound<'py, PyBytes>)> {
+    applied
+        .masternode_txs
+        .iter()
+        .zip(&applied.masternode_tx_encodings)
+        .map(|((i, _, _), e)| (*i, PyBytes::new(py, e)))
+        .collect()
 }
 
 /// Verdict on one transaction of `UtxoSet.check_transactions`.
@@ -389,14 +476,50 @@ impl PyUtxoSet {
         let applied = py
             .detach(|| apply::apply_block(inner, block, rules, check_utxo_hash))
             .map_err(|e| validation_err(py, e))?;
-        let undo = PyBytes::new(py, &applied.undo).unbind();
-        Ok(PyAppliedBlock {
-            inner: AppliedBlock {
-                undo: Vec::new(),
-                ..applied
-            },
-            undo,
+        Ok(applied_block(py, applied))
+    }
+
+    /// Validates `block` as `apply_block` does, without changing the set.
+    #[pyo3(signature = (block, rules, check_utxo_hash = true))]
+    fn prepare_block(
+        slf: &Bound<'_, Self>,
+        block: &[u8],
+        rules: &PyLedgerRules,
+        check_utxo_hash: bool,
+    ) -> PyResult<PyPreparedBlock> {
+        let py = slf.py();
+        let this = slf.try_borrow()?;
+        let inner = &this.inner;
+        let rules = &rules.inner;
+        let prepared = py
+            .detach(|| apply::prepare_block(inner, block, rules, check_utxo_hash))
+            .map_err(|e| validation_err(py, e))?;
+        Ok(PyPreparedBlock {
+            inner: prepared,
+            utxos: slf.clone().unbind(),
         })
+    }
+
+    /// Applies a block `prepare_block` validated on this set; `ValueError` (nothing changes)
+    /// if the set has changed since.
+    fn commit_prepared(
+        &mut self,
+        py: Python<'_>,
+        prepared: &PyPreparedBlock,
+    ) -> PyResult<PyAppliedBlock> {
+        let inner = &mut self.inner;
+        let prepared = &prepared.inner;
+        let applied = py
+            .detach(|| apply::commit_prepared(inner, prepared))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(applied_block(py, applied))
+    }
+
+    /// The number of changes to the contents so far: a `PreparedBlock` commits only at the
+    /// generation it was prepared on.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.generation()
     }
 
     fn rollback(&mut self, py: Python<'_>, undo: &[u8]) -> PyResult<()> {
@@ -454,10 +577,22 @@ impl PyUtxoSet {
     }
 }
 
+fn applied_block(py: Python<'_>, applied: AppliedBlock) -> PyAppliedBlock {
+    let undo = PyBytes::new(py, &applied.undo).unbind();
+    PyAppliedBlock {
+        inner: AppliedBlock {
+            undo: Vec::new(),
+            ..applied
+        },
+        undo,
+    }
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLedgerRules>()?;
     m.add_class::<PyValidationError>()?;
     m.add_class::<PyAppliedBlock>()?;
+    m.add_class::<PyPreparedBlock>()?;
     m.add_class::<PyTxVerdict>()?;
     m.add_class::<PyUtxoSet>()?;
     m.add(

@@ -47,7 +47,7 @@ from timecoin.config import ConfigError, NodeConfig
 from timecoin.consensus.service import ConsensusService
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
-from timecoin.ledger.chain import ChainState
+from timecoin.ledger.chain import ChainState, PreparedBlock
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
 from timecoin.looplag import LoopLagMonitor
@@ -541,8 +541,11 @@ class Node:
         certificate, archived finalized records), then indexes its transactions, removes them and
         their conflicts from the mempool, wakes tip waiters and announces it. Raises
         ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
-        applied = self.chain.connect_block(raw, extra)
-        self._index(applied, raw)
+        prepared = self.chain.prepare_block(raw)
+        index_writes = self._index_writes(prepared)
+        applied = self.chain.connect_block(raw, [*extra, *index_writes])
+        if not index_writes:
+            self._catch_up_index(applied.height)
         self.mempool.remove(applied.txids)
         self.mempool.remove_conflicts(spent_outpoints(applied.undo))
         changed = self.tip_changed
@@ -555,17 +558,22 @@ class Node:
             voting = self.consensus is not None and self.consensus.is_masternode
             self.p2p.announce_block(applied.height, applied.block_hash, to_masternodes=not voting)
 
-    def _index(self, applied: timecoin_native.AppliedBlock, raw: bytes) -> None:
+    def _index_writes(self, prepared: PreparedBlock) -> list[tuple[bytes, bytes, bytes | None]]:
+        """The transaction index's writes for the block's own store transaction, if the index
+        is at its parent; else none (it catches up after the commit)."""
+        best = self.txindex.best()
+        height = prepared.header.height
+        if best is None or best[0] + 1 != height:
+            return []
+        return TxIndex.block_writes(height, prepared.ledger.block_hash, prepared.raw, prepared.ledger.txids)
+
+    def _catch_up_index(self, height: int) -> None:
         # The block is committed whatever happens here: an index failure is logged and the index
         # catches up from its own best block at the next block or the next start.
         try:
-            best = self.txindex.best()
-            if best is not None and best[0] + 1 == applied.height:
-                self.txindex.index_block(applied.height, applied.block_hash, raw, applied.txids)
-            else:
-                self.txindex.catch_up(self.params.reorg_max_depth)
+            self.txindex.catch_up(self.params.reorg_max_depth)
         except Exception:
-            log.exception("transaction index update failed at height %d; it will catch up", applied.height)
+            log.exception("transaction index update failed at height %d; it will catch up", height)
 
     def accept_transactions(self, raws: list[bytes]) -> list[Admission]:
         """Admits our own (RPC) encoded transactions for finality voting in one batch (consensus

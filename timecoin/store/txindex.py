@@ -1,10 +1,10 @@
 """The transaction index: txid → where its bytes are in a committed block (``getrawtransaction``).
 
 It lives in the chain store's ``txindex`` database and, like Bitcoin Core's ``-txindex``, is
-derived data with its own best block: entries of a block and the new best block are written in
-one transaction right after the block commits, and on start the index catches up from its best
-block to the chain tip. A crash between the two commits loses nothing the catch-up does not
-rebuild.
+derived data with its own best block: a block's entries and the new best block are written in
+the block's own store transaction when the index is at its parent (the node's steady state), or
+by the catch-up, which on start indexes from its best block to the chain tip (a store that had
+no index, a block connected while the index lagged).
 
 Layout: ``txid`` (32 bytes) → ``height`` u64 BE ‖ ``offset`` u32 LE ‖ ``length`` u32 LE (the
 transaction's bytes inside the encoded block); key ``best`` → height u64 BE ‖ block hash.
@@ -88,10 +88,15 @@ class TxIndex:
         height, block_hash = _BEST_FORMAT.unpack(raw)
         return height, block_hash
 
-    def index_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> None:
-        """Indexes the transactions ``txids`` (block order) of the encoded ``block`` at ``height``
-        and makes it the best block, in one store transaction. ``ValueError`` if the block's
-        transaction count is not ``len(txids)``."""
+    @staticmethod
+    def block_writes(
+        height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]
+    ) -> list[tuple[bytes, bytes, bytes | None]]:
+        """The store writes that index the transactions ``txids`` (block order) of the encoded
+        ``block`` at ``height`` and make it the best block: for the block's own store
+        transaction (``ChainState.connect_block``'s ``extra``) when the index is at its parent,
+        or for :meth:`index_block`. ``ValueError`` if the block's transaction count is not
+        ``len(txids)``."""
         spans = transaction_spans(block)
         if len(spans) != len(txids):
             raise ValueError(
@@ -103,7 +108,11 @@ class TxIndex:
             for txid, (offset, length) in zip(txids, spans, strict=True)
         ]
         writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(height, block_hash)))
-        self._store.write(writes)
+        return writes
+
+    def index_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> None:
+        """Indexes a committed block (:meth:`block_writes`) in a store transaction of its own."""
+        self._store.write(self.block_writes(height, block_hash, block, txids))
 
     def reindex_block(self, height: int, block: bytes) -> None:
         """Writes the entries of the transactions of the committed ``block`` at ``height`` again,

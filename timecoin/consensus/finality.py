@@ -502,10 +502,18 @@ class FinalityEngine:
             pairs.extend((o, txid) for o in inputs)
         return None, pairs
 
-    def on_block(self, block: Block | BlockView, out: Outbox, now: float) -> None:
+    def archive_writes(self, txids: Sequence[bytes]) -> list[tuple[bytes, bytes, None]]:
+        """The deletes of the finalized records of ``txids`` (a block's, coinbase included or
+        not), for the block's own store transaction: a crash leaves the block and its archive
+        together or neither."""
+        finalized = self.finalized
+        return [(FINALIZED_DB, finalized[t].key, None) for t in txids if t in finalized]
+
+    def on_block(self, block: Block | BlockView, out: Outbox, now: float, archived: bool = False) -> None:
         """A committed block is applied: its transactions are archived (the finalized records
-        deleted), whatever else spent their outpoints is rejected, the signer forgets those
-        outpoints (the chain settled them for good)."""
+        deleted, unless ``archived``: the block's store transaction did it, see
+        :meth:`archive_writes`), whatever else spent their outpoints is rejected, the signer
+        forgets those outpoints (the chain settled them for good)."""
         spent: list[bytes] = []
         height = block.header.height
         txids = block.txids
@@ -515,7 +523,8 @@ class FinalityEngine:
             entry = self.finalized.pop(txid, None)
             if entry is not None:
                 spent.extend(entry.inputs)
-                out.writes.append((FINALIZED_DB, entry.key, None))
+                if not archived:
+                    out.writes.append((FINALIZED_DB, entry.key, None))
                 for o in entry.inputs:
                     self.spent_final.pop(o, None)
                 continue

@@ -16,6 +16,7 @@ node supplies a transport over P2P and a timer service over its event loop. The 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -34,7 +35,7 @@ from timecoin.consensus.effects import (
 )
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import CommitCertificate, Decision
-from timecoin.consensus.store import CONSENSUS_DB, FINALIZED_DB, commit_key, load_commit_certificate
+from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.types import BlockView
 from timecoin.ledger.chain import ChainState
 from timecoin.store.chainstore import ExtraWrites
@@ -132,11 +133,21 @@ class EffectRunner:
 
     def _apply(self, effect: ApplyBlock) -> None:
         block = BlockView.decode(effect.block)
-        finalized = self.consensus.finality.finalized
         extra: list[tuple[bytes, bytes, bytes | None]] = [
-            (CONSENSUS_DB, commit_key(effect.height), effect.certificate)
+            (CONSENSUS_DB, commit_key(effect.height), effect.certificate),
+            *self.consensus.finality.archive_writes(block.txids[1:]),
         ]
-        extra += [(FINALIZED_DB, finalized[t].key, None) for t in block.txids[1:] if t in finalized]
+        started = time.perf_counter()
         self.connect_block(effect.block, extra)
-        log.info("committed block %d %s", effect.height, effect.block_hash.hex())
-        self.run(self.consensus.on_block_applied(block, self.clock()))
+        connected = time.perf_counter()
+        effects = self.consensus.on_block_applied(block, self.clock(), archived=True)
+        log.info(
+            "committed block %d %s: %d txs, %d bytes; connect %.1f ms, consensus %.1f ms",
+            effect.height,
+            effect.block_hash.hex(),
+            len(block),
+            len(effect.block),
+            1000 * (connected - started),
+            1000 * (time.perf_counter() - connected),
+        )
+        self.run(effects)

@@ -136,7 +136,11 @@ class NetworkParams:
     reward_only_window: float = 2.0
     """DESIGN §7."""
     min_active_masternodes: int = 3
-    """Production gate (DESIGN §5)."""
+    """Production gate (DESIGN §5): masternodes that must be online for a block round to start."""
+    gate_capped_by_set: bool = False
+    """Devnet only: the production gate asks for ``min(min_active_masternodes, registered
+    masternodes)`` online, so a devnet of one or two masternodes produces blocks once all of them
+    are online (docs/devnet.md, "Small devnets"). Elsewhere the gate is DESIGN §5's fixed count."""
     heartbeat_interval: float = 30.0
     """DESIGN §5."""
     heartbeat_expiry: float = 60.0
@@ -207,6 +211,7 @@ DEVNET = NetworkParams(
     reward_only_window=0.5,
     conflict_deadline=2.0,
     lmdb_unsafe_nosync=True,
+    gate_capped_by_set=True,
 )
 
 NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (MAINNET, TESTNET, DEVNET)}

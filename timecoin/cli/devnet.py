@@ -6,7 +6,8 @@ The working directory holds everything (reused when it already has a genesis)::
     genesis.json          funded accounts + N Gold masternodes (timecoin.testing.chaingen)
     keys/accounts.json    the accounts' 32-byte secret seeds, hex (mode 0600; the load test spends them)
     keys/mnI.key          masternode I's secret seed, hex (mode 0600)
-    nodeI/                node I's data directory (stderr.log inside)
+    nodeI/                node I's data directory (stderr.log inside; timecoin.conf: its network and
+                          ports, so ``timecoin-cli -datadir=nodeI`` reaches it)
     devnet.json           the manifest: ports, data directories, pids (``timecoin loadtest --devnet``)
 
 Node I listens on ``base_port + 3I`` (P2P), ``+1`` (RPC), ``+2`` (metrics, on), all on
@@ -45,6 +46,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from timecoin.config import CONF_NAME
 from timecoin.ledger.genesis import GenesisConfig
 from timecoin.looplag import MAX_WINDOW
 from timecoin.params import DEVNET
@@ -209,6 +211,7 @@ class Devnet:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIMECOIN_")}
         for node in self.nodes:
             node.datadir.mkdir(parents=True, exist_ok=True)
+            write_node_conf(node)
             with (node.datadir / "stderr.log").open("ab") as stderr:
                 node.process = subprocess.Popen(
                     self.args(node), stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True
@@ -294,6 +297,20 @@ class Devnet:
                 row = ["-", f"unreachable: {e}"[:40], "-", "-", "-", "-"]
             table.add_row(str(node.index), *row)
         return table
+
+
+def write_node_conf(node: DevnetNode) -> None:
+    """Writes ``<datadir>/timecoin.conf`` with the node's network and ports (the flags it is
+    started with say the same), so ``timecoin-cli -datadir=<datadir>`` and the wallet find it
+    as they find any node: by its data directory (docs/operator.md)."""
+    (node.datadir / CONF_NAME).write_text(
+        "# Written by `timecoin devnet` (rewritten at each start): how tools reach this node.\n"
+        f'network = "{DEVNET.name}"\n\n'
+        f"[{DEVNET.name}]\n"
+        f"port = {node.p2p_port}\n"
+        f"rpcport = {node.rpc_port}\n"
+        f"metrics_port = {node.metrics_port}\n"
+    )
 
 
 def load_manifest(workdir: Path) -> dict[str, Any]:

@@ -5,6 +5,8 @@ The working directory holds everything (reused when it already has a genesis)::
 
     genesis.json          funded accounts + N Gold masternodes (timecoin.testing.chaingen)
     keys/accounts.json    the accounts' 32-byte secret seeds, hex (mode 0600; the load test spends them)
+    keys/faucet.key       one more funded account (1,000,000 TIME) the load test never spends, for
+                          ``timecoin wallet import-key`` (docs/wallet.md)
     keys/mnI.key          masternode I's secret seed, hex (mode 0600)
     nodeI/                node I's data directory (stderr.log inside; timecoin.conf: its network and
                           ports, so ``timecoin-cli -datadir=nodeI`` reaches it)
@@ -72,6 +74,8 @@ START_TIMEOUT = 60.0
 REFRESH = 1.0
 """Seconds between refreshes of the live table."""
 MANIFEST = "devnet.json"
+FAUCET_KEY = "faucet.key"
+"""In the keys directory: the secret seed (hex) of a funded genesis account for a wallet."""
 FINALIZED_METRIC = "timecoin_finality_transactions_finalized_total"
 
 
@@ -146,8 +150,10 @@ class Devnet:
                 )
             return config
         config, account_keys, mn_keys = devnet_genesis(
-            self.seed, accounts=self.accounts, masternodes=len(self.nodes), timestamp=int(time.time())
+            self.seed, accounts=self.accounts + 1, masternodes=len(self.nodes), timestamp=int(time.time())
         )
+        faucet = account_keys.pop()  # the last allocation: a wallet's, never the load test's
+        _write_secret(self.keys_dir / FAUCET_KEY, faucet.hex().encode() + b"\n")
         _write_secret(self.keys_dir / "accounts.json", orjson.dumps([k.hex() for k in account_keys]))
         for i, key in enumerate(mn_keys):
             _write_secret(self.keys_dir / f"mn{i}.key", key.hex().encode())
@@ -348,7 +354,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     help="Working directory (genesis, keys, data directories); reused if it has a genesis.",
 )
 @click.option(
-    "--base-port", default=DEVNET.p2p_port, show_default=True, help="Node I uses base+3I .. base+3I+2."
+    "--base-port",
+    default=DEVNET.p2p_port,
+    show_default=True,
+    envvar="TIMECOIN_DEVNET_BASE_PORT",
+    show_envvar=True,
+    help="Node I uses base+3I .. base+3I+2.",
 )
 @click.option("--seed", default="timecoin-dev", show_default=True, help="Seed of every key of a new devnet.")
 @click.option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C).")

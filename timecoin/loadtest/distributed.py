@@ -406,6 +406,7 @@ def _report(
     span = (max(finished) - first) if finished and first is not None else 0.0
     base = int(first) if first is not None else 0
     seconds = sorted(merged["sent_per_second"])
+    generated = merged["generator"]
     per_second = (
         [merged["sent_per_second"].get(s, 0) for s in range(base, seconds[-1] + 1)] if seconds else []
     )

@@ -142,6 +142,33 @@ def _endpoints(value: object) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _str_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError(f"must be a list of strings, got {type(value).__name__}")
+
+
+def _rpcauth(value: object) -> tuple[Any, ...]:
+    from timecoin.rpc.cookie import RPCAuth
+
+    return tuple(RPCAuth.parse(item) for item in _str_list(value))
+
+
+def _networks(value: object) -> tuple[IPNetwork, ...]:
+    out = []
+    for item in _str_list(value):
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"must be IP addresses or networks (CIDR), got {item!r}") from None
+    return tuple(out)
+
+
 def _network(value: object) -> str:
     name = _str(value).strip().lower()
     network_params.by_name(name)  # ValueError naming the known networks
@@ -220,6 +247,25 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("rpcpassword", _str, None, "JSON-RPC password (with rpcuser).", secret=True, metavar="PASSWORD"),
     Setting(
+        "rpcauth",
+        _rpcauth,
+        (),
+        "JSON-RPC user with a salted password hash, USER:SALT$HASH (`timecoin rpcauth USER` makes "
+        "one; repeat for more users).",
+        is_list=True,
+        secret=True,
+        metavar="USER:SALT$HASH",
+    ),
+    Setting(
+        "rpcallowip",
+        _networks,
+        (),
+        "Client addresses (IP or CIDR network) the JSON-RPC server serves besides loopback; "
+        "others get HTTP 403.",
+        is_list=True,
+        metavar="NET",
+    ),
+    Setting(
         "rpcthreads",
         _int_range(1, 1024),
         DEFAULT_RPC_THREADS,
@@ -286,6 +332,9 @@ class NodeConfig:
     rpcport: int
     rpcuser: str | None
     rpcpassword: str | None
+    rpcauth: tuple[Any, ...]
+    """``timecoin.rpc.cookie.RPCAuth`` entries."""
+    rpcallowip: tuple[IPNetwork, ...]
     rpcthreads: int
     rpcworkqueue: int
     rpcmaxrequest: int
@@ -312,10 +361,10 @@ class NodeConfig:
         rows = []
         for s in SETTINGS:
             value = getattr(self, s.key)
-            if s.secret and value is not None:
+            if s.secret and value not in (None, ()):
                 shown = "****"
             elif s.is_list:
-                shown = ",".join(f"{h}:{p}" for h, p in value) or "-"
+                shown = ",".join(f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value) or "-"
             else:
                 shown = "-" if value is None else str(value)
             rows.append((s.key, shown, self.sources.get(s.key, "default")))

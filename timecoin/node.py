@@ -305,7 +305,7 @@ class Node:
             self._mempool,
             self.p2p,
             self.masternode_secret,
-            self.liveness.tracker.can_produce,
+            self.liveness.production_gate,
             self.connect_block_with,
             self.request_stop,
             metrics=self.metrics.consensus if self.metrics is not None else None,

@@ -111,7 +111,8 @@ class NetworkParams:
     min_fee_base: int = 1_000
     """Minimum fee, fixed part, sat (DESIGN §4)."""
     min_fee_per_mille: int = 1
-    """Minimum fee, proportional part: 0.1 % of the total output value (DESIGN §4)."""
+    """Minimum fee, proportional part: 0.1 % of the value sent to others, the outputs paying an
+    address none of the inputs spends from (DESIGN §4)."""
     dust_limit: int = 546
     """Smallest output value, sat (DESIGN §4)."""
     max_block_size: int = 2**31 - 1
@@ -136,7 +137,11 @@ class NetworkParams:
     reward_only_window: float = 2.0
     """DESIGN §7."""
     min_active_masternodes: int = 3
-    """Production gate (DESIGN §5)."""
+    """Production gate (DESIGN §5): masternodes that must be online for a block round to start."""
+    gate_capped_by_set: bool = False
+    """Devnet only: the production gate asks for ``min(min_active_masternodes, registered
+    masternodes)`` online, so a devnet of one or two masternodes produces blocks once all of them
+    are online (docs/devnet.md, "Small devnets"). Elsewhere the gate is DESIGN §5's fixed count."""
     heartbeat_interval: float = 30.0
     """DESIGN §5."""
     heartbeat_expiry: float = 60.0
@@ -164,10 +169,11 @@ class NetworkParams:
     lmdb_unsafe_nosync: bool = False
     """Skip fsync on commit. Only a devnet may (DESIGN §9): a crash can lose recent blocks."""
 
-    def min_fee(self, total_output_value: int) -> int:
-        """Minimum fee of a transaction paying ``total_output_value`` sat in all (DESIGN §4:
-        1,000 sat + 0.1 % of the amount sent), integer sat, rounded down."""
-        return self.min_fee_base + total_output_value * self.min_fee_per_mille // 1000
+    def min_fee(self, sent_to_others: int) -> int:
+        """Minimum fee of a transaction sending ``sent_to_others`` sat to others (DESIGN §4:
+        1,000 sat + 0.1 % of the value of the outputs paying an address that none of its inputs
+        spends from; change and self-sends pay the base only), integer sat, rounded down."""
+        return self.min_fee_base + sent_to_others * self.min_fee_per_mille // 1000
 
 
 MAINNET = NetworkParams(
@@ -207,6 +213,7 @@ DEVNET = NetworkParams(
     reward_only_window=0.5,
     conflict_deadline=2.0,
     lmdb_unsafe_nosync=True,
+    gate_capped_by_set=True,
 )
 
 NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (MAINNET, TESTNET, DEVNET)}

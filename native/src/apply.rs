@@ -34,8 +34,8 @@ use crate::types::{OutPoint, Transaction, TxKind, COIN_LEN};
 use crate::utxo::{display_outpoint, element, outpoint_key, CoinBytes, OutPointKey, UtxoSet};
 use crate::validate::{
     bad_signature, check_coinbase, check_fee, check_input_key, check_stateless, codec_reject,
-    witness_digests, LedgerRules, Reject, RejectCode, ValidationError, WitnessDigests,
-    PARALLEL_TXS,
+    sent_to_others, witness_digests, LedgerRules, Reject, RejectCode, ValidationError,
+    WitnessDigests, PARALLEL_TXS,
 };
 
 /// What applying a block did, for the chain state and the store.
@@ -422,7 +422,8 @@ fn created_outputs(txs: &[Transaction], txids: &[Hash], height: u64) -> (Coins, 
     (created, owners)
 }
 
-/// Looks up the inputs of one transaction (read-only), checks their keys and its fee.
+/// Looks up the inputs of one transaction (read-only), checks their keys and its fee (DESIGN
+/// §4: the proportional part on the value sent to others only).
 fn lookup_inputs(
     set: &UtxoSet,
     tx: &Transaction,
@@ -461,9 +462,11 @@ fn lookup_inputs(
             }
         }
     }
+    // Every input key hashes to its coin's pubkey_hash now: those are the addresses spent from.
+    let sent = sent_to_others(&tx.outputs, &digests.key_hashes[..tx.inputs.len()]);
     Lookup {
         sources,
-        result: check_fee(total_in, total_out, rules).map_err(|r| (None, r)),
+        result: check_fee(total_in, total_out, sent, rules).map_err(|r| (None, r)),
     }
 }
 

@@ -3,7 +3,10 @@
 //! A transaction is valid when it decodes canonically, is at most `max_tx_size` bytes, every
 //! input exists unspent, every witness key hashes to the spent coin's `pubkey_hash` and its
 //! signature verifies (ZIP-215, all of a batch in one [`ed25519::verify_batch`] call), every
-//! output is at least the dust limit, and `sum(in) − sum(out) ≥ min fee`. Each rejection has a
+//! output is at least the dust limit, and `sum(in) − sum(out) ≥ min fee`, where the minimum fee
+//! is `min_fee_base + min_fee_per_mille ‰` of the value *sent to others* (outputs paying a
+//! `pubkey_hash` that none of the spent coins has: change and self-sends pay the base only;
+//! [`sent_to_others`]). Each rejection has a
 //! stable [`RejectCode`] and a message naming the offending input, output or witness.
 //!
 //! Masternode kinds (register, deregister, payout change) get the generic checks here: inputs,
@@ -22,7 +25,7 @@ use rayon::prelude::*;
 use crate::codec::{self, CodecError};
 use crate::ed25519;
 use crate::hash::{hash_in, Domain, Hash};
-use crate::types::{Transaction, TxKind, OUTPOINT_LEN};
+use crate::types::{Transaction, TxKind, TxOut, OUTPOINT_LEN};
 use crate::utxo::{display_outpoint, outpoint_key, CoinBytes, OutPointKey, UtxoSet};
 
 /// Transaction format version this node validates (docs/encoding.md).
@@ -42,7 +45,8 @@ pub struct LedgerRules {
     pub dust_limit: u64,
     /// Fixed part of the minimum fee, sat.
     pub min_fee_base: u64,
-    /// Proportional part of the minimum fee, in thousandths of the total output value.
+    /// Proportional part of the minimum fee, in thousandths of the value sent to others
+    /// ([`sent_to_others`]).
     pub min_fee_per_mille: u64,
     /// Largest encoded transaction, bytes.
     pub max_tx_size: usize,
@@ -51,10 +55,34 @@ pub struct LedgerRules {
 }
 
 impl LedgerRules {
-    /// Minimum fee of a transaction paying `total_out` sat: `min_fee_base + total_out ×
-    /// min_fee_per_mille / 1000` (integer division), in sat; exact in u128.
-    pub fn min_fee(&self, total_out: u64) -> u128 {
-        self.min_fee_base as u128 + total_out as u128 * self.min_fee_per_mille as u128 / 1000
+    /// Minimum fee of a transaction sending `sent_to_others` sat to others (DESIGN §4: the
+    /// value of its outputs that pay no address its inputs spend from, [`sent_to_others`]):
+    /// `min_fee_base + sent_to_others × min_fee_per_mille / 1000` (integer division), in sat;
+    /// exact in u128.
+    pub fn min_fee(&self, sent_to_others: u64) -> u128 {
+        self.min_fee_base as u128 + sent_to_others as u128 * self.min_fee_per_mille as u128 / 1000
+    }
+}
+
+/// Inputs up to which [`sent_to_others`] compares addresses one by one; above, it hashes them.
+const LINEAR_SPENDERS: usize = 16;
+
+/// The value (sat) a transaction sends to others (DESIGN §4): the sum of its `outputs` whose
+/// `pubkey_hash` is none of `spent_from`, the `pubkey_hash`es of the coins its inputs spend
+/// (repeats allowed). Change and self-sends are not counted. Saturates at `u64::MAX` (callers
+/// check the total output value first, so it never does). Linear in inputs + outputs.
+pub fn sent_to_others(outputs: &[TxOut], spent_from: &[Hash]) -> u64 {
+    let others = |own: &dyn Fn(&Hash) -> bool| {
+        outputs
+            .iter()
+            .filter(|o| !own(&o.pubkey_hash))
+            .fold(0u64, |sum, o| sum.saturating_add(o.value))
+    };
+    if spent_from.len() <= LINEAR_SPENDERS {
+        others(&|h| spent_from.contains(h))
+    } else {
+        let own: std::collections::HashSet<&Hash> = spent_from.iter().collect();
+        others(&|h| own.contains(h))
     }
 }
 
@@ -361,9 +389,15 @@ pub fn check_input_key(i: usize, coin: &CoinBytes, key_hash: &Hash) -> Result<u6
     Ok(coin_value(coin))
 }
 
-/// The fee (sat) of a transaction with inputs worth `total_in` and outputs `total_out`, if it
-/// is at least the minimum fee.
-pub fn check_fee(total_in: u128, total_out: u64, rules: &LedgerRules) -> Result<u64, Reject> {
+/// The fee (sat) of a transaction with inputs worth `total_in` and outputs `total_out`, of
+/// which `sent_to_others` go to others ([`sent_to_others`]), if it is at least the minimum fee
+/// ([`LedgerRules::min_fee`]).
+pub fn check_fee(
+    total_in: u128,
+    total_out: u64,
+    sent_to_others: u64,
+    rules: &LedgerRules,
+) -> Result<u64, Reject> {
     let total_in = u64::try_from(total_in).map_err(|_| {
         (
             RejectCode::ValueOverflow,
@@ -376,11 +410,13 @@ pub fn check_fee(total_in: u128, total_out: u64, rules: &LedgerRules) -> Result<
             format!("outputs ({total_out} sat) exceed inputs ({total_in} sat)"),
         ));
     };
-    let min = rules.min_fee(total_out);
+    let min = rules.min_fee(sent_to_others);
     if (fee as u128) < min {
         return Err((
             RejectCode::InsufficientFee,
-            format!("fee {fee} sat is below the minimum {min} sat for {total_out} sat sent"),
+            format!(
+                "fee {fee} sat is below the minimum {min} sat for {sent_to_others} sat sent to others"
+            ),
         ));
     }
     Ok(fee)
@@ -472,7 +508,9 @@ fn check_one(
         })?;
         total_in += check_input_key(i, coin, &digests.key_hashes[i]).map_err(&mut fail)? as u128;
     }
-    let fee = check_fee(total_in, total_out, rules).map_err(&mut fail)?;
+    // Every input key hashes to its coin's pubkey_hash now: those are the addresses spent from.
+    let sent = sent_to_others(&tx.outputs, &digests.key_hashes[..tx.inputs.len()]);
+    let fee = check_fee(total_in, total_out, sent, rules).map_err(&mut fail)?;
     Ok(Checked {
         txid,
         kind: tx.kind,

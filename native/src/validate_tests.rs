@@ -291,6 +291,73 @@ fn mempool_verdicts() {
     assert_eq!(v[3].txid, None);
 }
 
+/// DESIGN §4: 0.1 % of the value sent to others, base only on change and self-sends. 1 TIME
+/// (10^8 sat) from a 1,000,000 TIME coin with the change back to the spending address costs
+/// 1,000 sat + 0.1 % of 1 TIME (101,000 sat); the old rule (0.1 % of every output, change
+/// included) asked ~1,000 TIME.
+#[test]
+fn fee_is_charged_on_the_value_sent_to_others() {
+    const TIME: u64 = 100_000_000;
+    let (set, ops) = funded(2, 1_000_000 * TIME);
+    let fee = 1_000 + TIME / 1000;
+    let change = 1_000_000 * TIME - TIME - fee;
+    let pay = transfer(&[(ops[0], 0)], &[(TIME, 5), (change, 0)]);
+    let short = transfer(&[(ops[0], 0)], &[(TIME, 5), (change + 1, 0)]);
+    // Everything back to the spending address: the base fee only.
+    let self_send = transfer(&[(ops[1], 1)], &[(1_000_000 * TIME - 1_000, 1)]);
+    let self_short = transfer(&[(ops[1], 1)], &[(1_000_000 * TIME - 999, 1)]);
+    let raws = [
+        pay.encode(),
+        short.encode(),
+        self_send.encode(),
+        self_short.encode(),
+    ];
+    let slices: Vec<&[u8]> = raws.iter().map(|r| r.as_slice()).collect();
+    let v = check_transactions(&set, &slices, &rules(), 1);
+    assert!(v[0].reject.is_none(), "{:?}", v[0].reject);
+    assert_eq!(v[0].fee, 101_000);
+    let (code, message) = v[1].reject.clone().unwrap();
+    assert_eq!(code, RejectCode::InsufficientFee);
+    assert!(
+        message.contains("100000000 sat sent to others"),
+        "{message}"
+    );
+    assert!(v[2].reject.is_none(), "{:?}", v[2].reject);
+    assert_eq!(v[2].fee, 1_000);
+    assert_eq!(v[3].reject.as_ref().unwrap().0, RejectCode::InsufficientFee);
+    // The same verdicts in a block.
+    let mut applied = set.clone();
+    let raw = block(&set, 1, vec![pay, self_send]);
+    let done = apply_block(&mut applied, &raw, &rules(), true).unwrap();
+    assert_eq!(done.fees, 101_000 + 1_000);
+    for cheap in [short, self_short] {
+        let mut scratch = set.clone();
+        let raw = block(&set, 1, vec![cheap]);
+        let err = apply_block(&mut scratch, &raw, &rules(), true).unwrap_err();
+        assert_eq!(err.code, RejectCode::InsufficientFee, "{err}");
+    }
+}
+
+#[test]
+fn sent_to_others_skips_every_address_spent_from() {
+    let out = |value, owner| TxOut {
+        value,
+        pubkey_hash: pkh(owner),
+    };
+    let outputs = [out(10, 1), out(20, 2), out(40, 3), out(80, 1)];
+    assert_eq!(sent_to_others(&outputs, &[]), 150);
+    assert_eq!(sent_to_others(&outputs, &[pkh(1)]), 60);
+    assert_eq!(sent_to_others(&outputs, &[pkh(3), pkh(1), pkh(3)]), 20);
+    // Above LINEAR_SPENDERS inputs the lookup is hashed: same answers.
+    let many: Vec<Hash> = (4..40).map(pkh).chain([pkh(2)]).collect();
+    assert!(many.len() > LINEAR_SPENDERS);
+    assert_eq!(sent_to_others(&outputs, &many), 130);
+    assert_eq!(
+        sent_to_others(&[out(u64::MAX, 1), out(1, 2)], &[]),
+        u64::MAX
+    );
+}
+
 #[test]
 fn min_fee_is_base_plus_per_mille() {
     let r = rules();

@@ -85,7 +85,7 @@ def test_jsonrpc_framing_errors(node):
     for payload, fragment in [
         (5, "JSON object"),
         ({"jsonrpc": "2.0", "id": 1, "method": 5}, "method must be a string"),
-        ({"jsonrpc": "1.0", "id": 1, "method": "getblockcount"}, "jsonrpc"),
+        ({"jsonrpc": "1.1", "id": 1, "method": "getblockcount"}, "version"),
         ({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": "x"}, "params"),
         ({"jsonrpc": "2.0", "id": [1], "method": "getblockcount"}, "id must be"),
         ([], "empty batch"),

@@ -1,6 +1,7 @@
-"""Generates the codec golden vectors (transactions.json, blocks.json) with the pure-Python
-reference codec (:mod:`timecoin.reference.codec`) and reference crypto only, so the vectors do
-not come from the code they check.
+"""Generates the codec golden vectors (transactions.json, blocks.json) and the fee rule vectors
+(fees.json) with the pure-Python reference codec (:mod:`timecoin.reference.codec`), reference
+crypto and reference UTXO rules (:mod:`timecoin.reference.utxo`) only, so the vectors do not
+come from the code they check.
 
 Run ``python tests/vectors/generate.py`` from the repository root to rewrite the files; the tests
 also rebuild them in memory and compare, so a stale file fails.
@@ -13,11 +14,13 @@ proof/output are fixed filler, amounts are not balanced against any coins).
 from __future__ import annotations
 
 import json
+import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from timecoin.reference import codec, crypto
+from timecoin.reference import utxo as reference_utxo
 
 HERE = Path(__file__).resolve().parent
 NETWORK = 1
@@ -199,6 +202,89 @@ def build() -> tuple[dict, dict]:
     return {**common, "transactions": txs}, {**common, "blocks": [genesis, block_1]}
 
 
+COIN = 100_000_000
+"""sat per TIME (DESIGN §4)."""
+
+
+class FeeRules(NamedTuple):
+    """The ledger rules of the fee vectors: ``NetworkParams``' defaults (timecoin/params.py)."""
+
+    chain_id: bytes
+    network: int = NETWORK
+    dust_limit: int = 546
+    min_fee_base: int = 1_000
+    min_fee_per_mille: int = 1
+    max_tx_size: int = 1_000_000
+    max_block_size: int = 2**31 - 1
+
+
+def build_fees(chain_id: bytes) -> dict:
+    """fees.json contents: transfers over given coins, with the value they send to others, the
+    minimum fee, the fee and the reference's verdict (DESIGN §4)."""
+    rules = FeeRules(chain_id)
+    big = 1_000_000 * COIN
+
+    def case(
+        name: str, description: str, coins: list[tuple[str, int]], outputs: list[tuple[int, str]]
+    ) -> dict:
+        """``coins``: (owner label, value sat), one input each; ``outputs``: (value, payee label)."""
+        inputs = tuple(outpoint(f"fee case {name} {i}", i) for i in range(len(coins)))
+        entries = [
+            (codec.encode_outpoint(op), struct.pack("<Q32sQB", value, pubkey_hash(owner), 7, 0))
+            for op, (owner, value) in zip(inputs, coins, strict=True)
+        ]
+        fields = (1, 0, inputs, tuple((v, pubkey_hash(p)) for v, p in outputs), 0, b"", ())
+        tx = _signed(fields, [owner for owner, _ in coins], chain_id)
+        encoding = codec.encode_transaction(tx)
+        utxos = reference_utxo.UtxoSet()
+        utxos.load(entries)
+        (verdict,) = utxos.check_transactions([encoding], rules, 8)
+        sent = reference_utxo.sent_to_others(tx[3], [coin[8:40] for _, coin in entries])
+        return {
+            "name": name,
+            "description": description,
+            "coins": [{"outpoint": k.hex(), "coin": c.hex()} for k, c in entries],
+            "outputs": [{"value": v, "pubkey_hash": h.hex()} for v, h in tx[3]],
+            "transaction": encoding.hex(),
+            "sent_to_others": sent,
+            "min_fee": reference_utxo.min_fee(rules, sent),
+            "fee": sum(v for _, v in coins) - sum(v for v, _ in outputs),
+            "reject": verdict.code,
+        }
+
+    pay_fee = 1_000 + COIN // 1000
+    change = big - COIN - pay_fee
+    big_change = big - 10_000 * COIN - 1_000 - 10 * COIN
+    cases = [
+        case("pay_1_time_change_back", "1 TIME to carol from a 1,000,000 TIME coin, change to alice: "
+             "1,000 sat + 0.1 % of 1 TIME", [("alice", big)], [(COIN, "carol"), (change, "alice")]),
+        case("pay_1_time_one_sat_short", "the same paying one sat under the minimum",
+             [("alice", big)], [(COIN, "carol"), (change + 1, "alice")]),
+        case("self_send", "the whole coin back to its owner: the base fee only",
+             [("alice", big)], [(big - 1_000, "alice")]),
+        case("self_send_one_sat_short", "the same paying 999 sat",
+             [("alice", big)], [(big - 999, "alice")]),
+        case("two_owners_change_to_the_second", "inputs of alice and bob, change to bob: only carol's "
+             "output is sent to others", [("alice", 3 * COIN), ("bob", 2 * COIN)],
+             [(4 * COIN, "carol"), (COIN - 1_000 - 4 * COIN // 1000, "bob")]),
+        case("own_key_not_spent_from", "alice pays dave (another key of her wallet that spends "
+             "nothing here): sent to others", [("alice", 2 * COIN)],
+             [(COIN, "dave"), (COIN - 1_000 - COIN // 1000, "alice")]),
+        case("old_rule_fee_not_needed", "10,000 TIME to carol from a 1,000,000 TIME coin: 10 TIME + "
+             "1,000 sat, not the ~1,000 TIME of 0.1 % of every output",
+             [("alice", big)], [(10_000 * COIN, "carol"), (big_change, "alice")]),
+    ]  # fmt: skip
+    return {
+        "spec": "DESIGN §4, docs/encoding.md",
+        "chain_id": chain_id.hex(),
+        "network": NETWORK,
+        "dust_limit": rules.dust_limit,
+        "min_fee_base": rules.min_fee_base,
+        "min_fee_per_mille": rules.min_fee_per_mille,
+        "cases": cases,
+    }
+
+
 def dumps(doc: dict) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
@@ -207,7 +293,8 @@ def main() -> int:
     transactions, blocks = build()
     (HERE / "transactions.json").write_text(dumps(transactions))
     (HERE / "blocks.json").write_text(dumps(blocks))
-    print(f"wrote {HERE / 'transactions.json'} and {HERE / 'blocks.json'}")
+    (HERE / "fees.json").write_text(dumps(build_fees(bytes.fromhex(transactions["chain_id"]))))
+    print(f"wrote {HERE / 'transactions.json'}, {HERE / 'blocks.json'} and {HERE / 'fees.json'}")
     return 0
 
 

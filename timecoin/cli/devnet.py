@@ -5,8 +5,11 @@ The working directory holds everything (reused when it already has a genesis)::
 
     genesis.json          funded accounts + N Gold masternodes (timecoin.testing.chaingen)
     keys/accounts.json    the accounts' 32-byte secret seeds, hex (mode 0600; the load test spends them)
+    keys/faucet.key       one more funded account (1,000,000 TIME) the load test never spends, for
+                          ``timecoin wallet import-key`` (docs/wallet.md)
     keys/mnI.key          masternode I's secret seed, hex (mode 0600)
-    nodeI/                node I's data directory (stderr.log inside)
+    nodeI/                node I's data directory (stderr.log inside; timecoin.conf: its network and
+                          ports, so ``timecoin-cli -datadir=nodeI`` reaches it)
     devnet.json           the manifest: ports, data directories, pids (``timecoin loadtest --devnet``)
 
 Node I listens on ``base_port + 3I`` (P2P), ``+1`` (RPC), ``+2`` (metrics, on), all on
@@ -45,6 +48,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from timecoin.config import CONF_NAME
 from timecoin.ledger.genesis import GenesisConfig
 from timecoin.looplag import MAX_WINDOW
 from timecoin.params import DEVNET
@@ -70,6 +74,8 @@ START_TIMEOUT = 60.0
 REFRESH = 1.0
 """Seconds between refreshes of the live table."""
 MANIFEST = "devnet.json"
+FAUCET_KEY = "faucet.key"
+"""In the keys directory: the secret seed (hex) of a funded genesis account for a wallet."""
 FINALIZED_METRIC = "timecoin_finality_transactions_finalized_total"
 
 
@@ -144,8 +150,10 @@ class Devnet:
                 )
             return config
         config, account_keys, mn_keys = devnet_genesis(
-            self.seed, accounts=self.accounts, masternodes=len(self.nodes), timestamp=int(time.time())
+            self.seed, accounts=self.accounts + 1, masternodes=len(self.nodes), timestamp=int(time.time())
         )
+        faucet = account_keys.pop()  # the last allocation: a wallet's, never the load test's
+        _write_secret(self.keys_dir / FAUCET_KEY, faucet.hex().encode() + b"\n")
         _write_secret(self.keys_dir / "accounts.json", orjson.dumps([k.hex() for k in account_keys]))
         for i, key in enumerate(mn_keys):
             _write_secret(self.keys_dir / f"mn{i}.key", key.hex().encode())
@@ -209,6 +217,7 @@ class Devnet:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIMECOIN_")}
         for node in self.nodes:
             node.datadir.mkdir(parents=True, exist_ok=True)
+            write_node_conf(node)
             with (node.datadir / "stderr.log").open("ab") as stderr:
                 node.process = subprocess.Popen(
                     self.args(node), stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True
@@ -296,6 +305,20 @@ class Devnet:
         return table
 
 
+def write_node_conf(node: DevnetNode) -> None:
+    """Writes ``<datadir>/timecoin.conf`` with the node's network and ports (the flags it is
+    started with say the same), so ``timecoin-cli -datadir=<datadir>`` and the wallet find it
+    as they find any node: by its data directory (docs/operator.md)."""
+    (node.datadir / CONF_NAME).write_text(
+        "# Written by `timecoin devnet` (rewritten at each start): how tools reach this node.\n"
+        f'network = "{DEVNET.name}"\n\n'
+        f"[{DEVNET.name}]\n"
+        f"port = {node.p2p_port}\n"
+        f"rpcport = {node.rpc_port}\n"
+        f"metrics_port = {node.metrics_port}\n"
+    )
+
+
 def load_manifest(workdir: Path) -> dict[str, Any]:
     """The manifest a running ``timecoin devnet`` wrote; ``click.UsageError`` if there is none."""
     path = workdir / MANIFEST
@@ -331,7 +354,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     help="Working directory (genesis, keys, data directories); reused if it has a genesis.",
 )
 @click.option(
-    "--base-port", default=DEVNET.p2p_port, show_default=True, help="Node I uses base+3I .. base+3I+2."
+    "--base-port",
+    default=DEVNET.p2p_port,
+    show_default=True,
+    envvar="TIMECOIN_DEVNET_BASE_PORT",
+    show_envvar=True,
+    help="Node I uses base+3I .. base+3I+2.",
 )
 @click.option("--seed", default="timecoin-dev", show_default=True, help="Seed of every key of a new devnet.")
 @click.option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C).")

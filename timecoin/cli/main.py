@@ -31,6 +31,34 @@ def main(ctx: click.Context, version: bool) -> None:
         click.echo(ctx.get_help())
 
 
+@click.command()
+@click.argument("user")
+@click.argument("password", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print {username, password, rpcauth} as JSON.")
+def rpcauth(user: str, password: str | None, as_json: bool) -> None:
+    """Make an ``rpcauth`` entry for USER: a random salt and the salted HMAC-SHA256 of PASSWORD
+    (a random one if not given), as Bitcoin Core's share/rpcauth/rpcauth.py. The node stores only
+    the hash; give the password to the client (docs/operator.md, "Authentication")."""
+    from timecoin.rpc.cookie import rpcauth_line
+
+    try:
+        line, password = rpcauth_line(user, password)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="USER") from None
+    if as_json:
+        import orjson
+
+        doc = {"username": user, "password": password, "rpcauth": line}
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo("Add to timecoin.conf (a list: one entry per user):")
+    click.echo(f'rpcauth = ["{line}"]')
+    click.echo("or give it to timecoind as:")
+    click.echo(f"--rpcauth '{line}'")
+    click.echo("Your password:")
+    click.echo(password)
+
+
 def _register() -> None:
     from timecoin.cli.db import db
     from timecoin.cli.devnet import devnet
@@ -42,6 +70,7 @@ def _register() -> None:
     main.add_command(devnet)
     main.add_command(e2e)
     main.add_command(loadtest)
+    main.add_command(rpcauth)
     main.add_command(wallet)
 
 

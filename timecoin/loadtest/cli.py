@@ -1,61 +1,308 @@
-"""``timecoin loadtest``: the load test of DESIGN §11 against a running ``timecoin devnet``
-(its manifest names the nodes, the genesis and the funded account keys)."""
+"""``timecoin loadtest``: the load test of DESIGN §11 against any running network
+(docs/loadtest.md).
+
+Targets are RPC URLs (``--rpc``, credentials in the URL, a ``--rpc-cookie`` file or
+``--rpc-user``/``--rpc-password``), nodes' data directories or ``timecoin.conf`` files
+(``--node``), or a running ``timecoin devnet`` (``--devnet``, the default when no target is given:
+its manifest names the nodes, the genesis and the funded account keys). The load is funded by
+``--funding-key`` files or a ``--wallet`` (a devnet funds it with its accounts).
+
+One process generates the load, or Locust does with ``--workers N`` (a master and N local worker
+processes; workers on other machines join with ``--worker --master-host``: :mod:`.distributed`).
+Thresholds (``--min-tps``, ``--max-p99-ms``, ``--require-agree``, ``--max-lost``) decide the exit
+status (:mod:`.thresholds`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
-import orjson
 from rich.console import Console
 
-from timecoin.ledger.genesis import GenesisConfig
 from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT
-from timecoin.loadtest.runner import LoadTestConfig, run_loadtest, summary_lines
+from timecoin.loadtest.report import write_report
 from timecoin.loadtest.submitter import Endpoint
+from timecoin.loadtest.targets import (
+    Funding,
+    TargetError,
+    devnet_targets,
+    endpoint_from_node,
+    endpoint_from_url,
+    read_key_file,
+    wallet_keys,
+)
+from timecoin.loadtest.thresholds import EXIT_MISSED, Thresholds, check
+
+DEFAULT_DEVNET = Path("devnet")
+"""The devnet working directory aimed at when no target is given (``timecoin devnet``'s default)."""
+DEFAULT_OUT = Path("loadtest")
+"""The report directory when the targets are not a devnet (a devnet's is ``<workdir>/loadtest``)."""
+DEFAULT_DRAIN = 10.0
+"""Seconds finality is followed after the last submission (``LoadTestConfig.drain_timeout``)."""
+
+_PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+def resolve_targets(
+    devnet: Path | None,
+    rpc: tuple[str, ...],
+    rpc_cookie: tuple[Path, ...],
+    rpc_user: str | None,
+    rpc_password: str | None,
+    node: tuple[Path, ...],
+) -> tuple[list[Endpoint], Funding | None, Path | None]:
+    """The endpoints, the devnet's funding (if the targets are a devnet) and the devnet working
+    directory; ``click.UsageError`` / ``click.ClickException`` saying what is wrong."""
+    if devnet is not None and (rpc or node):
+        raise click.UsageError("give --devnet, or --rpc/--node targets, not both")
+    if (rpc_user is None) != (rpc_password is None):
+        raise click.UsageError("give --rpc-user and --rpc-password together")
+    if rpc_cookie and len(rpc_cookie) not in (1, len(rpc)):
+        raise click.UsageError(
+            f"give one --rpc-cookie for every --rpc URL or one per URL in order "
+            f"({len(rpc_cookie)} cookies, {len(rpc)} URLs)"
+        )
+    try:
+        if not rpc and not node:
+            workdir = devnet if devnet is not None else DEFAULT_DEVNET
+            endpoints, funding = devnet_targets(workdir)
+            return endpoints, funding, workdir
+        cookies: list[Path | None] = [None] * len(rpc)
+        if rpc_cookie:
+            cookies = [*(rpc_cookie * len(rpc) if len(rpc_cookie) == 1 else rpc_cookie)]
+        endpoints = [
+            endpoint_from_url(url, cookie, rpc_user, rpc_password)
+            for url, cookie in zip(rpc, cookies, strict=True)
+        ]
+        endpoints += [endpoint_from_node(path) for path in node]
+    except TargetError as e:
+        raise click.ClickException(str(e)) from None
+    return endpoints, None, None
+
+
+def resolve_funding(
+    funding_key: tuple[Path, ...], wallet: Path | None, passphrase_file: Path | None, devnet: Funding | None
+) -> Funding:
+    """The secret keys that fund the run: ``--funding-key`` files, else the ``--wallet``, else the
+    devnet's accounts; ``click.UsageError`` when there are none."""
+    if wallet is not None and passphrase_file is None:
+        raise click.UsageError("--wallet needs --passphrase-file (the load test does not prompt)")
+    try:
+        keys = [k for path in funding_key for k in read_key_file(path)]
+        if wallet is not None and passphrase_file is not None:
+            keys += wallet_keys(wallet, passphrase_file)
+    except TargetError as e:
+        raise click.ClickException(str(e)) from None
+    if keys:
+        return Funding(list(dict.fromkeys(keys)), devnet.genesis if devnet is not None else None)
+    if devnet is not None:
+        return devnet
+    raise click.UsageError("give --funding-key FILE or --wallet FILE: nothing funds the load")
+
+
+def gate(report: dict[str, Any], thresholds: Thresholds, out: Path, console: Console) -> bool:
+    """Checks the thresholds, adds them to the report (rewritten in ``out``), prints a line per
+    missed one; whether every one passed."""
+    rows = check(report, thresholds)
+    report["thresholds"] = rows
+    write_report(report, out / "loadtest.json")
+    for row in rows:
+        if not row["passed"]:
+            console.print(
+                f"threshold missed: {row['name']} (limit {row['limit']}, got {row['value']})", highlight=False
+            )
+    return all(row["passed"] for row in rows)
 
 
 @click.command()
 @click.option(
     "--devnet",
-    "workdir",
+    "devnet",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=Path("devnet"),
-    show_default=True,
-    help="Working directory of a running `timecoin devnet`.",
+    default=None,
+    help=f"Working directory of a running `timecoin devnet` [default: {DEFAULT_DEVNET} when no "
+    "--rpc/--node is given].",
 )
+@click.option("--rpc", multiple=True, metavar="URL", help="A node's JSON-RPC: http://[user:pass@]host:port.")
+@click.option(
+    "--rpc-cookie",
+    multiple=True,
+    type=_PATH,
+    metavar="FILE",
+    help="Cookie file for the --rpc URLs: one for all, or one per URL in order.",
+)
+@click.option("--rpc-user", default=None, help="RPC user for --rpc URLs without credentials.")
+@click.option("--rpc-password", default=None, help="RPC password (with --rpc-user).")
+@click.option(
+    "--node",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    metavar="PATH",
+    help="A node's data directory or timecoin.conf (port and credentials from there).",
+)
+@click.option(
+    "--funding-key",
+    multiple=True,
+    type=_PATH,
+    metavar="FILE",
+    help="Secret seeds (hex, one per line, or a JSON list) whose coins fund the load.",
+)
+@click.option("--wallet", type=_PATH, default=None, help="A wallet keystore whose keys fund the load.")
+@click.option("--passphrase-file", type=_PATH, default=None, help="The wallet's passphrase (first line).")
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Target, tx/s (open loop).")
 @click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds of load.")
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Report directory."
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Report directory [default: DEVNET/loadtest, else ./{DEFAULT_OUT}].",
 )
 @click.option(
     "--batch", default=DEFAULT_BATCH, show_default=True, help="Transactions per native signing call."
 )
 @click.option("--max-fanout", default=MAX_FANOUT, show_default=True, help="Outputs per fan-out transaction.")
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=DEFAULT_DRAIN,
+    show_default=True,
+    help="Seconds finality is followed after the last submission.",
+)
+@click.option("--min-tps", type=float, default=None, help="Fail unless finalized tx/s >= this.")
+@click.option("--max-p99-ms", type=float, default=None, help="Fail unless p99 finality (ms) <= this.")
+@click.option(
+    "--require-agree/--no-require-agree",
+    default=True,
+    show_default=True,
+    help="Fail unless every node ends on one tip and UTXO set hash.",
+)
+@click.option(
+    "--max-lost",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Fail if more transactions reported final are not final everywhere.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Run on Locust: a master and this many local worker processes (0: the master only).",
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --workers: workers the master waits for, local and remote [default: --workers].",
+)
+@click.option(
+    "--master-bind-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --workers: the address the Locust master listens on for workers (0.0.0.0: all).",
+)
+@click.option("--master-port", default=5557, show_default=True, help="The Locust master's port.")
+@click.option(
+    "--worker", is_flag=True, help="Run only a Locust worker for a master at --master-host (another machine)."
+)
+@click.option("--master-host", default="127.0.0.1", show_default=True, help="With --worker: the master.")
 def loadtest(
-    workdir: Path, rate: float, duration: float, out: Path | None, batch: int, max_fanout: int
+    devnet: Path | None,
+    rpc: tuple[str, ...],
+    rpc_cookie: tuple[Path, ...],
+    rpc_user: str | None,
+    rpc_password: str | None,
+    node: tuple[Path, ...],
+    funding_key: tuple[Path, ...],
+    wallet: Path | None,
+    passphrase_file: Path | None,
+    rate: float,
+    duration: float,
+    out: Path | None,
+    batch: int,
+    max_fanout: int,
+    drain_timeout: float,
+    min_tps: float | None,
+    max_p99_ms: float | None,
+    require_agree: bool,
+    max_lost: int,
+    workers: int | None,
+    expect_workers: int | None,
+    master_bind_host: str,
+    master_port: int,
+    worker: bool,
+    master_host: str,
 ) -> None:
     """Submit pre-signed transfers at --rate for --duration s; report finality (JSON + PNG).
 
-    The report is always printed; the exit status is 1 when transactions reported final were
-    lost or the nodes do not agree at the end (or could not be checked), else 0."""
-    from timecoin.cli.devnet import load_manifest
-
-    manifest = load_manifest(workdir)
-    genesis = GenesisConfig.from_json(Path(manifest["genesis"]).read_bytes())
-    keys = [bytes.fromhex(k) for k in orjson.loads(Path(manifest["accounts"]).read_bytes())]
-    try:
-        endpoints = [Endpoint.from_datadir(Path(n["datadir"]), n["rpc_port"]) for n in manifest["nodes"]]
-    except OSError as e:
-        raise click.ClickException(f"the devnet in {workdir} is not running (no RPC cookie: {e})") from None
-    out = out or workdir / "loadtest"
+    The report is always printed and written; the exit status is 1 when a threshold is missed
+    (by default: transactions reported final were lost, or the nodes do not agree at the end or
+    could not be checked), else 0. docs/loadtest.md."""
+    if rate <= 0 or duration <= 0:
+        raise click.BadParameter("--rate and --duration must be positive")
+    endpoints, devnet_funding, workdir = resolve_targets(
+        devnet, rpc, rpc_cookie, rpc_user, rpc_password, node
+    )
+    funding = resolve_funding(funding_key, wallet, passphrase_file, devnet_funding)
+    out = out or (workdir / "loadtest" if workdir is not None else DEFAULT_OUT)
     console = Console()
-    config = LoadTestConfig(genesis, keys, endpoints, rate, duration, out, batch, max_fanout)
-    report = asyncio.run(run_loadtest(config, console))
+    thresholds = Thresholds(min_tps, max_p99_ms, require_agree, max_lost)
+    if worker:
+        from timecoin.loadtest.distributed import run_worker
+
+        raise SystemExit(run_worker(endpoints, funding, master_host, master_port, out, console))
+    if workers is None and expect_workers is not None:
+        raise click.UsageError("--expect-workers goes with --workers")
+    if workers is not None:
+        from timecoin.loadtest.distributed import DistributedConfig, run_distributed
+
+        if workers == 0 and expect_workers is None:
+            raise click.UsageError(
+                "--workers 0 runs no local worker: say how many remote ones with --expect-workers"
+            )
+        config = DistributedConfig(
+            funding.genesis,
+            funding.keys,
+            endpoints,
+            rate,
+            duration,
+            out,
+            batch,
+            max_fanout,
+            drain_timeout,
+            workers,
+            expect_workers or workers,
+            master_bind_host,
+            master_port,
+        )
+        report = asyncio.run(run_distributed(config, console))
+    else:
+        from timecoin.loadtest.runner import LoadTestConfig, run_loadtest
+
+        report = asyncio.run(
+            run_loadtest(
+                LoadTestConfig(
+                    funding.genesis,
+                    funding.keys,
+                    endpoints,
+                    rate,
+                    duration,
+                    out,
+                    batch,
+                    max_fanout,
+                    drain_timeout,
+                ),
+                console,
+            )
+        )
+    from timecoin.loadtest.runner import summary_lines
+
     for line in summary_lines(report):
-        console.print(line)
+        console.print(line, highlight=False)
+    passed = gate(report, thresholds, out, console)
     console.print(f"report: {out / 'loadtest.json'}, plot: {out / 'loadtest.png'}")
-    if report["lost"] or not report["nodes_agree"]:
-        raise SystemExit(1)
+    if not passed:
+        raise SystemExit(EXIT_MISSED)

@@ -24,7 +24,7 @@ from timecoin.loadtest.submitter import AsyncRPC, Submission
 from timecoin.rpc.client import JSONRPCError
 from timecoin.rpc.errors import INVALID_PARAMETER
 
-__all__ = ["FEED_METHOD", "FEED_WAIT_MS", "Finality", "Follower"]
+__all__ = ["FEED_METHOD", "FEED_WAIT_MS", "Finality", "FinalityBook", "Follower"]
 
 FEED_METHOD = "getfinalityfeed"
 FEED_WAIT_MS = 200
@@ -47,16 +47,57 @@ class Finality:
     """Times a node's feed was found behind the cursor (the node restarted) and followed from 0."""
 
 
+class FinalityBook:
+    """The bookkeeping of finality decisions, with no I/O (shared by :class:`Follower` and the
+    Locust workers of :mod:`.locustfile`): a decision counts when it comes from the node the
+    transaction was sent to; one that arrives before the send's reply is kept until then.
+    ``on_decided(txid, final, latency)`` is called once per counted decision (latency in s)."""
+
+    def __init__(
+        self, submission: Submission, on_decided: Callable[[str, bool, float], None] | None = None
+    ) -> None:
+        self.submission = submission
+        self.result = Finality()
+        self.on_decided = on_decided
+        self._early: dict[str, list[tuple[int, bool, float]]] = {}
+        """Decisions on txids whose send reply has not come yet: (node, final, seen at)."""
+
+    def done(self) -> int:
+        """Accepted txids final or rejected so far."""
+        return len(self.result.final) + len(self.result.rejected)
+
+    def record(self, node: int, txid: str, final: bool, seen: float) -> None:
+        """Node ``node`` decided ``txid`` (``final`` or rejected), seen at ``seen``
+        (``time.monotonic()``, the clock of ``submission.sent_at``)."""
+        sent_to = self.submission.node_of.get(txid)
+        if sent_to is None:
+            self._early.setdefault(txid, []).append((node, final, seen))
+        elif sent_to == node and txid not in self.result.final and txid not in self.result.rejected:
+            latency = seen - self.submission.sent_at[txid]
+            if final:
+                self.result.final[txid] = latency
+                self.result.final_at[txid] = seen
+            else:
+                self.result.rejected.add(txid)
+            if self.on_decided is not None:
+                self.on_decided(txid, final, latency)
+
+    def settle_early(self) -> None:
+        """Counts the early decisions whose send reply has come since."""
+        for txid in [t for t in self._early if t in self.submission.node_of]:
+            for node, final, seen in self._early.pop(txid):
+                self.record(node, txid, final, seen)
+
+
 class Follower:
     """Follows the decisions on the accepted transactions of a :class:`Submission`."""
 
     def __init__(self, nodes: list[AsyncRPC], submission: Submission) -> None:
         self.nodes = nodes
         self.submission = submission
-        self.result = Finality()
+        self.book = FinalityBook(submission)
+        self.result = self.book.result
         self._cursors: list[int | None] = [None] * len(nodes)
-        self._early: dict[str, list[tuple[int, bool, float]]] = {}
-        """Decisions on txids whose send reply has not come yet: (node, final, seen at)."""
 
     async def start(self) -> None:
         """Takes every node's current feed cursor: decisions made before are not followed.
@@ -66,23 +107,7 @@ class Follower:
 
     def done(self) -> int:
         """Accepted txids final or rejected so far."""
-        return len(self.result.final) + len(self.result.rejected)
-
-    def _record(self, node: int, txid: str, final: bool, seen: float) -> None:
-        sent_to = self.submission.node_of.get(txid)
-        if sent_to is None:
-            self._early.setdefault(txid, []).append((node, final, seen))
-        elif sent_to == node and txid not in self.result.final and txid not in self.result.rejected:
-            if final:
-                self.result.final[txid] = seen - self.submission.sent_at[txid]
-                self.result.final_at[txid] = seen
-            else:
-                self.result.rejected.add(txid)
-
-    def _settle_early(self) -> None:
-        for txid in [t for t in self._early if t in self.submission.node_of]:
-            for node, final, seen in self._early.pop(txid):
-                self._record(node, txid, final, seen)
+        return self.book.done()
 
     async def _follow(self, node: int) -> None:
         cursor = self._cursors[node]
@@ -100,9 +125,9 @@ class Follower:
         self._cursors[node] = page["cursor"]
         self.result.missed += page["missed"]
         for txid in page["final"]:
-            self._record(node, txid, True, seen)
+            self.book.record(node, txid, True, seen)
         for txid in page["rejected"]:
-            self._record(node, txid, False, seen)
+            self.book.record(node, txid, False, seen)
 
     async def _restarted(self, node: int) -> bool:
         """Whether node ``node``'s feed head is behind the cursor (the node restarted since); if
@@ -141,7 +166,7 @@ class Follower:
                 for task in tasks:
                     if task.done():
                         task.result()  # a follower task died: raise its error
-                self._settle_early()
+                self.book.settle_early()
                 if progress is not None:
                     progress(self.done() - reported)
                     reported = self.done()

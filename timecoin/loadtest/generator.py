@@ -3,8 +3,9 @@ one transfer per resulting coin, so every load transaction spends an independent
 conflicts or waits for another (DESIGN §11 load test).
 
 Signing is native and batched: one ``sign_encoded_transactions`` call (GIL released, all cores)
-per batch of ``batch_size`` transactions. Every transaction pays exactly the minimum fee of
-DESIGN §4 (``NetworkParams.min_fee``) and sends everything else back to its owner's key.
+per batch of ``batch_size`` transactions. Every transaction sends everything back to its owner's
+key, so it pays exactly the minimum fee of a self-send (DESIGN §4, ``NetworkParams.min_fee(0)``:
+the base only).
 
 The generator only builds bytes: it submits nothing and never reads a node. It times itself
 (:attr:`Generator.stats`) so a load test can show it is not the bottleneck.
@@ -64,14 +65,11 @@ class GeneratorStats:
 
 
 def spendable_total(value: int, params: NetworkParams) -> int:
-    """The largest output total a coin of ``value`` sat can pay at the minimum fee:
-    max t with ``t + params.min_fee(t) <= value`` (DESIGN §4 fee rule). ``ValueError`` if the
-    coin cannot even pay the fee."""
-    total = (value - params.min_fee_base) * 1000 // (1000 + params.min_fee_per_mille)
-    while total > 0 and total + params.min_fee(total) > value:
-        total -= 1
-    while total + 1 + params.min_fee(total + 1) <= value:
-        total += 1
+    """The largest output total a coin of ``value`` sat can pay back to its own owner at the
+    minimum fee: every output of the load pays the spent coin's key, so nothing is sent to
+    others and the fee is the base only, ``params.min_fee(0)`` (DESIGN §4 fee rule).
+    ``ValueError`` if the coin cannot even pay the fee."""
+    total = value - params.min_fee(0)
     if total <= 0:
         raise ValueError(f"a coin of {value} sat cannot pay the minimum fee")
     return total

@@ -1,5 +1,7 @@
 """One load-test run against running nodes (DESIGN §11):
 
+0. **set-up**: every node's chain (``getblockchaininfo``: network and genesis hash, which the
+   signatures commit to) must be one, and the given genesis if any (a devnet's);
 1. **fan-out**: the account keys' coins (``listunspent``: the genesis allocations on a fresh
    devnet, what earlier runs left on a reused one) are split (one or more levels, :mod:`.generator`)
    until there is one coin per load transaction; each level is submitted and must be committed
@@ -25,7 +27,10 @@ A test may perturb the network during the load (kill, restart or pause nodes: DE
 through ``LoadTestConfig.during_load``: a coroutine run beside the load phase and awaited before
 the settle phase, so the settle checks see the network it leaves.
 
-A rich progress bar shows submission and finality while it runs.
+A rich progress bar shows submission and finality while it runs on a terminal; elsewhere (a CI
+log) plain lines name each phase and the counts every few seconds (:mod:`.progress`). The report
+carries the run's metadata (:mod:`.metadata`: commit, versions, host, parameters, start time).
+:func:`prepare` and :func:`verify` are the phases :mod:`.distributed` shares.
 """
 
 from __future__ import annotations
@@ -35,26 +40,36 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import timecoin_native
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from timecoin import crypto
+from timecoin import params as network_params
 from timecoin.core.address import address_of_key
 from timecoin.core.types import OutPoint
 from timecoin.ledger.genesis import GenesisConfig, build_genesis
 from timecoin.loadtest.follower import FEED_METHOD, Follower
 from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator, SpendableCoin
+from timecoin.loadtest.metadata import run_metadata
+from timecoin.loadtest.progress import LoadProgress, phase
 from timecoin.loadtest.report import percentile, timeline, write_plot, write_report
 from timecoin.loadtest.submitter import NETWORK_ERRORS, AsyncRPC, Endpoint, Submission, Submitter
 from timecoin.params import NetworkParams
 
-__all__ = ["LoadTestConfig", "run_loadtest", "summary_lines"]
+__all__ = [
+    "LoadTestConfig",
+    "Preparation",
+    "Verification",
+    "prepare",
+    "run_loadtest",
+    "summary_lines",
+    "verify",
+]
 
 CONSENSUS_METHOD = "getconsensusinfo"
 FINALITY_METHOD = "gettransactionfinality"
@@ -74,13 +89,15 @@ MIN_SETTLE = 20.0
 @dataclass(frozen=True, slots=True)
 class LoadTestConfig:
     """What to run: target ``rate`` (tx/s) for ``duration`` (s) over ``endpoints``, spending the
-    genesis allocations of ``account_keys``; report files go to ``out_dir``.
+    coins of ``account_keys`` (32-byte seeds); report files go to ``out_dir``. ``genesis``, when
+    given (a devnet's), must be the one the nodes run; without it the network and chain id are
+    the nodes' own (``getblockchaininfo``), so any network can be aimed at.
 
     ``during_load``, if given, is started with the load phase and given its :class:`Follower`
     (live results in ``follower.result``, the nodes' clients in ``follower.nodes``); the run
     awaits it before the settle phase and raises what it raises (once the load phase is over)."""
 
-    genesis: GenesisConfig
+    genesis: GenesisConfig | None
     account_keys: list[bytes]
     endpoints: list[Endpoint]
     rate: float
@@ -210,104 +227,228 @@ async def _submit_fanout(submitter: Submitter, raws: list[bytes], nodes: int, ti
         raws = refused
 
 
+@dataclass(slots=True)
+class Preparation:
+    """What the set-up and fan-out phases leave for the load phase: the nodes' chain (network
+    parameters and chain id), what they serve, the start height, the generator whose pool holds
+    one coin per load transaction when ``load_ready``, and what the fan-out did."""
+
+    params: NetworkParams | None = None
+    chain_id: bytes | None = None
+    consensus: bool = False
+    finality: bool = False
+    start_height: int | None = None
+    generator: Generator | None = None
+    levels: list[int] = field(default_factory=list)
+    fanout: Submission = field(default_factory=Submission)
+    load_ready: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+async def _chain(
+    nodes: list[AsyncRPC], genesis: GenesisConfig | None, notes: list[str]
+) -> tuple[NetworkParams, bytes] | None:
+    """The network parameters and chain id (genesis hash) every answering node runs, checked
+    against ``genesis`` when given; None (and a note) when they differ or node 0 does not say."""
+    infos = await asyncio.gather(*(n.call("getblockchaininfo") for n in nodes), return_exceptions=True)
+    first = infos[0]
+    if isinstance(first, BaseException):
+        if not isinstance(first, NETWORK_ERRORS):
+            raise first
+        notes.append(f"node 0 failed the set-up calls ({_failure(first)}): no load ran")
+        return None
+    chains = {(i["chain"], i["genesis"]) for i in infos if isinstance(i, dict)}
+    if len(chains) > 1:
+        notes.append(f"the nodes run different chains {sorted(chains)}: no load ran")
+        return None
+    try:
+        params = network_params.by_name(first["chain"])
+    except ValueError as e:
+        notes.append(f"node 0 runs an unknown network ({e}): no load ran")
+        return None
+    chain_id = bytes.fromhex(first["genesis"])
+    if genesis is not None and (genesis.params.name, build_genesis(genesis).hash) != (params.name, chain_id):
+        notes.append(
+            f"the nodes run {params.name} {chain_id.hex()[:16]}…, not the given genesis: no load ran"
+        )
+        return None
+    for i, info in enumerate(infos):
+        if isinstance(info, BaseException):
+            notes.append(f"node {i} did not answer at the start ({_failure(info)})")
+    return params, chain_id
+
+
+async def prepare(
+    nodes: list[AsyncRPC],
+    genesis: GenesisConfig | None,
+    account_keys: list[bytes],
+    total: int,
+    batch_size: int,
+    max_fanout: int,
+    console: Console,
+) -> Preparation:
+    """Set-up (the nodes' chain and services, the accounts' coins) and fan-out into ``total``
+    coins, each level committed on every node before the next (module docstring, steps 1)."""
+    prep = Preparation()
+    notes = prep.notes
+    chain = await _chain(nodes, genesis, notes)
+    if chain is None:
+        return prep
+    prep.params, prep.chain_id = chain
+    settle = _settle_seconds(prep.params)
+    coins: list[SpendableCoin] = []
+    try:
+        prep.consensus = await nodes[0].has_method(CONSENSUS_METHOD)
+        prep.finality = await nodes[0].has_method(FEED_METHOD)
+        if not prep.finality:
+            notes.append(f"the nodes do not serve {FEED_METHOD}: finality not followed")
+        prep.start_height = await nodes[0].call("getblockcount")
+        coins = await _account_coins(nodes[0], prep.params, account_keys)
+    except NETWORK_ERRORS as e:
+        notes.append(f"node 0 failed the set-up calls ({_failure(e)}): no load ran")
+        prep.consensus = prep.finality = False
+    generator = prep.generator = Generator(prep.params, prep.chain_id, coins, batch_size)
+    fanout_submitter = Submitter(nodes, prep.fanout)
+    prep.load_ready = bool(coins)
+    prep.levels = generator.fanout_plan(total, max_fanout) if coins else []
+    if not coins and prep.start_height is not None:
+        notes.append("the account keys hold no committed unspent coin: nothing to spend")
+    for level, want in enumerate(prep.levels, 1):
+        try:
+            raws = generator.fan_out(want, max_fanout)
+        except ValueError as e:
+            notes.append(f"the accounts' coins cannot fund {total} transactions: {e}")
+            prep.load_ready = False
+            break
+        phase(
+            console, f"fan-out level {level}/{len(prep.levels)}: {len(raws)} transactions into {want} coins"
+        )
+        txids = [t.hex() for t in timecoin_native.txids(raws)]
+        await _submit_fanout(fanout_submitter, raws, len(nodes), settle)
+        if any(t not in prep.fanout.sent_at for t in txids):
+            notes.append(f"fan-out transactions were rejected: {prep.fanout.rejected}")
+            prep.load_ready = False
+            break
+        if not prep.consensus:
+            notes.append(
+                f"the nodes do not serve {CONSENSUS_METHOD} (no block production): the fan-out "
+                f"of {len(raws)} transactions cannot commit, so the load phase did not run"
+            )
+            prep.load_ready = False
+            break
+        if not await _wait(lambda t=txids: _committed_everywhere(nodes, t), settle):
+            notes.append(f"the fan-out was not committed on every node within {settle:.0f} s")
+            prep.load_ready = False
+            break
+    return prep
+
+
+@dataclass(slots=True)
+class Verification:
+    """The settle phase's findings (module docstring, step 4)."""
+
+    agree: bool
+    tips: list[dict[str, Any]]
+    end_height: int | None
+    lost: dict[str, dict[int, str]]
+    unreachable: dict[int, str]
+
+
+async def verify(
+    nodes: list[AsyncRPC], final_txids: list[str], prep: Preparation, finality: bool, console: Console
+) -> Verification:
+    """Waits for the last block, compares the nodes, and looks up every transaction reported
+    final on every node; notes go to ``prep.notes``."""
+    notes = prep.notes
+    settle = _settle_seconds(prep.params)
+    phase(console, "settle: waiting for empty mempools and one tip, then comparing the nodes")
+    if prep.consensus and not await _wait(lambda: _settled(nodes), settle):
+        notes.append(f"the nodes did not settle (empty mempools, one tip) within {settle:.0f} s")
+    agree, tips = await _agreement(nodes, settle)
+    end_height: int | None = None
+    try:
+        end_height = await nodes[0].call("getblockcount")
+    except NETWORK_ERRORS as e:
+        notes.append(f"node 0 did not answer getblockcount at the end ({_failure(e)})")
+    lost, unreachable = await _lost(nodes, final_txids) if finality else ({}, {})
+    if lost:
+        sample = dict(itertools.islice(lost.items(), 5))
+        notes.append(f"{len(lost)} transactions reported final are not final everywhere, e.g. {sample}")
+    unreachable.update((i, row["error"]) for i, row in enumerate(tips) if "error" in row)
+    if unreachable:
+        notes.append(f"nodes not answering at the end (their state is not checked): {unreachable}")
+    return Verification(agree, tips, end_height, lost, unreachable)
+
+
+def _settle_seconds(params: NetworkParams | None) -> float:
+    return max(MIN_SETTLE, SETTLE_SLOTS * (params.block_slot if params is not None else 0.0))
+
+
+def parameters(config: LoadTestConfig) -> dict[str, Any]:
+    """The run's parameters as the report's ``meta.parameters`` gives them (no credentials)."""
+    return {
+        "rate": config.rate,
+        "duration_s": config.duration,
+        "batch": config.batch_size,
+        "max_fanout": config.max_fanout,
+        "drain_timeout_s": config.drain_timeout,
+        "targets": [e.url for e in config.endpoints],
+        "funding_keys": len(config.account_keys),
+        "workers": 0,
+    }
+
+
 async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -> dict[str, Any]:
     """Runs the test; returns the report (also written to ``out_dir/loadtest.json`` and
     ``out_dir/loadtest.png``). ``ValueError`` for a rate or duration that is not positive."""
     if config.rate <= 0 or config.duration <= 0:
         raise ValueError("rate and duration must be positive")
+    meta = run_metadata(parameters(config))
     console = console or Console(stderr=True)
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    params = config.genesis.params
-    settle = max(MIN_SETTLE, SETTLE_SLOTS * params.block_slot)
-    notes: list[str] = []
     connector = aiohttp.TCPConnector(limit=64)
+    total = math.ceil(config.rate * config.duration)
     async with aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=120)
     ) as session:
         nodes = [AsyncRPC(session, e) for e in config.endpoints]
-        consensus = finality = False
-        start_height: int | None = None
-        coins: list[SpendableCoin] = []
-        try:
-            consensus = await nodes[0].has_method(CONSENSUS_METHOD)
-            finality = await nodes[0].has_method(FEED_METHOD)
-            if not finality:
-                notes.append(f"the nodes do not serve {FEED_METHOD}: finality not followed")
-            start_height = await nodes[0].call("getblockcount")
-            coins = await _account_coins(nodes[0], config.genesis.params, config.account_keys)
-        except NETWORK_ERRORS as e:
-            notes.append(f"node 0 failed the set-up calls ({_failure(e)}): no load ran")
-            consensus = finality = False
-        genesis_hash = build_genesis(config.genesis).hash
-        generator = Generator(config.genesis.params, genesis_hash, coins, config.batch_size)
-        total = math.ceil(config.rate * config.duration)
-        fanout = Submission()
-        fanout_submitter = Submitter(nodes, fanout)
-        load_ready = bool(coins)
-        levels = generator.fanout_plan(total, config.max_fanout) if coins else []
-        if not coins and start_height is not None:
-            notes.append("the account keys hold no committed unspent coin: nothing to spend")
-        for want in levels:
-            try:
-                raws = generator.fan_out(want, config.max_fanout)
-            except ValueError as e:
-                notes.append(f"the accounts' coins cannot fund {total} transactions: {e}")
-                load_ready = False
-                break
-            txids = [t.hex() for t in timecoin_native.txids(raws)]
-            await _submit_fanout(fanout_submitter, raws, len(nodes), settle)
-            if any(t not in fanout.sent_at for t in txids):
-                notes.append(f"fan-out transactions were rejected: {fanout.rejected}")
-                load_ready = False
-                break
-            if not consensus:
-                notes.append(
-                    f"the nodes do not serve {CONSENSUS_METHOD} (no block production): the fan-out "
-                    f"of {len(raws)} transactions cannot commit, so the load phase did not run"
-                )
-                load_ready = False
-                break
-            if not await _wait(lambda t=txids: _committed_everywhere(nodes, t), settle):
-                notes.append(f"the fan-out was not committed on every node within {settle:.0f} s")
-                load_ready = False
-                break
-
+        prep = await prepare(
+            nodes, config.genesis, config.account_keys, total, config.batch_size, config.max_fanout, console
+        )
+        notes = prep.notes
+        finality = prep.finality
         submission = Submission()
         submitter = Submitter(nodes, submission, binary=True)
         follower = Follower(nodes, submission)
         load_started = time.monotonic()
-        raws = generator.spends(total) if load_ready else []
+        if prep.load_ready and prep.generator is not None:
+            phase(console, f"pre-signing {total} transactions")
+        raws = prep.generator.spends(total) if prep.load_ready and prep.generator is not None else []
         presign_s = time.monotonic() - load_started
         duration = 0.0
         if raws:
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            ) as progress:
-                sent_bar = progress.add_task("submitted", total=len(raws))
-                final_bar = progress.add_task("finalized", total=len(raws), visible=finality)
+            phase(console, f"load: {config.rate:g} tx/s for {config.duration:g} s over {len(nodes)} nodes")
+            with LoadProgress(console) as progress:
+                progress.add("submitted", len(raws))
+                progress.add("finalized", len(raws), visible=finality)
                 if finality:
                     try:
                         await follower.start()
                     except NETWORK_ERRORS as e:
                         notes.append(f"a finality feed did not answer ({_failure(e)}): finality not followed")
                         finality = False
-                        progress.update(final_bar, visible=False)
+                        progress.hide("finalized")
                 load_started = time.monotonic()
                 perturb: asyncio.Task[None] | None = None
                 if config.during_load is not None:
                     perturb = asyncio.create_task(config.during_load(follower))
                 submit = asyncio.create_task(
-                    submitter.run(raws, config.rate, lambda n: progress.advance(sent_bar, n))
+                    submitter.run(raws, config.rate, lambda n: progress.advance("submitted", n))
                 )
                 try:
                     if finality:
                         await follower.run(
-                            submit.done, config.drain_timeout, lambda n: progress.advance(final_bar, n)
+                            submit.done, config.drain_timeout, lambda n: progress.advance("finalized", n)
                         )
                     await submit
                 except BaseException:
@@ -318,21 +459,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                 if perturb is not None:
                     await perturb
 
-        if consensus and not await _wait(lambda: _settled(nodes), settle):
-            notes.append(f"the nodes did not settle (empty mempools, one tip) within {settle:.0f} s")
-        agree, tips = await _agreement(nodes, settle)
-        end_height: int | None = None
-        try:
-            end_height = await nodes[0].call("getblockcount")
-        except NETWORK_ERRORS as e:
-            notes.append(f"node 0 did not answer getblockcount at the end ({_failure(e)})")
-        lost, unreachable = await _lost(nodes, list(follower.result.final)) if finality else ({}, {})
-        if lost:
-            sample = dict(itertools.islice(lost.items(), 5))
-            notes.append(f"{len(lost)} transactions reported final are not final everywhere, e.g. {sample}")
-        unreachable.update((i, row["error"]) for i, row in enumerate(tips) if "error" in row)
-        if unreachable:
-            notes.append(f"nodes not answering at the end (their state is not checked): {unreachable}")
+        checked = await verify(nodes, list(follower.result.final), prep, finality, console)
 
     result = follower.result
     latencies = sorted(result.final.values())
@@ -340,6 +467,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
     first_send = min(submission.sent_at.values(), default=load_started)
     span = (max(finished) - first_send) if finished else 0.0
     report: dict[str, Any] = {
+        "meta": meta,
         "nodes": len(config.endpoints),
         "rate": config.rate,
         "duration_s": round(duration, 3),
@@ -357,35 +485,44 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
             key: None if (v := percentile(latencies, p)) is None else round(v * 1000, 2)
             for key, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
         },
-        "lost": len(lost),
+        "lost": len(checked.lost),
         "feed_missed": result.missed,
         "feed_restarts": result.restarts,
         "finality_available": finality,
-        "consensus_available": consensus,
-        "blocks": end_height - start_height if end_height is not None and start_height is not None else None,
-        "unreachable": sorted(unreachable),
-        "nodes_agree": agree,
-        "tips": tips,
-        "fanout": {
-            "levels": len(levels),
-            "submitted": fanout.submitted,
-            "accepted": len(fanout.sent_at),
-            "reject_reasons": fanout.rejected,
-        },
-        "generator": {
-            "transactions": generator.stats.transactions,
-            "seconds": round(generator.stats.seconds, 3),
-            "tps": round(generator.stats.rate, 1),
-            "presign_s": round(presign_s, 3),
-        },
+        "consensus_available": prep.consensus,
+        **common_fields(prep, checked, presign_s),
         "submitted_per_second": submission.per_second,
         "timeline": timeline(first_send, submission.sent_at, result.final, result.final_at),
-        "errors": (fanout.errors + submission.errors + result.errors)[:20],
+        "errors": (prep.fanout.errors + submission.errors + result.errors)[:20],
         "notes": notes,
     }
     write_report(report, config.out_dir / "loadtest.json")
     write_plot(report, config.out_dir / "loadtest.png")
     return report
+
+
+def common_fields(prep: Preparation, checked: Verification, presign_s: float) -> dict[str, Any]:
+    """The report's fields on the network and the preparation, alike in every mode."""
+    end, start = checked.end_height, prep.start_height
+    stats = prep.generator.stats if prep.generator is not None else None
+    return {
+        "blocks": end - start if end is not None and start is not None else None,
+        "unreachable": sorted(checked.unreachable),
+        "nodes_agree": checked.agree,
+        "tips": checked.tips,
+        "fanout": {
+            "levels": len(prep.levels),
+            "submitted": prep.fanout.submitted,
+            "accepted": len(prep.fanout.sent_at),
+            "reject_reasons": prep.fanout.rejected,
+        },
+        "generator": {
+            "transactions": stats.transactions if stats else 0,
+            "seconds": round(stats.seconds, 3) if stats else 0.0,
+            "tps": round(stats.rate, 1) if stats else 0.0,
+            "presign_s": round(presign_s, 3),
+        },
+    }
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

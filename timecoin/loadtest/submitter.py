@@ -27,6 +27,7 @@ import orjson
 from timecoin.rpc import rawbatch
 from timecoin.rpc.client import JSONRPCError, cookie_auth, raw_reply
 from timecoin.rpc.errors import MEMPOOL_OVERLOADED, METHOD_NOT_FOUND
+from timecoin.rpc.server import read_cookie
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -37,6 +38,7 @@ __all__ = [
     "Submission",
     "Submitter",
     "TICK",
+    "basic_auth",
 ]
 
 NETWORK_ERRORS = (JSONRPCError, aiohttp.ClientError, OSError)
@@ -68,6 +70,8 @@ class Endpoint:
     cookie_dir: Path | None = None
     """The node's data directory when the credentials are its cookie, which is random per node
     start: a client re-reads it when the node refuses them (HTTP 401: the node restarted)."""
+    cookie_file: Path | None = None
+    """A cookie file given by path (any name): re-read like ``cookie_dir``'s ``.cookie``."""
 
     @classmethod
     def from_datadir(cls, datadir: Path, port: int, host: str = "127.0.0.1") -> Endpoint:
@@ -75,8 +79,34 @@ class Endpoint:
         user, password = cookie_auth(datadir)
         return cls(host, port, user, password, datadir)
 
+    @classmethod
+    def from_cookie(cls, cookie: Path, port: int, host: str) -> Endpoint:
+        """Credentials from the cookie file ``cookie``; ``OSError`` if it cannot be read,
+        ``ValueError`` if it is not a cookie file."""
+        user, password = read_cookie(cookie)
+        return cls(host, port, user, password, cookie_file=cookie)
 
-def _auth(user: str, password: str) -> dict[str, str]:
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (no credentials: safe to print and report)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def fresh_credentials(self) -> tuple[str, str] | None:
+        """(user, password) read again from the cookie (a restarted node wrote a new one); None
+        for fixed credentials or a cookie that cannot be read now."""
+        try:
+            if self.cookie_dir is not None:
+                return cookie_auth(self.cookie_dir)
+            if self.cookie_file is not None:
+                return read_cookie(self.cookie_file)
+        except (OSError, ValueError):
+            pass
+        return None
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The ``Authorization`` header of HTTP Basic authentication (RFC 7617)."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
@@ -94,7 +124,7 @@ class AsyncRPC:
         self._session = session
         self._url = f"http://{endpoint.host}:{endpoint.port}/"
         self._raw_url = f"http://{endpoint.host}:{endpoint.port}{rawbatch.PATH}"
-        self._auth = _auth(endpoint.user, endpoint.password)
+        self._auth = basic_auth(endpoint.user, endpoint.password)
         self._ids = itertools.count(1)
 
     async def _send(self, url: str, data: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -104,11 +134,8 @@ class AsyncRPC:
     def _reauthenticate(self) -> dict[str, str]:
         """After a 401: re-reads the cookie of a cookie endpoint (a restarted node wrote a new
         one); the authorization header to use from now on."""
-        if self.endpoint.cookie_dir is not None:
-            try:
-                self._auth = _auth(*cookie_auth(self.endpoint.cookie_dir))
-            except (OSError, ValueError):
-                pass
+        if (fresh := self.endpoint.fresh_credentials()) is not None:
+            self._auth = basic_auth(*fresh)
         return self._auth
 
     async def _exchange(self, url: str, data: bytes, content_type: dict[str, str]) -> tuple[int, bytes]:

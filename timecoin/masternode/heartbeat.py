@@ -198,7 +198,9 @@ class HeartbeatTracker:
 
     ``tier_of(key)`` answers the registry's tier of a masternode key (None if not registered):
     the tracker reads the registry, never the reverse. ``clock()`` returns unix seconds
-    (``time.time`` by default). One task owns a tracker.
+    (``time.time`` by default). ``registered()`` counts the registered masternodes: on a network
+    whose gate is capped by its set (``gate_capped_by_set``, devnet) the gate needs no more than
+    that many online. One task owns a tracker.
     """
 
     def __init__(
@@ -207,11 +209,13 @@ class HeartbeatTracker:
         chain_id: bytes,
         tier_of: Callable[[bytes], Tier | None],
         clock: Callable[[], float] = time.time,
+        registered: Callable[[], int] | None = None,
     ) -> None:
         self.params = params
         self.chain_id = as_bytes("chain_id", chain_id, HASH_LEN)
         self._tier_of = tier_of
         self._clock = clock
+        self._registered = registered
         self._seen: dict[bytes, Sighting] = {}
 
     def receive(self, data: bytes | Heartbeat) -> Heartbeat:
@@ -269,10 +273,30 @@ class HeartbeatTracker:
         """The online masternodes' keys, ascending."""
         return sorted(k for k in self._seen if self.is_online(k))
 
+    def required(self) -> int:
+        """Masternodes the production gate needs online: ``min_active_masternodes`` (DESIGN §5),
+        or on a network with ``gate_capped_by_set`` (devnet) no more than are registered (at
+        least 1)."""
+        needed = self.params.min_active_masternodes
+        if self.params.gate_capped_by_set and self._registered is not None:
+            needed = max(1, min(needed, self._registered()))
+        return needed
+
     def can_produce(self) -> bool:
-        """The production gate: at least ``min_active_masternodes`` masternodes online (DESIGN
-        §5). Liveness only: never part of a block's validity."""
-        return len(self.online()) >= self.params.min_active_masternodes
+        """The production gate: at least :meth:`required` masternodes online (DESIGN §5).
+        Liveness only: never part of a block's validity."""
+        return len(self.online()) >= self.required()
+
+    def gate_closed_reason(self) -> str | None:
+        """None while the production gate holds; else why it is closed, for the log and
+        ``getconsensusinfo`` (how many are online of how many needed, and the expiry)."""
+        online, needed = len(self.online()), self.required()
+        if online >= needed:
+            return None
+        return (
+            f"{online} masternode{'s' if online != 1 else ''} online, the production gate needs "
+            f"{needed} (heard from by heartbeat within {self.params.heartbeat_expiry:g} s; DESIGN §5)"
+        )
 
     def prune(self) -> int:
         """Forgets masternodes no longer registered or whose last heartbeat is stale (so any

@@ -43,9 +43,32 @@ class Liveness:
         self._secret = secret_key
         self._clock = clock
         self.public_key = crypto.public_key(secret_key) if secret_key is not None else None
-        self.tracker = HeartbeatTracker(chain.params, chain.genesis.hash, chain.registry.tier_of, clock)
+        self.tracker = HeartbeatTracker(
+            chain.params, chain.genesis.hash, chain.registry.tier_of, clock, lambda: len(chain.registry)
+        )
         self.rejected: dict[str, int] = {}
         """Rejected heartbeats so far, by reason code (a metric)."""
+        self._gate_reason: str | None = ""
+        """The production gate's last answer (None: open; "": not asked yet)."""
+
+    def production_gate(self) -> bool:
+        """The production gate consensus asks before each slot (``HeartbeatTracker.can_produce``,
+        DESIGN §5), logged once per change, not every slot: open at info; closed with the reason,
+        at info while the node starts (no heartbeat heard yet) and at warning once it closes
+        after being open."""
+        reason = self.tracker.gate_closed_reason()
+        if reason != self._gate_reason:
+            if reason is None:
+                log.info(
+                    "production gate open: %d of %d required masternodes online",
+                    len(self.tracker.online()),
+                    self.tracker.required(),
+                )
+            else:
+                level = logging.INFO if self._gate_reason == "" else logging.WARNING
+                log.log(level, "production gate closed, no block is produced: %s", reason)
+            self._gate_reason = reason
+        return reason is None
 
     def on_gossip(self, _peer: object, items: list[bytes]) -> list[bool]:
         """The P2P HEARTBEAT handler: records each valid heartbeat; relays only those."""

@@ -92,7 +92,7 @@ def _entry(
         "registered": True,
         "tier": entry.tier.name.lower(),
         "collateral": _outpoint(entry.collateral),
-        "collateral_amount": entry.collateral_amount,
+        "collateral_sat": entry.collateral_amount,
         "owner_address": encode_address(entry.owner, params),
         "payout_address": encode_address(entry.payout, params),
         "registered_height": entry.registered_height,
@@ -107,7 +107,7 @@ def _entry(
         },
         "height": chain.tip.height + 1,
         "last_paid_height": paid.get(entry.payout),
-        "last_seen": sighting.received if sighting is not None else None,
+        "last_seen": int(sighting.received) if sighting is not None else None,
         "online": tracker.is_online(entry.public_key) if tracker is not None else None,
         "eligible": reason is None,
         "reason": reason,
@@ -118,7 +118,8 @@ def masternode_list(chain: ChainState, tracker: HeartbeatTracker | None = None) 
     """Every masternode of the set of height tip + 1, by public key: the ``masternodelist``
     rows. ``online``/``last_seen`` are None without a tracker. ``weight`` is the fixed-point
     weight (``timecoin.masternode.weights.WEIGHT_UNIT`` = 1.0); ``reputation`` is in units of
-    ``REPUTATION_SCALE``; ``last_seen`` is unix seconds."""
+    ``REPUTATION_SCALE``; ``collateral_sat`` is in sat; ``last_seen`` is integer unix seconds (when
+    the last heartbeat arrived, rounded down)."""
     height = chain.tip.height + 1
     parts = chain.registry.weights(height)
     total = sum(p.weight for p in parts)

@@ -392,7 +392,9 @@ class ConnMan:
             peer.reputation = self._reputation.pop(key, 0)
         self.by_key[key] = peer
         peer.established = True
-        peer.ping_sent = self.clock()
+        # The first ping goes out at the next maintenance pass, not a ping_interval from now (as
+        # Bitcoin Core pings a new peer at once): getpeerinfo's pingtime is known within a second.
+        peer.ping_sent = self.clock() - self.config.ping_interval
         peer.ready.set()
         log.info("connected %r height %d%s", peer, peer.height, " masternode" if peer.masternode_key else "")
         if peer.target is not None:

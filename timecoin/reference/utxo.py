@@ -112,9 +112,17 @@ def _codec_reject(e: ValueError) -> tuple[str, str]:
     return "bad-encoding", str(e)
 
 
-def min_fee(rules: Rules, total_out: int) -> int:
-    """``min_fee_base + total_out × min_fee_per_mille // 1000``, sat (DESIGN §4)."""
-    return rules.min_fee_base + total_out * rules.min_fee_per_mille // 1000
+def min_fee(rules: Rules, sent_to_others: int) -> int:
+    """``min_fee_base + sent_to_others × min_fee_per_mille // 1000``, sat (DESIGN §4)."""
+    return rules.min_fee_base + sent_to_others * rules.min_fee_per_mille // 1000
+
+
+def sent_to_others(outputs: Sequence[tuple[int, bytes]], spent_from: Sequence[bytes]) -> int:
+    """The value (sat) of the ``outputs`` ((value, pubkey_hash)) paying none of ``spent_from``,
+    the pubkey_hashes of the coins the inputs spend (DESIGN §4: change and self-sends are not
+    sent to others)."""
+    own = set(spent_from)
+    return sum(value for value, pubkey_hash in outputs if pubkey_hash not in own)
 
 
 # -- transaction rules (validate.rs) -----------------------------------------------------------
@@ -177,14 +185,14 @@ def _check_key(i: int, coin: bytes, public_key: bytes) -> int:
     return int.from_bytes(coin[:8], "little")
 
 
-def _check_fee(total_in: int, total_out: int, rules: Rules) -> int:
+def _check_fee(total_in: int, total_out: int, sent: int, rules: Rules) -> int:
     if total_in > _U64_MAX:
         raise _Reject("value-overflow", "total input value overflows u64")
     if total_in < total_out:
         raise _Reject("insufficient-fee", f"outputs ({total_out} sat) exceed inputs ({total_in} sat)")
     fee = total_in - total_out
-    if fee < min_fee(rules, total_out):
-        raise _Reject("insufficient-fee", f"fee {fee} sat is below the minimum")
+    if fee < min_fee(rules, sent):
+        raise _Reject("insufficient-fee", f"fee {fee} sat is below the minimum for {sent} sat sent to others")
     return fee
 
 
@@ -291,6 +299,7 @@ class UtxoSet:
         for i in range(1, len(txs)):
             tx = txs[i]
             total_in = 0
+            spent_from = []
             for j, op in enumerate(tx[2]):
                 key = _outpoint(*op)
                 if key in created:
@@ -305,7 +314,8 @@ class UtxoSet:
                 else:
                     raise ValidationError("missing-input", f"input {j} spends {_show(key)}", i)
                 total_in += _at(i, _check_key, j, coin, tx[6][j][0])
-            fees += _at(i, _check_fee, total_in, totals[i], rules)
+                spent_from.append(coin[8:40])
+            fees += _at(i, _check_fee, total_in, totals[i], sent_to_others(tx[3], spent_from), rules)
         if fees > _U64_MAX:
             raise ValidationError("value-overflow", "total fees overflow u64", None)
         for i in range(1, len(txs)):
@@ -416,12 +426,14 @@ class UtxoSet:
                 raise _Reject("coinbase-not-first", "a coinbase is only valid first in a block")
             total_out = check_stateless(tx, size, rules, height)
             total_in = 0
+            spent_from = []
             for j, op in enumerate(tx[2]):
                 coin = self.coins.get(_outpoint(*op))
                 if coin is None:
                     raise _Reject("missing-input", f"input {j} spends {_show(_outpoint(*op))}")
                 total_in += _check_key(j, coin, tx[6][j][0])
-            fee = _check_fee(total_in, total_out, rules)
+                spent_from.append(coin[8:40])
+            fee = _check_fee(total_in, total_out, sent_to_others(tx[3], spent_from), rules)
             bad = _bad_witnesses(tx, txid, rules)
             if bad:
                 raise _Reject("bad-signature", f"signature of witness {bad} does not verify")

@@ -5,6 +5,9 @@
 client per thread. A JSON-RPC error raises :class:`JSONRPCError` with Bitcoin Core's code.
 :meth:`RPCClient.sendrawtransactions_binary` submits encoded transactions through the binary
 endpoint (``POST /rawtransactions``, :mod:`timecoin.rpc.rawbatch`) instead of hex JSON-RPC.
+
+Standard library and orjson only (the binary endpoint's codec is imported when first used):
+``timecoin-cli`` starts without aiohttp or the node's modules.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from typing import Any
 
 import orjson
 
-from timecoin.rpc import rawbatch
-from timecoin.rpc.server import read_cookie
+from timecoin.rpc.cookie import COOKIE_FILE, read_cookie
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds an RPC call may take before the client gives up."""
@@ -54,6 +56,8 @@ def raw_reply(status: int, body: bytes, count: int) -> tuple[list[str | None], d
     """The decoded answer of ``POST /rawtransactions`` to ``count`` transactions
     (:func:`timecoin.rpc.rawbatch.decode_reply`); :class:`JSONRPCError` for an HTTP error
     (:func:`http_error`) or a reply that is not one."""
+    from timecoin.rpc import rawbatch
+
     if status != 200:
         raise http_error(status, body)
     try:
@@ -64,7 +68,7 @@ def raw_reply(status: int, body: bytes, count: int) -> tuple[list[str | None], d
 
 def cookie_auth(datadir: Path) -> tuple[str, str]:
     """(user, password) from ``<datadir>/.cookie``; ``OSError`` if the node has not written it."""
-    return read_cookie(datadir / ".cookie")
+    return read_cookie(datadir / COOKIE_FILE)
 
 
 class RPCClient:
@@ -76,7 +80,7 @@ class RPCClient:
         self.host, self.port, self.timeout = host, port, timeout
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-        self._raw_headers = {"Authorization": f"Basic {token}", "Content-Type": rawbatch.CONTENT_TYPE}
+        self._authorization = f"Basic {token}"
         self._ids = itertools.count(1)
         self._conn: http.client.HTTPConnection | None = None
 
@@ -154,7 +158,10 @@ class RPCClient:
         and the HTTP status for a refused call (-32001 ``mempool-overloaded`` with HTTP 503 when
         nothing fits; -8 over the batch limit); ``ValueError`` for no transaction or an empty one
         (:func:`timecoin.rpc.rawbatch.encode_batch`)."""
-        status, body = self.post(rawbatch.encode_batch(raws), self._raw_headers, rawbatch.PATH)
+        from timecoin.rpc import rawbatch
+
+        headers = {"Authorization": self._authorization, "Content-Type": rawbatch.CONTENT_TYPE}
+        status, body = self.post(rawbatch.encode_batch(raws), headers, rawbatch.PATH)
         return rawbatch.expand_reply(*raw_reply(status, body, len(raws)))
 
     def __getattr__(self, method: str) -> Callable[..., Any]:

@@ -63,11 +63,30 @@ def finality_status(node: Node, txid: bytes) -> dict[str, Any]:
 def getconsensusinfo(node: Node) -> dict[str, Any]:
     """The consensus state of this node: its masternode key and whether it votes, the set, the
     round state, finality counts, the signer, counters, ignored messages by reason, evidence,
-    finality latency percentiles and the last rounds (docs/consensus.md §8)."""
+    finality latency percentiles and the last rounds (docs/consensus.md §8), and the production
+    gate: ``{"open", "online", "required", "reason"}`` (``reason`` says why no block is produced
+    while it is closed, else null; DESIGN §5)."""
     service = _service(node)
     info: dict[str, Any] = render.jsonable(service.engine.info())
     info["dropped_sends"] = service.dropped_sends
+    info["production_gate"] = production_gate(node)
     return info
+
+
+def production_gate(node: Node) -> dict[str, Any] | None:
+    """The production gate now (heartbeats seen by this node, DESIGN §5): whether it holds, how
+    many masternodes are online and required, and why it is closed (null while open). None when
+    the node tracks no liveness yet."""
+    if node.liveness is None:
+        return None
+    tracker = node.liveness.tracker
+    reason = tracker.gate_closed_reason()
+    return {
+        "open": reason is None,
+        "online": len(tracker.online()),
+        "required": tracker.required(),
+        "reason": reason,
+    }
 
 
 @rpc_method(CATEGORY, Param("txid", "hex", "Transaction id."))

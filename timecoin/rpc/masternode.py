@@ -25,8 +25,10 @@ def _tracker(node: Node) -> Any:
 
 @rpc_method(CATEGORY)
 def masternodelist(node: Node) -> list[dict[str, Any]]:
-    """Every masternode of the next height's set: public key, tier, collateral, weight and its
-    parts, registered height, last seen, online, last paid height, eligibility."""
+    """Every masternode of the next height's set: public key, tier, collateral (outpoint and
+    ``collateral_sat``), weight and its parts, registered height, last seen (integer unix
+    seconds), online, last paid height, eligibility. ``timecoin-cli`` shows a compact table on a
+    terminal (id, tier, status, weight, last seen); ``-json`` prints these rows."""
     return [render.jsonable(row) for row in masternode_list(node.chain, _tracker(node))]
 
 

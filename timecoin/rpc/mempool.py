@@ -16,7 +16,9 @@ CATEGORY = "Mempool"
 
 @rpc_method(CATEGORY)
 def getmempoolinfo(node: Node) -> dict[str, Any]:
-    """Size of the mempool, its limits (DESIGN §4) and the minimum fee rule."""
+    """Size of the mempool, its limits (DESIGN §4) and the minimum fee rule: ``minfee_base_sat``
+    plus ``minfee_per_mille`` thousandths of the value sent to others (outputs paying no address
+    an input spends from; docs/encoding.md, "Validity")."""
     mempool, params = node.mempool, node.params
     return {
         "loaded": True,
@@ -26,6 +28,7 @@ def getmempoolinfo(node: Node) -> dict[str, Any]:
         "maxmempooltxs": params.mempool_max_txs,
         "minfee_base_sat": params.min_fee_base,
         "minfee_per_mille": params.min_fee_per_mille,
+        "minfee_applies_to": "sent_to_others",
         "dust_limit_sat": params.dust_limit,
     }
 

@@ -3,9 +3,10 @@ handler, declared once with :func:`rpc_method` in the module of its area.
 
 The server binds a request's positional or named ``params`` against the declared parameters
 (wrong count, unknown name or wrong JSON type: ``INVALID_PARAMS``); the handler then checks
-values (``INVALID_PARAMETER`` and the like). ``timecoin-cli`` reads the same declarations to know
-which command-line arguments are JSON and which are plain strings (Bitcoin Core keeps that table
-by hand in ``src/rpc/client.cpp``; here it cannot drift).
+values (``INVALID_PARAMETER`` and the like). ``timecoin-cli`` knows which command-line arguments
+are JSON and which are plain strings from :mod:`timecoin.rpc.clientparams`, a copy of these
+declarations it can import without the server (Bitcoin Core keeps that table by hand in
+``src/rpc/client.cpp``); a unit test fails when the copy drifts from them.
 
 Handlers take the node first, then the bound arguments, and return a JSON-ready value (or an
 awaitable of one). They run on the event loop that owns the chain (see :mod:`timecoin.node`).

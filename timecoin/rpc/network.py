@@ -27,11 +27,30 @@ def _peers(node: Node) -> list[dict[str, Any]]:
     return [render.jsonable(p) for p in _p2p(node).peer_info()]
 
 
+def _status_heights(node: Node) -> dict[str, int]:
+    """Masternode key (hex) → the tip height of its last signed consensus status (DESIGN §7,
+    "slot synchronization"; each masternode broadcasts one at every new height)."""
+    if node.consensus is None:
+        return {}
+    tips = node.consensus.engine.bft.peer_tips
+    return {key.hex(): height for key, (height, _) in tips.items()}
+
+
 @rpc_method(CATEGORY)
 def getpeerinfo(node: Node) -> list[dict[str, Any]]:
     """Every connected peer: id, address, direction, node key, masternode, height, ping, bytes
-    sent and received, reputation."""
-    return _peers(node)
+    sent and received, reputation. ``height`` is the highest tip the peer is known to have: its
+    handshake and block announcements, and for a masternode peer its last signed consensus
+    status (masternodes learn blocks from consensus and announce none to each other).
+    ``pingtime`` is the last ping's round trip in seconds (a first ping goes out within a second
+    of the handshake; null until it is answered)."""
+    peers = _peers(node)
+    heights = _status_heights(node)
+    for peer in peers:
+        key = peer.get("masternode")
+        if isinstance(key, str) and key in heights:
+            peer["height"] = max(int(peer.get("height") or 0), heights[key])
+    return peers
 
 
 @rpc_method(CATEGORY)

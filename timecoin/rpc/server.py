@@ -1,14 +1,20 @@
-"""The JSON-RPC 2.0 server over HTTP (aiohttp + orjson; DESIGN §10).
+"""The JSON-RPC server over HTTP (aiohttp + orjson; DESIGN §10): JSON-RPC 2.0 and 1.0, as
+Bitcoin Core serves them.
 
-* ``POST /`` with one request object or a batch (an array); a request without ``id`` under
-  ``"jsonrpc": "2.0"`` is a notification and gets no response; requests without ``jsonrpc``
-  (Bitcoin Core's 1.0 style) get the 1.0 response shape (``result``, ``error``, ``id``).
+* ``POST /`` with one request object or a batch (an array). A request with ``"jsonrpc": "2.0"``
+  gets a 2.0 response (``jsonrpc``, then ``result`` or ``error``, ``id``); one without ``id`` is a
+  notification and gets none. A request without ``jsonrpc`` or with ``"jsonrpc": "1.0"`` (what
+  Bitcoin-derived clients send) gets the 1.0 shape (``result``, ``error``, ``id``, both of the
+  first two always present) and always an answer. Any other ``jsonrpc`` is ``INVALID_REQUEST``.
   JSON-RPC outcomes are HTTP 200; transport failures are not: 401 without valid credentials,
-  405 for another HTTP method, 408 for a body not sent in time, 413 for a body over
-  ``rpcmaxrequest``, 503 when overloaded.
+  403 for a client address outside ``rpcallowip``, 405 for another HTTP method, 408 for a body
+  not sent in time, 413 for a body over ``rpcmaxrequest``, 503 when overloaded.
 * **Authentication**: HTTP Basic. The cookie ``<datadir>/.cookie`` (``__cookie__:<64 hex>``,
   mode 0600, random per start, removed at stop) always works; ``rpcuser``/``rpcpassword`` too
-  when configured. Comparisons are constant-time.
+  when configured, and every ``rpcauth`` entry (``USER:SALT$HASH``, the salted HMAC-SHA256 of
+  Bitcoin Core's rpcauth.py; :mod:`timecoin.rpc.cookie`). Comparisons are constant-time.
+* **Client addresses**: loopback clients and those in an ``rpcallowip`` network (CIDR) are
+  served; any other is answered 403 before its credentials are looked at (Core's rule).
 * **Bounded concurrency**: at most ``rpcthreads`` requests are worked on at once and
   ``rpcworkqueue`` more may wait; beyond that the answer is HTTP 503 with error
   ``SERVER_OVERLOADED`` at once, so a flood cannot queue unbounded work.
@@ -49,10 +55,9 @@ import base64
 import binascii
 import hmac
 import inspect
+import ipaddress
 import logging
-import os
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,8 +65,9 @@ import orjson
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from timecoin.config import NodeConfig
+from timecoin.config import IPNetwork, NodeConfig
 from timecoin.rpc import rawbatch, rawtransactions
+from timecoin.rpc.cookie import COOKIE_FILE, COOKIE_USER, RPCAuth, read_cookie, write_cookie
 from timecoin.rpc.errors import (
     IN_WARMUP,
     INTERNAL_ERROR,
@@ -82,8 +88,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-COOKIE_FILE = ".cookie"
-COOKIE_USER = "__cookie__"
+__all__ = ["COOKIE_FILE", "COOKIE_USER", "RPCServer", "read_cookie", "write_cookie"]
+
 SHUTDOWN_GRACE = 5.0
 """Seconds in-flight requests get to finish when the server stops."""
 BODY_READ_TIMEOUT = 30.0
@@ -116,24 +122,24 @@ _RAW_STATUS = {MEMPOOL_OVERLOADED: 503, IN_WARMUP: 503}
 retryable refusals are 503, as ``SERVER_OVERLOADED`` is."""
 
 
-def write_cookie(path: Path) -> str:
-    """Writes a fresh random cookie (``__cookie__:<64 hex>``) atomically, mode 0600, and returns
-    the password part."""
-    password = secrets.token_hex(32)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{COOKIE_USER}:{password}")
-    tmp.replace(path)
-    return password
+LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+"""Client networks always served (Bitcoin Core's default ``rpcallowip``)."""
+JSONRPC_VERSIONS = ("1.0", "2.0")
+"""``jsonrpc`` values served: "1.0" (as no ``jsonrpc`` member: Core's legacy shape) and "2.0"."""
 
 
-def read_cookie(path: Path) -> tuple[str, str]:
-    """(user, password) from a cookie file; ``OSError`` if unreadable, ``ValueError`` if malformed."""
-    user, sep, password = path.read_text().strip().partition(":")
-    if not sep or not password:
-        raise ValueError(f"{path} is not a cookie file")
-    return user, password
+def client_allowed(remote: str | None, allowed: Sequence[IPNetwork]) -> bool:
+    """Whether a client at ``remote`` (aiohttp's ``request.remote``: an IP address, an IPv4-mapped
+    IPv6 one counting as its IPv4) is loopback or in one of the ``allowed`` networks."""
+    if remote is None:
+        return False
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(remote.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in (*LOOPBACK, *allowed))
 
 
 class RPCServer:
@@ -149,6 +155,8 @@ class RPCServer:
         cookie_path: Path,
         user: str | None = None,
         password: str | None = None,
+        rpcauth: Sequence[RPCAuth] = (),
+        allowip: Sequence[IPNetwork] = (),
         threads: int,
         work_queue: int,
         max_request: int,
@@ -161,6 +169,8 @@ class RPCServer:
         self._credentials: list[bytes] = []
         if user is not None and password is not None:
             self._credentials.append(f"{user}:{password}".encode())
+        self._rpcauth = tuple(rpcauth)
+        self._allowip = tuple(allowip)
         self._threads = threads
         self._work_queue = work_queue
         self._max_request = max_request
@@ -178,6 +188,8 @@ class RPCServer:
             cookie_path=config.datadir / COOKIE_FILE,
             user=config.rpcuser,
             password=config.rpcpassword,
+            rpcauth=config.rpcauth,
+            allowip=config.rpcallowip,
             threads=config.rpcthreads,
             work_queue=config.rpcworkqueue,
             max_request=config.rpcmaxrequest,
@@ -244,12 +256,20 @@ class RPCServer:
         ok = False
         for expected in self._credentials:
             ok |= hmac.compare_digest(given, expected)
+        if self._rpcauth:
+            user, sep, password = given.decode(errors="replace").partition(":")
+            for entry in self._rpcauth:
+                ok |= bool(sep) and entry.matches(user, password)
         return ok
 
     def _refuse_early(self, request: web.Request, what: str) -> web.Response | None:
-        """The answer that ends a request before its body is read (401 without valid
-        credentials, 405 for another HTTP method, 413 for a declared length over
-        ``rpcmaxrequest``), or None. ``what`` names the endpoint in the 405 text."""
+        """The answer that ends a request before its body is read (403 for a client address
+        neither loopback nor in ``rpcallowip``, 401 without valid credentials, 405 for another
+        HTTP method, 413 for a declared length over ``rpcmaxrequest``), or None. ``what`` names
+        the endpoint in the 405 text."""
+        if not client_allowed(request.remote, self._allowip):
+            log.debug("RPC client %s refused: not in rpcallowip", request.remote)
+            return web.Response(status=403, text="client address not allowed (rpcallowip)\n")
         if not self._authorized(request):
             return web.Response(
                 status=401,
@@ -474,13 +494,17 @@ _TOO_LARGE_MESSAGE = (
 
 def _envelope(req: object) -> tuple[bool, object, bool] | dict[str, Any]:
     """``(v2, id, notification)`` of a request object, or the ``INVALID_REQUEST`` reply to a
-    malformed one (not an object, a wrong ``jsonrpc``, an ``id`` of the wrong type)."""
+    malformed one (not an object, a ``jsonrpc`` other than "1.0" or "2.0", an ``id`` of the wrong
+    type). Version 1.0 is no ``jsonrpc`` member or ``"1.0"`` (Bitcoin Core's rule)."""
     if not isinstance(req, dict):
         return _reply(True, None, error=RPCError(INVALID_REQUEST, "a request must be a JSON object"))
-    v2 = "jsonrpc" in req
+    version = req.get("jsonrpc", "1.0")
+    if version not in JSONRPC_VERSIONS:
+        return _reply(
+            True, None, error=RPCError(INVALID_REQUEST, 'JSON-RPC version not supported: use "2.0" or "1.0"')
+        )
+    v2 = version == "2.0"
     req_id = req.get("id")
-    if v2 and req.get("jsonrpc") != "2.0":
-        return _reply(True, None, error=RPCError(INVALID_REQUEST, 'jsonrpc must be "2.0"'))
     if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int, float))):
         return _reply(v2, None, error=RPCError(INVALID_REQUEST, "id must be a string, a number or null"))
     return v2, req_id, v2 and "id" not in req

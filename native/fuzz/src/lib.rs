@@ -12,8 +12,8 @@ pub const CHAIN_ID: [u8; 32] = [0x54; 32];
 pub const NETWORK: u8 = 2;
 
 /// The rules of `NetworkParams`' defaults (timecoin/params.py): dust limit 546 sat, minimum
-/// fee 1,000 sat + 1‰ of the outputs, transactions up to 1,000,000 bytes, blocks up to
-/// 2^31 − 1 bytes.
+/// fee 1,000 sat + 1‰ of the value sent to others, transactions up to 1,000,000 bytes, blocks
+/// up to 2^31 − 1 bytes.
 pub fn rules() -> LedgerRules {
     LedgerRules {
         chain_id: CHAIN_ID,

@@ -279,7 +279,9 @@ class LedgerRules:
     """Consensus parameters of validation (DESIGN §4), built from ``timecoin.params``.
 
     ``chain_id`` 32 bytes (genesis hash), ``network`` 0/1/2, amounts in sat, sizes in bytes.
-    Minimum fee = ``min_fee_base + total_out * min_fee_per_mille // 1000``.
+    Minimum fee = ``min_fee_base + sent_to_others * min_fee_per_mille // 1000``, where
+    ``sent_to_others`` is the value of the outputs paying a ``pubkey_hash`` that none of the
+    coins the inputs spend has (DESIGN §4: change and self-sends pay the base only).
     """
 
     def __new__(
@@ -306,8 +308,8 @@ class LedgerRules:
     def max_tx_size(self) -> int: ...
     @property
     def max_block_size(self) -> int: ...
-    def min_fee(self, total_out: int) -> int:
-        """Minimum fee (sat) of a transaction paying ``total_out`` sat."""
+    def min_fee(self, sent_to_others: int) -> int:
+        """Minimum fee (sat) of a transaction sending ``sent_to_others`` sat to others."""
 
 @final
 class ValidationError(ValueError):

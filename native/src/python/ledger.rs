@@ -79,9 +79,10 @@ impl PyLedgerRules {
         self.inner.max_block_size
     }
 
-    /// Minimum fee (sat) of a transaction paying `total_out` sat in outputs.
-    fn min_fee(&self, total_out: u64) -> u128 {
-        self.inner.min_fee(total_out)
+    /// Minimum fee (sat) of a transaction sending `sent_to_others` sat to others (DESIGN §4:
+    /// outputs paying no address its inputs spend from).
+    fn min_fee(&self, sent_to_others: u64) -> u128 {
+        self.inner.min_fee(sent_to_others)
     }
 
     fn __repr__(&self) -> String {

@@ -18,7 +18,10 @@ and is skipped without one.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import http.client
+import secrets
 import socket
 import subprocess
 import sys
@@ -27,11 +30,13 @@ import orjson
 import pytest
 
 from timecoin.rpc.client import RPCClient
-from timecoin.rpc.cookie import rpcauth_line
 from timecoin.testing.node import TestNode, build_devnet_chain, default_port_seed, write_chain
 
 SEED_OFFSET = 213
-RPCAUTH, PASSWORD = rpcauth_line("carol")
+PASSWORD = secrets.token_urlsafe(32)
+_SALT = secrets.token_hex(16)
+RPCAUTH = f"carol:{_SALT}${hmac.new(_SALT.encode(), PASSWORD.encode(), hashlib.sha256).hexdigest()}"
+"""An rpcauth entry made as Bitcoin Core's share/rpcauth/rpcauth.py makes one."""
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import subprocess
 import sys
 
@@ -25,6 +26,8 @@ from timecoin.rpc.cookie import RPCAuth, rpcauth_line
 
 def run_cli(*argv: str, cwd=None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd) if cwd else "/nonexistent"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "timecoin.cli.client", *argv],
         capture_output=True,
@@ -194,8 +197,7 @@ def test_client_table_matches_the_method_declarations():
 
 def test_cli_start_imports_no_server_code():
     code = (
-        "import sys, timecoin.cli.client as c; "
-        "c.parse_args(['-version']); "
+        "import sys, timecoin.cli.client; "
         "bad = sorted(m for m in sys.modules"
         " if m.split('.')[0] in ('aiohttp', 'rich', 'click', 'timecoin_native')"
         " or m.startswith(('timecoin.node', 'timecoin.p2p', 'timecoin.consensus', 'timecoin.rpc.server'))); "

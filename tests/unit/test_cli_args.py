@@ -250,3 +250,30 @@ def test_rpcauth_entries_are_cores_format():
             RPCAuth.parse(bad)
     with pytest.raises(ValueError):
         rpcauth_line("a:b")
+
+
+def test_getinfo_text_for_a_terminal():
+    info = {
+        "version": "0.1.0",
+        "chain": "devnet",
+        "blocks": 5,
+        "headers": 5,
+        "bestblockhash": "ab" * 32,
+        "verificationprogress": 1.0,
+        "connections": {"in": 1, "out": 2, "total": 3},
+        "mempool": {"size": 4, "bytes": 900},
+        "masternode": True,
+        "production_gate": {"open": False, "online": 1, "required": 2, "reason": "1 masternode online"},
+        "warnings": "",
+    }
+    text = cli.getinfo_text(info)
+    for line in (
+        "Chain: devnet",
+        "Blocks: 5",
+        "Verification progress: 100.0000%",
+        "Network: in 1, out 2, total 3",
+        "Production gate: closed: 1 masternode online",
+        "Mempool: 4 transactions, 900 bytes",
+        "Warnings: (none)",
+    ):
+        assert line in text.splitlines(), line

@@ -144,13 +144,20 @@ def _ms(row: dict[str, str] | None, column: str) -> float | None:
 
 
 async def _watch(
-    master: subprocess.Popen[bytes], prefix: Path, console: Console, timeout: float
+    master: subprocess.Popen[bytes],
+    workers: list[subprocess.Popen[bytes]],
+    prefix: Path,
+    console: Console,
+    timeout: float,
 ) -> int | None:
-    """Waits for the master to exit (None after ``timeout`` s), printing a progress line from
-    its CSV stats every :data:`PROGRESS_INTERVAL` seconds."""
+    """Waits for the master to exit, printing a progress line from its CSV stats every
+    :data:`PROGRESS_INTERVAL` seconds; None after ``timeout`` s or when a local worker failed
+    (the master would wait for it in vain)."""
     started = time.monotonic()
     while master.poll() is None:
         if time.monotonic() - started > timeout:
+            return None
+        if any(w.poll() not in (None, 0) for w in workers):
             return None
         await asyncio.sleep(PROGRESS_INTERVAL)
         stats = locust_stats(prefix)
@@ -349,6 +356,8 @@ async def _run_locust(
                 "--html",
                 str(locust_dir / HTML_REPORT),
                 "--only-summary",
+                "--exit-code-on-error",  # refusals are results: the thresholds judge the run
+                "0",
                 PLAN_OPTION,
                 str(master_plan),
             ),
@@ -374,9 +383,15 @@ async def _run_locust(
                     locust_dir / f"worker-{i}.log",
                 )
             )
-        status = await _watch(master, prefix, console, config.duration + config.drain_timeout + SETUP_MARGIN)
+        status = await _watch(
+            master, processes[1:], prefix, console, config.duration + config.drain_timeout + SETUP_MARGIN
+        )
+        failed = {i: w.returncode for i, w in enumerate(processes[1:]) if w.poll() not in (None, 0)}
+        if failed:
+            prep.notes.append(f"local Locust workers failed (exit statuses {failed}; see their logs)")
         if status is None:
-            prep.notes.append("the Locust master did not finish in time and was stopped")
+            master.terminate()
+            prep.notes.append("the Locust master did not finish and was stopped")
         elif status != 0:
             tail = (locust_dir / "master.log").read_text(errors="replace")[-1500:]
             prep.notes.append(f"the Locust master exited with status {status}: {tail}")

@@ -206,6 +206,7 @@ def _merge(workers: list[dict[str, Any] | None]) -> dict[str, Any]:
         "feed_restarts": 0,
         "sent_per_second": {},
         "first_send": None,
+        "last_send": None,
         "generator": {"transactions": 0, "seconds": 0.0},
         "presign_s": 0.0,
         "missing": sum(w is None for w in workers),
@@ -230,6 +231,8 @@ def _merge(workers: list[dict[str, Any] | None]) -> dict[str, Any]:
         for second, n in w["sent_per_second"].items():
             merged["sent_per_second"][int(second)] = merged["sent_per_second"].get(int(second), 0) + n
         merged["errors"] += w["errors"]
+        if w["last_send"] is not None:
+            merged["last_send"] = max(w["last_send"], merged["last_send"] or w["last_send"])
         if w["first_send"] is not None:
             merged["first_send"] = min(w["first_send"], merged["first_send"] or w["first_send"])
         merged["generator"]["transactions"] += w["generator"]["transactions"]
@@ -429,7 +432,9 @@ def _report(
         "meta": meta,
         "nodes": len(config.endpoints),
         "rate": config.rate,
-        "duration_s": round(len(per_second), 3),
+        "duration_s": round(max([merged["last_send"] or 0.0, *finished]) - first, 3)
+        if first is not None
+        else 0.0,
         "submitted": merged["submitted"],
         "accepted": merged["accepted"],
         "finalized": finalized,

@@ -52,7 +52,7 @@ from timecoin.loadtest.runner import Preparation, Verification, common_fields, p
 from timecoin.loadtest.submitter import AsyncRPC, Endpoint
 from timecoin.loadtest.targets import Funding
 
-__all__ = ["DistributedConfig", "locustfile_path", "run_distributed", "run_worker"]
+__all__ = ["DistributedConfig", "locustfile_path", "merge_results", "run_distributed", "run_worker"]
 
 LOCUST_DIR = "locust"
 """Subdirectory of the report directory with Locust's reports, logs and the plans."""
@@ -192,7 +192,37 @@ async def _listening(master: subprocess.Popen[bytes], host: str, port: int) -> b
     return False
 
 
-def _merge(workers: list[dict[str, Any] | None]) -> dict[str, Any]:
+_COUNTS = ("submitted", "accepted", "overloaded", "finality_rejected", "feed_missed", "feed_restarts")
+
+
+def _well_formed(w: object) -> bool:
+    """Whether a worker's results have the shape :meth:`.locustfile._Worker.results` gives (the
+    master's port is unauthenticated: what arrives there is checked before it is counted)."""
+    if not isinstance(w, dict):
+        return False
+    try:
+        return (
+            all(isinstance(w[k], int) and w[k] >= 0 for k in _COUNTS)
+            and all(
+                isinstance(t, str) and isinstance(lat, float | int) and isinstance(at, float | int)
+                for t, lat, at in w["final"]
+            )
+            and all(isinstance(r, str) and isinstance(n, int) for r, n in w["reject_reasons"].items())
+            and all(isinstance(n, int) for n in w["sent_per_second"].values())
+            and all(int(sec) >= 0 for sec in w["sent_per_second"])
+            and all(isinstance(w[k], float | int | None) for k in ("first_send", "last_send"))
+            and isinstance(w["errors"], list)
+            and all(isinstance(w["generator"][k], float | int) for k in ("transactions", "seconds"))
+            and isinstance(w["presign_s"], float | int)
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def merge_results(workers: list[Any]) -> dict[str, Any]:
+    """The workers' results added up; malformed or missing ones are counted (``missing``)."""
+    missing = sum(not _well_formed(w) for w in workers)
+    workers = [w for w in workers if _well_formed(w)]
     merged: dict[str, Any] = {
         "final": {},
         "final_at": {},
@@ -209,22 +239,13 @@ def _merge(workers: list[dict[str, Any] | None]) -> dict[str, Any]:
         "last_send": None,
         "generator": {"transactions": 0, "seconds": 0.0},
         "presign_s": 0.0,
-        "missing": sum(w is None for w in workers),
+        "missing": missing,
     }
     for w in workers:
-        if w is None:
-            continue
         for txid, latency, at in w["final"]:
             merged["final"][txid] = latency
             merged["final_at"][txid] = at
-        for key in (
-            "submitted",
-            "accepted",
-            "overloaded",
-            "finality_rejected",
-            "feed_missed",
-            "feed_restarts",
-        ):
+        for key in _COUNTS:
             merged[key] += w[key]
         for reason, n in w["reject_reasons"].items():
             merged["reject_reasons"][reason] = merged["reject_reasons"].get(reason, 0) + n
@@ -276,7 +297,7 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
         prep = await prepare(
             nodes, config.genesis, config.account_keys, total, config.batch_size, config.max_fanout, console
         )
-        merged = _merge([])
+        merged = merge_results([])
         exit_status: int | None = None
         if prep.load_ready and prep.generator is not None and prep.params is not None:
             if not prep.finality:
@@ -287,9 +308,9 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
                 )
                 if results_file.exists():
                     doc = orjson.loads(results_file.read_bytes())
-                    merged = _merge(doc["workers"])
+                    merged = merge_results(doc["workers"])
                     if merged["missing"]:
-                        prep.notes.append(f"{merged['missing']} workers sent no results")
+                        prep.notes.append(f"{merged['missing']} workers sent no (well-formed) results")
                 else:
                     prep.notes.append(f"the Locust master wrote no results (exit status {exit_status})")
         checked = await verify(nodes, list(merged["final"]), prep, prep.finality, console)

@@ -308,7 +308,7 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
                 )
                 if results_file.exists():
                     doc = orjson.loads(results_file.read_bytes())
-                    merged = merge_results(doc["workers"])
+                    merged = merge_results(doc.get("workers", []) if isinstance(doc, dict) else [])
                     if merged["missing"]:
                         prep.notes.append(f"{merged['missing']} workers sent no (well-formed) results")
                 else:

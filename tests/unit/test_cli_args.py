@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import subprocess
 import sys
 
@@ -25,6 +26,8 @@ from timecoin.rpc.cookie import RPCAuth, rpcauth_line
 
 def run_cli(*argv: str, cwd=None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd) if cwd else "/nonexistent"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "timecoin.cli.client", *argv],
         capture_output=True,
@@ -194,8 +197,7 @@ def test_client_table_matches_the_method_declarations():
 
 def test_cli_start_imports_no_server_code():
     code = (
-        "import sys, timecoin.cli.client as c; "
-        "c.parse_args(['-version']); "
+        "import sys, timecoin.cli.client; "
         "bad = sorted(m for m in sys.modules"
         " if m.split('.')[0] in ('aiohttp', 'rich', 'click', 'timecoin_native')"
         " or m.startswith(('timecoin.node', 'timecoin.p2p', 'timecoin.consensus', 'timecoin.rpc.server'))); "
@@ -248,3 +250,30 @@ def test_rpcauth_entries_are_cores_format():
             RPCAuth.parse(bad)
     with pytest.raises(ValueError):
         rpcauth_line("a:b")
+
+
+def test_getinfo_text_for_a_terminal():
+    info = {
+        "version": "0.1.0",
+        "chain": "devnet",
+        "blocks": 5,
+        "headers": 5,
+        "bestblockhash": "ab" * 32,
+        "verificationprogress": 1.0,
+        "connections": {"in": 1, "out": 2, "total": 3},
+        "mempool": {"size": 4, "bytes": 900},
+        "masternode": True,
+        "production_gate": {"open": False, "online": 1, "required": 2, "reason": "1 masternode online"},
+        "warnings": "",
+    }
+    text = cli.getinfo_text(info)
+    for line in (
+        "Chain: devnet",
+        "Blocks: 5",
+        "Verification progress: 100.0000%",
+        "Network: in 1, out 2, total 3",
+        "Production gate: closed: 1 masternode online",
+        "Mempool: 4 transactions, 900 bytes",
+        "Warnings: (none)",
+    ):
+        assert line in text.splitlines(), line

@@ -232,3 +232,37 @@ def test_the_command_never_imports_locust_or_gevent():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def _worker_result(txids, start):
+    return {
+        "final": [[t, 0.05, start + 1.0] for t in txids],
+        "submitted": len(txids) + 1,
+        "accepted": len(txids),
+        "reject_reasons": {"mempool-overloaded": 1},
+        "overloaded": 1,
+        "finality_rejected": 0,
+        "first_send": start,
+        "last_send": start + 2.0,
+        "sent_per_second": {str(int(start)): len(txids) + 1},
+        "errors": [],
+        "feed_missed": 0,
+        "feed_restarts": 0,
+        "generator": {"transactions": len(txids), "seconds": 0.5},
+        "presign_s": 0.6,
+    }
+
+
+def test_merged_worker_results_count_each_once_and_skip_malformed():
+    from timecoin.loadtest.distributed import merge_results
+
+    a, b = _worker_result(["aa", "bb"], 1000.0), _worker_result(["cc"], 1001.0)
+    bad = {**_worker_result(["dd"], 1000.0), "submitted": "many"}
+    merged = merge_results([a, None, b, bad, ["not", "a", "dict"]])
+    assert merged["missing"] == 3
+    assert sorted(merged["final"]) == ["aa", "bb", "cc"]
+    assert (merged["submitted"], merged["accepted"], merged["overloaded"]) == (5, 3, 2)
+    assert merged["reject_reasons"] == {"mempool-overloaded": 2}
+    assert merged["sent_per_second"] == {1000: 3, 1001: 2}
+    assert (merged["first_send"], merged["last_send"]) == (1000.0, 1003.0)
+    assert merged["generator"] == {"transactions": 3, "seconds": 0.5}

@@ -1,20 +1,29 @@
-"""``timecoin wallet``: create a keystore, show addresses and balance, send TIME (docs/wallet.md).
+"""``timecoin wallet``: create a keystore, import keys, show addresses and balance, send TIME
+(docs/wallet.md).
 
     timecoin wallet [--network devnet] [--datadir DIR] [--wallet FILE] create
     timecoin wallet address [--new]
-    timecoin wallet balance
-    timecoin wallet send ADDRESS AMOUNT [--sat] [--fee-margin PERMILLE] [--wait] [--wait-timeout SECONDS]
+    timecoin wallet import-key FILE|-
+    timecoin wallet balance [--json] [--sat]
+    timecoin wallet send ADDRESS (AMOUNT | --all) [--subtract-fee] [--sat] [--fee-margin PERMILLE]
+                         [--yes] [--wait [--wait-timeout SECONDS] [--certificate] [--wait-block]]
 
 The keystore is ``<datadir>/wallet.json`` unless ``--wallet`` names another file. The
-passphrase comes from a prompt, or from the first line of ``--passphrase-file``. The node is
-reached like ``timecoin-cli`` reaches it: ``--rpcconnect``/``--rpcport``, and the cookie in the
-data directory unless ``--rpcuser``/``--rpcpassword`` are given. AMOUNT is in TIME (up to 8
-decimals) unless ``--sat``. Errors print to stderr and exit with status 1; so does ``send --wait``
-when the transaction is not final by the end of the wait (its status still goes to stdout).
+passphrase comes from the first line of ``--passphrase-file``, of file descriptor
+``--passphrase-fd``, from ``$TIMECOIN_WALLET_PASSPHRASE``, from a prompt on a terminal, or else
+from the first line of standard input (a pipe); a new one has at least
+:data:`MIN_PASSPHRASE_LEN` characters. The node is reached like ``timecoin-cli`` reaches it:
+``--rpcconnect``/``--rpcport``, and the cookie in the data directory unless
+``--rpcuser``/``--rpcpassword`` are given. Every amount, read or printed, is TIME with 8
+decimals, or sat with ``--sat``. Errors print to stderr and exit with status 1; so does
+``send --wait`` when the transaction is not final by the end of the wait.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -39,8 +48,25 @@ WALLET_FILE = "wallet.json"
 """The keystore's name in the data directory."""
 KDF_LIMITS = {"moderate": ks.MODERATE, "interactive": ks.INTERACTIVE, "sensitive": ks.MAX_LIMITS}
 """Argon2id limit presets of ``create`` (libsodium's names)."""
+PASSPHRASE_ENV = "TIMECOIN_WALLET_PASSPHRASE"
+"""Environment variable a script may put the passphrase in."""
+MIN_PASSPHRASE_LEN = 8
+"""Fewest characters of a new passphrase (NIST SP 800-63B §5.1.1.2: memorized secrets of at
+least 8 characters; Argon2id makes each guess cost about a second)."""
+CONFIRM_FEE_ABOVE = COIN
+"""sat: ``send`` asks before paying a larger fee (1 TIME, the fee of a ~1,000 TIME payment),
+unless ``--yes``."""
+MAX_SECRET_FILE = 4096
+"""Bytes ``import-key`` reads at most: a key file is one line of 64 hex digits."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _first_line(text: str, source: str) -> str:
+    line = text.splitlines()[0] if text else ""
+    if not line:
+        raise click.ClickException(f"no passphrase in {source} (its first line is empty)")
+    return line
 
 
 @dataclass
@@ -49,22 +75,45 @@ class Context:
     params: NetworkParams
     wallet_path: Path
     passphrase_file: Path | None
+    passphrase_fd: int | None
     rpcconnect: str
     timeout: float
+    stdin_used: bool = False
 
-    def passphrase(self, confirm: bool = False) -> str:
+    @property
+    def endpoint(self) -> str:
+        """host:port of the node's RPC server."""
+        return f"{self.rpcconnect}:{self.config.rpcport}"
+
+    def passphrase(self, new: bool = False) -> str:
+        """The passphrase, from the first source given (module docstring). ``new``: it will
+        encrypt a new keystore, so a prompt asks twice and it must be at least
+        :data:`MIN_PASSPHRASE_LEN` characters. ``click.ClickException`` otherwise."""
         if self.passphrase_file is not None:
             try:
-                text = self.passphrase_file.read_text().splitlines()
+                value = _first_line(self.passphrase_file.read_text(), str(self.passphrase_file))
             except OSError as e:
                 raise click.ClickException(f"cannot read the passphrase file: {e}") from None
-            if not text or not text[0]:
-                raise click.ClickException(f"the passphrase file {self.passphrase_file} is empty")
-            return text[0]
-        value = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+        elif self.passphrase_fd is not None:
+            try:
+                with os.fdopen(os.dup(self.passphrase_fd), "r") as f:
+                    value = _first_line(f.readline(), f"file descriptor {self.passphrase_fd}")
+            except OSError as e:
+                raise click.ClickException(f"cannot read file descriptor {self.passphrase_fd}: {e}") from None
+        elif os.environ.get(PASSPHRASE_ENV):
+            value = os.environ[PASSPHRASE_ENV]
+        elif sys.stdin.isatty():
+            value = str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=new, err=True))
+        else:
+            self.stdin_used = True
+            value = _first_line(sys.stdin.readline(), "standard input")
         if not value:
             raise click.ClickException("the passphrase must not be empty")
-        return str(value)
+        if new and len(value) < MIN_PASSPHRASE_LEN:
+            raise click.ClickException(
+                f"the passphrase has {len(value)} characters; use at least {MIN_PASSPHRASE_LEN}"
+            )
+        return value
 
     def node(self) -> NodeWallet:
         user, password = self.config.rpcuser, self.config.rpcpassword
@@ -73,7 +122,8 @@ class Context:
                 user, password = cookie_auth(self.config.datadir)
             except (OSError, ValueError) as e:
                 raise click.ClickException(
-                    f"cannot read the RPC cookie in {self.config.datadir} ({e}); is timecoind running there?"
+                    f"cannot read the RPC cookie in {self.config.datadir} ({e}); is timecoind running "
+                    f"there? (the wallet talks to {self.endpoint})"
                 ) from None
         return NodeWallet(
             RPCClient(self.rpcconnect, self.config.rpcport, user, password, self.timeout), self.params
@@ -81,22 +131,27 @@ class Context:
 
 
 def _errors(fn: F) -> F:
-    """Turns the wallet's and the node's errors into a message on stderr and status 1."""
+    """Turns the wallet's and the node's errors into a message on stderr and status 1; the
+    connection errors name the node's host:port."""
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
+        obj = click.get_current_context().find_object(Context)
+        where = f" at {obj.endpoint}" if obj is not None else ""
         try:
             return fn(*args, **kwargs)
         except (KeystoreError, WalletError, ValueError) as e:  # InsufficientFunds, AddressError too
             raise click.ClickException(str(e)) from None
         except JSONRPCError as e:
             code = f" (code {e.code})" if e.code is not None else ""
-            raise click.ClickException(f"the node refused{code}: {e.message}") from None
+            raise click.ClickException(f"the node{where} refused{code}: {e.message}") from None
         except ConnectionError as e:
-            raise click.ClickException(f"cannot connect to the node: {e}") from None
+            raise click.ClickException(f"cannot connect to the node{where}: {e}") from None
         except TimeoutError:
-            raise click.ClickException("the node did not answer in time (see --timeout)") from None
+            raise click.ClickException(f"the node{where} did not answer in time (see --timeout)") from None
         except OSError as e:  # the keystore file, or the node's address (e.g. an unknown host)
+            if e.filename is None:
+                raise click.ClickException(f"cannot reach the node{where}: {e}") from None
             raise click.ClickException(str(e)) from None
 
     return run  # type: ignore[return-value]
@@ -111,6 +166,14 @@ def _errors(fn: F) -> F:
 )
 @click.option(
     "--passphrase-file", default=None, metavar="FILE", help="Read the passphrase from FILE's first line."
+)
+@click.option(
+    "--passphrase-fd",
+    default=None,
+    type=click.IntRange(min=0),
+    metavar="FD",
+    help=f"Read the passphrase from the first line of file descriptor FD (else ${PASSPHRASE_ENV}, "
+    "a prompt on a terminal, or the first line of standard input).",
 )
 @click.option(
     "--rpcconnect", default="127.0.0.1", show_default=True, metavar="HOST", help="Node's RPC address."
@@ -129,6 +192,7 @@ def wallet(
     datadir: str | None,
     wallet_file: str | None,
     passphrase_file: str | None,
+    passphrase_fd: int | None,
     rpcconnect: str,
     rpcport: str | None,
     rpcuser: str | None,
@@ -142,6 +206,7 @@ def wallet(
         by_name(config.network),
         Path(wallet_file) if wallet_file else config.datadir / WALLET_FILE,
         Path(passphrase_file) if passphrase_file else None,
+        passphrase_fd,
         rpcconnect,
         timeout,
     )
@@ -165,7 +230,7 @@ def create(obj: Context, keys: int, kdf_limits: str) -> None:
     if obj.wallet_path.exists():
         raise click.ClickException(f"{obj.wallet_path} already exists; refusing to overwrite a wallet")
     store = Keystore.create(obj.params, keys, KDF_LIMITS[kdf_limits])
-    store.save(obj.wallet_path, obj.passphrase(confirm=True))
+    store.save(obj.wallet_path, obj.passphrase(new=True))
     click.echo(
         f"created {obj.wallet_path} ({obj.params.name}); back up this file and its passphrase", err=True
     )
@@ -189,28 +254,63 @@ def address(obj: Context, new: bool) -> None:
     click.echo(key.address)
 
 
-@wallet.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the node's getbalance answer as JSON.")
+@wallet.command("import-key")
+@click.argument("source", metavar="FILE|-")
 @click.pass_obj
 @_errors
-def balance(obj: Context, as_json: bool) -> None:
-    """The wallet's balance at the node's tip, in TIME (no passphrase needed)."""
+def import_key(obj: Context, source: str) -> None:
+    """Import the secret key in FILE (64 hex digits, an Ed25519 seed, as a devnet writes in
+    keys/faucet.key; "-" reads standard input) and print its address. Its coins are then the
+    wallet's."""
+    if source == "-":
+        if obj.passphrase_file is None and obj.passphrase_fd is None and not os.environ.get(PASSPHRASE_ENV):
+            if not sys.stdin.isatty():
+                raise click.UsageError("with the key on standard input, give the passphrase another way")
+        text = sys.stdin.read(MAX_SECRET_FILE)
+    else:
+        with Path(source).open() as f:
+            text = f.read(MAX_SECRET_FILE)
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        raise click.ClickException(f"{source}: not a hex secret key (64 hex digits)") from None
+    passphrase = obj.passphrase()
+    store = Keystore.unlock(obj.wallet_path, passphrase)
+    if store.params is not obj.params:
+        raise click.ClickException(f"the wallet is for {store.params.name}, not {obj.params.name}")
+    key = store.import_key(secret)
+    store.save(obj.wallet_path, passphrase)
+    click.echo(f"imported into {obj.wallet_path}; back up the file again", err=True)
+    click.echo(key.address)
+
+
+@wallet.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the node's getbalance answer as JSON.")
+@click.option("--sat", is_flag=True, help="Amounts in sat, not TIME.")
+@click.pass_obj
+@_errors
+def balance(obj: Context, as_json: bool, sat: bool) -> None:
+    """The wallet's balance at the node's tip (no passphrase needed)."""
     result = obj.node().balance(_addresses(obj))
     if as_json:
         click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return
     click.echo(
-        f"balance   {_time(result['balance_sat'])} TIME ({result['coins']} coins, height {result['height']})"
+        f"balance   {_show(result['balance_sat'], sat)} ({result['coins']} coins, height {result['height']})"
     )
-    click.echo(f"available {_time(result['available_sat'])} TIME")
+    click.echo(f"available {_show(result['available_sat'], sat)}")
     if result["locked_sat"]:
-        click.echo(f"locked    {_time(result['locked_sat'])} TIME (spent by pending transactions)")
+        click.echo(f"locked    {_show(result['locked_sat'], sat)} (spent by pending transactions)")
 
 
 @wallet.command()
 @click.argument("to")
-@click.argument("amount")
-@click.option("--sat", is_flag=True, help="AMOUNT is in sat, not TIME.")
+@click.argument("amount", required=False)
+@click.option("--all", "send_all", is_flag=True, help="Send every spendable coin (no AMOUNT), less the fee.")
+@click.option(
+    "--subtract-fee", is_flag=True, help="Take the fee out of AMOUNT: the payee receives AMOUNT less the fee."
+)
+@click.option("--sat", is_flag=True, help="AMOUNT, and every amount printed, in sat, not TIME.")
 @click.option(
     "--fee-margin",
     default=0,
@@ -219,7 +319,14 @@ def balance(obj: Context, as_json: bool) -> None:
     metavar="PERMILLE",
     help="Pay this many thousandths over the minimum fee.",
 )
-@click.option("--wait", is_flag=True, help="Wait for finality (waittransactionfinality).")
+@click.option(
+    "--yes",
+    "-y",
+    "assume_yes",
+    is_flag=True,
+    help=f"Send without asking even when the fee is over {CONFIRM_FEE_ABOVE // COIN} TIME.",
+)
+@click.option("--wait", is_flag=True, help="Wait for finality; print the status and the latency.")
 @click.option(
     "--wait-timeout",
     default=10.0,
@@ -227,35 +334,90 @@ def balance(obj: Context, as_json: bool) -> None:
     type=click.FloatRange(min=0),
     help="Seconds to wait for finality.",
 )
+@click.option("--certificate", is_flag=True, help="With --wait: print the finality certificate (hex) too.")
+@click.option(
+    "--wait-block",
+    is_flag=True,
+    help="With --wait: then wait (up to --wait-timeout again) for a block to archive it; print its height.",
+)
 @click.pass_obj
 @_errors
 def send(
-    obj: Context, to: str, amount: str, sat: bool, fee_margin: int, wait: bool, wait_timeout: float
+    obj: Context,
+    to: str,
+    amount: str | None,
+    send_all: bool,
+    subtract_fee: bool,
+    sat: bool,
+    fee_margin: int,
+    assume_yes: bool,
+    wait: bool,
+    wait_timeout: float,
+    certificate: bool,
+    wait_block: bool,
 ) -> None:
-    """Pay AMOUNT to address TO; prints the txid (and the finality status with --wait, exiting
-    with status 1 unless the transaction is final)."""
-    value = _parse_amount(amount, sat)
+    """Pay AMOUNT (or --all) to address TO; prints the txid, and with --wait the finality
+    status and latency (exit status 1 unless final). A fee over 1 TIME is confirmed first
+    (--yes skips the question; without a terminal, --yes is required)."""
+    if send_all == (amount is not None):
+        raise click.UsageError("give AMOUNT or --all, not both" if send_all else "give AMOUNT or --all")
+    if send_all and subtract_fee:
+        raise click.UsageError("--all already pays the fee out of the amount sent")
+    if (certificate or wait_block) and not wait:
+        raise click.UsageError("--certificate and --wait-block need --wait")
+    value = 0 if amount is None else _parse_amount(amount, sat)
     passphrase = obj.passphrase()
     store = Keystore.unlock(obj.wallet_path, passphrase)
     if store.params is not obj.params:
         raise click.ClickException(f"the wallet is for {store.params.name}, not {obj.params.name}")
     node = obj.node()
-    sent = node.send(store, [(to, value)], fee_margin_per_mille=fee_margin)
+    selection = node.select(
+        store, [(to, value)], fee_margin_per_mille=fee_margin, subtract_fee=subtract_fee, send_all=send_all
+    )
+    if selection.fee > CONFIRM_FEE_ABOVE and not assume_yes:
+        question = f"pay a fee of {_show(selection.fee, sat)} to send {_show(selection.paid, sat)}?"
+        if obj.stdin_used or not sys.stdin.isatty():
+            raise click.ClickException(
+                f"the fee of {_show(selection.fee, sat)} is over {_show(CONFIRM_FEE_ABOVE, sat)}: "
+                "nothing sent; pass --yes to send it"
+            )
+        if not click.confirm(question.capitalize(), err=True):
+            raise click.ClickException("nothing sent")
+    sent = node.submit(selection, node.sign(store, selection))
+    change = f", change {_show(sent.change, sat)}" if sent.change else ""
     click.echo(
-        f"sent {_time(value)} TIME, fee {sent.fee} sat, change {sent.change} sat, {sent.inputs} inputs",
+        f"sent {_show(sent.paid, sat)} to {to}, fee {_show(sent.fee, sat)}{change}, "
+        f"{sent.inputs} input{'s' if sent.inputs != 1 else ''}",
         err=True,
     )
     click.echo(sent.txid)
-    if wait:
-        status = node.wait_final(sent.txid, wait_timeout)
-        click.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
-        state = status.get("status")
-        if state == "rejected":
-            raise click.ClickException(f"transaction {sent.txid} was rejected: {status.get('reason')}")
-        if state != "final":
-            raise click.ClickException(
-                f"transaction {sent.txid} is not final after {wait_timeout:g} s (status {state})"
-            )
+    if not wait:
+        return
+    status = node.wait_final(sent.txid, wait_timeout)
+    state = status.get("status")
+    latency_ms = (time.monotonic() - sent.submitted) * 1000
+    if state == "final":
+        click.echo(f"final in {latency_ms:.0f} ms")
+        if certificate:
+            if status.get("certificate"):
+                click.echo(status["certificate"])
+            else:  # final through votes it saw, or a block, without a certificate of its own
+                click.echo(f"the node at {obj.endpoint} holds no finality certificate for it", err=True)
+        if wait_block:
+            height = node.wait_block(sent.txid, wait_timeout)
+            if height is None:
+                raise click.ClickException(
+                    f"transaction {sent.txid} is final but in no block after {wait_timeout:g} s"
+                )
+            click.echo(f"in block {height}")
+        return
+    if state == "rejected":
+        click.echo(f"rejected after {latency_ms:.0f} ms")
+        raise click.ClickException(f"transaction {sent.txid} was rejected: {status.get('reason')}")
+    click.echo(f"{state} after {latency_ms:.0f} ms")
+    raise click.ClickException(
+        f"transaction {sent.txid} is not final after {wait_timeout:g} s (status {state})"
+    )
 
 
 def _addresses(obj: Context) -> list[str]:
@@ -286,5 +448,6 @@ def _parse_amount(text: str, sat: bool) -> int:
     return int(sats)
 
 
-def _time(sat: int) -> str:
-    return f"{Decimal(sat) / COIN:.8f}"
+def _show(sat: int, in_sat: bool = False) -> str:
+    """An amount as printed: ``1.50000000 TIME``, or ``150000000 sat`` with ``--sat``."""
+    return f"{sat} sat" if in_sat else f"{Decimal(sat) / COIN:.8f} TIME"

@@ -52,7 +52,7 @@ from timecoin.loadtest.runner import Preparation, Verification, common_fields, p
 from timecoin.loadtest.submitter import AsyncRPC, Endpoint
 from timecoin.loadtest.targets import Funding
 
-__all__ = ["DistributedConfig", "locustfile_path", "run_distributed", "run_worker"]
+__all__ = ["DistributedConfig", "locustfile_path", "merge_results", "run_distributed", "run_worker"]
 
 LOCUST_DIR = "locust"
 """Subdirectory of the report directory with Locust's reports, logs and the plans."""
@@ -144,13 +144,20 @@ def _ms(row: dict[str, str] | None, column: str) -> float | None:
 
 
 async def _watch(
-    master: subprocess.Popen[bytes], prefix: Path, console: Console, timeout: float
+    master: subprocess.Popen[bytes],
+    workers: list[subprocess.Popen[bytes]],
+    prefix: Path,
+    console: Console,
+    timeout: float,
 ) -> int | None:
-    """Waits for the master to exit (None after ``timeout`` s), printing a progress line from
-    its CSV stats every :data:`PROGRESS_INTERVAL` seconds."""
+    """Waits for the master to exit, printing a progress line from its CSV stats every
+    :data:`PROGRESS_INTERVAL` seconds; None after ``timeout`` s or when a local worker failed
+    (the master would wait for it in vain)."""
     started = time.monotonic()
     while master.poll() is None:
         if time.monotonic() - started > timeout:
+            return None
+        if any(w.poll() not in (None, 0) for w in workers):
             return None
         await asyncio.sleep(PROGRESS_INTERVAL)
         stats = locust_stats(prefix)
@@ -185,7 +192,37 @@ async def _listening(master: subprocess.Popen[bytes], host: str, port: int) -> b
     return False
 
 
-def _merge(workers: list[dict[str, Any] | None]) -> dict[str, Any]:
+_COUNTS = ("submitted", "accepted", "overloaded", "finality_rejected", "feed_missed", "feed_restarts")
+
+
+def _well_formed(w: object) -> bool:
+    """Whether a worker's results have the shape :meth:`.locustfile._Worker.results` gives (the
+    master's port is unauthenticated: what arrives there is checked before it is counted)."""
+    if not isinstance(w, dict):
+        return False
+    try:
+        return (
+            all(isinstance(w[k], int) and w[k] >= 0 for k in _COUNTS)
+            and all(
+                isinstance(t, str) and isinstance(lat, float | int) and isinstance(at, float | int)
+                for t, lat, at in w["final"]
+            )
+            and all(isinstance(r, str) and isinstance(n, int) for r, n in w["reject_reasons"].items())
+            and all(isinstance(n, int) for n in w["sent_per_second"].values())
+            and all(int(sec) >= 0 for sec in w["sent_per_second"])
+            and all(isinstance(w[k], float | int | None) for k in ("first_send", "last_send"))
+            and isinstance(w["errors"], list)
+            and all(isinstance(w["generator"][k], float | int) for k in ("transactions", "seconds"))
+            and isinstance(w["presign_s"], float | int)
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def merge_results(workers: list[Any]) -> dict[str, Any]:
+    """The workers' results added up; malformed or missing ones are counted (``missing``)."""
+    missing = sum(not _well_formed(w) for w in workers)
+    workers = [w for w in workers if _well_formed(w)]
     merged: dict[str, Any] = {
         "final": {},
         "final_at": {},
@@ -199,30 +236,24 @@ def _merge(workers: list[dict[str, Any] | None]) -> dict[str, Any]:
         "feed_restarts": 0,
         "sent_per_second": {},
         "first_send": None,
+        "last_send": None,
         "generator": {"transactions": 0, "seconds": 0.0},
         "presign_s": 0.0,
-        "missing": sum(w is None for w in workers),
+        "missing": missing,
     }
     for w in workers:
-        if w is None:
-            continue
         for txid, latency, at in w["final"]:
             merged["final"][txid] = latency
             merged["final_at"][txid] = at
-        for key in (
-            "submitted",
-            "accepted",
-            "overloaded",
-            "finality_rejected",
-            "feed_missed",
-            "feed_restarts",
-        ):
+        for key in _COUNTS:
             merged[key] += w[key]
         for reason, n in w["reject_reasons"].items():
             merged["reject_reasons"][reason] = merged["reject_reasons"].get(reason, 0) + n
         for second, n in w["sent_per_second"].items():
             merged["sent_per_second"][int(second)] = merged["sent_per_second"].get(int(second), 0) + n
         merged["errors"] += w["errors"]
+        if w["last_send"] is not None:
+            merged["last_send"] = max(w["last_send"], merged["last_send"] or w["last_send"])
         if w["first_send"] is not None:
             merged["first_send"] = min(w["first_send"], merged["first_send"] or w["first_send"])
         merged["generator"]["transactions"] += w["generator"]["transactions"]
@@ -266,7 +297,7 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
         prep = await prepare(
             nodes, config.genesis, config.account_keys, total, config.batch_size, config.max_fanout, console
         )
-        merged = _merge([])
+        merged = merge_results([])
         exit_status: int | None = None
         if prep.load_ready and prep.generator is not None and prep.params is not None:
             if not prep.finality:
@@ -277,9 +308,9 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
                 )
                 if results_file.exists():
                     doc = orjson.loads(results_file.read_bytes())
-                    merged = _merge(doc["workers"])
+                    merged = merge_results(doc.get("workers", []) if isinstance(doc, dict) else [])
                     if merged["missing"]:
-                        prep.notes.append(f"{merged['missing']} workers sent no results")
+                        prep.notes.append(f"{merged['missing']} workers sent no (well-formed) results")
                 else:
                     prep.notes.append(f"the Locust master wrote no results (exit status {exit_status})")
         checked = await verify(nodes, list(merged["final"]), prep, prep.finality, console)
@@ -349,6 +380,8 @@ async def _run_locust(
                 "--html",
                 str(locust_dir / HTML_REPORT),
                 "--only-summary",
+                "--exit-code-on-error",  # refusals are results: the thresholds judge the run
+                "0",
                 PLAN_OPTION,
                 str(master_plan),
             ),
@@ -374,9 +407,15 @@ async def _run_locust(
                     locust_dir / f"worker-{i}.log",
                 )
             )
-        status = await _watch(master, prefix, console, config.duration + config.drain_timeout + SETUP_MARGIN)
+        status = await _watch(
+            master, processes[1:], prefix, console, config.duration + config.drain_timeout + SETUP_MARGIN
+        )
+        failed = {i: w.returncode for i, w in enumerate(processes[1:]) if w.poll() not in (None, 0)}
+        if failed:
+            prep.notes.append(f"local Locust workers failed (exit statuses {failed}; see their logs)")
         if status is None:
-            prep.notes.append("the Locust master did not finish in time and was stopped")
+            master.terminate()
+            prep.notes.append("the Locust master did not finish and was stopped")
         elif status != 0:
             tail = (locust_dir / "master.log").read_text(errors="replace")[-1500:]
             prep.notes.append(f"the Locust master exited with status {status}: {tail}")
@@ -414,7 +453,9 @@ def _report(
         "meta": meta,
         "nodes": len(config.endpoints),
         "rate": config.rate,
-        "duration_s": round(len(per_second), 3),
+        "duration_s": round(max([merged["last_send"] or 0.0, *finished]) - first, 3)
+        if first is not None
+        else 0.0,
         "submitted": merged["submitted"],
         "accepted": merged["accepted"],
         "finalized": finalized,

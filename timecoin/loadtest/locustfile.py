@@ -107,6 +107,8 @@ class _Worker:
         self.wall_offset = time.time() - time.monotonic()
         self.sent_per_second: Counter[int] = Counter()
         self.presign_s = 0.0
+        self.last_send = 0.0
+        """``time.monotonic()`` of the last batch sent."""
         self.generated = (0, 0.0)
         self.followers = Group()
         self.cursors: list[int] = []
@@ -162,6 +164,7 @@ class _Worker:
         """Records one batch's verdicts (the single-process submitter's accounting)."""
         result = self.submission
         result.submitted += len(raws)
+        self.last_send = max(self.last_send, sent)
         self.sent_per_second[int(sent + self.wall_offset)] += len(raws)
         try:
             txids, rejects = raw_reply(status, body, len(raws))
@@ -274,6 +277,7 @@ class _Worker:
             "overloaded": s.overloaded,
             "finality_rejected": len(r.rejected),
             "first_send": min(s.sent_at.values(), default=0.0) + offset if s.sent_at else None,
+            "last_send": self.last_send + offset if s.submitted else None,
             "sent_per_second": {str(k): v for k, v in self.sent_per_second.items()},
             "errors": (s.errors + r.errors)[:MAX_ERRORS],
             "feed_missed": r.missed,

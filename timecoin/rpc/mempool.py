@@ -18,12 +18,22 @@ CATEGORY = "Mempool"
 def getmempoolinfo(node: Node) -> dict[str, Any]:
     """Size of the mempool, its limits (DESIGN §4) and the minimum fee rule: ``minfee_base_sat``
     plus ``minfee_per_mille`` thousandths of the value sent to others (outputs paying no address
-    an input spends from; docs/encoding.md, "Validity")."""
+    an input spends from; docs/encoding.md, "Validity").
+
+    Bitcoin Core's fields where they mean something here: ``loaded`` (always true: the mempool
+    is not persisted), ``size`` (transactions), ``bytes`` (their encoded size), ``total_fee``
+    (TIME) and ``total_fee_sat`` (the fees they pay), ``maxmempool`` (bytes). Core's ``usage``,
+    ``mempoolminfee``, ``minrelaytxfee`` and ``unbroadcastcount`` are absent: no separate
+    memory accounting, no fee-rate floor (the fee rule above is per transaction), and every
+    admitted transaction is relayed at once."""
     mempool, params = node.mempool, node.params
+    total_fee = sum(e.fee for e in mempool.entries())
     return {
         "loaded": True,
         "size": len(mempool),
         "bytes": mempool.bytes,
+        "total_fee": render.amount(total_fee),
+        "total_fee_sat": total_fee,
         "maxmempool": params.mempool_max_bytes,
         "maxmempooltxs": params.mempool_max_txs,
         "minfee_base_sat": params.min_fee_base,

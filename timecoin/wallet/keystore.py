@@ -4,11 +4,13 @@ Keys are **derived deterministically** from one random 32-byte seed: key ``i`` i
 seed ``BLAKE3.derive_key(KEY_CONTEXT, seed ‖ u32le(i))`` (BLAKE3's key derivation mode, the
 ``blake3`` package), so a backup of the seed (the file plus its passphrase) covers every address
 the wallet ever hands out. No BIP-32/SLIP-10 tree: one flat sequence of keys is all this wallet
-needs.
+needs. Keys made elsewhere (a devnet's faucet key, a paper key) are **imported**
+(:meth:`Keystore.import_key`): their 32-byte Ed25519 seeds are kept, encrypted, beside the wallet
+seed, and a backup of the file covers them too.
 
 The file holds, in JSON: the network, the public addresses (so ``balance`` works without the
 passphrase; they are checked against the derived keys on every unlock), the Argon2id salt and
-limits, and the XSalsa20-Poly1305 nonce and ciphertext of ``{"seed", "keys"}`` (PyNaCl:
+limits, and the XSalsa20-Poly1305 nonce and ciphertext of ``{"seed", "keys", "imported"}`` (PyNaCl:
 ``nacl.pwhash.argon2id`` stretches the passphrase into the ``SecretBox`` key). A wrong passphrase
 and a tampered ciphertext both fail the Poly1305 check: :class:`KeystoreError` says so and nothing
 is decrypted. The file is written atomically (a temporary file in the same directory, fsync,
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,8 @@ MAX_LIMITS = (nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE, nacl.pwhash.argon2id.MEML
 """The largest limits a file may ask for (libsodium's "sensitive": 4 passes, 1 GiB): a file
 asking for more is refused, not obeyed."""
 MAX_KEYS = 100_000
-"""Most keys one keystore derives (a tampered count must not make unlocking derive forever)."""
+"""Most keys one keystore derives (a tampered count must not make unlocking derive forever), and
+most keys it imports."""
 
 
 class KeystoreError(Exception):
@@ -75,20 +78,25 @@ class Key:
     address: str
 
 
-def _key(seed: bytes, index: int, params: NetworkParams) -> Key:
-    secret = derive_key(seed, index)
+def _key_of(secret: bytes, params: NetworkParams) -> Key:
     public = crypto.public_key(secret)
     return Key(secret, public, pubkey_hash(public), address_of_key(public, params))
 
 
+def _key(seed: bytes, index: int, params: NetworkParams) -> Key:
+    return _key_of(derive_key(seed, index), params)
+
+
 @dataclass
 class Keystore:
-    """An unlocked keystore: the seed and its first ``len(keys)`` keys on ``params``' network."""
+    """An unlocked keystore: the seed and its first ``len(keys)`` derived keys on ``params``'
+    network, then the ``imported`` keys."""
 
     params: NetworkParams
     seed: bytes
     keys: list[Key]
     limits: tuple[int, int]
+    imported: list[Key] = field(default_factory=list)
 
     @classmethod
     def create(cls, params: NetworkParams, keys: int = 1, limits: tuple[int, int] = MODERATE) -> Keystore:
@@ -97,8 +105,28 @@ class Keystore:
         return cls(params, seed, [_key(seed, i, params) for i in range(keys)], limits)
 
     @property
+    def all_keys(self) -> list[Key]:
+        """The derived keys, then the imported ones."""
+        return [*self.keys, *self.imported]
+
+    @property
     def addresses(self) -> list[str]:
-        return [k.address for k in self.keys]
+        """Every address: the derived keys', then the imported keys'."""
+        return [k.address for k in self.all_keys]
+
+    def import_key(self, secret: bytes) -> Key:
+        """Adds the key of the 32-byte Ed25519 seed ``secret`` (save the keystore afterwards to
+        keep it). ``ValueError`` if it is not 32 bytes, is already in the wallet, or the wallet
+        holds :data:`MAX_KEYS` imported keys."""
+        if len(secret) != SEED_LEN:
+            raise ValueError(f"a secret key is {SEED_LEN} bytes (64 hex digits), got {len(secret)} bytes")
+        key = _key_of(secret, self.params)
+        if key.address in self.addresses:
+            raise ValueError(f"the key of {key.address} is already in the wallet")
+        if len(self.imported) >= MAX_KEYS:
+            raise ValueError(f"the wallet already holds {MAX_KEYS} imported keys")
+        self.imported.append(key)
+        return key
 
     def new_key(self) -> Key:
         """Derives the next key (save the keystore afterwards to keep it)."""
@@ -112,7 +140,13 @@ class Keystore:
         opslimit, memlimit = self.limits
         salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
         box = nacl.secret.SecretBox(_stretch(passphrase, salt, opslimit, memlimit))
-        secret = json.dumps({"seed": self.seed.hex(), "keys": len(self.keys)}).encode()
+        secret = json.dumps(
+            {
+                "seed": self.seed.hex(),
+                "keys": len(self.keys),
+                "imported": [k.secret.hex() for k in self.imported],
+            }
+        ).encode()
         nonce = nacl.utils.random(nacl.secret.SecretBox.NONCE_SIZE)
         ciphertext = box.encrypt(secret, nonce).ciphertext
         doc = {
@@ -158,14 +192,21 @@ class Keystore:
         try:
             secret = json.loads(box.decrypt(ciphertext, nonce))
             seed, count = bytes.fromhex(secret["seed"]), int(secret["keys"])
+            imported = [bytes.fromhex(k) for k in secret.get("imported", [])]
         except nacl.exceptions.CryptoError:
             raise KeystoreError(f"{path}: wrong passphrase, or the file was altered") from None
-        except (KeyError, TypeError, ValueError) as e:
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise KeystoreError(f"{path}: decrypted content is malformed ({e})") from None
-        if len(seed) != SEED_LEN or not 0 <= count <= MAX_KEYS:
+        if len(seed) != SEED_LEN or not 0 <= count <= MAX_KEYS or len(imported) > MAX_KEYS:
             raise KeystoreError(f"{path}: decrypted content is malformed (seed or key count)")
+        if any(len(k) != SEED_LEN for k in imported):
+            raise KeystoreError(f"{path}: decrypted content is malformed (an imported key)")
         keystore = cls(
-            public.params, seed, [_key(seed, i, public.params) for i in range(count)], (opslimit, memlimit)
+            public.params,
+            seed,
+            [_key(seed, i, public.params) for i in range(count)],
+            (opslimit, memlimit),
+            [_key_of(k, public.params) for k in imported],
         )
         if keystore.addresses != public.addresses:
             raise KeystoreError(

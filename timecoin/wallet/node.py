@@ -19,7 +19,7 @@ from timecoin.core.types import OutPoint
 from timecoin.params import NetworkParams
 from timecoin.rpc.client import JSONRPCError, RPCClient
 from timecoin.rpc.errors import METHOD_NOT_FOUND
-from timecoin.wallet.coinselect import Selection, SpendableCoin, select_coins
+from timecoin.wallet.coinselect import Selection, SpendableCoin, select_coins, sweep
 from timecoin.wallet.keystore import Keystore
 
 MIN_CONFIRMATIONS = 1
@@ -38,13 +38,17 @@ class WalletError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """A submitted transfer: txid (hex), the encoded signed transaction, fee and change (sat)."""
+    """A submitted transfer: txid (hex), the encoded signed transaction, what the payees receive,
+    the fee and the change (sat), the inputs spent, and ``submitted`` (``time.monotonic()`` when
+    the node accepted it, for the finality latency)."""
 
     txid: str
     raw: bytes
+    paid: int
     fee: int
     change: int
     inputs: int
+    submitted: float
 
 
 class NodeWallet:
@@ -83,6 +87,41 @@ class NodeWallet:
             for c in coins
         ]
 
+    def select(
+        self,
+        keystore: Keystore,
+        payments: Sequence[tuple[str, int]],
+        *,
+        fee_margin_per_mille: int = 0,
+        subtract_fee: bool = False,
+        send_all: bool = False,
+    ) -> Selection:
+        """Selects coins of the keystore's addresses for ``payments`` ((address, sat)); the
+        change goes back to the address of the largest coin spent (DESIGN §4: base fee only).
+        ``send_all``: one payment of every spendable coin, less the fee (its amount is
+        ignored). Raises ``AddressError`` for a bad address, ``InsufficientFunds``,
+        ``ValueError``, :class:`WalletError`."""
+        if not keystore.addresses:
+            raise WalletError("the wallet has no keys")
+        decoded = [(decode_address(a, self.params), v) for a, v in payments]
+        coins = self.spendable(keystore.addresses)
+        if send_all:
+            if len(decoded) != 1:
+                raise ValueError("--all pays a single address")
+            return sweep(self.params, coins, decoded[0][0], fee_margin_per_mille=fee_margin_per_mille)
+        return select_coins(
+            self.params, coins, decoded, fee_margin_per_mille=fee_margin_per_mille, subtract_fee=subtract_fee
+        )
+
+    def sign(self, keystore: Keystore, selection: Selection) -> bytes:
+        """The encoded transaction of ``selection`` signed with the keystore's keys over the
+        node's chain id."""
+        secrets = {k.pubkey_hash: k.secret for k in keystore.all_keys}
+        signed = selection.transaction.signed_with(
+            [secrets[c.pubkey_hash] for c in selection.coins], self.chain_id(), int(self.params.network)
+        )
+        return signed.encode()
+
     def build(
         self,
         keystore: Keystore,
@@ -90,38 +129,15 @@ class NodeWallet:
         *,
         fee_margin_per_mille: int = 0,
     ) -> tuple[Selection, bytes]:
-        """Selects coins for ``payments`` ((address, sat)) and signs; (selection, encoded
-        signed transaction). Change goes to the keystore's first address. Raises
-        ``AddressError`` for a bad address, ``InsufficientFunds``, ``ValueError``."""
-        if not keystore.keys:
-            raise WalletError("the wallet has no keys")
-        decoded = [(decode_address(a, self.params), v) for a, v in payments]
-        chain_id = self.chain_id()
-        selection = select_coins(
-            self.params,
-            self.spendable(keystore.addresses),
-            decoded,
-            keystore.keys[0].pubkey_hash,
-            fee_margin_per_mille=fee_margin_per_mille,
-        )
-        secrets = {k.pubkey_hash: k.secret for k in keystore.keys}
-        signed = selection.transaction.signed_with(
-            [secrets[c.pubkey_hash] for c in selection.coins], chain_id, int(self.params.network)
-        )
-        return selection, signed.encode()
+        """:meth:`select` and :meth:`sign`: (selection, encoded signed transaction)."""
+        selection = self.select(keystore, payments, fee_margin_per_mille=fee_margin_per_mille)
+        return selection, self.sign(keystore, selection)
 
-    def send(
-        self,
-        keystore: Keystore,
-        payments: Sequence[tuple[str, int]],
-        *,
-        fee_margin_per_mille: int = 0,
-    ) -> Sent:
-        """:meth:`build`, then ``sendrawtransaction``; a rejection raises the node's
+    def submit(self, selection: Selection, raw: bytes) -> Sent:
+        """``sendrawtransaction`` of the signed ``raw``; a rejection raises the node's
         ``JSONRPCError`` (code and reject code), or :class:`WalletError` when a chosen coin is
         spent by a final transaction that no block holds yet (``txn-spent-final``: such a spend
         does not lock the coin in ``listunspent``, so only the next block shows it spent)."""
-        selection, raw = self.build(keystore, payments, fee_margin_per_mille=fee_margin_per_mille)
         try:
             txid = self.rpc.sendrawtransaction(raw.hex())
         except JSONRPCError as e:
@@ -131,7 +147,26 @@ class NodeWallet:
                     "transaction not yet in a block, so send again after the next block"
                 ) from None
             raise
-        return Sent(txid, raw, selection.fee, selection.change, len(selection.coins))
+        return Sent(
+            txid,
+            raw,
+            selection.paid,
+            selection.fee,
+            selection.change,
+            len(selection.coins),
+            time.monotonic(),
+        )
+
+    def send(
+        self,
+        keystore: Keystore,
+        payments: Sequence[tuple[str, int]],
+        *,
+        fee_margin_per_mille: int = 0,
+    ) -> Sent:
+        """:meth:`build`, then :meth:`submit`."""
+        selection, raw = self.build(keystore, payments, fee_margin_per_mille=fee_margin_per_mille)
+        return self.submit(selection, raw)
 
     def wait_final(self, txid: str, timeout: float) -> dict[str, Any]:
         """``waittransactionfinality``: the transaction's finality status once final or
@@ -155,3 +190,16 @@ class NodeWallet:
                 raise
             if status.get("status") in FINAL_STATES or time.monotonic() >= deadline:
                 return status
+
+    def wait_block(self, txid: str, timeout: float) -> int | None:
+        """Waits until a committed block holds ``txid`` (``gettransactionfinality``'s
+        ``height``), for at most ``timeout`` seconds, in ``waitfornewblock`` long polls of at
+        most half the RPC client's timeout; the block's height, or None if none holds it by
+        then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            height = self.rpc.gettransactionfinality(txid).get("height")
+            remaining = deadline - time.monotonic()
+            if height is not None or remaining <= 0:
+                return height if isinstance(height, int) else None
+            self.rpc.waitfornewblock(max(1, int(min(remaining, self.rpc.timeout / 2) * 1000)))

@@ -14,10 +14,11 @@ import os
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 from timecoin.cli import client as cli
-from timecoin.config import load_config
+from timecoin.config import ConfigError, load_config
 from timecoin.masternode.weights import WEIGHT_UNIT
 from timecoin.params import DEVNET, MAINNET
 from timecoin.rpc.clientparams import PARAMS, VARIADIC, table_from_methods
@@ -277,3 +278,32 @@ def test_getinfo_text_for_a_terminal():
         "Warnings: (none)",
     ):
         assert line in text.splitlines(), line
+
+
+def test_timecoin_rpcauth_command_prints_a_usable_entry():
+    from click.testing import CliRunner
+
+    from timecoin.cli.main import main
+
+    result = CliRunner().invoke(main, ["rpcauth", "alice", "s3cret", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.output)
+    assert doc["username"] == "alice" and doc["password"] == "s3cret"
+    assert RPCAuth.parse(doc["rpcauth"]).matches("alice", "s3cret")
+    text = CliRunner().invoke(main, ["rpcauth", "bob"])
+    assert text.exit_code == 0 and 'rpcauth = ["bob:' in text.output and "Your password:" in text.output
+    assert CliRunner().invoke(main, ["rpcauth", "a:b"]).exit_code != 0
+
+
+def test_rpcauth_and_rpcallowip_settings_refuse_bad_values():
+    line, _ = rpcauth_line("alice")
+    config = load_config({"rpcauth": (line,), "rpcallowip": ("10.0.0.0/8", "192.168.1.7", "::1")}, env={})
+    assert [str(e) for e in config.rpcauth] == [line]
+    assert [str(n) for n in config.rpcallowip] == ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]
+    assert dict((k, v) for k, v, _ in config.describe())["rpcauth"] == "****"
+    with pytest.raises(ConfigError, match="rpcauth: must be USER:SALT"):
+        load_config({"rpcauth": ("alice",)}, env={})
+    with pytest.raises(ConfigError, match="rpcallowip: must be IP addresses"):
+        load_config({"rpcallowip": ("10.0.0.300",)}, env={})
+    env = {"TIMECOIN_RPCALLOWIP": "10.1.0.0/16,10.2.0.0/16"}
+    assert len(load_config({}, env=env).rpcallowip) == 2

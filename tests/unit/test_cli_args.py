@@ -84,6 +84,8 @@ def test_network_flags_and_negated_flags():
     assert cli.parse_args(["-testnet", "x"]).network == "testnet"
     assert cli.parse_args(["-devnet", "x"]).network == "devnet"
     assert cli.parse_args(["-chain=devnet", "x"]).network == "devnet"
+    assert cli.parse_args(["-testnet=1", "x"]).network == "testnet"
+    assert cli.parse_args(["-testnet=0", "x"]).network is None
     assert cli.parse_args(["-rpcwait", "-norpcwait", "x"]).rpcwait is False
     assert cli.parse_args(["-rpcwait=0", "x"]).rpcwait is False
     assert cli.parse_args(["-rpcwait=1", "x"]).rpcwait is True
@@ -97,7 +99,7 @@ def test_network_flags_and_negated_flags():
         (["--bogus", "getblockcount"], "unknown option --bogus"),
         (["-", "getblockcount"], "unknown option -"),
         (["-rpcwait=maybe", "x"], "is a flag"),
-        (["-testnet=1", "x"], "takes no value"),
+        (["-testnet=maybe", "x"], "is a flag"),
         (["-rpcport"], "needs a value"),
         (["-rpcclienttimeout=0", "x"], "positive"),
         (["-rpcwaittimeout=-1", "x"], "non-negative"),

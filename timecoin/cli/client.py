@@ -194,9 +194,7 @@ def parse_args(argv: Sequence[str]) -> CliArgs:
             setattr(args, option.dest, _option_value(name, option, value))
         elif option.const is True:
             setattr(args, option.dest, not negated and _flag_value(name, value))
-        else:
-            if eq:
-                raise UsageError(f"option -{name} takes no value")
+        elif _flag_value(name, value):  # -testnet, -testnet=1 (Core's forms); -testnet=0 sets nothing
             setattr(args, option.dest, option.const)
         i += 1
     if i < len(argv):

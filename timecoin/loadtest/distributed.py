@@ -477,7 +477,12 @@ def _report(
         "consensus_available": prep.consensus,
         **common_fields(prep, checked, merged["presign_s"]),
         "submitted_per_second": per_second,
-        "timeline": timeline(float(base), {}, merged["final"], merged["final_at"]),
+        "timeline": timeline(
+            float(base),
+            {t: at - merged["final"][t] for t, at in merged["final_at"].items()},  # sent = final - latency
+            merged["final"],
+            merged["final_at"],
+        ),
         "generator": {
             "transactions": generated["transactions"],
             "seconds": round(generated["seconds"], 3),

@@ -65,6 +65,8 @@ __all__ = [
     "LoadTestConfig",
     "Preparation",
     "Verification",
+    "common_fields",
+    "parameters",
     "prepare",
     "run_loadtest",
     "summary_lines",

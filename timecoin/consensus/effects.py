@@ -14,9 +14,10 @@ the reference driver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
+    "Encodable",
     "ApplyBlock",
     "Broadcast",
     "Effect",
@@ -35,6 +36,12 @@ __all__ = [
 
 Writes = tuple[tuple[bytes, bytes, bytes | None], ...]
 """(database, key, value or None to delete): ``ChainStore.write`` input."""
+
+
+class Encodable(Protocol):
+    """Something whose encoding is built when asked (a certificate by reference)."""
+
+    def encode(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +151,19 @@ class TransactionFinalized:
 
     txid: bytes
     transaction: bytes
-    certificate: bytes
-    """The encoded finality certificate; empty when a block settled a conflict (the block's
+    certificate: bytes | Encodable
+    """The finality certificate: encoded, or by reference (``finality.CertificateRefs``, encoded
+    on request: :meth:`certificate_bytes`); empty when a block settled a conflict (the block's
     commit certificate is then the proof)."""
     latency: float | None
     """Seconds from this node first seeing the transaction to finality, if it saw it."""
     block_height: int | None = None
     """The height of the block that settled it, when a block did."""
+
+    def certificate_bytes(self) -> bytes:
+        """The encoded finality certificate (empty when a block settled it)."""
+        cert = self.certificate
+        return cert if isinstance(cert, bytes) else cert.encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from timecoin.consensus.messages import (
 )
 from timecoin.consensus.monitor import Monitor
 from timecoin.consensus.signer import SignerState
-from timecoin.consensus.store import load_finalized, load_signer_records
+from timecoin.consensus.store import load_finalized, load_signer_records, load_vote_batches
 from timecoin.consensus.tally import VoteRecord
 from timecoin.consensus.validators import ValidatorSet
 from timecoin.core.types import Block, BlockView
@@ -102,6 +102,7 @@ class Consensus:
         production_gate: Callable[[], bool],
         signer_records: Sequence[tuple[bytes, bytes]] = (),
         finalized: Sequence[tuple[bytes, bytes, bytes, bytes]] = (),
+        vote_batches: Sequence[tuple[int, bytes]] = (),
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
         max_transaction_bytes: int | None = None,
@@ -120,7 +121,9 @@ class Consensus:
             perf=perf,
             max_transaction_bytes=max_transaction_bytes,
         )
-        self.finality = FinalityEngine(self.ctx, mempool, finalized, rng or random.Random(os.urandom(16)))
+        self.finality = FinalityEngine(
+            self.ctx, mempool, finalized, rng or random.Random(os.urandom(16)), vote_batches
+        )
         self.bft = BftEngine(self.ctx, self.finality, production_gate)
         self._future: list[tuple[Any, bytes]] = []
         self._future_bytes: dict[Any, int] = {}
@@ -147,6 +150,7 @@ class Consensus:
             production_gate=production_gate,
             signer_records=load_signer_records(chain.store),
             finalized=load_finalized(chain.store),
+            vote_batches=load_vote_batches(chain.store),
             rng=rng,
             perf=perf,
             max_transaction_bytes=max_transaction_bytes,

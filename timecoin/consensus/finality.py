@@ -66,14 +66,23 @@ from timecoin.consensus.messages import (
     TxVote,
 )
 from timecoin.consensus.snowball import Poll, Snowball
-from timecoin.consensus.store import FINALIZED_DB, FINALIZED_KEY, encode_finalized, finalized_key
-from timecoin.consensus.tally import Tally, VoteRecord
+from timecoin.consensus.store import (
+    CONSENSUS_DB,
+    FINALIZED_DB,
+    FINALIZED_KEY,
+    decode_certificate_refs,
+    encode_certificate_refs,
+    encode_finalized,
+    finalized_key,
+    vote_batch_key,
+)
+from timecoin.consensus.tally import Tally, VoteRecord, encode_certificate
 from timecoin.core.types import Block, BlockView, Transaction
 from timecoin.ledger.mempool import Admission, Mempool
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FinalEntry", "FinalityEngine", "PendingTx"]
+__all__ = ["CertificateRefs", "FinalEntry", "FinalityEngine", "PendingTx"]
 
 MAX_CONFLICTING = 10_000
 """Valid spends kept beside the mempool because they conflict with a pending one."""
@@ -112,15 +121,50 @@ class _Held:
         return txid in self._pending or txid in self._finalized
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateRefs:
+    """A finality certificate by reference: the vote batches (and the index of the txid in each
+    batch's accepts) whose accepts made ``txid`` final at ``height``, by voter ascending. The
+    batches are stored once (``votes/`` records, :mod:`timecoin.consensus.store`) however many
+    certificates refer to them; the bytes are built only when someone asks (:meth:`encode`)."""
+
+    txid: bytes
+    height: int
+    accepts: tuple[tuple[VoteRecord, int], ...]
+
+    def encode(self) -> bytes:
+        """The encoded ``FinalityCertificate``: the bytes the tally would have built at once."""
+        return encode_certificate(self.txid, self.height, self.accepts)
+
+
+def _certificate_refs(tally: Tally, txid: bytes) -> CertificateRefs:
+    """The certificate by reference of a txid ``tally`` counts final."""
+    return CertificateRefs(txid, tally.vset.height, tuple(tally.accepts(txid)))
+
+
+@dataclass(slots=True)
+class _StoredBatch:
+    """A vote batch stored for the certificates that refer to it."""
+
+    sequence: int
+    refs: int = 0
+
+
 @dataclass(slots=True)
 class FinalEntry:
     """A final transaction not yet archived in a block (UTXO state "spent-final", DESIGN §4)."""
 
     raw: bytes
-    certificate: bytes
+    certificate: bytes | CertificateRefs
+    """The encoded certificate (one a peer sent) or this node's own, by reference."""
     inputs: tuple[bytes, ...]
     key: bytes
     """Its record's key in the ``finalized`` database (:data:`FINALIZED_KEY`)."""
+
+    def certificate_bytes(self) -> bytes:
+        """The encoded finality certificate."""
+        cert = self.certificate
+        return cert if isinstance(cert, bytes) else cert.encode()
 
 
 class FinalityEngine:
@@ -132,6 +176,7 @@ class FinalityEngine:
         mempool: Mempool,
         finalized: Sequence[tuple[bytes, bytes, bytes, bytes]],
         rng: random.Random,
+        vote_batches: Sequence[tuple[int, bytes]] = (),
     ) -> None:
         self.ctx = ctx
         self.mempool = mempool
@@ -170,18 +215,51 @@ class FinalityEngine:
         """Keys of finalized records a committed block already archived."""
         self._next_key = 0
         """Sequence number of the next finalized record (:data:`FINALIZED_KEY`)."""
-        utxos = ctx.chain.utxos
-        for key, txid, raw, cert in finalized:
+        self._batches: dict[VoteRecord, _StoredBatch] = {}
+        """The stored vote batches that certificates by reference of :attr:`finalized` name."""
+        self._next_batch = 0
+        """Sequence number of the next stored vote batch."""
+        self._load(finalized, vote_batches)
+
+    def _load(
+        self,
+        finalized: Sequence[tuple[bytes, bytes, bytes, bytes]],
+        vote_batches: Sequence[tuple[int, bytes]],
+    ) -> None:
+        """The finalized pool from the store. ``ValueError`` if a record is malformed or names a
+        vote batch that is not stored."""
+        records = {}
+        for sequence, data in vote_batches:
+            records[sequence] = VoteRecord(TxVote.decode(data), 0)
+            self._next_batch = max(self._next_batch, sequence + 1)
+        utxos = self.ctx.chain.utxos
+        for key, txid, raw, proof in finalized:
             if len(key) == FINALIZED_KEY.size:
                 self._next_key = max(self._next_key, FINALIZED_KEY.unpack(key)[0] + 1)
             tx = Transaction.decode(raw)
             inputs = tuple(o.encode() for o in tx.inputs)
-            if txid not in self.finalized and all(utxos.get(o) is not None for o in inputs):
-                self.finalized[txid] = FinalEntry(raw, cert, inputs, key)
-                for o in inputs:
-                    self.spent_final[o] = txid
-            else:  # archived by a block committed before the record's delete (or spent otherwise)
+            if txid in self.finalized or not all(utxos.get(o) is not None for o in inputs):
+                # Archived by a block committed before the record's delete (or spent otherwise).
                 self._stale.append(key)
+                continue
+            refs = decode_certificate_refs(proof)
+            cert: bytes | CertificateRefs = proof
+            if refs is not None:
+                height, entries = refs
+                missing = [seq for seq, _ in entries if seq not in records]
+                if missing:
+                    raise ValueError(
+                        f"finalized record of {txid.hex()} names vote batch {missing[0]}, which is not stored"
+                    )
+                cert = CertificateRefs(txid, height, tuple((records[seq], i) for seq, i in entries))
+                for seq, _ in entries:
+                    stored = self._batches.setdefault(records[seq], _StoredBatch(seq))
+                    stored.refs += 1
+            self.finalized[txid] = FinalEntry(raw, cert, inputs, key)
+            for o in inputs:
+                self.spent_final[o] = txid
+        # Batches no stored record names any more (their last record went in a block).
+        self._stale_batches = [seq for seq, record in records.items() if record not in self._batches]
 
     # -- entry points ------------------------------------------------------------------------------
 
@@ -189,7 +267,9 @@ class FinalityEngine:
         """Drops finalized records a committed block already archived (crash between the block and
         the delete)."""
         out.writes.extend((FINALIZED_DB, key, None) for key in self._stale)
+        out.writes.extend((CONSENSUS_DB, vote_batch_key(seq), None) for seq in self._stale_batches)
         self._stale = []
+        self._stale_batches = []
 
     def submit(self, raws: Sequence[bytes], out: Outbox, now: float) -> list[Admission]:
         """Admits encoded transactions for voting (mempool rules, then finality state). Codes
@@ -262,7 +342,7 @@ class FinalityEngine:
                 self._check_conflicting_accepts(record.vote, out)
             for txid in final:
                 if txid in self.pending and txid not in self.finalized:
-                    self._finalize(txid, tally.certificate_bytes(txid), out, now)
+                    self._finalize(txid, _certificate_refs(tally, txid), out, now)
             for txid in rejected:
                 if txid in self.pending and txid not in self.finalized:
                     self._reject(txid, "rejected-by-votes", out, now)
@@ -284,7 +364,7 @@ class FinalityEngine:
                 refused += 1
                 continue
             answered.add(txid)
-            cert = FinalityCertificate.decode(entry.certificate)
+            cert = FinalityCertificate.decode(entry.certificate_bytes())
             out.sends.append(Reply(peer, TxCertificate(entry.raw, cert).encode()))
         if refused:
             self.ctx.monitor.counters["certificates_not_sent"] += refused
@@ -504,10 +584,17 @@ class FinalityEngine:
 
     def archive_writes(self, txids: Sequence[bytes]) -> list[tuple[bytes, bytes, None]]:
         """The deletes of the finalized records of ``txids`` (a block's, coinbase included or
-        not), for the block's own store transaction: a crash leaves the block and its archive
-        together or neither."""
+        not) and of the vote batches only they name, for the block's own store transaction: a
+        crash leaves the block and its archive together or neither. Changes nothing (the
+        block's :meth:`on_block` does)."""
         finalized = self.finalized
-        return [(FINALIZED_DB, finalized[t].key, None) for t in txids if t in finalized]
+        entries = [finalized[t] for t in txids if t in finalized]
+        writes: list[tuple[bytes, bytes, None]] = [(FINALIZED_DB, e.key, None) for e in entries]
+        writes += [
+            (CONSENSUS_DB, vote_batch_key(self._batches[r].sequence), None)
+            for r in self._released_batches(entries)
+        ]
+        return writes
 
     def on_block(self, block: Block | BlockView, out: Outbox, now: float, archived: bool = False) -> None:
         """A committed block is applied: its transactions are archived (the finalized records
@@ -525,6 +612,14 @@ class FinalityEngine:
                 spent.extend(entry.inputs)
                 if not archived:
                     out.writes.append((FINALIZED_DB, entry.key, None))
+                if not isinstance(entry.certificate, bytes):
+                    for record, _ in entry.certificate.accepts:
+                        stored = self._batches[record]
+                        stored.refs -= 1
+                        if stored.refs == 0:
+                            del self._batches[record]
+                            if not archived:
+                                out.writes.append((CONSENSUS_DB, vote_batch_key(stored.sequence), None))
                 for o in entry.inputs:
                     self.spent_final.pop(o, None)
                 continue
@@ -702,7 +797,7 @@ class FinalityEngine:
             return
         for tally in (self.tally, self.prev_tally):
             if tally is not None and tally.is_final(txid):
-                self._finalize(txid, tally.certificate_bytes(txid), out, now)
+                self._finalize(txid, _certificate_refs(tally, txid), out, now)
                 return
         if self.tally.is_rejected(txid):
             self._reject(txid, "rejected-by-votes", out, now)
@@ -737,8 +832,10 @@ class FinalityEngine:
                 return False
         return verdict
 
-    def _finalize(self, txid: bytes, cert: bytes, out: Outbox, now: float) -> None:
-        """``cert``: the encoded finality certificate."""
+    def _finalize(self, txid: bytes, cert: bytes | CertificateRefs, out: Outbox, now: float) -> None:
+        """``cert``: the encoded finality certificate (from a peer), or this node's tally's by
+        reference, whose batches are stored once each (the first certificate naming a batch
+        writes it)."""
         p = self.pending[txid]
         for o in p.inputs:
             holder = self.spent_final.get(o)
@@ -754,7 +851,7 @@ class FinalityEngine:
         self.finalized[txid] = FinalEntry(p.raw, cert, p.inputs, key)
         for o in p.inputs:
             self.spent_final[o] = txid
-        out.writes.append((FINALIZED_DB, key, encode_finalized(txid, p.raw, cert)))
+        out.writes.append((FINALIZED_DB, key, encode_finalized(txid, p.raw, self._stored_proof(cert, out))))
         latency = now - p.first_seen
         out.notices.append(TransactionFinalized(txid, p.raw, cert, latency, None))
         self.ctx.monitor.counters["tx_finalized"] += 1
@@ -764,6 +861,32 @@ class FinalityEngine:
             for other in list(self.spenders.get(o, ())):
                 self._reject(other, "conflicts-with-final", out, now)
             self.snowballs.pop(o, None)
+
+    def _stored_proof(self, cert: bytes | CertificateRefs, out: Outbox) -> bytes:
+        """The proof a finalized record stores for ``cert``: the bytes, or the references, after
+        storing (in the same ``Persist``) each batch not stored yet."""
+        if isinstance(cert, bytes):
+            return cert
+        refs = []
+        for record, index in cert.accepts:
+            stored = self._batches.get(record)
+            if stored is None:
+                stored = self._batches[record] = _StoredBatch(self._next_batch)
+                self._next_batch += 1
+                out.writes.append((CONSENSUS_DB, vote_batch_key(stored.sequence), record.vote.encode()))
+            stored.refs += 1
+            refs.append((stored.sequence, index))
+        return encode_certificate_refs(cert.height, refs)
+
+    def _released_batches(self, entries: Sequence[FinalEntry]) -> list[VoteRecord]:
+        """The stored batches that no certificate names once ``entries`` are archived."""
+        dropped: dict[VoteRecord, int] = {}
+        for entry in entries:
+            cert = entry.certificate
+            if not isinstance(cert, bytes):
+                for record, _ in cert.accepts:
+                    dropped[record] = dropped.get(record, 0) + 1
+        return [record for record, n in dropped.items() if self._batches[record].refs == n]
 
     def _drop_pending(self, txid: bytes, out: Outbox, now: float) -> PendingTx | None:
         p = self.pending.pop(txid, None)
@@ -857,7 +980,7 @@ class FinalityEngine:
         ``rejected`` (with the reason), or None."""
         entry = self.finalized.get(txid)
         if entry is not None:
-            return {"state": "final", "certificate": entry.certificate.hex()}
+            return {"state": "final", "certificate": entry.certificate_bytes().hex()}
         p = self.pending.get(txid)
         if p is not None:
             accept, reject = self.tally.weights(txid)

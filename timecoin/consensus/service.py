@@ -58,6 +58,7 @@ from typing import Any, Protocol
 
 from timecoin.consensus.effects import (
     Effect,
+    Encodable,
     Evidence,
     FetchTransactions,
     Timer,
@@ -172,8 +173,9 @@ class ConsensusService:
             on_notice=self._notice,
             connect_block=connect_block,
         )
-        self.recent: OrderedDict[bytes, tuple[bytes, int | None]] = OrderedDict()
-        """txid → (finality certificate, settling block height or None), most recent last."""
+        self.recent: OrderedDict[bytes, tuple[bytes | Encodable, int | None]] = OrderedDict()
+        """txid → (finality certificate, encoded or by reference, settling block height or
+        None), most recent last."""
         self.feed = FinalityFeed()
         """Every finality decision here, numbered (``getfinalityfeed``)."""
         self.dropped_sends = 0
@@ -467,7 +469,10 @@ class ConsensusService:
         if status is not None and status.get("state") == "final":
             return bytes.fromhex(status["certificate"])
         entry = self.recent.get(txid)
-        return entry[0] if entry is not None else None
+        if entry is None:
+            return None
+        cert = entry[0]
+        return cert if isinstance(cert, bytes) else cert.encode()
 
 
 def _describe(count: int, noun: str, peer: object, items: Sequence[bytes]) -> str:

@@ -13,11 +13,19 @@ Layout (written only through ``effects.Persist``; read here once, at start):
 ``accept/`` ‖ outpoint (36)        txid: the one transaction this masternode accepted for that
                                    outpoint, ever (DESIGN §6); dropped once a block spends it
 ``commit/`` ‖ height u64 BE        the commit certificate of the block at that height
+``votes/`` ‖ sequence u64 BE       an encoded, verified ``TxVote`` batch that the finality
+                                   certificates of stored final transactions refer to; dropped
+                                   with the last record referring to it
 =================================  ===========================================================
 
-``finalized`` database: txid → ``tx length u32 ‖ transaction ‖ finality certificate``: final
-transactions not yet archived in a block (DESIGN §4 "spent-final"), deleted when a block
-includes them.
+``finalized`` database: sequence u64 BE (:data:`FINALIZED_KEY`) → ``txid ‖ tx length u32 ‖
+transaction ‖ proof``: final transactions not yet archived in a block (DESIGN §4
+"spent-final"), deleted when a block includes them. The proof is either the encoded finality
+certificate (it starts with the message version, 1: a certificate a peer sent) or **by
+reference** (:func:`encode_certificate_refs`: tag 0 ‖ height u64 ‖ count u16 ‖ count × (vote
+batch sequence u64 ‖ index u32), about 45 bytes where the certificate is ~1.2 KB): the
+certificate is rebuilt from the stored ``votes/`` batches when someone asks for it, byte for
+byte what it would have been.
 
 All integers little-endian except the big-endian height keys (cursor order).
 """
@@ -25,7 +33,7 @@ All integers little-endian except the big-endian height keys (cursor order).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from timecoin.store.chainstore import ChainStore, StoreError
 
@@ -34,13 +42,18 @@ __all__ = [
     "COMMIT_PREFIX",
     "CONSENSUS_DB",
     "FINALIZED_DB",
+    "VOTES_PREFIX",
     "commit_key",
+    "decode_certificate_refs",
     "decode_finalized",
+    "encode_certificate_refs",
     "encode_finalized",
     "finalized_key",
     "load_commit_certificate",
     "load_finalized",
     "load_signer_records",
+    "load_vote_batches",
+    "vote_batch_key",
 ]
 
 CONSENSUS_DB = b"consensus"
@@ -51,6 +64,15 @@ SIGNER_LOCK = b"signer/lock"
 SIGNER_VALID = b"signer/valid"
 ACCEPT_PREFIX = b"accept/"
 COMMIT_PREFIX = b"commit/"
+VOTES_PREFIX = b"votes/"
+_VOTES_KEY = struct.Struct(">Q")
+REFS_TAG = 0
+"""First byte of a proof by reference; an encoded certificate starts with the message version
+(``messages.VERSION``, 1)."""
+_REFS_HEAD = struct.Struct("<BQH")
+_REF = struct.Struct(">QI")
+MAX_REFS = 0xFFFF
+"""Entries a proof by reference can name (u16): far above any masternode set."""
 
 
 def commit_key(height: int) -> bytes:
@@ -71,14 +93,54 @@ def finalized_key(sequence: int) -> bytes:
     return FINALIZED_KEY.pack(sequence)
 
 
-def encode_finalized(txid: bytes, transaction: bytes, certificate: bytes) -> bytes:
+def encode_finalized(txid: bytes, transaction: bytes, proof: bytes) -> bytes:
     """The value of a sequence-keyed ``finalized`` record: ``txid ‖ len u32 ‖ transaction ‖
-    certificate``."""
-    return txid + struct.pack("<I", len(transaction)) + transaction + certificate
+    proof`` (an encoded certificate or :func:`encode_certificate_refs`)."""
+    return txid + struct.pack("<I", len(transaction)) + transaction + proof
+
+
+def vote_batch_key(sequence: int) -> bytes:
+    """The ``consensus`` key of the stored vote batch ``sequence``."""
+    return VOTES_PREFIX + _VOTES_KEY.pack(sequence)
+
+
+def encode_certificate_refs(height: int, refs: Sequence[tuple[int, int]]) -> bytes:
+    """A proof by reference: the certificate of height ``height`` whose entries are, in order,
+    the ``index``-th accept of the stored vote batch ``sequence`` for each (sequence, index).
+    ``ValueError`` for more than :data:`MAX_REFS` entries."""
+    if len(refs) > MAX_REFS:
+        raise ValueError(f"{len(refs)} certificate entries, at most {MAX_REFS}")
+    return b"".join((_REFS_HEAD.pack(REFS_TAG, height, len(refs)), *(_REF.pack(s, i) for s, i in refs)))
+
+
+def decode_certificate_refs(proof: bytes) -> tuple[int, list[tuple[int, int]]] | None:
+    """(height, [(vote batch sequence, index)]) of a proof by reference; None if ``proof`` is an
+    encoded certificate; ``ValueError`` if it is neither."""
+    if not proof or proof[0] != REFS_TAG:
+        return None
+    if len(proof) < _REFS_HEAD.size:
+        raise ValueError("proof by reference shorter than its head")
+    _, height, count = _REFS_HEAD.unpack_from(proof)
+    if len(proof) != _REFS_HEAD.size + count * _REF.size:
+        raise ValueError(f"proof by reference of {len(proof)} bytes does not hold {count} entries")
+    return height, [_REF.unpack_from(proof, _REFS_HEAD.size + i * _REF.size) for i in range(count)]
+
+
+def load_vote_batches(store: ChainStore) -> list[tuple[int, bytes]]:
+    """Every stored (sequence, encoded ``TxVote``) batch, in sequence order. ``StoreError`` on
+    a malformed key."""
+    out = []
+    for key, value in store.items(CONSENSUS_DB, VOTES_PREFIX):
+        suffix = bytes(key)[len(VOTES_PREFIX) :]
+        if len(suffix) != _VOTES_KEY.size:
+            raise StoreError(f"vote batch key {bytes(key).hex()} is malformed")
+        out.append((_VOTES_KEY.unpack(suffix)[0], bytes(value)))
+    return out
 
 
 def decode_finalized(value: bytes) -> tuple[bytes, bytes]:
-    """(transaction, certificate) of a ``finalized`` record; ``ValueError`` if malformed."""
+    """(transaction, proof) of a ``finalized`` record after its txid; ``ValueError`` if
+    malformed."""
     if len(value) < 4:
         raise ValueError("finalized record shorter than its length prefix")
     (n,) = struct.unpack_from("<I", value)
@@ -88,7 +150,7 @@ def decode_finalized(value: bytes) -> tuple[bytes, bytes]:
 
 
 def load_finalized(store: ChainStore) -> list[tuple[bytes, bytes, bytes, bytes]]:
-    """Every (key, txid, transaction, certificate) of the ``finalized`` database, in key order
+    """Every (key, txid, transaction, proof) of the ``finalized`` database, in key order
     (sequence-keyed records, then any keyed by txid). ``StoreError`` on a malformed record."""
     out = []
     for raw_key, raw_value in store.items(FINALIZED_DB):

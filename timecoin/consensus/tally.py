@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Sequence
 from typing import Any
 
 import cython
@@ -374,10 +374,15 @@ class Tally:
         return FinalityCertificate(txid, self.vset.height, entries)
 
     def certificate_bytes(self, txid: bytes) -> bytes:
-        """``self.certificate(txid).encode()`` without building the objects (the per-transaction
-        hot path of finality); ``ValueError`` unless the accepts reach a quorum."""
-        entries = [record.entry_bytes(index) for record, index in self._accepts(txid)]
-        return b"".join((_CERT_HEAD, txid, _U64.pack(self.vset.height), _U32.pack(len(entries)), *entries))
+        """``self.certificate(txid).encode()`` without building the objects; ``ValueError``
+        unless the accepts reach a quorum."""
+        return encode_certificate(txid, self.vset.height, self._accepts(txid))
+
+    def accepts(self, txid: bytes) -> list[tuple[VoteRecord, int]]:
+        """(batch, index) of every accept of ``txid`` counted so far, by voter ascending: the
+        certificate by reference (:func:`encode_certificate` builds its bytes); ``ValueError``
+        unless they reach a quorum."""
+        return self._accepts(txid)
 
     def compact(self, txid: bytes) -> None:
         """Keeps only each voter's decision on ``txid`` (final or rejected and dealt with): the
@@ -386,3 +391,11 @@ class Tally:
         state = self._txs.get(txid)
         if state is not None:
             state[2] = {voter: (None, index) for voter, (_, index) in state[2].items()}
+
+
+def encode_certificate(txid: bytes, height: int, accepts: Sequence[tuple[VoteRecord, int]]) -> bytes:
+    """The encoded ``FinalityCertificate`` of ``txid`` at ``height`` whose entries are the
+    ``index``-th accepts of the batches ``accepts`` (by voter ascending, as
+    :meth:`Tally.accepts` gives them), built from parts each batch encodes once."""
+    entries = [record.entry_bytes(index) for record, index in accepts]
+    return b"".join((_CERT_HEAD, txid, _U64.pack(height), _U32.pack(len(entries)), *entries))

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import timecoin_native
 
 import timecoin
-from timecoin import gctune
+from timecoin import gctune, sdnotify
 from timecoin.config import ConfigError, NodeConfig
 from timecoin.consensus.service import ConsensusService
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
@@ -332,6 +332,10 @@ class Node:
             self.config.rpcbind,
             rpc.bound_port,
         )
+        # Type=notify units (contrib/systemd/timecoind.service): RPC answers from here on.
+        sdnotify.notify(
+            READY=1, STATUS=f"height {tip.height}, RPC on port {rpc.bound_port}", MAINPID=os.getpid()
+        )
 
     async def _start_p2p(self) -> None:
         assert self.genesis is not None and self._chain is not None
@@ -386,6 +390,7 @@ class Node:
             return
         self._stopped = True
         self.warmup = "shutting down"
+        sdnotify.notify(STOPPING=1)
         if self.metrics is not None:
             await self._stop_step("metrics server", self.metrics.stop())
         if self.rpc is not None:

@@ -7,8 +7,13 @@
   :func:`block_digest` stored with it. Four native calls per block (header hash, strict split
   with txids, merkle root, BLAKE3 of the bytes), no Python loop over transactions.
 * :func:`check_store` is ``timecoin db check``: every block of the height index checked as above
-  and linked to its parent, the tip and genesis records, the undo records, and the UTXO set
-  hashed against the tip header's commitment.
+  and linked to its parent, the tip and genesis records, the undo records, the UTXO set hashed
+  against the tip header's commitment and, given the network's parameters, every stored commit
+  certificate verified against the masternode set of its height (DESIGN §7;
+  :func:`timecoin.consensus.certificates.verify_commit_certificate`). The sets come from the
+  stored registry walked back from the tip through its undo records
+  (``Registry.disconnect``, in memory: the same records a rollback applies), so no block is
+  re-executed.
 
 This module reads and reports; it never writes the store and never judges validity (the ledger
 rules were applied when each block was connected; an intact block is that block).
@@ -17,6 +22,7 @@ rules were applied when each block was connected; an intact block is that block)
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,7 +31,13 @@ import timecoin_native
 from timecoin.core.types import HEADER_LEN, BlockHeader
 
 if TYPE_CHECKING:
+    from timecoin.params import NetworkParams
     from timecoin.store.chainstore import ChainStore, Tip
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``(phase, done, total)`` while :func:`check_store` works: phase ``"blocks"`` (blocks
+checked of those up to the tip), ``"utxos"`` (0 or 1 of 1) and ``"certificates"`` (heights
+walked of the tip's)."""
 
 __all__ = ["CheckReport", "Damage", "block_damage", "block_digest", "check_store"]
 
@@ -87,6 +99,11 @@ class CheckReport:
     """Intact blocks stored before digests were kept: their witnesses could not be checked."""
     utxos: int | None = None
     """Coins whose set hash matched the tip header's; ``None`` if that check did not run."""
+    certificates: int | None = None
+    """Commit certificates verified; ``None`` if that check did not run."""
+    uncertified: int = 0
+    """Blocks above genesis stored without a commit certificate (``submitblock``, or connected
+    before certificates were kept): not damage, but such blocks cannot be served to peers."""
     notes: list[str] = field(default_factory=list)
     """Checks skipped, and why (not damage)."""
     damage: list[Damage] = field(default_factory=list)
@@ -98,12 +115,16 @@ class CheckReport:
         return min(heights) if heights else None
 
 
-def check_store(store: ChainStore) -> CheckReport:
-    """Checks everything the store can prove about itself (module docstring). Safe beside a
-    running node on a store opened ``readonly``: blocks it commits meanwhile are not checked, and
-    the UTXO check is skipped (a note) if the tip moves under it. Raises ``StoreDamaged`` when
-    LMDB itself fails."""
+def check_store(
+    store: ChainStore, params: NetworkParams | None = None, progress: Progress | None = None
+) -> CheckReport:
+    """Checks everything the store can prove about itself (module docstring); the commit
+    certificates only if ``params`` (the store's network) are given. ``progress`` is told how
+    far it got (:data:`Progress`). Safe beside a running node on a store opened ``readonly``:
+    blocks it commits meanwhile are not checked, and the UTXO check is skipped (a note) if the
+    tip moves under it. Raises ``StoreDamaged`` when LMDB itself fails."""
     report = CheckReport()
+    tell: Progress = progress if progress is not None else (lambda phase, done, total: None)
     tip = report.tip = store.tip()
     if tip is None:
         report.damage.append(Damage(None, "the store has no tip record (no chain)"))
@@ -111,6 +132,8 @@ def check_store(store: ChainStore) -> CheckReport:
     genesis = store.genesis_hash()
     prev_hash: bytes | None = None
     tip_header: BlockHeader | None = None
+    parents: dict[int, bytes] = {}
+    """height → the parent hash in the header of the intact block there (the certificate walk)."""
     expected = 0
     for key, block_hash in store.items(b"index"):
         if len(key) != 8:
@@ -125,6 +148,9 @@ def check_store(store: ChainStore) -> CheckReport:
         expected = height + 1
         header = _check_height(store, report, height, block_hash, prev_hash, genesis)
         prev_hash = block_hash if header is not None else None
+        if header is not None:
+            parents[height] = header.prev_hash
+        tell("blocks", height + 1, tip.height + 1)
         if height == tip.height:
             tip_header = header
             if block_hash != tip.block_hash:
@@ -144,6 +170,9 @@ def check_store(store: ChainStore) -> CheckReport:
         _check_utxos(store, report, tip, tip_header)
     else:
         report.notes.append("UTXO set not checked: the tip block is damaged or missing")
+    tell("utxos", 1, 1)
+    if params is not None:
+        _check_certificates(store, report, params, tip, parents, tell)
     return report
 
 
@@ -205,3 +234,75 @@ def _check_utxos(store: ChainStore, report: CheckReport, tip: Tip, tip_header: B
         )
         return
     report.utxos = len(utxos)
+
+
+def _check_certificates(
+    store: ChainStore,
+    report: CheckReport,
+    params: NetworkParams,
+    tip: Tip,
+    parents: dict[int, bytes],
+    tell: Progress,
+) -> None:
+    """Verifies the stored commit certificate of every height from the tip down to 1 against the
+    masternode set of its height: the stored registry (after the tip) is rolled back in memory,
+    block by block, through its undo records, so before checking height h it is the registry
+    after block h − 1, whose set is that of height h. Stops (a note) where the walk cannot go on:
+    a damaged block or registry record below which the sets are unknown."""
+    from timecoin.consensus.certificates import CertificateError, verify_commit_certificate
+    from timecoin.consensus.store import CONSENSUS_DB, commit_key
+    from timecoin.masternode.registry import MASTERNODE_DB, STATE_PREFIXES, Registry, undo_key
+
+    chain_id = store.genesis_hash()
+    if chain_id is None:
+        report.notes.append("commit certificates not checked: the store has no genesis record")
+        return
+    try:
+        registry = Registry.load(
+            params, [item for prefix in STATE_PREFIXES for item in store.items(MASTERNODE_DB, prefix)]
+        )
+    except ValueError as e:
+        report.damage.append(Damage(None, f"the stored masternode registry does not load: {e}"))
+        return
+    if (registry.height, registry.block_hash) != (tip.height, tip.block_hash):
+        report.damage.append(
+            Damage(
+                tip.height,
+                f"the masternode registry is at block {registry.height}, the tip at {tip.height}",
+            )
+        )
+        return
+    verified = 0
+    for height in range(tip.height, 0, -1):
+        tell("certificates", tip.height - height, tip.height)
+        prev_hash = parents.get(height)
+        if prev_hash is None:
+            report.notes.append(
+                f"commit certificates at and below height {height} not checked: block {height} "
+                "is damaged or missing, so the masternode sets below it are unknown"
+            )
+            break
+        try:
+            registry.apply(registry.disconnect(store.get(MASTERNODE_DB, undo_key(height)), prev_hash))
+        except ValueError as e:
+            report.damage.append(Damage(height, f"the masternode registry cannot be rolled back: {e}"))
+            report.notes.append(f"commit certificates at and below height {height} not checked")
+            break
+        certificate = store.get(CONSENSUS_DB, commit_key(height))
+        block_hash = store.block_hash(height)
+        if certificate is None or block_hash is None:
+            report.uncertified += 1
+            continue
+        try:
+            verify_commit_certificate(certificate, block_hash, height, registry.leader_set(height), chain_id)
+        except (CertificateError, ValueError) as e:
+            report.damage.append(Damage(height, f"its commit certificate does not verify: {e}"))
+            continue
+        verified += 1
+    tell("certificates", tip.height, tip.height)
+    report.certificates = verified
+    if report.uncertified:
+        report.notes.append(
+            f"{report.uncertified} blocks have no commit certificate stored (connected through "
+            "submitblock or before certificates were kept): peers cannot sync them from this node"
+        )

@@ -10,7 +10,10 @@ its manifest names the nodes, the genesis and the funded account keys). The load
 One process generates the load, or Locust does with ``--workers N`` (a master and N local worker
 processes; workers on other machines join with ``--worker --master-host``: :mod:`.distributed`).
 Thresholds (``--min-tps``, ``--max-p99-ms``, ``--require-agree``, ``--max-lost``) decide the exit
-status (:mod:`.thresholds`).
+status (:mod:`.thresholds`). ``--sweep RATES`` steps the offered rate instead (``--repeat`` runs
+each) until past the knee (:mod:`.sweep`); it exits 1 when no rate is within the knee's bounds.
+``--metrics URL`` (per ``--rpc`` target, in order) names the nodes' ``/metrics`` for the plot's
+mempool and CPU panels (a devnet's and a ``--node`` with metrics on are found by themselves).
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ from rich.console import Console
 
 from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT
 from timecoin.loadtest.report import write_report
+from timecoin.loadtest.sampler import NodeProbe
 from timecoin.loadtest.submitter import Endpoint
+from timecoin.loadtest.sweep import parse_rates, run_sweep
 from timecoin.loadtest.targets import (
     Funding,
     TargetError,
+    devnet_probes,
     devnet_targets,
     endpoint_from_node,
     endpoint_from_url,
+    node_probe,
     read_key_file,
     wallet_keys,
 )
@@ -81,6 +88,25 @@ def resolve_targets(
     except TargetError as e:
         raise click.ClickException(str(e)) from None
     return endpoints, None, None
+
+
+def resolve_probes(
+    devnet: Path | None, metrics: tuple[str, ...], rpc: int, node: tuple[Path, ...]
+) -> list[NodeProbe]:
+    """Where each target's ``/metrics`` (and, for a devnet, process) is, in target order: a
+    devnet's manifest; else the ``--metrics`` URLs for the ``--rpc`` targets in order, then each
+    ``--node``'s configuration. ``click.UsageError`` for more URLs than ``--rpc`` targets."""
+    if len(metrics) > rpc:
+        raise click.UsageError(
+            f"{len(metrics)} --metrics URLs for {rpc} --rpc targets: one per --rpc, in order"
+        )
+    try:
+        if devnet is not None:
+            return devnet_probes(devnet)
+        probes = [NodeProbe(url) for url in metrics] + [NodeProbe()] * (rpc - len(metrics))
+        return probes + [node_probe(path) for path in node]
+    except TargetError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def resolve_funding(
@@ -142,6 +168,12 @@ def gate(report: dict[str, Any], thresholds: Thresholds, out: Path, console: Con
     type=click.Path(exists=True, path_type=Path),
     metavar="PATH",
     help="A node's data directory or timecoin.conf (port and credentials from there).",
+)
+@click.option(
+    "--metrics",
+    multiple=True,
+    metavar="URL",
+    help="The /metrics URL of each --rpc target, in order (mempool and CPU in the plot).",
 )
 @click.option(
     "--funding-key",
@@ -209,6 +241,21 @@ def gate(report: dict[str, Any], thresholds: Thresholds, out: Path, console: Con
     "--worker", is_flag=True, help="Run only a Locust worker for a master at --master-host (another machine)."
 )
 @click.option("--master-host", default="127.0.0.1", show_default=True, help="With --worker: the master.")
+@click.option(
+    "--sweep",
+    metavar="RATES",
+    default=None,
+    help="Step the offered rate (R1,R2,... or START:STOP:STEP tx/s, --duration s each) until past "
+    "the knee (>= 95 % finalized, p99 < 1 s, nothing lost, nodes agreeing); writes OUT/sweep.json "
+    "and sweep.png; exits 1 when no rate is within those bounds.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --sweep: runs per rate (a rate is within the knee only if every run is).",
+)
 def loadtest(
     devnet: Path | None,
     rpc: tuple[str, ...],
@@ -216,6 +263,7 @@ def loadtest(
     rpc_user: str | None,
     rpc_password: str | None,
     node: tuple[Path, ...],
+    metrics: tuple[str, ...],
     funding_key: tuple[Path, ...],
     wallet: Path | None,
     passphrase_file: Path | None,
@@ -235,6 +283,8 @@ def loadtest(
     master_port: int,
     worker: bool,
     master_host: str,
+    sweep: str | None,
+    repeat: int,
 ) -> None:
     """Submit pre-signed transfers at --rate for --duration s; report finality (JSON + PNG).
 
@@ -256,33 +306,37 @@ def loadtest(
         raise SystemExit(run_worker(endpoints, funding, master_host, master_port, out, console))
     if workers is None and expect_workers is not None:
         raise click.UsageError("--expect-workers goes with --workers")
-    if workers is not None:
-        from timecoin.loadtest.distributed import DistributedConfig, run_distributed
-
-        if workers == 0 and expect_workers is None:
-            raise click.UsageError(
-                "--workers 0 runs no local worker: say how many remote ones with --expect-workers"
-            )
-        config = DistributedConfig(
-            funding.genesis,
-            funding.keys,
-            endpoints,
-            rate,
-            duration,
-            out,
-            batch,
-            max_fanout,
-            drain_timeout,
-            workers,
-            expect_workers or workers,
-            master_bind_host,
-            master_port,
+    if repeat != 1 and sweep is None:
+        raise click.UsageError("--repeat goes with --sweep")
+    if workers == 0 and expect_workers is None:
+        raise click.UsageError(
+            "--workers 0 runs no local worker: say how many remote ones with --expect-workers"
         )
-        report = asyncio.run(run_distributed(config, console))
-    else:
+    probes = resolve_probes(workdir, metrics, len(rpc), node)
+
+    def run(rate: float, out: Path) -> dict[str, Any]:
+        if workers is not None:
+            from timecoin.loadtest.distributed import DistributedConfig, run_distributed
+
+            config = DistributedConfig(
+                funding.genesis,
+                funding.keys,
+                endpoints,
+                rate,
+                duration,
+                out,
+                batch,
+                max_fanout,
+                drain_timeout,
+                workers,
+                expect_workers or workers,
+                master_bind_host,
+                master_port,
+            )
+            return asyncio.run(run_distributed(config, console))
         from timecoin.loadtest.runner import LoadTestConfig, run_loadtest
 
-        report = asyncio.run(
+        return asyncio.run(
             run_loadtest(
                 LoadTestConfig(
                     funding.genesis,
@@ -294,10 +348,38 @@ def loadtest(
                     batch,
                     max_fanout,
                     drain_timeout,
+                    probes=probes,
                 ),
                 console,
             )
         )
+
+    if sweep is not None:
+        if min_tps is not None or max_p99_ms is not None:
+            raise click.UsageError("--sweep has its own bounds (the knee's): drop --min-tps and --max-p99-ms")
+        try:
+            rates = parse_rates(sweep)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--sweep") from None
+        parameters = {
+            "nodes": len(endpoints),
+            "duration_s": duration,
+            "targets": [e.url for e in endpoints],
+            "workers": workers or 0,
+            "batch": batch,
+        }
+        result = run_sweep(
+            rates,
+            repeat,
+            lambda rate, k: run(rate, out / "sweep" / f"{rate:g}-{k + 1}"),
+            out,
+            console,
+            parameters,
+        )
+        if result["knee"] is None:
+            raise SystemExit(EXIT_MISSED)
+        return
+    report = run(rate, out)
     from timecoin.loadtest.runner import summary_lines
 
     for line in summary_lines(report):

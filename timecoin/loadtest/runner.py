@@ -36,6 +36,7 @@ carries the run's metadata (:mod:`.metadata`: commit, versions, host, parameters
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
@@ -58,6 +59,7 @@ from timecoin.loadtest.generator import DEFAULT_BATCH, MAX_FANOUT, Generator, Sp
 from timecoin.loadtest.metadata import run_metadata
 from timecoin.loadtest.progress import LoadProgress, phase
 from timecoin.loadtest.report import percentile, timeline, write_plot, write_report
+from timecoin.loadtest.sampler import NodeProbe, Sampler
 from timecoin.loadtest.submitter import NETWORK_ERRORS, AsyncRPC, Endpoint, Submission, Submitter
 from timecoin.params import NetworkParams
 
@@ -97,7 +99,10 @@ class LoadTestConfig:
 
     ``during_load``, if given, is started with the load phase and given its :class:`Follower`
     (live results in ``follower.result``, the nodes' clients in ``follower.nodes``); the run
-    awaits it before the settle phase and raises what it raises (once the load phase is over)."""
+    awaits it before the settle phase and raises what it raises (once the load phase is over).
+
+    ``probes`` (in the order of ``endpoints``) say where each node's ``/metrics`` and process
+    are, for the height, mempool and CPU samples the plot draws (:mod:`.sampler`)."""
 
     genesis: GenesisConfig | None
     account_keys: list[bytes]
@@ -109,6 +114,7 @@ class LoadTestConfig:
     max_fanout: int = MAX_FANOUT
     drain_timeout: float = 10.0
     during_load: Callable[[Follower], Coroutine[Any, Any, None]] | None = None
+    probes: list[NodeProbe] = field(default_factory=list)
 
 
 async def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
@@ -422,6 +428,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         submission = Submission()
         submitter = Submitter(nodes, submission, binary=True)
         follower = Follower(nodes, submission)
+        sampler = Sampler(session, nodes, config.probes)
         load_started = time.monotonic()
         if prep.load_ready and prep.generator is not None:
             phase(console, f"pre-signing {total} transactions")
@@ -441,6 +448,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                         finality = False
                         progress.hide("finalized")
                 load_started = time.monotonic()
+                sampling = asyncio.create_task(sampler.run())
                 perturb: asyncio.Task[None] | None = None
                 if config.during_load is not None:
                     perturb = asyncio.create_task(config.during_load(follower))
@@ -457,6 +465,10 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
                     if perturb is not None:
                         perturb.cancel()
                     raise
+                finally:
+                    sampling.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sampling
                 duration = time.monotonic() - load_started
                 if perturb is not None:
                     await perturb
@@ -495,6 +507,7 @@ async def run_loadtest(config: LoadTestConfig, console: Console | None = None) -
         **common_fields(prep, checked, presign_s),
         "submitted_per_second": submission.per_second,
         "timeline": timeline(first_send, submission.sent_at, result.final, result.final_at),
+        "nodes_sampled": sampler.result(first_send),
         "errors": (prep.fanout.errors + submission.errors + result.errors)[:20],
         "notes": notes,
     }

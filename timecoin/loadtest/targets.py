@@ -33,13 +33,16 @@ import orjson
 
 from timecoin.config import CONF_NAME, ConfigError, load_config
 from timecoin.ledger.genesis import GenesisConfig
+from timecoin.loadtest.sampler import NodeProbe
 from timecoin.loadtest.submitter import Endpoint
 from timecoin.rpc.server import COOKIE_FILE
 
 __all__ = [
     "Funding",
     "TargetError",
+    "devnet_probes",
     "devnet_targets",
+    "node_probe",
     "endpoint_from_node",
     "endpoint_from_url",
     "read_key_file",
@@ -140,6 +143,34 @@ def devnet_targets(workdir: Path) -> tuple[list[Endpoint], Funding]:
     except OSError as e:
         raise TargetError(f"the devnet in {workdir} is not running (no RPC cookie: {e})") from None
     return endpoints, Funding(keys, genesis)
+
+
+def devnet_probes(workdir: Path) -> list[NodeProbe]:
+    """Each devnet node's ``/metrics`` URL (a devnet serves them on loopback) and process id,
+    from the manifest, in node order; :class:`TargetError` if there is no usable manifest."""
+    try:
+        manifest = orjson.loads((workdir / DEVNET_MANIFEST).read_bytes())
+        return [
+            NodeProbe(f"http://127.0.0.1:{n['metrics_port']}/metrics", n.get("pid"))
+            for n in manifest["nodes"]
+        ]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as e:
+        raise TargetError(f"{workdir}: no usable devnet manifest ({e})") from None
+
+
+def node_probe(path: Path) -> NodeProbe:
+    """The ``/metrics`` URL of the node whose data directory or ``timecoin.conf`` is ``path``,
+    when its configuration turns metrics on (``metrics = true``); an empty probe otherwise.
+    :class:`TargetError` for a bad configuration."""
+    flags: dict[str, object] = {"datadir": str(path)} if path.is_dir() else {"conf": str(path)}
+    try:
+        config = load_config(flags, env={})
+    except ConfigError as e:
+        raise TargetError(f"{path}: {e}") from None
+    if not config.metrics:
+        return NodeProbe()
+    host = "127.0.0.1" if config.metrics_bind in WILDCARD_BINDS else config.metrics_bind
+    return NodeProbe(f"http://{host}:{config.metrics_port}/metrics")
 
 
 def _seed(text: str, where: str) -> bytes:

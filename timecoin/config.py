@@ -311,6 +311,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "log_file", _path, None, "Also log to this file (reopened after logrotate moves it).", metavar="FILE"
     ),
+    Setting(
+        "dashboard",
+        _bool,
+        False,
+        "Serve the read-only web dashboard at /ui on the JSON-RPC port, to loopback clients only "
+        "(docs/operator.md, Dashboard).",
+        metavar="BOOL",
+    ),
 )
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
@@ -346,6 +354,8 @@ class NodeConfig:
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 0
     """The network's ``metrics_port`` unless set (:func:`load_config`)."""
+    dashboard: bool = False
+    """Serve ``/ui`` on the RPC server (:mod:`timecoin.dashboard`)."""
     admission_max_pending: int | None = None
     """None: the default share of the network's mempool limit (``ledger.mempool.AdmissionLimit``)."""
     conf: Path | None = None

@@ -12,8 +12,9 @@ The working directory holds everything (reused when it already has a genesis)::
                           ports, so ``timecoin-cli -datadir=nodeI`` reaches it)
     devnet.json           the manifest: ports, data directories, pids (``timecoin loadtest --devnet``)
 
-Node I listens on ``base_port + 3I`` (P2P), ``+1`` (RPC), ``+2`` (metrics, on), all on
-127.0.0.1, and connects to every node before it (a full mesh). The devnet's block slot is
+Node I listens on ``base_port + 3I`` (P2P), ``+1`` (RPC, with the web dashboard on at
+``/ui/``), ``+2`` (metrics, on), all on 127.0.0.1, and connects to every node before it (a full
+mesh). The devnet's block slot is
 ``DEVNET.block_slot`` (2 s). The command shows a live table until Ctrl-C, SIGTERM or
 ``--duration``, or with ``--load`` runs the load test and prints its summary; then it stops every
 node with SIGTERM, waits, and SIGKILLs what is left. It never touches a node it did not start.
@@ -206,6 +207,8 @@ class Devnet:
             "true",
             "--metrics-port",
             str(node.metrics_port),
+            "--dashboard",
+            "true",
             *connect,
         ]
 
@@ -399,6 +402,7 @@ def devnet(
     try:
         console.print(f"starting {nodes} nodes in {net.workdir} (ports from {base_port})")
         net.start()
+        console.print(f"dashboard: http://127.0.0.1:{net.nodes[0].rpc_port}/ui/ (docs/devnet.md)")
         if load:
             _run_load(net, config, rate, duration or 10.0, console)
         else:

@@ -160,6 +160,7 @@ class RPCServer:
         threads: int,
         work_queue: int,
         max_request: int,
+        dashboard: bool = False,
     ) -> None:
         self.node = node
         self.methods: dict[str, Method] = load_methods()
@@ -174,6 +175,7 @@ class RPCServer:
         self._threads = threads
         self._work_queue = work_queue
         self._max_request = max_request
+        self._dashboard = dashboard
         self._slots = asyncio.Semaphore(threads)
         self._pending = 0
         self._runner: web.AppRunner | None = None
@@ -193,6 +195,7 @@ class RPCServer:
             threads=config.rpcthreads,
             work_queue=config.rpcworkqueue,
             max_request=config.rpcmaxrequest,
+            dashboard=config.dashboard,
         )
 
     @property
@@ -208,6 +211,10 @@ class RPCServer:
         app = web.Application(client_max_size=self._max_request)
         app.router.add_route("*", "/", self._handle)
         app.router.add_route("*", rawbatch.PATH, self._handle_raw)
+        if self._dashboard:  # read-only web dashboard at /ui, loopback clients only (docs/operator.md)
+            from timecoin.dashboard import add_dashboard
+
+            add_dashboard(app, self.node)
         # handler_cancellation: a client that hangs up cancels its request (and frees its slot).
         self._runner = web.AppRunner(
             app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE, handler_cancellation=True

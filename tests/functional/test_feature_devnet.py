@@ -17,6 +17,7 @@ import sys
 import orjson
 import pytest
 
+from timecoin.loadtest.sweep import knee_of
 from timecoin.testing.node import TestNode, default_port_seed, p2p_port
 from timecoin.testing.util import scaled
 
@@ -122,19 +123,35 @@ def test_devnet_load_report(tmp_path):
 
 
 def test_devnet_load_sweep(tmp_path):
-    """``--load --sweep``: one fresh devnet per rate, a row each, the knee, ``sweep.json``."""
+    """``--load --sweep``: a fresh devnet per run, a row per rate (stopping past the knee), the
+    knee, ``sweep.json`` with its metadata, the saturation plot; each run's report has the
+    nodes' height, mempool and CPU samples (CPU from /metrics or the nodes' /proc entries)."""
     result = run_devnet(tmp_path, "--load", "--sweep", "150,50", "--duration", "2", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     sweep = orjson.loads((tmp_path / "sweep.json").read_bytes())
-    assert [r["rate"] for r in sweep["rows"]] == [50, 150]  # sorted
+    rates = [r["rate"] for r in sweep["rows"]]
+    assert rates in ([50, 150], [50])  # sorted; a step past the knee ends the sweep
+    assert sweep["stopped_at"] == (
+        None if rates == [50, 150] and sweep["rows"][1]["within_knee"] else rates[-1]
+    )
     for row in sweep["rows"]:
         assert row["lost"] == 0 and row["nodes_agree"] is True, row
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], row
         assert 0 <= row["loop_lag_ms"]["p99"] <= row["loop_lag_ms"]["max"], row
-        assert (tmp_path / f"sweep-{row['rate']:g}" / "loadtest" / "loadtest.json").exists()
-        assert_all_stopped(tmp_path / f"sweep-{row['rate']:g}")
+        assert row["repeats"] == 1 and len(row["runs"]) == 1
+        run_dir = tmp_path / f"sweep-{row['rate']:g}"
+        report = orjson.loads((run_dir / "loadtest" / "loadtest.json").read_bytes())
+        sampled = report["nodes_sampled"]
+        assert len(sampled["nodes"]) == NODES and sampled["t_s"]
+        assert all(n["cpu_source"] in ("metrics", "proc") for n in sampled["nodes"]), sampled["cpu_note"]
+        assert any(v is not None and v > 0 for n in sampled["nodes"] for v in n["cpu_percent"])
+        assert len(sampled["block_commits_s"]) >= 1
+        assert report["timeline"]["last_second_s"] is not None
+        assert_all_stopped(run_dir)
     assert sweep["knee"] in (None, 50, 150)
-    assert sweep["knee"] == max((r["rate"] for r in sweep["rows"] if r["within_knee"]), default=None)
+    assert sweep["knee"] == knee_of(sweep["rows"])
+    assert sweep["meta"]["parameters"]["rates"] == [50, 150] and sweep["meta"]["host"]["cpu_count"]
+    assert (tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
     assert "knee:" in result.stdout
 
 

@@ -19,13 +19,13 @@ mesh). The devnet's block slot is
 ``--duration``, or with ``--load`` runs the load test and prints its summary; then it stops every
 node with SIGTERM, waits, and SIGKILLs what is left. It never touches a node it did not start.
 
-``--load --sweep 1000,2000,4000`` runs one fresh devnet per offered rate (in
-``<workdir>/sweep-<rate>``, so no run inherits another's backlog or spent coins), each loaded for
-``--duration`` s, prints one row per rate and the knee, and writes ``<workdir>/sweep.json``
-(docs/benchmarks.md), with the worst node's event-loop lag (p99 and max over the run,
-``getruntimeinfo``) beside each rate. The knee is the highest offered rate whose run finalized at least
-:data:`KNEE_SHARE` of it with a p99 finality under :data:`KNEE_P99_MS`, lost nothing and ended
-with every node agreeing.
+``--load --sweep 1000,2000,4000`` (or ``1000:8000:500``) runs one fresh devnet per run (in
+``<workdir>/sweep-<rate>``, ``sweep-<rate>-<k>`` for the k-th of ``--repeat`` runs, so no run
+inherits another's backlog or spent coins), each loaded for ``--duration`` s, stepping up the
+rate until a step is past the knee, with the worst node's event-loop lag (p99 and max over the
+run, ``getruntimeinfo``) beside each rate; the sweep itself (bounds of the knee, table,
+``<workdir>/sweep.json``, ``sweep.png``) is :mod:`timecoin.loadtest.sweep`, shared with
+``timecoin loadtest --sweep`` (docs/loadtest.md).
 """
 
 from __future__ import annotations
@@ -51,19 +51,16 @@ from rich.table import Table
 
 from timecoin.config import CONF_NAME
 from timecoin.ledger.genesis import GenesisConfig
+from timecoin.loadtest.sweep import parse_rates, run_sweep
+from timecoin.loadtest.sweep import run_row as sweep_row
 from timecoin.looplag import MAX_WINDOW
 from timecoin.params import DEVNET
 from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
 from timecoin.testing.chaingen import devnet_genesis
 
-__all__ = ["Devnet", "DevnetNode", "PORTS_PER_NODE", "devnet", "load_manifest"]
+__all__ = ["Devnet", "DevnetNode", "PORTS_PER_NODE", "devnet", "load_manifest", "sweep_row"]
 
-KNEE_P99_MS = 1000.0
-"""A sweep's knee: p99 finality below this many milliseconds (DESIGN §11: final in under a second)."""
-KNEE_SHARE = 0.95
-"""A sweep's knee: finalized tx/s at least this share of the offered rate."""
-SWEEP_FILE = "sweep.json"
 
 PORTS_PER_NODE = 3
 """P2P, RPC, metrics."""
@@ -374,9 +371,17 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     "--sweep",
     metavar="RATES",
     default=None,
-    help="With --load: one fresh devnet per offered rate (comma-separated tx/s), each loaded for "
-    "--duration s; prints a row per rate and the knee (highest rate finalized at >= 95 % with p99 "
-    "< 1 s, nothing lost, nodes agreeing), writes WORKDIR/sweep.json (docs/benchmarks.md).",
+    help="With --load: step the offered rate (R1,R2,... or START:STOP:STEP tx/s), a fresh devnet "
+    "per run, each loaded for --duration s, until past the knee (highest rate finalized at >= 95 % "
+    "with p99 < 1 s, nothing lost, nodes agreeing); writes WORKDIR/sweep.json and sweep.png "
+    "(docs/loadtest.md).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --sweep: runs per rate (a rate is within the knee only if every run is).",
 )
 def devnet(
     nodes: int,
@@ -388,13 +393,18 @@ def devnet(
     load: bool,
     rate: float,
     sweep: str | None,
+    repeat: int,
 ) -> None:
     """Run a local devnet of N masternodes (DESIGN §10), optionally under load (§11)."""
     console = Console()
     if sweep is not None:
         if not load:
             raise click.UsageError("--sweep needs --load")
-        _sweep(workdir.absolute(), nodes, base_port, accounts, seed, _rates(sweep), duration or 30.0, console)
+        try:
+            rates = parse_rates(sweep)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--sweep") from None
+        _sweep(workdir.absolute(), nodes, base_port, accounts, seed, rates, repeat, duration or 30.0, console)
         return
     net = Devnet(workdir.absolute(), nodes, base_port, accounts, seed.encode())
     config = net.create()
@@ -426,52 +436,23 @@ def _run_load(
     net: Devnet, config: GenesisConfig, rate: float, duration: float, console: Console
 ) -> dict[str, Any]:
     from timecoin.loadtest.runner import LoadTestConfig, run_loadtest, summary_lines
+    from timecoin.loadtest.sampler import NodeProbe
     from timecoin.loadtest.submitter import Endpoint
 
     keys = [bytes.fromhex(k) for k in orjson.loads((net.keys_dir / "accounts.json").read_bytes())]
     endpoints = [Endpoint.from_datadir(n.datadir, n.rpc_port) for n in net.nodes]
+    probes = [
+        NodeProbe(f"http://127.0.0.1:{n.metrics_port}/metrics", n.process.pid if n.process else None)
+        for n in net.nodes
+    ]
     out = net.workdir / "loadtest"
-    report = asyncio.run(run_loadtest(LoadTestConfig(config, keys, endpoints, rate, duration, out), console))
+    report = asyncio.run(
+        run_loadtest(LoadTestConfig(config, keys, endpoints, rate, duration, out, probes=probes), console)
+    )
     for line in summary_lines(report):
         console.print(line)
     console.print(f"report: {out / 'loadtest.json'}, plot: {out / 'loadtest.png'}")
     return report
-
-
-def _rates(text: str) -> list[float]:
-    try:
-        rates = [float(r) for r in text.split(",") if r.strip()]
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a comma-separated list of tx/s", param_hint="--sweep"
-        ) from None
-    if not rates or any(r <= 0 for r in rates):
-        raise click.BadParameter("give at least one positive rate", param_hint="--sweep")
-    return sorted(set(rates))
-
-
-def sweep_row(report: dict[str, Any]) -> dict[str, Any]:
-    """One rate's row of a sweep: offered and finalized tx/s, finality percentiles (ms), lost,
-    agreement, and whether the run is within the knee's bounds (module docstring)."""
-    f = report["finality_ms"]
-    ok = (
-        report["finalized_tps"] >= KNEE_SHARE * report["rate"]
-        and f["p99"] is not None
-        and f["p99"] < KNEE_P99_MS
-        and report["lost"] == 0
-        and bool(report["nodes_agree"])
-    )
-    return {
-        "rate": report["rate"],
-        "finalized_tps": report["finalized_tps"],
-        "p50_ms": f["p50"],
-        "p95_ms": f["p95"],
-        "p99_ms": f["p99"],
-        "overloaded": report["overloaded"],
-        "lost": report["lost"],
-        "nodes_agree": report["nodes_agree"],
-        "within_knee": ok,
-    }
 
 
 def _loop_lag(net: Devnet, seconds: float) -> dict[str, float | None]:
@@ -492,44 +473,26 @@ def _sweep(
     accounts: int,
     seed: str,
     rates: list[float],
+    repeat: int,
     duration: float,
     console: Console,
 ) -> None:
-    rows = []
-    for rate in rates:
-        net = Devnet(workdir / f"sweep-{rate:g}", nodes, base_port, accounts, seed.encode())
+    def run(rate: float, k: int) -> dict[str, Any]:
+        name = f"sweep-{rate:g}" + (f"-{k + 1}" if k else "")
+        net = Devnet(workdir / name, nodes, base_port, accounts, seed.encode())
         config = net.create()
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            console.print(f"[bold]sweep[/]: {rate:g} tx/s for {duration:g} s, {nodes} nodes in {net.workdir}")
+            console.print(f"{nodes} nodes in {net.workdir}, {duration:g} s of load")
             net.start()
             started = time.monotonic()
-            row = sweep_row(_run_load(net, config, rate, duration, console))
-            row["loop_lag_ms"] = _loop_lag(net, time.monotonic() - started)
-            rows.append(row)
-        except (KeyboardInterrupt, _Terminate):
-            console.print("interrupted")
-            break
+            report = _run_load(net, config, rate, duration, console)
+            report["loop_lag_ms"] = _loop_lag(net, time.monotonic() - started)
+            return report
         finally:
             net.stop()
             signal.signal(signal.SIGTERM, previous)
             net.write_manifest()
-    knee = max((r["rate"] for r in rows if r["within_knee"]), default=None)
-    table = Table(title=f"sweep: {nodes} nodes, {duration:g} s per rate")
-    columns = ("offered", "finalized tx/s", "p50 ms", "p95 ms", "p99 ms", "overloaded", "lost", "agree")
-    for column in (*columns, "loop lag p99 / max ms"):
-        table.add_column(column, justify="right")
-    for r in rows:
-        style = "bold" if r["rate"] == knee else None
-        table.add_row(
-            f"{r['rate']:g}",
-            f"{r['finalized_tps']:.0f}",
-            *(str(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "overloaded", "lost", "nodes_agree")),
-            f"{r['loop_lag_ms']['p99']} / {r['loop_lag_ms']['max']}",
-            style=style,
-        )
-    console.print(table)
-    console.print(f"knee: {knee:g} tx/s" if knee is not None else "knee: none of the rates")
-    result = {"nodes": nodes, "duration_s": duration, "rows": rows, "knee": knee}
-    (workdir / SWEEP_FILE).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    console.print(f"sweep: {workdir / SWEEP_FILE}")
+
+    parameters = {"nodes": nodes, "duration_s": duration, "engine": "devnet", "accounts": accounts}
+    run_sweep(rates, repeat, run, workdir, console, parameters, interrupts=(KeyboardInterrupt, _Terminate))

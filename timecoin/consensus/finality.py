@@ -1002,6 +1002,7 @@ class FinalityEngine:
             "conflicting": self.conflicting,
             "finalized_pool": len(self.finalized),
             "snowball_active": len(self.snowballs),
+            "undecided": len(self._undecided),
             "tallied_txids": len(self.tally),
             "parked_votes": self.tally.parked + (self.prev_tally.parked if self.prev_tally else 0),
         }

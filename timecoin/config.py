@@ -200,6 +200,9 @@ class Setting:
         return ENV_PREFIX + self.key.upper()
 
 
+DEFAULT_LOG_SUMMARY_INTERVAL = 60
+"""Seconds between the summary lines a node logs at info (DESIGN §10: quiet at info in steady
+state, one periodic summary; docs/operator.md "Logs")."""
 DEFAULT_RPC_THREADS = 16
 """Requests the RPC server works on at once (Bitcoin Core's ``-rpcthreads`` default)."""
 DEFAULT_RPC_WORK_QUEUE = 64
@@ -305,7 +308,16 @@ SETTINGS: tuple[Setting, ...] = (
         "log_level", _choice(LOG_LEVELS), "info", "Log level: debug, info, warning or error.", metavar="LEVEL"
     ),
     Setting("log_json", _bool, False, "Log one JSON object per line (for machines).", metavar="BOOL"),
-    Setting("metrics", _bool, False, "Serve Prometheus /metrics (DESIGN §10).", metavar="BOOL"),
+    Setting(
+        "log_summary_interval",
+        _int_range(1, 86_400),
+        DEFAULT_LOG_SUMMARY_INTERVAL,
+        "Seconds between the info-level summary lines (docs/operator.md, Logs).",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "metrics", _bool, False, "Serve Prometheus /metrics (docs/operator.md, Metrics).", metavar="BOOL"
+    ),
     Setting("metrics_bind", _host, "127.0.0.1", "Address the /metrics server listens on.", metavar="HOST"),
     Setting("metrics_port", _port, None, "/metrics port [default: the network's].", metavar="PORT"),
     Setting(
@@ -350,6 +362,7 @@ class NodeConfig:
     log_level: str
     log_json: bool
     log_file: Path | None
+    log_summary_interval: int = DEFAULT_LOG_SUMMARY_INTERVAL
     metrics: bool = False
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 0

@@ -52,7 +52,7 @@ from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_
 from timecoin.ledger.mempool import Admission, Mempool
 from timecoin.looplag import LoopLagMonitor
 from timecoin.masternode.liveness import Liveness
-from timecoin.metrics import MetricsServer
+from timecoin.metrics import ConsensusMetrics, MetricsServer, summary_line
 from timecoin.p2p import P2PConfig, P2PService
 from timecoin.p2p.gossip import GossipKind
 from timecoin.store.chainstore import ExtraWrites, StoreError
@@ -69,9 +69,6 @@ LOCK_FILE = ".lock"
 CHAIN_DIR = "chain"
 GENESIS_COPY = "genesis.json"
 NODE_KEY_FILE = "nodekey"
-SUMMARY_INTERVAL = 60.0
-"""Seconds between the info-level summary lines of a running node (DESIGN §10: quiet at info in
-steady state, one periodic summary)."""
 WORKER_THREADS = 2
 """Threads for pure work off the loop (block rendering, UTXO statistics): one per core of the
 reference machine (DESIGN §11)."""
@@ -167,6 +164,9 @@ class Node:
         """The JSON-RPC server, once started."""
         self.consensus: ConsensusService | None = None
         """Finality and block production (followers too: they track finality), once started."""
+        self.consensus_metrics = ConsensusMetrics()
+        """Admission, finality and round counters (the consensus hook); the summary line reads
+        its finality window, ``/metrics`` exports it when enabled."""
         self.metrics: MetricsServer | None = (
             MetricsServer(self, config.metrics_bind, config.metrics_port) if config.metrics else None
         )
@@ -308,7 +308,7 @@ class Node:
             self.liveness.production_gate,
             self.connect_block_with,
             self.request_stop,
-            metrics=self.metrics.consensus if self.metrics is not None else None,
+            metrics=self.consensus_metrics,
         )
         self.consensus.start()
         if self.metrics is not None:
@@ -491,18 +491,14 @@ class Node:
         return genesis
 
     async def _summary_loop(self) -> None:
+        """One info line every ``log_summary_interval`` seconds (``timecoin.metrics.summary_line``)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(SUMMARY_INTERVAL)
-            tip = self.chain.tip
-            peers = len(self.p2p.peer_info()) if self.p2p is not None else 0
-            log.info(
-                "height %d (%s…), mempool %d txs / %d bytes, %d peers",
-                tip.height,
-                tip.block_hash.hex()[:16],
-                len(self.mempool),
-                self.mempool.bytes,
-                peers,
-            )
+            await asyncio.sleep(self.config.log_summary_interval)
+            now = time.monotonic()
+            message, fields = summary_line(self, now - last)
+            last = now
+            log.info("%s", message, extra=fields)
 
     # -- NodeHooks (docs in timecoin.p2p.service) -------------------------------------------------
 
@@ -584,7 +580,7 @@ class Node:
         """Admits our own (RPC) encoded transactions for finality voting in one batch (consensus
         admission: the mempool's rules, then finality's; one verdict each, in order) and gossips
         the accepted ones to every peer."""
-        verdicts = self._admit(raws)
+        verdicts = self._admit(raws, "rpc")
         if self.p2p is not None:
             accepted = [raw for raw, v in zip(raws, verdicts, strict=True) if v.accepted]
             if accepted:
@@ -594,12 +590,16 @@ class Node:
     def submit_transactions(self, raws: list[bytes]) -> list[tuple[bytes | None, str]]:
         """Consensus admission of transactions gossiped by peers: (txid, reject code or "") each.
         The gossip layer relays the accepted ones itself (to all but their sender)."""
-        return [(v.txid, v.code) for v in self._admit(raws)]
+        return [(v.txid, v.code) for v in self._admit(raws, "p2p")]
 
-    def _admit(self, raws: list[bytes]) -> list[Admission]:
+    def _admit(self, raws: list[bytes], source: str) -> list[Admission]:
         if self.consensus is None:
             raise RuntimeError("transactions arrived before consensus started")
-        return self.consensus.submit(raws)
+        verdicts = self.consensus.submit(raws)
+        for v in verdicts:
+            if v.code:
+                self.consensus_metrics.admission_refused(source, v.code)
+        return verdicts
 
     def has_transaction(self, txid: bytes) -> bool:
         """Whether ``txid`` is pending in the mempool or indexed in a committed block."""

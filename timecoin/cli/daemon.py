@@ -27,9 +27,17 @@ QUIET_LOGGERS = ("aiohttp", "asyncio")
 """Third-party loggers held at warning unless the level is debug (DESIGN §10: quiet at info)."""
 
 
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+"""Attributes every ``LogRecord`` has; the others were given with ``extra=`` (structured fields)."""
+JSON_RESERVED = ("ts", "level", "logger", "msg", "exc")
+"""Keys of every JSON line; a field given with ``extra=`` under one of these names is dropped."""
+
+
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: ``ts`` (unix seconds), ``level``, ``logger``, ``msg``, and
-    ``exc`` with the traceback when there is one."""
+    """One JSON object per line: ``ts`` (unix seconds), ``level``, ``logger``, ``msg``, ``exc``
+    with the traceback when there is one, and every field the log call gave with ``extra=``
+    (``height``, ``block``, ``peer``, ``peer_addr``, ``txid``, the summary line's numbers, ...;
+    docs/operator.md "Logs"). Bytes are written as hex; values JSON cannot hold, as ``str()``."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -38,9 +46,12 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in doc and key not in JSON_RESERVED:
+                doc[key] = value.hex() if isinstance(value, (bytes, bytearray, memoryview)) else value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc).decode()
+        return orjson.dumps(doc, default=str).decode()
 
 
 def setup_logging(config: NodeConfig) -> None:

@@ -141,13 +141,24 @@ class EffectRunner:
         self.connect_block(effect.block, extra)
         connected = time.perf_counter()
         effects = self.consensus.on_block_applied(block, self.clock(), archived=True)
-        log.info(
-            "committed block %d %s: %d txs, %d bytes; connect %.1f ms, consensus %.1f ms",
-            effect.height,
-            effect.block_hash.hex(),
-            len(block),
-            len(effect.block),
-            1000 * (connected - started),
-            1000 * (time.perf_counter() - connected),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # a line per block: debug (docs/operator.md "Logs")
+            connect_ms = round(1000 * (connected - started), 1)
+            consensus_ms = round(1000 * (time.perf_counter() - connected), 1)
+            log.debug(
+                "committed block %d %s: %d txs, %d bytes; connect %.1f ms, consensus %.1f ms",
+                effect.height,
+                effect.block_hash.hex(),
+                len(block),
+                len(effect.block),
+                connect_ms,
+                consensus_ms,
+                extra={
+                    "height": effect.height,
+                    "block": effect.block_hash.hex(),
+                    "txs": len(block),
+                    "bytes": len(effect.block),
+                    "connect_ms": connect_ms,
+                    "consensus_ms": consensus_ms,
+                },
+            )
         self.run(effects)

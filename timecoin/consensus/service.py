@@ -114,6 +114,8 @@ class ConsensusMetricsHook(Protocol):
 
     def step_failed(self) -> None: ...
 
+    def transaction_rejected(self, reason: str) -> None: ...
+
 
 class ConsensusService:
     """Runs one node's consensus (see the module docstring).
@@ -414,6 +416,8 @@ class ConsensusService:
             self.feed.append(effect.txid, True)
             self._wake(effect.txid)
         elif isinstance(effect, TransactionRejected):
+            if self.metrics is not None:
+                self.metrics.transaction_rejected(effect.reason)
             self.feed.append(effect.txid, False)
             self._wake(effect.txid)
         elif isinstance(effect, FetchTransactions):

@@ -29,6 +29,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from timecoin.counters import MessageTraffic
 from timecoin.p2p import messages as m
 from timecoin.p2p.addrman import AddrMan
 from timecoin.p2p.banman import BanMan, host_target, key_target
@@ -80,6 +81,8 @@ class ConnMan:
         self._is_masternode_key = is_masternode_key
         self.clock = clock
         self.handlers: list[Handler | None] = [None] * (max(MessageType) + 1)
+        self.traffic = MessageTraffic(max(MessageType) + 1)
+        """P2P frames and bytes by type and direction (the metrics read it)."""
         self.peers: dict[int, Peer] = {}
         self.by_key: dict[bytes, Peer] = {}
         self.on_established: list[Callable[[Peer], None]] = []
@@ -298,7 +301,7 @@ class ConnMan:
             del self.by_key[peer.node_key]
             self._remember_reputation(peer)
         if peer.established:
-            log.info("disconnected %r: %s", peer, reason)
+            log.info("disconnected %r: %s", peer, reason, extra=peer.log_fields)
             for callback in self.on_disconnected:
                 callback(peer)
         else:
@@ -315,7 +318,14 @@ class ConnMan:
         """Lowers the peer's reputation by ``points``; below the threshold bans it (key, and
         host unless loopback-exempt) and disconnects; else disconnects if ``disconnect``."""
         peer.reputation = max(REPUTATION_MIN, peer.reputation - points)
-        log.info("%r misbehaving (-%d, reputation %d): %s", peer, points, peer.reputation, reason)
+        log.info(
+            "%r misbehaving (-%d, reputation %d): %s",
+            peer,
+            points,
+            peer.reputation,
+            reason,
+            extra=peer.log_fields,
+        )
         if peer.reputation < BAN_THRESHOLD:
             self.ban_peer(peer, reason)
             peer.close(f"banned: {reason}")
@@ -338,7 +348,7 @@ class ConnMan:
     # -- handshake -------------------------------------------------------------------------------
 
     def _handshake_failed(self, peer: Peer, error: HandshakeError) -> None:
-        log.warning("handshake with %r failed: %s", peer, error)
+        log.warning("handshake with %r failed: %s", peer, error, extra=peer.log_fields)
         if error.ban:
             self.penalize(peer, REPUTATION_MAX, f"handshake: {error}", disconnect=True)
         else:
@@ -396,7 +406,13 @@ class ConnMan:
         # Bitcoin Core pings a new peer at once): getpeerinfo's pingtime is known within a second.
         peer.ping_sent = self.clock() - self.config.ping_interval
         peer.ready.set()
-        log.info("connected %r height %d%s", peer, peer.height, " masternode" if peer.masternode_key else "")
+        log.info(
+            "connected %r height %d%s",
+            peer,
+            peer.height,
+            " masternode" if peer.masternode_key else "",
+            extra={**peer.log_fields, "height": peer.height},
+        )
         if peer.target is not None:
             self._target_keys[peer.target] = key
             self.addrman.mark_good(*peer.target)

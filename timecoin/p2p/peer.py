@@ -20,7 +20,8 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from timecoin.p2p.framing import FrameError
+from timecoin.counters import MessageTraffic
+from timecoin.p2p.framing import HEADER, FrameError
 from timecoin.p2p.messages import SPECS, Hello, MessageSpec, MessageType
 from timecoin.p2p.ratelimit import PeerLimits, frame_cost
 
@@ -52,6 +53,7 @@ _SPEC_BY_ID: list[MessageSpec | None] = [
     for t in range(max(MessageType) + 1)
 ]
 _ids = itertools.count(1)
+_HEADER_LEN = HEADER.size
 
 
 class Misbehaving(Exception):
@@ -67,6 +69,8 @@ class PeerNet(Protocol):
     """What a peer needs from the connection manager."""
 
     handlers: list[Handler | None]
+    traffic: MessageTraffic
+    """Frames and bytes by message type and direction, all peers of the node together."""
 
     def clock(self) -> float: ...
     def on_connected(self, peer: Peer) -> None: ...
@@ -118,6 +122,12 @@ class Peer:
         return f"peer={self.id}({'in' if self.inbound else 'out'} {self.host}:{self.port} {key})"
 
     @property
+    def log_fields(self) -> dict[str, object]:
+        """Structured fields of a log line about this peer (``extra=``; docs/operator.md "Logs"):
+        ``peer`` (its connection id, getpeerinfo's ``id``) and ``peer_addr`` (host:port)."""
+        return {"peer": self.id, "peer_addr": f"{self.host}:{self.port}"}
+
+    @property
     def advertised(self) -> tuple[str, int] | None:
         """Where the peer accepts connections: the address we dialed, or its host with the
         listen port of its HELLO."""
@@ -129,6 +139,9 @@ class Peer:
 
     def send(self, message_type: MessageType, payload: bytes) -> None:
         if self.protocol is not None:
+            traffic = self.net.traffic
+            traffic.frames_out[message_type] += 1
+            traffic.bytes_out[message_type] += _HEADER_LEN + len(payload)
             self.protocol.send(message_type, payload)
 
     def close(self, reason: str) -> None:
@@ -183,7 +196,10 @@ class Peer:
         self.last_recv = now
         handlers = net.handlers
         protocol = self.protocol
+        frames_in, bytes_in = net.traffic.frames_in, net.traffic.bytes_in
         for mtype, payload in frames:
+            frames_in[mtype] += 1
+            bytes_in[mtype] += _HEADER_LEN + len(payload)
             if protocol is None or protocol.closing:
                 return
             spec = _SPEC_BY_ID[mtype]
@@ -223,6 +239,8 @@ class Peer:
             except Exception:
                 # Our bug or our store's failure, not the peer's fault: no penalty, but the
                 # connection's state can no longer be trusted.
-                log.exception("handling %s from %r failed", MessageType(mtype).name, self)
+                log.exception(
+                    "handling %s from %r failed", MessageType(mtype).name, self, extra=self.log_fields
+                )
                 self.close(f"internal error handling {MessageType(mtype).name}")
                 return

@@ -445,7 +445,9 @@ class BlockSync:
                 validators = ValidatorSet.of(height, keys, weights)
             except Exception:
                 # Our chain cannot name the set (a bug or a damaged registry), not the peer's fault.
-                log.exception("no masternode set for height %d: block not applied", height)
+                log.exception(
+                    "no masternode set for height %d: block not applied", height, extra={"height": height}
+                )
                 break
             try:
                 verify_commit_certificate(
@@ -461,7 +463,7 @@ class BlockSync:
                 continue
             except Exception:
                 # Our failure (the store, say), not the peer's: the block is fetched again.
-                log.exception("connecting block %d failed", height)
+                log.exception("connecting block %d failed", height, extra={"height": height})
                 break
             applied += 1
             now = self._clock()
@@ -473,7 +475,14 @@ class BlockSync:
                 await asyncio.sleep(0)
 
     def _bad_block(self, peer_id: int, peer: Peer | None, height: int, code: str, error: Exception) -> None:
-        log.warning("block %d from peer %d is refused (%s): %s", height, peer_id, code, error)
+        log.warning(
+            "block %d from peer %d is refused (%s): %s",
+            height,
+            peer_id,
+            code,
+            error,
+            extra={"height": height, "peer": peer_id},
+        )
         for h in [h for h, r in self._blocks.items() if r.peer_id == peer_id]:
             self._pending_bytes -= self._blocks.pop(h).size
         self._requests.pop(peer_id, None)
@@ -616,7 +625,12 @@ class BlockSync:
             log.debug("block %d is damaged, but %d repairs are pending", height, len(self._repairs))
             return
         self._repairs[height] = Repair(height, block_hash)
-        log.info("fetching a copy of damaged block %d (%s) from peers", height, block_hash.hex())
+        log.info(
+            "fetching a copy of damaged block %d (%s) from peers",
+            height,
+            block_hash.hex(),
+            extra={"height": height, "block": block_hash.hex()},
+        )
         self._wake.set()
 
     def _refuse(self, block_hash: bytes, message: str) -> None:
@@ -690,7 +704,7 @@ class BlockSync:
             try:
                 self._on_repaired(height, repair.block_hash, raw)
             except Exception:
-                log.exception("after repairing block %d", height)
+                log.exception("after repairing block %d", height, extra={"height": height})
 
     def _log_progress(self) -> None:
         now = self._clock()

@@ -156,6 +156,8 @@ def submit_raw_transactions(node: Node, raws: list[bytes]) -> list[Submitted]:
     room answers ``Submitted(None, False, <-32001 error>)`` and was not looked at."""
     check_batch_length(len(raws))
     room, overloaded = _admission_room(node)
+    if room < len(raws):  # counted by reason as admission's own refusals are (node._admit)
+        node.consensus_metrics.admission_refused("rpc", OVERLOADED, len(raws) - max(room, 0))
     if room < 1:
         raise overloaded
     out = []

@@ -41,6 +41,10 @@ Bitcoin Core serves them.
   (:func:`~timecoin.rpc.rawtransactions.submit_raw_transactions`); it yields the event loop
   between decoding and admission. Its refusals are HTTP errors with a JSON-RPC error body (see
   :meth:`RPCServer.submit_raw`); 415 for another content type.
+* **Metrics**: every call is counted by method (the server's own method names, or ``unknown``;
+  ``/rawtransactions`` for the binary endpoint) and outcome, with its latency, and every HTTP
+  refusal by status, in plain counters (:attr:`RPCServer.stats`) that ``/metrics`` exports
+  (:mod:`timecoin.metrics`; docs/operator.md "Metrics").
 * Bound to ``rpcbind`` (127.0.0.1 by default). Until the node is ready every method but
   ``help`` answers ``IN_WARMUP`` (-28) with what the node is doing.
 
@@ -57,6 +61,7 @@ import hmac
 import inspect
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +71,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from timecoin.config import IPNetwork, NodeConfig
+from timecoin.counters import RequestStats
 from timecoin.rpc import rawbatch, rawtransactions
 from timecoin.rpc.cookie import COOKIE_FILE, COOKIE_USER, RPCAuth, read_cookie, write_cookie
 from timecoin.rpc.errors import (
@@ -117,6 +123,14 @@ BATCH_CHUNK = 16
 more than 16 calls (a few milliseconds), whatever the batch's length (DESIGN §11: no block
 may stall the event loop; consensus and P2P share it)."""
 
+RPC_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Seconds: upper bounds of the per-method latency histogram
+(``timecoin_rpc_request_duration_seconds``): sub-millisecond for the reads a load test batches by
+thousands; the waits (``waitfornewblock``, ``waittransactionfinality``), which end by their own
+timeout, fall mostly in ``+Inf``."""
+RAW_METHOD = rawbatch.PATH
+"""The ``method`` label of ``POST /rawtransactions`` calls in the RPC metrics."""
+
 _RAW_STATUS = {MEMPOOL_OVERLOADED: 503, IN_WARMUP: 503}
 """HTTP status of ``POST /rawtransactions`` answers by error code (others are 400): the
 retryable refusals are 503, as ``SERVER_OVERLOADED`` is."""
@@ -164,6 +178,8 @@ class RPCServer:
     ) -> None:
         self.node = node
         self.methods: dict[str, Method] = load_methods()
+        self.stats = RequestStats([*self.methods, RAW_METHOD], RPC_LATENCY_BUCKETS)
+        """Calls by method and outcome, their latencies, and HTTP refusals (read by the metrics)."""
         self._bind = bind
         self._port = port
         self._cookie_path = cookie_path
@@ -322,9 +338,11 @@ class RPCServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         refused = self._refuse_early(request, "JSON-RPC")
         if refused is not None:
+            self.stats.refuse(refused.status)
             return refused
         body = await self._body_with_room(request)
         if isinstance(body, web.StreamResponse):
+            self.stats.refuse(body.status)
             return body
         reply = await self._in_slot(request, lambda: self.process(body))
         if reply is None:
@@ -335,19 +353,29 @@ class RPCServer:
         """``POST /rawtransactions``: the JSON-RPC path's authentication, limits and slots,
         then :meth:`submit_raw`. 415 unless the body is declared ``application/octet-stream``."""
         refused = self._refuse_early(request, f"POST {rawbatch.PATH}")
-        if refused is not None:
-            return refused
-        if hdrs.CONTENT_TYPE not in request.headers or request.content_type != rawbatch.CONTENT_TYPE:
+        if refused is None and (
+            hdrs.CONTENT_TYPE not in request.headers or request.content_type != rawbatch.CONTENT_TYPE
+        ):
             given = request.headers.get(hdrs.CONTENT_TYPE, "none")
-            return _error_response(
+            refused = _error_response(
                 415,
                 INVALID_REQUEST,
                 f"{rawbatch.PATH} takes {rawbatch.CONTENT_TYPE} bodies, not {given[:100]}",
             )
+        if refused is not None:
+            self.stats.refuse(refused.status)
+            return refused
         body = await self._body_with_room(request)
         if isinstance(body, web.StreamResponse):
+            self.stats.refuse(body.status)
             return body
-        return await self._in_slot(request, lambda: self.submit_raw(body))
+        return await self._in_slot(request, lambda: self._timed_raw(body))
+
+    async def _timed_raw(self, body: bytes) -> web.Response:
+        started = time.perf_counter()
+        response = await self.submit_raw(body)
+        self.stats.record(RAW_METHOD, response.status == 200, time.perf_counter() - started)
+        return response
 
     async def _body_with_room(self, request: web.Request) -> bytes | web.StreamResponse:
         """The body (:meth:`_read_body`), if the request queue has room for it once read; else
@@ -366,6 +394,10 @@ class RPCServer:
         try:
             async with asyncio.timeout(BODY_READ_TIMEOUT):
                 return await request.read()
+        except asyncio.CancelledError:
+            # aiohttp's handler_cancellation: the client hung up mid-body (or the server stops).
+            log.debug("RPC client %s hung up before sending its whole body", request.remote)
+            raise
         except web.HTTPRequestEntityTooLarge:
             return _error_response(
                 413, INVALID_REQUEST, f"request exceeds the limit of {self._max_request} bytes"
@@ -468,6 +500,8 @@ class RPCServer:
         v2, req_id, notification = envelope
         assert isinstance(req, dict)
         name = req.get("method")
+        started = time.perf_counter()
+        label = self.stats.label(name)
         try:
             if not isinstance(name, str):
                 raise RPCError(INVALID_REQUEST, "method must be a string")
@@ -485,11 +519,14 @@ class RPCServer:
             if inspect.isawaitable(result):
                 result = await result
         except RPCError as e:
+            self.stats.record(label, False, time.perf_counter() - started)
             return None if notification else _reply(v2, req_id, error=e)
         except Exception:
+            self.stats.record(label, False, time.perf_counter() - started)
             log.exception("RPC method %s failed", name)
             err = RPCError(INTERNAL_ERROR, f"internal error in {name}; see the node's log")
             return None if notification else _reply(v2, req_id, error=err)
+        self.stats.record(label, True, time.perf_counter() - started)
         return None if notification else _reply(v2, req_id, result=result)
 
 

@@ -62,6 +62,7 @@ def rpcauth(user: str, password: str | None, as_json: bool) -> None:
 def _register() -> None:
     from timecoin.cli.db import db
     from timecoin.cli.devnet import devnet
+    from timecoin.cli.masternode import masternode
     from timecoin.cli.wallet import wallet
     from timecoin.e2e.cli import e2e
     from timecoin.loadtest.cli import loadtest
@@ -70,6 +71,7 @@ def _register() -> None:
     main.add_command(devnet)
     main.add_command(e2e)
     main.add_command(loadtest)
+    main.add_command(masternode)
     main.add_command(rpcauth)
     main.add_command(wallet)
 

@@ -74,8 +74,17 @@ class NodeWallet:
         self.chain_id()
         return self.rpc.getbalance(*addresses)  # type: ignore[no-any-return]
 
-    def spendable(self, addresses: Sequence[str]) -> list[SpendableCoin]:
-        """The committed coins of the addresses that no pending transaction spends."""
+    def collaterals(self) -> set[OutPoint]:
+        """The collateral outpoints of every registered masternode (``masternodelist``)."""
+        return {
+            OutPoint(bytes.fromhex(row["collateral"]["txid"]), row["collateral"]["vout"])
+            for row in self.rpc.masternodelist()
+            if row.get("collateral") is not None
+        }
+
+    def unspent(self, addresses: Sequence[str]) -> list[SpendableCoin]:
+        """The committed coins of the addresses that no pending transaction spends, collaterals
+        included."""
         self.chain_id()
         coins = self.rpc.listunspent(MIN_CONFIRMATIONS, list(addresses))
         return [
@@ -86,6 +95,13 @@ class NodeWallet:
             )
             for c in coins
         ]
+
+    def spendable(self, addresses: Sequence[str]) -> list[SpendableCoin]:
+        """The committed coins of the addresses that no pending transaction spends and that are
+        no registered masternode's collateral: spending one would deregister its masternode
+        (docs/masternodes.md §1; "locked while registered" is wallet policy, DESIGN §5)."""
+        locked = self.collaterals()
+        return [c for c in self.unspent(addresses) if c.outpoint not in locked]
 
     def select(
         self,

@@ -96,8 +96,14 @@ def config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @config_options
+@click.option(
+    "--reindex",
+    is_flag=True,
+    help="Before starting, rebuild the UTXO set, masternode registry and transaction index from "
+    "the stored blocks, validating each again (as `timecoin db reindex`).",
+)
 @click.option("--version", is_flag=True, help="Print the version and exit.")
-def main(version: bool, **flags: Any) -> None:
+def main(version: bool, reindex: bool, **flags: Any) -> None:
     """Run a TIME Coin node in the foreground."""
     if version:
         click.echo(f"timecoind {timecoin.__version__}")
@@ -108,11 +114,56 @@ def main(version: bool, **flags: Any) -> None:
     except ConfigError as e:
         click.echo(f"timecoind: configuration error: {e}", err=True)
         sys.exit(1)
+    if reindex and not _reindex(config):
+        sys.exit(1)
     import uvloop
 
     from timecoin.node import Node
 
     sys.exit(uvloop.run(Node(config).run()))
+
+
+REINDEX_LOG_EVERY = 1_000
+"""Blocks between the progress lines ``--reindex`` logs."""
+
+
+def _reindex(config: NodeConfig) -> bool:
+    """``--reindex``: :func:`timecoin.dbtools.reindex` under the data directory's lock, logged.
+    False (logged) if it cannot run; a rebuild that stops below the old tip is logged and the
+    node starts on it (it syncs the rest from its peers)."""
+    from timecoin.dbtools import DbToolError, reindex
+    from timecoin.node import DataDirLock, StartupError
+    from timecoin.store.chainstore import StoreError
+
+    log = logging.getLogger("timecoin.reindex")
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "blocks" and (done % REINDEX_LOG_EVERY == 0 or done == total):
+            log.info("reindex: %d of %d blocks", done, total)
+
+    lock = DataDirLock(config.datadir)
+    try:
+        lock.acquire()
+        report = reindex(config, progress)
+    except (StartupError, DbToolError, StoreError) as e:
+        log.error("cannot reindex: %s", e)
+        return False
+    finally:
+        lock.release()
+    log.info(
+        "reindexed %d blocks (%d commit certificates verified, %d consensus and peer records kept)",
+        report.blocks,
+        report.certificates,
+        report.carried,
+    )
+    if report.stopped is not None:
+        log.warning(
+            "reindex stopped at height %d below the old tip %d: %s; the rest comes from peers",
+            report.tip.height,
+            report.old_tip.height,
+            report.stopped,
+        )
+    return True
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ runs as a subprocess with stdout on a pipe, as in a CI job:
 * ``--workers 2`` runs a Locust master and two worker processes: both workers submit, and the
   merged counts (Locust's own CSV stats and the report) equal what node 0's finality feed says
   the nodes finalized during the run, less the run's fan-out; Locust's CSV and HTML reports
-  exist.
+  exist;
+* ``--sweep 50,100`` steps the offered rate on the same nodes (2 s per run): a report per run,
+  each with the nodes' mempool sampled from their ``/metrics`` (``--metrics`` URLs) or JSON-RPC,
+  block commits marked, and ``sweep.json`` with the knee, the bounds and the metadata, and the
+  saturation plot.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ import sys
 import orjson
 import pytest
 
+from timecoin.loadtest.sweep import knee_of
 from timecoin.testing.node import (
     TestNode,
     build_devnet_chain,
     default_port_seed,
     masternode_network,
+    metrics_port,
     p2p_port,
 )
 from timecoin.testing.util import scaled
@@ -56,7 +62,7 @@ def network(tmp_path_factory):
     seed = default_port_seed() + SEED_OFFSET
     key_file = root / "funding.key"
     key_file.write_text("\n".join(k.hex() for k in chain.account_keys[:FUNDING]) + "\n")
-    with masternode_network(chain, N, seed) as nodes:
+    with masternode_network(chain, N, seed, metrics=True) as nodes:
         for node in nodes:
             node.wait_for_rpc_connection()
         # The fourth node is named by its data directory: its timecoin.conf gives network and port.
@@ -186,3 +192,27 @@ def test_locust_master_and_two_workers(network, tmp_path):
     assert not txids[0] & txids[1] and len(txids[0]) + len(txids[1]) == LOAD
     assert (tmp_path / "locust" / "locust.html").read_text().lower().startswith("<!doctype html")
     assert not (tmp_path / "locust" / "worker-plan.json").exists()  # credentials and seeds removed
+
+
+def test_sweep_steps_the_rate_and_reports_the_knee(network, tmp_path):
+    nodes, key_file, seed = network
+    urls = [a for i in range(3) for a in ("--metrics", f"http://127.0.0.1:{metrics_port(i, seed)}/metrics")]
+    result = loadtest(nodes, key_file, tmp_path, "--sweep", "100,50", *urls, timeout=300)
+    sweep = orjson.loads((tmp_path / "sweep.json").read_bytes())
+    assert result.returncode == (0 if sweep["knee"] is not None else 1), result.stdout + result.stderr
+    rates = [r["rate"] for r in sweep["rows"]]
+    assert rates in ([50, 100], [50]), rates  # ascending; a step past the knee ends it
+    assert sweep["knee"] == knee_of(sweep["rows"]) and "knee:" in result.stdout
+    assert sweep["bounds"] == {"min_share": 0.95, "max_p99_ms": 1000.0, "lost": 0, "nodes_agree": True}
+    assert sweep["meta"]["parameters"]["rates"] == [50, 100] and sweep["meta"]["parameters"]["nodes"] == N
+    for row in sweep["rows"]:
+        assert row["repeats"] == 1 and row["lost"] == 0 and row["nodes_agree"] is True, row
+        report = orjson.loads((tmp_path / "sweep" / f"{row['rate']:g}-1" / "loadtest.json").read_bytes())
+        assert report["rate"] == row["rate"] and report["finalized"] == report["submitted"] == 2 * row["rate"]
+        sampled = report["nodes_sampled"]
+        assert len(sampled["nodes"]) == N and len(sampled["t_s"]) >= 2
+        for node in sampled["nodes"]:
+            assert len(node["mempool"]) == len(sampled["t_s"]) and any(v is not None for v in node["mempool"])
+        assert sampled["nodes"][3]["cpu_source"] is None and "3" in sampled["cpu_note"]  # no metrics, no pid
+        assert (tmp_path / "sweep" / f"{row['rate']:g}-1" / "loadtest.png").exists()
+    assert (tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")

@@ -7,14 +7,14 @@ Groups (read the ratios pytest-benchmark prints beside each mean within a group)
 * ``merkle-100k``: native merkle root of 100,000 txids vs the reference Python loop over the
   ``blake3`` package. Goal: ≥ 30×.
 
-Each benchmark records its correctness check in ``extra_info`` beside the timing.
+Each benchmark records its correctness check in ``extra_info`` beside the timing. The inputs come
+from :mod:`workloads`, shared with the asv suites.
 """
-
-import hashlib
 
 import nacl.bindings
 import nacl.signing
 import pytest
+import workloads
 
 from timecoin import crypto
 from timecoin.reference import crypto as reference
@@ -25,16 +25,12 @@ TXIDS = 100_000
 
 @pytest.fixture(scope="module")
 def signed_batch():
-    seeds = [hashlib.sha256(b"seed" + i.to_bytes(4, "little")).digest() for i in range(BATCH)]
-    msgs = [hashlib.sha256(b"msg" + i.to_bytes(4, "little")).digest() * 4 for i in range(BATCH)]
-    pks = [crypto.public_key(s) for s in seeds]
-    sigs = [crypto.sign(s, m) for s, m in zip(seeds, msgs, strict=True)]
-    return pks, msgs, sigs
+    return workloads.signed_batch(BATCH)
 
 
 @pytest.fixture(scope="module")
 def txids():
-    return [hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(TXIDS)]
+    return workloads.txids(TXIDS)
 
 
 def _record(benchmark, ok, items):

@@ -30,6 +30,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import workloads
 
 import timecoin.consensus.tally as tally
 import timecoin.p2p.framing as framing
@@ -38,10 +39,8 @@ import timecoin.p2p.seen as seen
 from timecoin.consensus.messages import TxVote
 from timecoin.consensus.validators import ValidatorSet
 from timecoin.p2p import messages as m
-from timecoin.p2p.messages import MessageType
 from timecoin.testing.pure import is_compiled, load_pure
 
-MAGIC = b"DTME"
 FRAMES = 20_000
 READ_SIZE = 65_536
 BATCH_ITEMS = m.MAX_VOTE_BATCH_ITEMS
@@ -51,9 +50,9 @@ VOTERS = 16
 TXIDS = 4_096
 
 _rng = random.Random(13)
-_frame = framing.encode_frame(MAGIC, MessageType.HEARTBEAT_BATCH, m.encode_items([_rng.randbytes(100)]))
-_stream = _frame * FRAMES
-READS = [_stream[i : i + READ_SIZE] for i in range(0, len(_stream), READ_SIZE)]
+READS = workloads.frame_reads(FRAMES, READ_SIZE)
+# The frame's item: frame_reads draws it from its own Random(13); the draws below stay as they were.
+_rng.randbytes(100)
 BATCH = [_rng.randbytes(100) for _ in range(BATCH_ITEMS)]
 BATCH_PAYLOAD = m.encode_items(BATCH)
 GOSSIP = [_rng.randbytes(150) for _ in range(SEEN_ITEMS)]
@@ -70,8 +69,7 @@ for _key in _keys:
 
 
 def run_framing(module: ModuleType) -> Any:
-    decoder = module.FrameDecoder(MAGIC, m.FRAME_LIMITS)
-    return [frame for read in READS for frame in decoder.feed(read)]
+    return workloads.run_framing(module, READS)
 
 
 def run_items(module: ModuleType) -> Any:

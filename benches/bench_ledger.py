@@ -11,7 +11,8 @@ Groups (read ``extra_info['tx_per_s']``; the ratio native/reference is per trans
 * ``utxo-memory``: RSS growth of a fresh process loading 1,000,000 coins (in extra_info).
 
 Sets are built and blocks signed outside the timing; each round starts from the same set
-(rolled back in the untimed setup). Each benchmark records its correctness check.
+(rolled back in the untimed setup). Each benchmark records its correctness check. The workload
+(:class:`workloads.LedgerWorkload`) is shared with the asv suites.
 """
 
 from __future__ import annotations
@@ -23,53 +24,20 @@ import time
 from collections.abc import Callable
 
 import pytest
+import workloads
 
-from timecoin.core.types import Transaction
-from timecoin.ledger import UtxoSet
 from timecoin.reference import utxo as reference
 from timecoin.testing import utxogen as g
 
 BIG = 10_000
 SMALL = 500
-VALUE = 1_000_000
 RULES = g.rules()
 MEMORY_COINS = 1_000_000
 MEMORY_GOAL = 200_000_000
 """bytes per 1M UTXOs (DESIGN §11)."""
 
 
-def _transfers(first_coin: int, count: int) -> list[Transaction]:
-    """``count`` transfers, tx i spending funding coins first+2i and first+2i+1 into 2 outputs."""
-    unsigned, signers = [], []
-    sent = (2 * VALUE - RULES.min_fee_base) * 1000 // 1001 - 1
-    for i in range(count):
-        a, b = first_coin + 2 * i, first_coin + 2 * i + 1
-        unsigned.append(
-            g.unsigned_transfer(
-                [g.funding_outpoint(a), g.funding_outpoint(b)], [(sent // 2, a), (sent - sent // 2, b)]
-            )
-        )
-        signers.append([a, b])
-    return g.sign_all(unsigned, signers)
-
-
-class Workload:
-    """A set funded for one block, the block, and its transactions encoded."""
-
-    def __init__(self, first_coin: int, count: int, with_reference: bool) -> None:
-        entries = g.funding(2 * count, VALUE, start=first_coin)
-        self.count = count
-        self.native = UtxoSet()
-        self.native.load(entries)
-        self.txs = _transfers(first_coin, count)
-        self.raw_txs = [tx.encode() for tx in self.txs]
-        self.block = g.assemble(self.txs, 1, set_hash=g.set_hash_after(self.native, RULES))
-        self.fees = count * (2 * VALUE - sum(o.value for o in self.txs[0].outputs))
-        self.reference: reference.UtxoSet | None = None
-        if with_reference:
-            self.reference = reference.UtxoSet()
-            self.reference.load(entries)
-        self.hash_before = self.native.set_hash()
+Workload = workloads.LedgerWorkload
 
 
 @pytest.fixture(scope="module")

@@ -18,37 +18,28 @@ same for both) and without admission (the same function for both):
   verdicts.
 
 Each benchmark records its correctness check (decoded transactions or verdicts equal to the
-input) in ``extra_info`` and asserts it.
+input) in ``extra_info`` and asserts it. The batch comes from :mod:`workloads` (shared with asv).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
 import pytest
+import workloads
 
-from timecoin.core.types import OutPoint, Transaction, TxOut, sign_encoded_transactions
+from timecoin.core.types import Transaction
 from timecoin.rpc import rawbatch
 from timecoin.rpc.methods import load_methods
 from timecoin.rpc.rawtransactions import MAX_BATCH, parse_hexstrings
 
 TXS = 1_000
-CHAIN_ID = hashlib.sha256(b"bench chain").digest()
-
-
-def _h(*parts: object) -> bytes:
-    return hashlib.sha256(repr(parts).encode()).digest()
 
 
 @pytest.fixture(scope="module")
 def raws() -> list[bytes]:
-    unsigned = [
-        Transaction.transfer([OutPoint(_h("prev", i), 0)], [TxOut(10_000 + i, _h("to", i))]).encode()
-        for i in range(TXS)
-    ]
-    return sign_encoded_transactions(unsigned, [[_h("seed", i)] for i in range(TXS)], CHAIN_ID, 2)
+    return workloads.submit_raws(TXS)
 
 
 def _record(benchmark: Any, ok: bool, body: int) -> None:

@@ -92,14 +92,23 @@ class DashboardState:
 
     async def run(self) -> None:
         """Samples and publishes every :data:`SAMPLE_INTERVAL` seconds until cancelled. A sample
-        that raises is logged and skipped: the dashboard never stops the node."""
+        that raises is skipped (logged once with its traceback while the error stays the same):
+        the dashboard never stops the node."""
         loop = asyncio.get_running_loop()
+        failing: str | None = None
         while True:
             started = loop.time()
             try:
                 self.publish(self.sample(started))
-            except Exception:
-                log.exception("dashboard: sampling the node failed; trying again in %.0f s", SAMPLE_INTERVAL)
+            except Exception as e:
+                # Logged with its traceback when it first happens (or changes), not every second.
+                if repr(e) != failing:
+                    log.exception("dashboard: sampling the node failed; trying every %.0f s", SAMPLE_INTERVAL)
+                failing = repr(e)
+            else:
+                if failing is not None:
+                    log.info("dashboard: sampling the node works again")
+                failing = None
             await asyncio.sleep(max(0.0, started + SAMPLE_INTERVAL - loop.time()))
 
     def publish(self, snapshot: dict[str, Any]) -> None:

@@ -395,7 +395,7 @@ def devnet(
     sweep: str | None,
     repeat: int,
 ) -> None:
-    """Run a local devnet of N masternodes (DESIGN §10), optionally under load (§11)."""
+    """Run a local devnet of N masternodes, optionally under load (docs/devnet.md, docs/loadtest.md)."""
     console = Console()
     if sweep is not None:
         if not load:

@@ -700,7 +700,13 @@ class BftEngine:
             return None
         if reason is not None:
             self.ctx.monitor.counters["nil_votes_for_accepts"] += 1
-            log.info("prevoting nil at %d/%d: %s", self.height, self.round, reason)
+            log.info(
+                "prevoting nil at %d/%d: %s",
+                self.height,
+                self.round,
+                reason,
+                extra={"height": self.height, "round": self.round},
+            )
             return False
         return True
 
@@ -765,7 +771,14 @@ class BftEngine:
     def _evidence(self, known: BlockVote, vote: BlockVote, out: Outbox | None) -> None:
         kind = "double-prevote" if vote.kind == Kind.PREVOTE else "double-precommit"
         self.ctx.monitor.evidence[kind] += 1
-        log.warning("evidence %s by %s at %d/%d", kind, vote.voter.hex(), vote.height, vote.round)
+        log.warning(
+            "evidence %s by %s at %d/%d",
+            kind,
+            vote.voter.hex(),
+            vote.height,
+            vote.round,
+            extra={"height": vote.height, "round": vote.round, "voter": vote.voter.hex()},
+        )
         if out is not None:
             out.notices.append(Evidence(kind, vote.voter, vote.height, (known.encode(), vote.encode())))
 

@@ -395,7 +395,11 @@ class FinalityEngine:
         if tx.txid not in self.pending:
             inputs = tuple(o.encode() for o in tx.inputs)
             if any(self.spent_final.get(o, tx.txid) != tx.txid for o in inputs):
-                log.critical("SAFETY: certificate for %s conflicts with a final transaction", tx.txid.hex())
+                log.critical(
+                    "SAFETY: certificate for %s conflicts with a final transaction",
+                    tx.txid.hex(),
+                    extra={"txid": tx.txid.hex()},
+                )
                 self.ctx.monitor.counters["safety_violations"] += 1
                 return False
             verdict = self.ctx.chain.utxos.check_transactions(
@@ -840,7 +844,12 @@ class FinalityEngine:
         for o in p.inputs:
             holder = self.spent_final.get(o)
             if holder is not None and holder != txid:
-                log.critical("SAFETY: %s and %s are both certified final", holder.hex(), txid.hex())
+                log.critical(
+                    "SAFETY: %s and %s are both certified final",
+                    holder.hex(),
+                    txid.hex(),
+                    extra={"txid": txid.hex(), "conflicting_txid": holder.hex()},
+                )
                 self.ctx.monitor.counters["safety_violations"] += 1
                 return
         for tally in (self.tally, self.prev_tally):
@@ -943,7 +952,13 @@ class FinalityEngine:
         self.ctx.monitor.evidence[kind] += 1
         messages = (vote.encode(),) if other is None else (other.encode(), vote.encode())
         out.notices.append(Evidence(kind, vote.voter, vote.height, messages))
-        log.warning("evidence %s by %s on %s", kind, vote.voter.hex(), txid.hex())
+        log.warning(
+            "evidence %s by %s on %s",
+            kind,
+            vote.voter.hex(),
+            txid.hex(),
+            extra={"txid": txid.hex(), "voter": vote.voter.hex(), "height": vote.height},
+        )
 
     def _schedule_flush(self, out: Outbox, at: float) -> None:
         """Makes sure a vote flush runs no later than ``at`` (masternodes only)."""

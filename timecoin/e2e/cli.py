@@ -31,7 +31,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     help="Run directory (network, load test, e2e.json, timeline.png). Default: e2e-<name>.",
 )
 def e2e(manifest: Path, out: Path | None) -> None:
-    """Run a manifest of masternodes and faults under load, then check the history (DESIGN §13)."""
+    """Run a manifest of masternodes and faults under load, then check the history (docs/e2e.md)."""
     from timecoin.e2e.manifest import ManifestError, load_manifest
     from timecoin.e2e.network import NodeUnavailable
     from timecoin.e2e.perturb import PerturbationUnavailable

@@ -247,12 +247,12 @@ def _owner_secret(
         return secret, row["public_key"]
     row = _entry(node, outpoint, None)
     owner = decode_address(row["owner_address"], store.params)
-    secret = {k.pubkey_hash: k.secret for k in store.all_keys}.get(owner)
-    if secret is None:
+    owner_secret = {k.pubkey_hash: k.secret for k in store.all_keys}.get(owner)
+    if owner_secret is None:
         raise click.ClickException(
             f"the owner of masternode {row['public_key']} ({row['owner_address']}) is not in this wallet"
         )
-    return secret, row["public_key"]
+    return owner_secret, row["public_key"]
 
 
 @masternode.command("set-payout")

@@ -112,7 +112,7 @@ class Dashboard:
         self.state = DashboardState(node)
         root = resources.files("timecoin.dashboard") / "static"
         self._files = {
-            path: (root.joinpath(name).read_bytes(), content_type)
+            path: (root.joinpath(*name.split("/")).read_bytes(), content_type)
             for path, (name, content_type) in STATIC_FILES.items()
         }
         self._streams = 0
@@ -182,6 +182,10 @@ class Dashboard:
         refused = self._refused(request)
         if refused is not None:
             return refused
+        if request.method == hdrs.METH_HEAD:  # the headers a stream would have, and no stream
+            return web.Response(
+                content_type="text/event-stream", headers={**SECURITY_HEADERS, hdrs.CACHE_CONTROL: "no-store"}
+            )
         if self._closing:
             return web.Response(status=503, text="the node is stopping\n", headers=SECURITY_HEADERS)
         if self._streams >= MAX_STREAMS:

@@ -75,7 +75,7 @@ def net(tmp_path_factory):
         assert devnet.stop() == [0, 0]
 
 
-def request(
+def http_request(
     port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET"
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(10))
@@ -84,7 +84,7 @@ def request(
 
 
 def fetch(port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET"):
-    conn, response = request(port, path, headers, method)
+    conn, response = http_request(port, path, headers, method)
     try:
         return response, response.read()
     finally:
@@ -132,7 +132,7 @@ def test_dashboard_http_rules(net):
 
     # The event stream: the history first, then snapshots of the node's state.
     asked = time.time()
-    conn, response = request(port, "/ui/events")
+    conn, response = http_request(port, "/ui/events")
     try:
         assert response.status == 200
         assert response.getheader("Content-Type").startswith("text/event-stream")
@@ -174,7 +174,7 @@ def test_dashboard_http_rules(net):
     streams = []
     try:
         for _ in range(MAX_STREAMS):
-            conn, response = request(port, "/ui/events")
+            conn, response = http_request(port, "/ui/events")
             streams.append(conn)
             assert response.status == 200
         response, body = fetch(port, "/ui/events")
@@ -184,7 +184,7 @@ def test_dashboard_http_rules(net):
             conn.close()
 
     def stream_free() -> bool:
-        conn, response = request(port, "/ui/events")
+        conn, response = http_request(port, "/ui/events")
         conn.close()
         return response.status == 200
 
@@ -238,9 +238,9 @@ def load_transfers(devnet: Devnet, config: Any) -> list[str]:
         chain.close()
 
 
-def test_dashboard_in_browser_updates_under_load(net, tmp_path):
-    sync_playwright, chromium = _browser()
-    devnet, config = net
+def test_dashboard_in_browser_updates_under_load(request, tmp_path):
+    sync_playwright, chromium = _browser()  # before the devnet starts: a skip costs nothing
+    devnet, config = request.getfixturevalue("net")
     node = devnet.nodes[0]
     rpc = node.rpc()
     transfers = load_transfers(devnet, config)

@@ -44,7 +44,7 @@ def all_help() -> dict[str, str]:
 
 def test_help_cites_docs_that_exist_and_no_design_sections():
     texts = all_help()
-    assert len(texts) > 10  # the walk found the subcommands
+    assert len(texts) >= 5  # the walk found the subcommands
     for command, text in texts.items():
         flat = " ".join(text.split())  # click wraps lines
         assert "DESIGN" not in flat and "§" not in flat, f"{command} --help cites the design: {flat}"

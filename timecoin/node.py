@@ -3,9 +3,9 @@
 Start order: data directory lock → JSON-RPC server (answering ``-28`` "warming up" with the
 current step until the node is ready) → genesis → chain state (store + UTXO set) → transaction
 index catch-up → mempool → P2P → heartbeats → consensus
-(:class:`~timecoin.consensus.service.ConsensusService`) → ready. Metrics start where the comment
-in :meth:`Node.start` says when their issue lands. Stop order is the reverse: the RPC server stops
-accepting, consensus cancels its timers, P2P closes its connections, every task the node spawned
+(:class:`~timecoin.consensus.service.ConsensusService`) → ``/metrics`` (when enabled) → the
+summary line and the loop-lag monitor → ready. Stop order is the reverse: ``/metrics`` and the
+RPC server stop accepting, consensus cancels its timers, P2P closes its connections, every task the node spawned
 is cancelled and awaited, worker threads finish, LMDB is flushed and closed, the cookie is removed
 and the lock released.
 

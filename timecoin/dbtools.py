@@ -49,6 +49,7 @@ __all__ = [
     "ReindexReport",
     "backup",
     "load_genesis",
+    "recover_interrupted",
     "reindex",
     "rollback",
 ]
@@ -174,6 +175,8 @@ def rollback(config: NodeConfig, height: int) -> tuple[Tip, Tip]:
         raise DbToolError(str(e)) from None
     try:
         before = chain.tip
+        if height > before.height:
+            raise DbToolError(f"height {height} is above the tip {before.height}: nothing to roll back")
         try:
             chain.rollback_to(height)
         except ValueError as e:

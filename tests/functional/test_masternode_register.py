@@ -217,3 +217,33 @@ def test_the_owner_and_the_rules_are_enforced(walked):
     # Output 1 was the faucet's change, the largest coin: the registration's fee spent it.
     assert spent.returncode == 1 and "not an unspent coin of this wallet" in spent.stderr
     assert rpcs[0].getrawmempool() == []  # nothing was sent
+
+
+def test_online_backup_of_the_devnet_checks_every_certificate(walked, tmp_path):
+    """``timecoin db backup`` of node 0 while the devnet runs: the copy's check verifies the
+    commit certificate of every block consensus made, across the registration, payout change and
+    deregistration (the masternode sets of those heights differ), and finds nothing damaged."""
+    work, rpcs, done = walked
+    assert done.returncode == 0
+    tip = rpcs[0].getblockcount()
+    backup = subprocess.run(
+        ["timecoin", "db", "backup", str(tmp_path / "b"), "--datadir", "devnet/node0"],
+        cwd=work,
+        env=TestNode.environment({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}),
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert backup.returncode == 0, backup.stderr
+    assert "checked intact" in backup.stdout
+    check = subprocess.run(
+        ["timecoin", "db", "check", "--datadir", str(tmp_path / "b"), "--network", "devnet"],
+        env=TestNode.environment(),
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert check.returncode == 0, check.stderr
+    verified = int(re.search(r"(\d+) commit certificates verified", check.stdout).group(1))
+    height = int(re.search(r"tip (\d+) ", check.stdout).group(1))
+    assert height >= tip and verified == height, check.stdout + check.stderr

@@ -252,3 +252,43 @@ def _txids(block: bytes) -> list[bytes]:
 
     _, _, txids = timecoin_native.split_block(block)
     return list(txids)
+
+
+def test_rollback_above_the_tip_is_refused(datadir):
+    before = state(datadir)
+    code, _, err = db("rollback", str(BLOCKS + 1), "--yes", "--network", "devnet", "--datadir", str(datadir))
+    assert code == 1 and f"above the tip {BLOCKS}" in err
+    assert state(datadir) == before
+
+
+def test_reindex_stops_below_a_damaged_block_and_says_so(datadir):
+    damaged = 4
+    store = ChainStore.open(datadir / CHAIN_DIR, readonly=True)
+    try:
+        raw = store.block(store.block_hash(damaged) or b"")
+    finally:
+        store.close()
+    assert raw is not None
+    path = datadir / CHAIN_DIR / DATA_FILE
+    data = bytearray(path.read_bytes())
+    at = data.find(raw)
+    while at >= 0:  # every copy of the block in the file, as a disk would damage it
+        data[at + HEADER_LEN + 40] ^= 1
+        at = data.find(raw, at + 1)
+    path.write_bytes(bytes(data))
+    code, out, err = db("reindex", "--network", "devnet", "--datadir", str(datadir))
+    assert code == 1
+    assert f"reindexed {damaged - 1} blocks" in out
+    assert f"stopped below the old tip {BLOCKS}: block {damaged} is damaged" in err
+    assert state(datadir)[0].height == damaged - 1  # the node fetches the rest from its peers
+
+
+def test_an_interrupted_reindex_is_undone_first(datadir):
+    good = state(datadir)
+    (datadir / CHAIN_DIR).rename(datadir / "chain.pre-reindex")  # stopped between the renames
+    (datadir / "chain.reindex").mkdir()  # and a half-built store of an earlier try
+    (datadir / "chain.reindex" / DATA_FILE).write_bytes(b"half")
+    code, out, err = db("reindex", "--network", "devnet", "--datadir", str(datadir))
+    assert code == 0, err
+    assert state(datadir) == good
+    assert sorted(p.name for p in datadir.iterdir() if p.name.startswith("chain")) == [CHAIN_DIR]

@@ -131,9 +131,9 @@ def _reindex(config: NodeConfig) -> bool:
     """``--reindex``: :func:`timecoin.dbtools.reindex` under the data directory's lock, logged.
     False (logged) if it cannot run; a rebuild that stops below the old tip is logged and the
     node starts on it (it syncs the rest from its peers)."""
-    from timecoin.dbtools import DbToolError, reindex
-    from timecoin.node import DataDirLock, StartupError
-    from timecoin.store.chainstore import StoreError
+    from timecoin.dbtools import DbToolError, recover_interrupted, reindex
+    from timecoin.node import CHAIN_DIR, DataDirLock, StartupError
+    from timecoin.store.chainstore import DATA_FILE, StoreError
 
     log = logging.getLogger("timecoin.reindex")
 
@@ -141,9 +141,16 @@ def _reindex(config: NodeConfig) -> bool:
         if phase == "blocks" and (done % REINDEX_LOG_EVERY == 0 or done == total):
             log.info("reindex: %d of %d blocks", done, total)
 
+    if not config.datadir.is_dir():
+        log.info("reindex: no data directory %s yet; nothing to rebuild", config.datadir)
+        return True
     lock = DataDirLock(config.datadir)
     try:
         lock.acquire()
+        recover_interrupted(config.datadir)
+        if not (config.datadir / CHAIN_DIR / DATA_FILE).exists():
+            log.info("reindex: no chain store in %s yet; nothing to rebuild", config.datadir)
+            return True
         report = reindex(config, progress)
     except (StartupError, DbToolError, StoreError) as e:
         log.error("cannot reindex: %s", e)

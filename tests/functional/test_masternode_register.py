@@ -19,6 +19,7 @@ its collateral is an ordinary unspent coin. The devnet is stopped with SIGTERM a
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -94,8 +95,8 @@ def walked(tmp_path_factory):
         def all_online() -> bool:
             try:
                 return sum(row["online"] for row in rpcs[0].masternodelist()) == len(rpcs)
-            except (OSError, JSONRPCError):
-                return False
+            except (OSError, JSONRPCError, http.client.HTTPException):  # not up yet, warming up, or a
+                return False  # call that timed out on a busy machine (its connection is then reset)
 
         wait_until(all_online, scaled(60), what="every masternode online")
         done = subprocess.run(

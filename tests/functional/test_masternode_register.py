@@ -11,10 +11,14 @@ key, makes a Bronze collateral, ``timecoin masternode genkey``, ``register``, ``
 ``TIMECOIN_DEVNET_BASE_PORT`` (this test's ports).
 
 Then, over RPC on every node: the registration, payout change and deregistration are in blocks;
-every node listed the masternode between them (``masternodelist`` as of the payout change's
-block, read back through each node's coinbases), blocks paid its reward to the owner's address
-and, after the payout change, to the new address; after the deregistration no node lists it and
-its collateral is an ordinary unspent coin. The devnet is stopped with SIGTERM and must exit 0.
+every node's chain paid the masternode's reward to the owner's address from the block after the
+registration and to the new address after the payout change (each node validated those
+coinbases against its own registry); after the deregistration no node lists it and its
+collateral is an ordinary unspent coin. Registering again from the freed collateral with a new
+key, every node's ``masternodelist`` shows the masternode and its ``last_paid_height`` once a
+block has paid it. Rules the commands enforce before sending, and an online ``db backup`` of the
+running devnet whose check verifies every commit certificate, follow. The devnet is stopped with
+SIGTERM and must exit 0.
 """
 
 from __future__ import annotations
@@ -248,3 +252,58 @@ def test_online_backup_of_the_devnet_checks_every_certificate(walked, tmp_path):
     verified = int(re.search(r"(\d+) commit certificates verified", check.stdout).group(1))
     height = int(re.search(r"tip (\d+) ", check.stdout).group(1))
     assert height >= tip and verified == height, check.stdout + check.stderr
+
+
+def test_registered_masternode_is_listed_and_paid_on_every_node(walked):
+    """The issue's "done when": a masternode registered with these commands appears in
+    ``masternodelist`` on every node and receives rewards (its collateral is the one the
+    walk-through freed again with ``deregister``)."""
+    work, rpcs, done = walked
+    assert done.returncode == 0
+    env = TestNode.environment(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "TIMECOIN_WALLET_PASSPHRASE": PASSPHRASE,
+        }
+    )
+    reg_txid = re.findall(r"^([0-9a-f]{64})$", done.stdout, re.MULTILINE)[1]
+    reg = Transaction.decode(bytes.fromhex(rpcs[0].getrawtransaction(reg_txid))).masternode_registration
+
+    def mn(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["timecoin", "masternode", "--datadir", "devnet/node0", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=scaled(120),
+        )
+
+    made = mn("genkey", "mn2.key")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    fresh = subprocess.run(
+        ["timecoin", "wallet", "--datadir", "devnet/node0", "address", "--new"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    payout = fresh.stdout.strip()  # never paid before: last_paid_height is this masternode's
+    sent = mn(
+        "register", "--collateral", f"{reg.collateral.txid.hex()}:0", "--key", "mn2.key", "--payout", payout
+    )
+    assert sent.returncode == 0, sent.stderr
+    height = int(re.search(r"^in block (\d+)$", sent.stdout, re.MULTILINE).group(1))
+    for node in rpcs:
+
+        def paid(n: RPCClient = node) -> dict | None:
+            row = next((r for r in n.masternodelist() if r["public_key"] == key), None)
+            return row if row is not None and row["last_paid_height"] is not None else None
+
+        row = wait_until(paid, scaled(60), what=f"{key[:8]} listed and paid")
+        assert row["tier"] == "bronze" and row["registered_height"] == height
+        assert row["payout_address"] == payout
+        assert row["last_paid_height"] > height

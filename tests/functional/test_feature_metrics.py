@@ -34,7 +34,7 @@ from timecoin.p2p.framing import HEADER
 from timecoin.p2p.messages import MessageType
 from timecoin.rpc.client import JSONRPCError
 from timecoin.testing.mininode import MiniNode
-from timecoin.testing.node import TestNode, build_devnet_chain, default_port_seed, metrics_port
+from timecoin.testing.node import TestNode, build_devnet_chain, default_port_seed, metrics_port, write_chain
 from timecoin.testing.node import scrape_metrics as scrape
 from timecoin.testing.util import run
 
@@ -262,6 +262,35 @@ def test_admission_rejects_by_source_and_reason(node, chain):
         )
         == 1
     )
+
+
+def test_overload_refusals_are_counted(chain, tmp_path):
+    """Past ``admission_max_pending`` the RPC refuses as overloaded before admission; those
+    refusals count under reason ``mempool-overloaded``, one per transaction refused."""
+    seed = default_port_seed() + SEED_OFFSET
+    port = metrics_port(2, seed)
+    n = TestNode(
+        2,
+        tmp_path,
+        chain.genesis_file,
+        port_seed=seed,
+        extra_args=["--metrics", "true", "--metrics-port", str(port), "--admission-max-pending", "1"],
+    )
+    write_chain(n.datadir, chain, 1)
+    key = "timecoin_admission_rejected_transactions_total{reason=mempool-overloaded,source=rpc}"
+    try:
+        n.start_and_wait()
+        txs = chain.transfers(4)
+        results = n.rpc.sendrawtransactions([tx.encode().hex() for tx in txs[:3]])
+        assert [r["accepted"] for r in results] == [True, False, False]
+        assert scrape(port)[key] == 2
+        with pytest.raises(JSONRPCError) as refused:
+            n.rpc.sendrawtransaction(txs[3].encode().hex())
+        assert refused.value.code == -32001
+        assert scrape(port)[key] == 3
+        n.stop()
+    finally:
+        n.cleanup()
 
 
 def test_p2p_frames_and_bytes_by_type_and_direction(node, chain):

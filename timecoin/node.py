@@ -5,9 +5,9 @@ current step until the node is ready) → genesis → chain state (store + UTXO 
 index catch-up → mempool → P2P → heartbeats → consensus
 (:class:`~timecoin.consensus.service.ConsensusService`) → ``/metrics`` (when enabled) → the
 summary line and the loop-lag monitor → ready. Stop order is the reverse: ``/metrics`` and the
-RPC server stop accepting, consensus cancels its timers, P2P closes its connections, every task the node spawned
-is cancelled and awaited, worker threads finish, LMDB is flushed and closed, the cookie is removed
-and the lock released.
+RPC server stop accepting, consensus cancels its timers, P2P closes its connections, every task
+the node spawned is cancelled and awaited, worker threads finish, LMDB is flushed and closed, the
+cookie is removed and the lock released.
 
 **Who owns the state.** The event loop thread owns the chain and the mempool: every change
 (connecting a block, admitting transactions) runs synchronously on the loop, with no ``await``

@@ -106,6 +106,11 @@ class RPCClient:
                 self.close()
                 if attempt:
                     raise
+            except BaseException:
+                # A timeout (or anything else) mid-exchange leaves the connection waiting for a
+                # response that belongs to no call: the next call must start a new one.
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     def _request(self, payload: object) -> tuple[Any, int]:

@@ -3,7 +3,7 @@
 
 The working directory holds everything (reused when it already has a genesis)::
 
-    genesis.json          funded accounts + N Gold masternodes (timecoin.testing.chaingen)
+    genesis.json          funded accounts + N Gold masternodes (timecoin.cli.netfiles)
     keys/accounts.json    the accounts' 32-byte secret seeds, hex (mode 0600; the load test spends them)
     keys/faucet.key       one more funded account (1,000,000 TIME) the load test never spends, for
                           ``timecoin wallet import-key`` (docs/wallet.md)
@@ -49,6 +49,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from timecoin.cli.netfiles import FAUCET_KEY, new_network, write_funding, write_key
 from timecoin.config import CONF_NAME
 from timecoin.ledger.genesis import GenesisConfig
 from timecoin.loadtest.sweep import parse_rates, run_sweep
@@ -57,9 +58,8 @@ from timecoin.looplag import MAX_WINDOW
 from timecoin.params import DEVNET
 from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
-from timecoin.testing.chaingen import devnet_genesis
 
-__all__ = ["Devnet", "DevnetNode", "PORTS_PER_NODE", "devnet", "load_manifest", "sweep_row"]
+__all__ = ["FAUCET_KEY", "Devnet", "DevnetNode", "PORTS_PER_NODE", "devnet", "load_manifest", "sweep_row"]
 
 
 PORTS_PER_NODE = 3
@@ -72,8 +72,6 @@ START_TIMEOUT = 60.0
 REFRESH = 1.0
 """Seconds between refreshes of the live table."""
 MANIFEST = "devnet.json"
-FAUCET_KEY = "faucet.key"
-"""In the keys directory: the secret seed (hex) of a funded genesis account for a wallet."""
 FINALIZED_METRIC = "timecoin_finality_transactions_finalized_total"
 
 
@@ -147,16 +145,12 @@ class Devnet:
                     f"--nodes is {len(self.nodes)}: give another --workdir"
                 )
             return config
-        config, account_keys, mn_keys = devnet_genesis(
-            self.seed, accounts=self.accounts + 1, masternodes=len(self.nodes), timestamp=int(time.time())
-        )
-        faucet = account_keys.pop()  # the last allocation: a wallet's, never the load test's
-        _write_secret(self.keys_dir / FAUCET_KEY, faucet.hex().encode() + b"\n")
-        _write_secret(self.keys_dir / "accounts.json", orjson.dumps([k.hex() for k in account_keys]))
-        for i, key in enumerate(mn_keys):
-            _write_secret(self.keys_dir / f"mn{i}.key", key.hex().encode())
-        self.genesis_file.write_bytes(config.to_json())
-        return config
+        keys = new_network(self.seed, self.accounts, len(self.nodes), DEVNET, int(time.time()))
+        write_funding(self.keys_dir, keys)
+        for i, key in enumerate(keys.masternodes):
+            write_key(self.keys_dir / f"mn{i}.key", key)
+        self.genesis_file.write_bytes(keys.config.to_json())
+        return keys.config
 
     def write_manifest(self) -> None:
         doc = {
@@ -327,12 +321,6 @@ def load_manifest(workdir: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError) as e:
         raise click.UsageError(f"{path}: no devnet manifest ({e})") from None
     return doc
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 class _Terminate(Exception):

@@ -63,6 +63,7 @@ def _register() -> None:
     from timecoin.cli.db import db
     from timecoin.cli.devnet import devnet
     from timecoin.cli.masternode import masternode
+    from timecoin.cli.testnet import testnet
     from timecoin.cli.wallet import wallet
     from timecoin.e2e.cli import e2e
     from timecoin.loadtest.cli import loadtest
@@ -73,6 +74,7 @@ def _register() -> None:
     main.add_command(loadtest)
     main.add_command(masternode)
     main.add_command(rpcauth)
+    main.add_command(testnet)
     main.add_command(wallet)
 
 

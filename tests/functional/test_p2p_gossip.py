@@ -5,6 +5,7 @@ items travel many per frame. A raw mininode peer watches what one node sends it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from timecoin.p2p import messages as m
@@ -63,6 +64,52 @@ def test_transactions_reach_every_mempool_once(tmp_path):
             assert len(frames) < TXS // 10
             # Meshes do deliver duplicates; the seen-cache dropped them before validation.
             assert sum(n.p2p.gossip.duplicates[GossipKind.TX] for n in nodes) > 0
+        finally:
+            await stop_all(nodes)
+
+    run(scenario())
+
+
+def test_transactions_cross_each_masternode_link_once(tmp_path):
+    """Among masternodes (a full mesh) the node a transaction was submitted to sends it to every
+    masternode itself, so a masternode does not send it on to the others: each masternode
+    receives each transaction once, with no duplicate. A peer that is no masternode (the
+    watcher) is still sent everything."""
+
+    async def scenario():
+        _, _, masternode_keys = devnet_genesis()
+        nodes = [devnet_node(tmp_path / str(i), split=TXS // 16 + 1) for i in range(4)]
+        try:
+            for i, node in enumerate(nodes):
+                await node.start(
+                    connect=tuple(("127.0.0.1", n.port) for n in nodes[:i]),
+                    masternode_secret=masternode_keys[i],
+                )
+            await wait_until_async(
+                lambda: all(
+                    sum(p["masternode"] is not None for p in n.p2p.peer_info()) == len(nodes) - 1
+                    for n in nodes
+                )
+            )
+            watcher = await MiniNode(nodes[0].chain.params, nodes[0].chain.genesis.hash).connect(
+                "127.0.0.1", nodes[3].port
+            )
+            origin = nodes[0]
+            txs = [tx.encode() for tx in origin.wallet.transfers(TXS, origin.chain)]
+            assert all(code == "" for _, code in origin.submit_transactions(txs))
+            origin.p2p.broadcast_transactions(txs)
+            await wait_until_async(lambda: all(len(n.mempool) == TXS for n in nodes))
+            await wait_until_async(
+                lambda: sum(_count(p) for p in watcher.received(MessageType.TX_BATCH)) >= TXS
+            )
+            await asyncio.sleep(0.2)  # any duplicate would be on its way by now (gossip_interval 10 ms)
+            for node in nodes[1:]:
+                assert node.p2p.gossip.received[GossipKind.TX] == TXS
+                assert node.p2p.gossip.duplicates[GossipKind.TX] == 0
+            heard = list(
+                itertools.chain.from_iterable(_items(p) for p in watcher.received(MessageType.TX_BATCH))
+            )
+            assert sorted(heard) == sorted(txs)
         finally:
             await stop_all(nodes)
 

@@ -372,9 +372,25 @@ class Gossip:
                 continue
             self.relayed[kind] += len(queue)
             sources = {source for _, source in queue}
+            # Masternodes keep a full mesh, and the node a transaction was submitted to sends it
+            # to every masternode itself: one that arrived from a masternode is not sent on to
+            # other masternodes (they hold it, or fetch it from the first vote naming it, or get
+            # its holders' periodic resend: docs/p2p.md "Gossip").
+            masternode_sources = (
+                {p.id for p in peers if p.masternode_key is not None and p.id in sources}
+                if kind is GossipKind.TX
+                else set()
+            )
             shared: list[bytes] | None = None
+            among_masternodes: list[bytes] | None = None
             for peer in peers:
-                if peer.id in sources:
+                if masternode_sources and peer.masternode_key is not None:
+                    if among_masternodes is None:
+                        among_masternodes = _batches(
+                            kind, [item for item, source in queue if source not in masternode_sources]
+                        )
+                    payloads = among_masternodes
+                elif peer.id in sources:
                     payloads = _batches(kind, [item for item, source in queue if source != peer.id])
                 else:
                     if shared is None:

@@ -131,10 +131,9 @@ fn unchanged(set: &UtxoSet, before: &UtxoSet) {
     assert_eq!(set.dirty_count(), before.dirty_count());
 }
 
-#[test]
-fn block_with_child_before_parent_applies_and_rolls_back() {
-    let (mut set, ops) = funded(4, 100_000);
-    let parent = transfer(&[(ops[0], 0)], &[(50_000, 5), (40_000, 6)]);
+/// A transfer of `coin` (key 0's) into outputs to keys 5 and 6, and a child spending the second.
+fn parent_and_child(coin: OutPoint) -> (Transaction, Transaction) {
+    let parent = transfer(&[(coin, 0)], &[(50_000, 5), (40_000, 6)]);
     let child = transfer(
         &[(
             OutPoint {
@@ -145,6 +144,13 @@ fn block_with_child_before_parent_applies_and_rolls_back() {
         )],
         &[(30_000, 7)],
     );
+    (parent, child)
+}
+
+#[test]
+fn block_with_child_before_parent_applies_and_rolls_back() {
+    let (mut set, ops) = funded(4, 100_000);
+    let (parent, child) = parent_and_child(ops[0]);
     let other = transfer(&[(ops[1], 1), (ops[2], 2)], &[(190_000, 8)]);
     let raw = block(&set, 1, vec![parent.clone(), child.clone(), other]);
     let before = set.clone();
@@ -173,17 +179,7 @@ fn block_with_child_before_parent_applies_and_rolls_back() {
 #[test]
 fn prepared_block_commits_as_apply_would_and_only_on_its_generation() {
     let (mut set, ops) = funded(4, 100_000);
-    let parent = transfer(&[(ops[0], 0)], &[(50_000, 5), (40_000, 6)]);
-    let child = transfer(
-        &[(
-            OutPoint {
-                txid: parent.txid(),
-                vout: 1,
-            },
-            6,
-        )],
-        &[(30_000, 7)],
-    );
+    let (parent, child) = parent_and_child(ops[0]);
     let raw = block(&set, 1, vec![parent.clone(), child]);
     let before = set.clone();
     let prepared = prepare_block(&set, &raw, &rules(), true).unwrap();

@@ -1,8 +1,9 @@
 """Chain state: the native UTXO set and the LMDB store kept in step, block by block (DESIGN §4, §9).
 
-:class:`ChainState` connects a block (native validation and apply, the reward check, one store
-transaction) and disconnects it again (native rollback from the undo record, one store
-transaction). On open it recovers to the last committed block and proves the UTXO set it loads
+:class:`ChainState` validates a block without changing anything (:meth:`ChainState.prepare_block`:
+native validation, the reward check, the registry; the result kept until the tip moves),
+connects it (the kept coin changes applied, one store transaction) and disconnects it again
+(native rollback from the undo record, one store transaction). On open it recovers to the last committed block and proves the UTXO set it loads
 hashes to what that block's header commits. One task owns a ChainState; it never blocks on the
 network.
 
@@ -12,9 +13,11 @@ a block's masternode transactions are validated and applied with it, the registr
 from that undo record. The masternode set, weights, reward split and leader order of the next
 height all come from the registry, never from gossip (DESIGN §5, §12 invariant 7).
 
-Not here yet, by design of the issue split: proposer/VRF eligibility, timestamps and commit
-certificates (consensus issue; until then no block carries a certificate, so every masternode's
-reputation is 1.0).
+Not here: proposer/VRF eligibility and timestamps (``timecoin.consensus.blocks``). Reputation
+from commit certificates is not fed to the registry (every masternode's reputation is 1.0): a
+commit certificate is stored beside its block, not in it, and two honest nodes may hold
+different precommit sets for the same block, so it cannot decide consensus state until a block
+carries its parent's certificate.
 """
 
 from __future__ import annotations

@@ -116,9 +116,12 @@ class Sampler:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def sample(self) -> None:
-        """One sample of every node, taken concurrently."""
-        self.times.append(time.monotonic())
+        """One sample of every node, taken concurrently. Its time is kept with its readings once
+        every node has been read: a sample cancelled on the way (the load phase ended) leaves
+        nothing, so :meth:`result` has one reading per time."""
+        at = time.monotonic()
         readings = await asyncio.gather(*(self._read(i) for i in range(len(self._nodes))))
+        self.times.append(at)
         for series, (height, mempool, cpu, source) in zip(self._series, readings, strict=True):
             series.height.append(height)
             series.mempool.append(mempool)

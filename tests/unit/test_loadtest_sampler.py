@@ -1,0 +1,79 @@
+"""The load test's node sampler (``timecoin.loadtest.sampler``) cancelled in the middle of a sample,
+as the load phase's end cancels it: the report's ``nodes_sampled`` is still built.
+
+The node is a real HTTP server on loopback speaking JSON-RPC over aiohttp (``getblockcount``,
+``getmempoolinfo``); its second ``getblockcount`` never answers, so the second sample is in
+flight when the task is cancelled. Seen on ``timecoin loadtest --rpc`` against four nodes in
+network namespaces (tests/functional/test_feature_testnet_netns.py), where each sample is two
+RPC round trips: the sample's time was recorded before its readings, the cancelled sample left
+one time without readings, and ``Sampler.result`` raised ``IndexError`` after a run that had
+otherwise passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from timecoin.loadtest.sampler import Sampler
+from timecoin.loadtest.submitter import AsyncRPC, Endpoint
+
+HEIGHT = 7
+MEMPOOL = 3
+
+
+async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict]:
+    calls = {"getblockcount": 0}
+    second_sample_started = asyncio.Event()
+    never = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        method = body["method"]
+        if method == "getblockcount":
+            calls[method] += 1
+            if calls[method] > 1:
+                second_sample_started.set()
+                await never.wait()
+            result: object = HEIGHT
+        else:
+            result = {"size": MEMPOOL}
+        return web.Response(
+            body=orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result}),
+            content_type="application/json",
+        )
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            node = AsyncRPC(session, Endpoint("127.0.0.1", port, "user", "password"))
+            sampler = Sampler(session, [node])
+            task = asyncio.create_task(sampler.run(interval=0.01))
+            await asyncio.wait_for(second_sample_started.wait(), 10)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            return sampler, sampler.result(time.monotonic())
+    finally:
+        never.set()
+        await runner.cleanup()
+
+
+def test_result_after_cancel_mid_sample_has_one_reading_per_time():
+    sampler, result = asyncio.run(_sampler_cancelled_mid_sample())
+    (node,) = result["nodes"]
+    assert len(result["t_s"]) == 1 == len(sampler.times)
+    assert node["height"] == [HEIGHT] and node["mempool"] == [MEMPOOL]
+    assert len(node["cpu_percent"]) == 1

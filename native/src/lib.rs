@@ -11,6 +11,7 @@ pub mod hash;
 pub mod leader;
 pub mod lthash;
 pub mod merkle;
+pub mod noise;
 pub mod sigcache;
 pub mod types;
 pub mod utxo;

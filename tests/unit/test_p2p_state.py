@@ -1,6 +1,8 @@
 """P2P bookkeeping (DESIGN §8): token buckets, the seen-cache, the address book and ban list
-persisted in the datadir, and the handshake's signature checks (a replayed signature, a forged
-masternode proof, wrong network or genesis, an old protocol)."""
+persisted in the datadir, and the handshake's checks: the Noise XX handshake between two
+:class:`NoiseSession` objects proves both node keys; another node's identity payload, a forged
+masternode proof, a different genesis (the prologue) and a tampered message are refused; HELLO of
+a wrong network or genesis, an old protocol or another key than the proven one is refused."""
 
 from __future__ import annotations
 
@@ -13,7 +15,15 @@ from timecoin.p2p import messages as m
 from timecoin.p2p.addrman import AddrMan
 from timecoin.p2p.banman import BanMan, host_target, key_target
 from timecoin.p2p.gossip import SeenCache, item_key
-from timecoin.p2p.handshake import HandshakeError, LocalIdentity, check_hello, verify_auth
+from timecoin.p2p.handshake import (
+    IDENTITY_LEN,
+    HandshakeError,
+    LocalIdentity,
+    NoiseSession,
+    PeerIdentity,
+    check_hello,
+    identity_payload,
+)
 from timecoin.p2p.ratelimit import PeerLimits, TokenBucket
 from timecoin.store.chainstore import ChainStore
 
@@ -101,42 +111,95 @@ def test_addrman_persists_and_backs_off(tmp_path):
 GENESIS = b"g" * 32
 
 
+MAGIC = b"TEST"
+
+
 def pair(masternode: bytes | None = None):
     a = LocalIdentity.create(2, GENESIS, os.urandom(32))
     b = LocalIdentity.create(2, GENESIS, os.urandom(32), masternode)
     return a, b, a.hello(0, bytes(32), 1), b.hello(0, bytes(32), 2)
 
 
-def test_handshake_proves_keys_both_ways():
-    a, b, ha, hb = pair()
-    assert verify_auth(a, ha, hb, b.auth(hb, ha)) is None
-    assert verify_auth(b, hb, ha, a.auth(ha, hb)) is None
+def handshake(
+    initiator: LocalIdentity,
+    responder: LocalIdentity,
+    *,
+    identity: bytes | None = None,
+    flip: int | None = None,
+) -> tuple[NoiseSession, NoiseSession]:
+    """Runs the three messages between two sessions (``identity`` replaces the responder's
+    payload; ``flip`` flips a byte of message 2 at that offset)."""
+    i = NoiseSession(initiator, MAGIC, initiator=True)
+    r = NoiseSession(responder, MAGIC, initiator=False, identity=identity)
+    m2 = bytearray(r.feed(i.start()))
+    if flip is not None:
+        m2[flip] ^= 1
+    m3 = i.feed(bytes(m2))
+    assert r.feed(m3) == b""
+    return i, r
 
 
-def test_replayed_signature_fails_on_a_new_nonce():
-    a, b, ha, hb = pair()
-    recorded = b.auth(hb, ha)
-    fresh = a.hello(0, bytes(32), 1)  # a's next connection has a new nonce
+def test_noise_handshake_proves_keys_both_ways():
+    a, b, _, _ = pair()
+    i, r = handshake(a, b)
+    assert i.peer == PeerIdentity(b.node_key, None) and r.peer == PeerIdentity(a.node_key, None)
+    assert i.transport is not None and r.transport is not None
+    assert i.transport.handshake_hash == r.transport.handshake_hash
+    assert r.transport.decrypt(i.transport.encrypt(b"frames")) == b"frames"
+    assert i.transport.decrypt(r.transport.encrypt(b"back")) == b"back"
+
+
+def test_another_nodes_identity_is_refused():
+    a, b, _, _ = pair()
+    victim = LocalIdentity.create(2, GENESIS, os.urandom(32))
+    # b presents the victim's genuine payload (its signature covers the victim's static key)...
     with pytest.raises(HandshakeError) as e:
-        verify_auth(a, fresh, hb, recorded)
+        handshake(a, b, identity=victim.identity)
     assert e.value.code == "bad-signature" and e.value.ban
+    # ...or claims the victim's key with a signature of its own over its static key.
+    forged = victim.node_key + identity_payload(b.node_secret, b.noise_key)[32:]
+    with pytest.raises(HandshakeError) as e:
+        handshake(a, b, identity=forged)
+    assert e.value.code == "bad-signature"
+    with pytest.raises(HandshakeError) as e:
+        handshake(a, b, identity=b.identity[:-1])
+    assert e.value.code == "bad-handshake"
 
 
 def test_masternode_proof_and_forgery():
     mn_secret = os.urandom(32)
-    a, b, ha, hb = pair(mn_secret)
-    auth = b.auth(hb, ha)
-    assert verify_auth(a, ha, hb, auth) == b.masternode_key
+    a, b, _, _ = pair(mn_secret)
+    i, _ = handshake(a, b)
+    assert i.peer is not None and i.peer.masternode_key == b.masternode_key
     # Claiming someone else's masternode key without its secret fails.
-    forged = dataclasses.replace(
-        auth, masternode_key=LocalIdentity.create(2, GENESIS, os.urandom(32)).node_key
-    )
+    other = LocalIdentity.create(2, GENESIS, os.urandom(32)).node_key
+    forged = b.identity[:IDENTITY_LEN] + other + b.identity[IDENTITY_LEN + 32 :]
     with pytest.raises(HandshakeError) as e:
-        verify_auth(a, ha, hb, forged)
+        handshake(a, b, identity=forged)
     assert e.value.code == "bad-masternode-signature"
-    # A proof without the HELLO flag is refused too.
-    with pytest.raises(HandshakeError):
-        verify_auth(a, ha, dataclasses.replace(hb, flags=0), auth)
+
+
+def test_wrong_genesis_or_a_tampered_message_fails_the_noise_handshake():
+    a, _, _, _ = pair()
+    elsewhere = LocalIdentity.create(2, b"h" * 32, os.urandom(32))
+    with pytest.raises(HandshakeError) as e:
+        handshake(a, elsewhere)
+    assert e.value.code == "noise-failed" and e.value.ban
+    _, b, _, _ = pair()
+    with pytest.raises(HandshakeError) as e:
+        handshake(a, b, flip=40)  # inside message 2's encrypted static key
+    assert e.value.code == "noise-failed"
+    responder = NoiseSession(b, MAGIC, initiator=False)
+    with pytest.raises(HandshakeError) as e:
+        responder.feed(b"GET / HTTP/1.1\r\n")  # declares 18,245 bytes for the 32-byte message 1
+    assert e.value.code == "bad-handshake"
+
+
+def test_a_self_connection_is_refused_without_a_ban():
+    a, _, _, _ = pair()
+    with pytest.raises(HandshakeError) as e:
+        handshake(a, a)
+    assert (e.value.code, e.value.ban) == ("self-connection", False)
 
 
 @pytest.mark.parametrize(
@@ -145,14 +208,14 @@ def test_masternode_proof_and_forgery():
         ({"network": 0}, "wrong-network", True),
         ({"genesis_hash": b"x" * 32}, "wrong-genesis", True),
         ({"version": m.MIN_PROTOCOL_VERSION - 1}, "old-version", True),
+        ({"node_key": b"k" * 32}, "identity-mismatch", True),
+        ({"flags": m.FLAG_MASTERNODE}, "identity-mismatch", True),
     ],
 )
 def test_check_hello(change, code, ban):
-    a, _, ha, hb = pair()
-    check_hello(a, hb)
+    a, b, _, hb = pair()
+    proven = PeerIdentity(b.node_key, None)
+    check_hello(a, hb, proven)
     with pytest.raises(HandshakeError) as e:
-        check_hello(a, dataclasses.replace(hb, **change))
+        check_hello(a, dataclasses.replace(hb, **change), proven)
     assert (e.value.code, e.value.ban) == (code, ban)
-    with pytest.raises(HandshakeError) as e:
-        check_hello(a, ha)
-    assert (e.value.code, e.value.ban) == ("self-connection", False)

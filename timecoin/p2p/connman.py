@@ -1,17 +1,20 @@
 """The connection manager (DESIGN §8): listening, dialing, the handshake, one connection per
 peer, static peers with backoff, ping/pong, connection limits, reputation and bans.
 
-* **Handshake**: both sides send HELLO on connect and AUTH on the other's HELLO
-  (:mod:`timecoin.p2p.handshake`). Wrong network or genesis, an old protocol or a bad signature
-  disconnects with a logged reason and a ban; a connection that does not complete it within
-  ``handshake_timeout`` is closed.
+* **Handshake**: the Noise XX handshake encrypts the connection and proves the peer's node key
+  (and masternode key), then both sides send HELLO inside it (:mod:`timecoin.p2p.handshake`).
+  A handshake message that does not authenticate (another network or genesis: the prologue
+  binds them; or tampering), a bad identity signature, a HELLO of another network or chain, an
+  old protocol or a HELLO naming another key disconnects with a logged reason and a ban; a
+  connection that does not complete it within ``handshake_timeout`` is closed.
 * **One connection per peer**: when a second connection to a node key completes, a cross pair
   (one dialed by each side) keeps the connection dialed by the lower node key, which both sides
   compute alike; a same-direction duplicate keeps the older one.
 * **Reputation** −100..+100 per node key (remembered across reconnects while the process runs);
   below −50 the key, and the host unless it is loopback (see ``P2PConfig.ban_loopback``), are
   banned for ``ban_seconds`` and the peer is disconnected. Bans of an unproven key never happen:
-  a key is proven only by AUTH, so no one can get an honest key banned by claiming it.
+  a key is proven only by the Noise handshake, so no one can get an honest key banned by
+  claiming it.
 * **Static peers** (``connect``) are kept connected by one task each, redialing with exponential
   backoff and jitter; **seeds** and the address book fill up to ``max_outbound``.
 
@@ -34,9 +37,17 @@ from timecoin.p2p import messages as m
 from timecoin.p2p.addrman import AddrMan
 from timecoin.p2p.banman import BanMan, host_target, key_target
 from timecoin.p2p.config import P2PConfig
-from timecoin.p2p.handshake import HandshakeError, LocalIdentity, check_hello, verify_auth
+from timecoin.p2p.handshake import HandshakeError, LocalIdentity, PeerIdentity, check_hello
 from timecoin.p2p.messages import MessageType
-from timecoin.p2p.peer import BAN_THRESHOLD, REPUTATION_MAX, REPUTATION_MIN, Handler, Peer
+from timecoin.p2p.peer import (
+    BAN_THRESHOLD,
+    PENALTY_BAD_PAYLOAD,
+    REPUTATION_MAX,
+    REPUTATION_MIN,
+    Handler,
+    Misbehaving,
+    Peer,
+)
 from timecoin.p2p.protocol import FrameProtocol
 
 log = logging.getLogger(__name__)
@@ -125,7 +136,9 @@ class ConnMan:
         loop = asyncio.get_running_loop()
         self._running = True
         self._server = await loop.create_server(
-            lambda: FrameProtocol(self.magic, m.FRAME_LIMITS, Peer(self, inbound=True)),
+            lambda: FrameProtocol(
+                self.magic, m.FRAME_LIMITS, Peer(self, inbound=True), self.local, initiator=False
+            ),
             self.config.listen_host,
             self.config.listen_port,
             reuse_address=True,
@@ -189,7 +202,9 @@ class ConnMan:
             try:
                 async with asyncio.timeout(self.config.connect_timeout):
                     await asyncio.get_running_loop().create_connection(
-                        lambda: FrameProtocol(self.magic, m.FRAME_LIMITS, peer), host, port
+                        lambda: FrameProtocol(self.magic, m.FRAME_LIMITS, peer, self.local, initiator=True),
+                        host,
+                        port,
                     )
             except (OSError, TimeoutError) as e:
                 log.debug("dial %s:%d failed: %s", host, port, e)
@@ -282,6 +297,18 @@ class ConnMan:
                 peer.close(f"inbound connections full ({self.config.max_inbound})")
                 return
         self.peers[peer.id] = peer
+
+    def on_secured(self, peer: Peer, identity: PeerIdentity) -> None:
+        """The Noise handshake proved the peer's keys: refuse a banned key, else send HELLO."""
+        if self.banman.is_banned(key_target(identity.node_key)):
+            peer.close("banned node key")
+            return
+        peer.node_key = identity.node_key
+        peer.proven_masternode_key = identity.masternode_key
+        if identity.masternode_key is not None and not self.check_masternode(peer):
+            log.info(
+                "%r proved masternode key %s, not registered at our tip", peer, identity.masternode_key.hex()
+            )
         height, tip_hash = self._chain_tip()
         peer.our_hello = self.local.hello(height, tip_hash, self.listen_port)
         peer.send(MessageType.HELLO, peer.our_hello.encode())
@@ -347,7 +374,9 @@ class ConnMan:
 
     # -- handshake -------------------------------------------------------------------------------
 
-    def _handshake_failed(self, peer: Peer, error: HandshakeError) -> None:
+    def handshake_failed(self, peer: Peer, error: HandshakeError) -> None:
+        """Logs, and bans (``error.ban``) or just closes; remembers a dialed target that was
+        this node itself."""
         log.warning("handshake with %r failed: %s", peer, error, extra=peer.log_fields)
         if error.ban:
             self.penalize(peer, REPUTATION_MAX, f"handshake: {error}", disconnect=True)
@@ -361,35 +390,16 @@ class ConnMan:
             self.penalize(peer, 20, "second HELLO", disconnect=True)
             return
         hello = m.Hello.decode(payload)
+        identity = peer.protocol.peer_identity if peer.protocol is not None else None
+        assert identity is not None and peer.node_key is not None  # frames follow the handshake
         try:
-            check_hello(self.local, hello)
+            check_hello(self.local, hello, identity)
         except HandshakeError as e:
-            self._handshake_failed(peer, e)
+            self.handshake_failed(peer, e)
             return
-        assert peer.our_hello is not None
         peer.hello = hello
         peer.height, peer.tip_hash = hello.height, hello.tip_hash
-        peer.send(MessageType.AUTH, self.local.auth(peer.our_hello, hello).encode())
-
-    def _on_auth(self, peer: Peer, payload: bytes) -> None:
-        if peer.hello is None or peer.established:
-            self.penalize(peer, 20, "AUTH out of order", disconnect=True)
-            return
-        assert peer.our_hello is not None
-        auth = m.Auth.decode(payload)
-        try:
-            masternode_key = verify_auth(self.local, peer.our_hello, peer.hello, auth)
-        except HandshakeError as e:
-            self._handshake_failed(peer, e)
-            return
-        key = peer.hello.node_key
-        if self.banman.is_banned(key_target(key)):
-            peer.close("banned node key")
-            return
-        peer.node_key = key
-        peer.proven_masternode_key = masternode_key
-        if masternode_key is not None and not self.check_masternode(peer):
-            log.info("%r proved masternode key %s, not registered at our tip", peer, masternode_key.hex())
+        key = peer.node_key
         existing = self.by_key.get(key)
         if existing is not None and existing is not peer:
             if self._keep(existing, peer) is existing:
@@ -457,3 +467,7 @@ class ConnMan:
 
     def _on_addr(self, peer: Peer, payload: bytes) -> None:
         self.addrman.add(m.decode_addr(payload))
+
+    def _on_auth(self, peer: Peer, payload: bytes) -> None:
+        """AUTH is retired: the Noise handshake proves the keys (protocol.py)."""
+        raise Misbehaving(PENALTY_BAD_PAYLOAD, "AUTH is no longer part of the handshake")

@@ -1,9 +1,10 @@
 """One connected peer: its identity, handshake state, reputation, rate buckets and statistics,
 and the dispatch of its frames to the message handlers (DESIGN §8).
 
-For every frame, in arrival order, :meth:`Peer.on_frames` enforces the rules every message
-shares before any handler sees it: the handshake comes first (HELLO, AUTH, then nothing else of
-theirs), consensus classes only from a proven masternode, and the per-class token bucket (a
+The Noise handshake (:mod:`timecoin.p2p.protocol`) proves the peer's node key before any frame
+arrives (:meth:`Peer.on_secured`). For every frame, in arrival order, :meth:`Peer.on_frames`
+enforces the rules every message shares before any handler sees it: HELLO comes first (nothing
+else of theirs before it), consensus classes only from a proven masternode, and the per-class token bucket (a
 frame costs its items: :func:`~timecoin.p2p.ratelimit.frame_cost`). A handler reports bad input
 by raising ``ValueError`` (a malformed payload) or :class:`Misbehaving` (a specific penalty); the
 peer is penalized through the connection manager, which bans and disconnects below the
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from timecoin.counters import MessageTraffic
 from timecoin.p2p.framing import HEADER, FrameError
+from timecoin.p2p.handshake import HandshakeError, PeerIdentity
 from timecoin.p2p.messages import SPECS, Hello, MessageSpec, MessageType
 from timecoin.p2p.ratelimit import PeerLimits, frame_cost
 
@@ -36,7 +38,8 @@ BAN_THRESHOLD = -50
 """A peer whose reputation falls below this is banned and disconnected (DESIGN §8)."""
 
 PENALTY_FRAMING = 100
-"""Garbage, a bad magic or a length over the type's maximum: the stream is unusable."""
+"""Garbage, a bad magic, a length over the type's maximum or a transport message that fails to
+decrypt and authenticate (``decrypt-failed``): the stream is unusable."""
 PENALTY_UNKNOWN_TYPE = 20
 PENALTY_BAD_PAYLOAD = 20
 """A payload that does not decode, or breaks a count or size limit."""
@@ -74,6 +77,8 @@ class PeerNet(Protocol):
 
     def clock(self) -> float: ...
     def on_connected(self, peer: Peer) -> None: ...
+    def on_secured(self, peer: Peer, identity: PeerIdentity) -> None: ...
+    def handshake_failed(self, peer: Peer, error: HandshakeError) -> None: ...
     def on_closed(self, peer: Peer, reason: str) -> None: ...
     def check_masternode(self, peer: Peer) -> bool: ...
     def penalize(self, peer: Peer, points: int, reason: str, *, disconnect: bool = False) -> None: ...
@@ -95,9 +100,9 @@ class Peer:
         self.our_hello: Hello | None = None
         self.hello: Hello | None = None
         self.node_key: bytes | None = None
-        """Their node key, once proven (AUTH verified)."""
+        """Their node key, once proven (the Noise handshake's identity payload verified)."""
         self.proven_masternode_key: bytes | None = None
-        """The masternode key their AUTH proved, registered or not."""
+        """The masternode key their Noise handshake proved, registered or not."""
         self.masternode_key: bytes | None = None
         """Their proven masternode key once found registered at our tip."""
         self.established = False
@@ -179,6 +184,12 @@ class Peer:
         if peername:
             self.host, self.port = str(peername[0]), int(peername[1])
         self.net.on_connected(self)
+
+    def on_secured(self, peer: PeerIdentity) -> None:
+        self.net.on_secured(self, peer)
+
+    def on_handshake_error(self, error: HandshakeError) -> None:
+        self.net.handshake_failed(self, error)
 
     def on_frame_error(self, error: FrameError) -> None:
         points = PENALTY_UNKNOWN_TYPE if error.code == "unknown-type" else PENALTY_FRAMING

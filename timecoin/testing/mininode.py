@@ -1,11 +1,12 @@
 """A raw P2P peer for tests (Bitcoin Core's ``p2p.py`` is the model).
 
 :class:`MiniNode` speaks the wire protocol of :mod:`timecoin.p2p` with nothing behind it: it
-performs the handshake (or lets a test break it), records every message it receives and calls
-``on_<message>(payload)`` for each (``on_tx_batch``, ``on_block``, ...; override or assign them),
-answers pings, and can send anything, including bytes that are not frames at all: a block with
-any commit certificate (or none) with :meth:`MiniNode.send_block`, and it can fetch blocks with
-:meth:`MiniNode.get_blocks`.
+performs the Noise handshake and HELLO (or lets a test break either), records every message it
+receives and calls ``on_<message>(payload)`` for each (``on_tx_batch``, ``on_block``, ...;
+override or assign them), answers pings, and can send anything: bytes that are not frames
+inside the encrypted channel (:meth:`MiniNode.send_raw`) or outside it
+(:meth:`MiniNode.send_wire`), a block with any commit certificate (or none) with
+:meth:`MiniNode.send_block`, and it can fetch blocks with :meth:`MiniNode.get_blocks`.
 
 :meth:`MiniNode.send_and_ping` sends a message then a ping and waits for the pong: the node
 answers a ping only after everything received before it has been handled (gossip included), so
@@ -26,7 +27,7 @@ import timecoin_native
 from timecoin.core.types import HEADER_LEN
 from timecoin.p2p import messages as m
 from timecoin.p2p.framing import FrameError
-from timecoin.p2p.handshake import LocalIdentity, verify_auth
+from timecoin.p2p.handshake import HandshakeError, LocalIdentity, PeerIdentity, check_hello
 from timecoin.p2p.messages import MessageType
 from timecoin.p2p.protocol import FrameProtocol
 from timecoin.params import NetworkParams
@@ -56,10 +57,11 @@ class MiniNode:
         self.our_hello = self.local.hello(height, tip_hash, listen_port)
         self.their_hello: m.Hello | None = None
         self.sent_hello: m.Hello | None = None
-        self.their_auth: m.Auth | None = None
-        self.auth_sent: m.Auth | None = None
-        self.auto_auth = True
-        """Answer the node's HELLO with our AUTH (turn off to send a handcrafted one)."""
+        self.identity: bytes | None = None
+        """Replaces our Noise identity payload (``LocalIdentity.identity``) when set before
+        :meth:`connect`: to present another node's signature, or a forged one."""
+        self.peer_identity: PeerIdentity | None = None
+        """Whom the node's Noise handshake proved."""
         self.auto_pong = True
         self.protocol: FrameProtocol | None = None
         self.messages: list[tuple[MessageType, bytes]] = []
@@ -84,11 +86,14 @@ class MiniNode:
         local_host: str | None = None,
         timeout: float = 10.0,
     ) -> MiniNode:
-        """Opens the connection (from ``local_host`` if given, e.g. ``127.0.0.2``). With
-        ``handshake`` it sends our HELLO and waits until the node's AUTH verified."""
+        """Opens the connection (from ``local_host`` if given, e.g. ``127.0.0.2``); the Noise
+        handshake runs by itself (frames sent before it finishes are queued). With ``handshake``
+        it sends our HELLO and waits for the node's HELLO."""
         loop = asyncio.get_running_loop()
         await loop.create_connection(
-            lambda: FrameProtocol(self.params.magic, m.FRAME_LIMITS, self),
+            lambda: FrameProtocol(
+                self.params.magic, m.FRAME_LIMITS, self, self.local, initiator=True, identity=self.identity
+            ),
             host,
             port,
             local_addr=(local_host, 0) if local_host else None,
@@ -125,18 +130,16 @@ class MiniNode:
         self.protocol.send(message_type, payload)
         if message_type == MessageType.HELLO and self.sent_hello is None:
             self.sent_hello = m.Hello.decode(payload)
-            self._maybe_auth()
-
-    def _maybe_auth(self) -> None:
-        """AUTH answers their HELLO over the HELLO we actually sent, once both exist."""
-        if self.auto_auth and self.auth_sent is None and self.sent_hello and self.their_hello:
-            self.auth_sent = self.local.auth(self.sent_hello, self.their_hello)
-            self.send_message(MessageType.AUTH, self.auth_sent.encode())
 
     def send_raw(self, data: bytes) -> None:
-        """Writes bytes that need not be frames."""
+        """Sends bytes that need not be frames, inside the encrypted channel."""
         assert self.protocol is not None, "not connected"
         self.protocol.send_raw(data)
+
+    def send_wire(self, data: bytes) -> None:
+        """Writes bytes to the socket as they are, outside the encryption."""
+        assert self.protocol is not None, "not connected"
+        self.protocol.send_wire(data)
 
     def hello(self, **changes: Any) -> m.Hello:
         """Our HELLO with fields replaced (e.g. ``genesis_hash=...`` for a wrong chain)."""
@@ -231,6 +234,12 @@ class MiniNode:
     def on_connected(self, protocol: FrameProtocol) -> None:
         self.protocol = protocol
 
+    def on_secured(self, peer: PeerIdentity) -> None:
+        self.peer_identity = peer
+
+    def on_handshake_error(self, error: HandshakeError) -> None:
+        self.close_reason = f"handshake: {error}"
+
     def on_frame_error(self, error: FrameError) -> None:
         self.close_reason = f"node sent a bad frame: {error}"
 
@@ -258,12 +267,8 @@ class MiniNode:
 
     def on_hello(self, payload: bytes) -> None:
         self.their_hello = m.Hello.decode(payload)
-        self._maybe_auth()
-
-    def on_auth(self, payload: bytes) -> None:
-        self.their_auth = m.Auth.decode(payload)
-        assert self.their_hello is not None and self.sent_hello is not None
-        verify_auth(self.local, self.sent_hello, self.their_hello, self.their_auth)
+        assert self.peer_identity is not None  # frames follow the Noise handshake
+        check_hello(self.local, self.their_hello, self.peer_identity)
         self.established.set()
 
     def on_ping(self, payload: bytes) -> None:

@@ -3,6 +3,13 @@
 from typing import final
 
 __all__ = [
+    "NOISE_MAX_MESSAGE_LEN",
+    "NOISE_MAX_PLAINTEXT",
+    "NOISE_PROTOCOL",
+    "NOISE_TAG_LEN",
+    "NoiseHandshake",
+    "NoiseTransport",
+    "noise_public_key",
     "AppliedBlock",
     "LedgerRules",
     "PreparedBlock",
@@ -441,3 +448,66 @@ class UtxoSet:
         """Every (36-byte outpoint, 49-byte coin) owned by one of the 32-byte public key hashes
         in ``pubkey_hashes`` (n × 32 bytes), sorted by outpoint: one scan, GIL released.
         ValueError if the length is not a multiple of 32 bytes."""
+
+# The encrypted P2P transport (native/src/noise.rs; docs/p2p.md "Transport").
+
+NOISE_PROTOCOL: str
+"""``Noise_XX_25519_ChaChaPoly_SHA256``."""
+NOISE_MAX_MESSAGE_LEN: int
+"""65,535: the largest Noise message (Noise specification §3)."""
+NOISE_MAX_PLAINTEXT: int
+"""65,519: plaintext bytes of one transport message (the rest is the tag)."""
+NOISE_TAG_LEN: int
+"""16: bytes of the ChaCha20-Poly1305 tag of each encrypted payload."""
+
+def noise_public_key(secret: bytes) -> bytes:
+    """The 32-byte X25519 public key of a 32-byte Noise static secret."""
+
+@final
+class NoiseHandshake:
+    """One side of a Noise XX handshake. ``ephemeral_secret`` fixes the ephemeral key: for the
+    published test vectors only. Messages here are bare (no length prefix). ValueError for a
+    bad length, a message that does not authenticate or one out of turn."""
+
+    def __new__(
+        cls, initiator: bool, prologue: bytes, static_secret: bytes, ephemeral_secret: bytes | None = None
+    ) -> NoiseHandshake: ...
+    def write_message(self, payload: bytes) -> bytes:
+        """Our next handshake message carrying ``payload``."""
+    def read_message(self, message: bytes) -> bytes:
+        """The payload of the peer's next handshake message."""
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def initiator(self) -> bool: ...
+    @property
+    def remote_static(self) -> bytes | None:
+        """The peer's 32-byte static key, once read."""
+    @property
+    def handshake_hash(self) -> bytes:
+        """The 32-byte handshake hash ``h`` (Noise specification §11.2)."""
+    def finish(self) -> NoiseTransport:
+        """The transport of a finished handshake (RuntimeError before, or twice)."""
+
+@final
+class NoiseTransport:
+    """An established session. On the stream each transport message is a big-endian u16
+    length and the message (at most 65,535 bytes)."""
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """``plaintext`` as length-prefixed transport messages of at most NOISE_MAX_PLAINTEXT
+        plaintext bytes each (b"" for b""); GIL released."""
+    def decrypt(self, data: bytes) -> bytes:
+        """The plaintext of every message completed by ``data`` (a trailing partial message is
+        kept); ValueError, returning nothing, if one fails to authenticate. GIL released."""
+    @property
+    def buffered(self) -> int:
+        """Bytes held of a partial incoming message (at most 2 + 65,535)."""
+    @property
+    def sending_nonce(self) -> int: ...
+    @property
+    def receiving_nonce(self) -> int: ...
+    @property
+    def remote_static(self) -> bytes | None: ...
+    @property
+    def handshake_hash(self) -> bytes: ...

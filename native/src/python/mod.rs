@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 mod codec;
 mod crypto;
 mod ledger;
+mod noise;
 mod vrf;
 
 #[pymodule]
@@ -16,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     codec::register(m)?;
     crypto::register(m)?;
     ledger::register(m)?;
+    noise::register(m)?;
     vrf::register(m)?;
     Ok(())
 }

@@ -9,13 +9,19 @@
     keys/accounts.json    the funded accounts' secret seeds (mode 0600; ``timecoin loadtest
                           --funding-key``); keys/faucet.key one more for a wallet (docs/wallet.md)
     node<I>/              host I's data directory, ready to copy there:
-        timecoin.conf     network, datadir, masternode_key, listen/port, seeds (every other
+        timecoin.conf     network, datadir, masternode_key, listen/port, connect (every other
                           host), rpcbind/rpcport/rpcallowip, metrics
         genesis.json      the genesis (the node reads ``<datadir>/genesis.json``: no --genesis)
         nodekey           the node's P2P identity seed (mode 0600)
         masternode.key    the masternode's secret seed (mode 0600): the key registered in genesis,
                           which also owns the collateral and receives the payouts
         README.md         how to install and start this host, which ports to open
+
+The other hosts are written as ``connect`` (CometBFT's ``persistent_peers``): each stays
+connected and is redialled within ``reconnect_max`` (60 s, ``timecoin.p2p.config``) after a cut.
+As ``seeds`` they would wait out the address book's retry delay after failed dials, from a minute
+to an hour (``timecoin.p2p.addrman``), and the genesis masternodes are a full mesh (DESIGN §8)
+that must come back by itself after a partition.
 
 Every host uses the same ports (its own address tells it apart), so hosts must be distinct IP
 literals (the address book keys peers by IP, ``timecoin.p2p.addrman``). Keys are derived from
@@ -216,7 +222,7 @@ def node_conf(plan: TestnetPlan, index: int) -> str:
     host = plan.hosts[index]
     name = plan.params.name
     datadir = plan.host_datadir(index)
-    seeds = [endpoint(h, plan.p2p_port) for i, h in enumerate(plan.hosts) if i != index]
+    peers = [endpoint(h, plan.p2p_port) for i, h in enumerate(plan.hosts) if i != index]
     rpc_bind = plan.host_rpc_bind(host)
     lines = [
         f"# Written by `timecoin testnet init` for host {host} ({node_dir(index)} of {len(plan.hosts)}).",
@@ -230,8 +236,9 @@ def node_conf(plan: TestnetPlan, index: int) -> str:
         "# P2P: open this port to the other hosts (docs/operator.md, 'Ports, bind addresses and seeds').",
         f"listen = {_toml(plan.host_listen(host))}",
         f"port = {plan.p2p_port}",
-        "# The other hosts, dialled at start and kept in the address book.",
-        f"seeds = {_toml(seeds)}",
+        "# The other masternodes (CometBFT's persistent_peers): kept connected, redialled after any",
+        "# cut with backoff of at most a minute; the address book learns more peers from them.",
+        f"connect = {_toml(peers)}",
         "",
         "# JSON-RPC: loopback always; other clients only from rpcallowip (HTTP 403 otherwise).",
         f"rpcbind = {_toml(rpc_bind)}",
@@ -268,8 +275,8 @@ Written by `timecoin testnet init`. Genesis (chain id) `{genesis_hash.hex()}`.
 This directory is the data directory of the masternode on {files.host}; on that host it
 belongs at `{datadir}`.
 
-* `timecoin.conf`: network, data directory, masternode key, listen address and port, seeds
-  (the other hosts), RPC bind and allowed clients, metrics.
+* `timecoin.conf`: network, data directory, masternode key, listen address and port, peers
+  kept connected (`connect`: the other hosts), RPC bind and allowed clients, metrics.
 * `{GENESIS_FILE}`: the network's genesis (the node reads it from its data directory).
 * `{NODE_KEY_FILE}` (mode 0600): the node's P2P identity, public key
   `{files.node_key.hex()}`.
@@ -380,7 +387,7 @@ def _check_conf(path: Path, plan: TestnetPlan, index: int) -> NodeConfig:
         "port": plan.p2p_port,
         "rpcport": plan.rpc_port,
         "metrics_port": plan.metrics_port,
-        "seeds": tuple((h, plan.p2p_port) for i, h in enumerate(plan.hosts) if i != index),
+        "connect": tuple((h, plan.p2p_port) for i, h in enumerate(plan.hosts) if i != index),
         "listen": plan.host_listen(host),
         "rpcbind": plan.host_rpc_bind(host),
         "metrics": True,

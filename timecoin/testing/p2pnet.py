@@ -11,9 +11,10 @@ the test needs.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,88 @@ def devnet_node(datadir: Path, blocks: int = 0, txs_per_block: int = 0, *, split
     for _ in grow_chain(chain, wallet, blocks, txs_per_block, masternode_keys):
         pass
     return node
+
+
+RELAY_CHUNK = 64 * 1024
+"""Bytes :class:`TcpRelay` reads at once from one side."""
+
+
+class TcpRelay:
+    """A TCP relay on 127.0.0.1 in front of one P2P listener, for transport tests: every
+    connection accepted is joined to ``target`` by a connection of its own, and every byte
+    carried either way is appended to :attr:`captured` (both directions, in the order read).
+    :meth:`tamper_next` makes it flip one byte of the next chunk it forwards from the dialer to
+    the target: a man in the middle rewriting the encrypted stream. Every task it spawns is kept
+    and cancelled by :meth:`stop`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.captured = bytearray()
+        self.links = 0
+        self.tampered = 0
+        """Bytes flipped so far."""
+        self._tamper_offset: int | None = None
+        self._tamper_skip = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        """Listens on an ephemeral loopback port; returns it."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def tamper_next(self, offset: int = 0, *, skip: int = 0) -> None:
+        """Flip byte ``offset`` (or the chunk's last, if it is shorter) of the next chunk sent
+        from a dialer to the target, after letting ``skip`` chunks through untouched."""
+        self._tamper_offset = offset
+        self._tamper_skip = skip
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.links += 1
+        self._writers += [writer, up_writer]
+        self._spawn(self._pump(reader, up_writer, upstream=True))
+        self._spawn(self._pump(up_reader, writer, upstream=False))
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
+        try:
+            while chunk := await reader.read(RELAY_CHUNK):
+                if upstream and self._tamper_offset is not None and self._tamper_skip > 0:
+                    self._tamper_skip -= 1
+                elif upstream and self._tamper_offset is not None:
+                    flipped = bytearray(chunk)
+                    flipped[min(self._tamper_offset, len(flipped) - 1)] ^= 0x01
+                    chunk = bytes(flipped)
+                    self._tamper_offset = None
+                    self.tampered += 1
+                self.captured += chunk
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()

@@ -46,8 +46,8 @@ def test_init_writes_a_ready_directory_per_host(tmp_path: Path) -> None:
         entry = manifest["nodes"][index]
         assert entry["host"] == host and entry["directory"] == f"node{index}"
         assert stat.S_IMODE(node.stat().st_mode) == 0o700
-        for key_file in ("nodekey", "masternode.key"):
-            assert stat.S_IMODE((node / key_file).stat().st_mode) == 0o600
+        for name in ("nodekey", "masternode.key"):
+            assert stat.S_IMODE((node / name).stat().st_mode) == 0o600
         mn_public = crypto.public_key(read_secret_key(node / "masternode.key", "masternode_key"))
         assert genesis.masternodes[index].public_key == mn_public
         assert entry["masternode_key"] == mn_public.hex()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 import orjson
@@ -26,7 +27,7 @@ HEIGHT = 7
 MEMPOOL = 3
 
 
-async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict]:
+async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict[str, Any]]:
     calls = {"getblockcount": 0}
     second_sample_started = asyncio.Event()
     never = asyncio.Event()
@@ -71,7 +72,7 @@ async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict]:
         await runner.cleanup()
 
 
-def test_result_after_cancel_mid_sample_has_one_reading_per_time():
+def test_result_after_cancel_mid_sample_has_one_reading_per_time() -> None:
     sampler, result = asyncio.run(_sampler_cancelled_mid_sample())
     (node,) = result["nodes"]
     assert len(result["t_s"]) == 1 == len(sampler.times)

@@ -27,6 +27,8 @@ from timecoin.p2p.handshake import HandshakeError, LocalIdentity, NoiseSession, 
 
 log = logging.getLogger(__name__)
 
+_HEADER_LEN = HEADER.size
+
 SEND_BUFFER_LIMIT = 128 * 1024 * 1024
 """Bytes queued to one peer beyond which it is disconnected as too slow."""
 WRITE_HIGH_WATER = 4 * 1024 * 1024
@@ -170,30 +172,34 @@ class FrameProtocol(asyncio.Protocol):
     def send(self, message_type: int, payload: bytes) -> None:
         """Queues one frame (encrypted at the next flush); closes the connection instead if the
         peer is too far behind."""
-        self._queue(HEADER.pack(self._magic, message_type, len(payload)), payload)
+        transport = self.transport
+        if self._closing or transport is None:
+            return
+        if self._pending_len + transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
+            self.close(f"send buffer over {SEND_BUFFER_LIMIT} bytes: peer too slow")
+            return
+        pending = self._pending
+        pending.append(HEADER.pack(self._magic, message_type, len(payload)))
+        pending.append(payload)
+        self._pending_len += _HEADER_LEN + len(payload)
+        if self._flush_handle is None and self._cipher is not None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def send_raw(self, data: bytes) -> None:
         """Queues plaintext bytes as they are, encrypted like frames (the test harness uses this
         to break the framing inside the encrypted channel)."""
-        self._queue(data)
+        if self._closing or self.transport is None:
+            return
+        self._pending.append(data)
+        self._pending_len += len(data)
+        if self._flush_handle is None and self._cipher is not None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def send_wire(self, data: bytes) -> None:
         """Writes bytes to the socket unencrypted (the test harness uses this to break the
         transport itself)."""
         if not self._closing:
             self._write(data)
-
-    def _queue(self, *parts: bytes) -> None:
-        transport = self.transport
-        if self._closing or transport is None:
-            return
-        if transport.get_write_buffer_size() + self._pending_len > SEND_BUFFER_LIMIT:
-            self.close(f"send buffer over {SEND_BUFFER_LIMIT} bytes: peer too slow")
-            return
-        self._pending.extend(parts)
-        self._pending_len += sum(len(p) for p in parts)
-        if self._cipher is not None and self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         """Encrypts everything queued in one native call and writes it."""

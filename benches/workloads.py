@@ -4,8 +4,8 @@ suites (``benches/bench_*.py``: ratios within one run) and airspeed velocity
 and the regression gate"), and, through :mod:`callgrind`, the instruction counts the gate reads.
 
 Every builder is deterministic (fixed seeds and hashes), so two commits measure the same input.
-``sys.path`` holds ``benches/`` for both suites (pytest: ``pythonpath`` in pyproject.toml; asv
-puts the benchmark directory's parent on the path), so this module is imported as ``workloads``.
+``sys.path`` holds ``benches/`` for both suites (pytest: ``pythonpath`` in pyproject.toml; asv:
+``benches/asv_benchmarks/__init__.py``), so this module is imported as ``workloads``.
 """
 
 from __future__ import annotations

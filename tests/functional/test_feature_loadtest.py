@@ -51,8 +51,9 @@ FUNDING = 3
 RATE = 150.0
 DURATION = 2.0
 LOAD = int(RATE * DURATION)
-LOCUST_PORT_NODE = 11
-"""The test port block's last P2P port is the Locust master's (below the ephemeral range)."""
+LOCUST_PORT_NODE = 7
+"""The Locust master's port is a P2P port of the test port block that no node takes (below the
+ephemeral range): nodes 0-3 take P2P indexes 0-3 and their metrics servers 11-8."""
 
 
 @pytest.fixture(scope="module")

@@ -332,6 +332,7 @@ def loadtest(
                 expect_workers or workers,
                 master_bind_host,
                 master_port,
+                probes=probes,
             )
             return asyncio.run(run_distributed(config, console))
         from timecoin.loadtest.runner import LoadTestConfig, run_loadtest

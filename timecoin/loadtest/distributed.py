@@ -19,6 +19,7 @@ processes are children, each in its own session, ended when the run ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import importlib.util
 import math
@@ -27,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from timecoin.loadtest.plan import (
 from timecoin.loadtest.progress import PROGRESS_INTERVAL, phase
 from timecoin.loadtest.report import timeline, write_plot, write_report
 from timecoin.loadtest.runner import Preparation, Verification, common_fields, prepare, verify
+from timecoin.loadtest.sampler import NodeProbe, Sampler
 from timecoin.loadtest.submitter import AsyncRPC, Endpoint
 from timecoin.loadtest.targets import Funding
 
@@ -101,6 +103,8 @@ class DistributedConfig:
     expect_workers: int
     master_bind_host: str = "127.0.0.1"
     master_port: int = 5557
+    probes: list[NodeProbe] = field(default_factory=list)
+    """Where each node's ``/metrics`` and process are (:mod:`.sampler`), in endpoint order."""
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -298,14 +302,21 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
             nodes, config.genesis, config.account_keys, total, config.batch_size, config.max_fanout, console
         )
         merged = merge_results([])
+        sampler = Sampler(session, nodes, config.probes, clock=time.time)  # workers' times are wall-clock
         exit_status: int | None = None
         if prep.load_ready and prep.generator is not None and prep.params is not None:
             if not prep.finality:
                 prep.notes.append("Locust workers need the finality feed: the load phase did not run")
             else:
-                exit_status = await _run_locust(
-                    config, prep, total, locust_dir, prefix, results_file, console
-                )
+                sampling = asyncio.create_task(sampler.run())
+                try:
+                    exit_status = await _run_locust(
+                        config, prep, total, locust_dir, prefix, results_file, console
+                    )
+                finally:
+                    sampling.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sampling
                 if results_file.exists():
                     doc = orjson.loads(results_file.read_bytes())
                     merged = merge_results(doc.get("workers", []) if isinstance(doc, dict) else [])
@@ -315,6 +326,7 @@ async def run_distributed(config: DistributedConfig, console: Console) -> dict[s
                     prep.notes.append(f"the Locust master wrote no results (exit status {exit_status})")
         checked = await verify(nodes, list(merged["final"]), prep, prep.finality, console)
     report = _report(config, meta, prep, checked, merged, prefix, exit_status)
+    report["nodes_sampled"] = sampler.result(float(int(merged["first_send"] or 0)))
     write_report(report, config.out_dir / "loadtest.json")
     write_plot(report, config.out_dir / "loadtest.png")
     return report

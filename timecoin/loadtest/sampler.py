@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,31 +96,38 @@ class _Series:
 
 
 class Sampler:
-    """Samples every node (``nodes``, with ``probes`` in the same order) until cancelled."""
+    """Samples every node (``nodes``, with ``probes`` in the same order) until cancelled; sample
+    times on ``clock`` (``time.monotonic`` as the submitter's; ``time.time`` for Locust workers'
+    wall-clock times)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, nodes: list[AsyncRPC], probes: list[NodeProbe] | None = None
+        self,
+        session: aiohttp.ClientSession,
+        nodes: list[AsyncRPC],
+        probes: list[NodeProbe] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._session = session
         self._nodes = nodes
         self._probes = list(probes or [])
         self._probes += [NodeProbe()] * (len(nodes) - len(self._probes))
         self.times: list[float] = []
-        """``time.monotonic()`` of each sample."""
+        """The clock's time of each sample."""
         self._series = [_Series() for _ in nodes]
 
     async def run(self, interval: float = SAMPLE_INTERVAL) -> None:
         """Takes a sample every ``interval`` seconds, forever (the owner cancels it)."""
         while True:
-            started = time.monotonic()
+            started = self._clock()
             await self.sample()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, interval - (self._clock() - started)))
 
     async def sample(self) -> None:
         """One sample of every node, taken concurrently. Its time is kept with its readings once
         every node has been read: a sample cancelled on the way (the load phase ended) leaves
         nothing, so :meth:`result` has one reading per time."""
-        at = time.monotonic()
+        at = self._clock()
         readings = await asyncio.gather(*(self._read(i) for i in range(len(self._nodes))))
         self.times.append(at)
         for series, (height, mempool, cpu, source) in zip(self._series, readings, strict=True):

@@ -385,6 +385,8 @@ def devnet(
 ) -> None:
     """Run a local devnet of N masternodes, optionally under load (docs/devnet.md, docs/loadtest.md)."""
     console = Console()
+    if repeat != 1 and sweep is None:
+        raise click.UsageError("--repeat goes with --sweep")
     if sweep is not None:
         if not load:
             raise click.UsageError("--sweep needs --load")

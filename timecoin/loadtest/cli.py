@@ -369,14 +369,16 @@ def loadtest(
             "workers": workers or 0,
             "batch": batch,
         }
-        result = run_sweep(
-            rates,
-            repeat,
-            lambda rate, k: run(rate, out / "sweep" / f"{rate:g}-{k + 1}"),
-            out,
-            console,
-            parameters,
-        )
+
+        from timecoin.loadtest.runner import summary_lines
+
+        def step(rate: float, k: int) -> dict[str, Any]:
+            report = run(rate, out / "sweep" / f"{rate:g}-{k + 1}")
+            for line in summary_lines(report):
+                console.print(line, highlight=False)
+            return report
+
+        result = run_sweep(rates, repeat, step, out, console, parameters)
         if result["knee"] is None:
             raise SystemExit(EXIT_MISSED)
         return

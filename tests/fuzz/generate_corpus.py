@@ -114,6 +114,13 @@ def native_corpora() -> None:
         data = crypto.public_key(seed) + crypto.sign(seed, message) + proof + message
         _write(NATIVE / "signatures", tx["name"], data)
 
+    # read size ‖ a connection's encrypted stream: nothing, a lone length prefix, a message
+    # shorter than its tag, and plaintext frames (which the target also encrypts itself).
+    _write(NATIVE / "noise_transport", "empty", b"\x00")
+    _write(NATIVE / "noise_transport", "prefix-only", b"\x05\xff\xff")
+    _write(NATIVE / "noise_transport", "short-message", b"\x01\x00\x03abc")
+    _write(NATIVE / "noise_transport", "frames", b"\x10" + b"DTME\x03\x00\x08\x00\x00\x00" + bytes(8))
+
 
 # -- consensus messages --------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 FUZZ_CRATE = REPO / "native" / "fuzz"
 HARNESSES = ["consensus_messages", "p2p_messages", "rpc_params"]
-NATIVE_TARGETS = ["transaction", "block", "block_header", "items", "undo", "signatures"]
+NATIVE_TARGETS = ["transaction", "block", "block_header", "items", "undo", "signatures", "noise_transport"]
 ATHERIS_RUNS = {"consensus_messages": 20_000, "p2p_messages": 20_000, "rpc_params": 3_000}
 """Fuzzing runs per harness in the smoke run: a few seconds each."""
 MAX_TOTAL_TIME = 10

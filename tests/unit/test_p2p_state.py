@@ -193,6 +193,12 @@ def test_wrong_genesis_or_a_tampered_message_fails_the_noise_handshake():
     with pytest.raises(HandshakeError) as e:
         responder.feed(b"GET / HTTP/1.1\r\n")  # declares 18,245 bytes for the 32-byte message 1
     assert e.value.code == "bad-handshake"
+    # A node from before the encrypted transport opens with a plaintext HELLO frame.
+    with pytest.raises(HandshakeError) as e:
+        NoiseSession(b, MAGIC, initiator=False).feed(
+            MAGIC + bytes([m.MessageType.HELLO, 0]) + b"\x90\x00\x00\x00"
+        )
+    assert e.value.code == "old-version"
 
 
 def test_a_self_connection_is_refused_without_a_ban():

@@ -197,6 +197,7 @@ class NoiseSession:
         self, local: LocalIdentity, magic: bytes, *, initiator: bool, identity: bytes | None = None
     ) -> None:
         self._local = local
+        self._magic = magic
         self._initiator = initiator
         self._identity = local.identity if identity is None else identity
         """Our payload (tests substitute another to break it)."""
@@ -226,6 +227,12 @@ class NoiseSession:
             raise RuntimeError("the handshake is finished")
         self._buf += data
         out = b""
+        if self._received == 0 and self._buf[: len(self._magic)] == self._magic:
+            # A frame header where a Noise message should be: a node from before the encrypted
+            # transport, speaking plaintext frames (HELLO first).
+            raise HandshakeError(
+                "old-version", "peer speaks plaintext frames, not the encrypted transport", ban=True
+            )
         while self.peer is None and len(self._buf) >= LENGTH_PREFIX.size:
             (length,) = LENGTH_PREFIX.unpack_from(self._buf)
             # Message numbers: the responder reads 1 and 3, the initiator 2.

@@ -173,7 +173,7 @@ def test_blocks_without_a_valid_commit_certificate_are_refused(chain, tmp_path):
             await forker.wait_for_disconnect(timeout=20)
             assert reason in fresh.log_text()
             assert fresh.rpc.getblockcount() == 0
-            # Banned: the same key is turned away as soon as its AUTH is checked.
+            # Banned: the same key is turned away as soon as the Noise handshake proves it.
             again = mininode(chain, secret=secret, height=1)
             with contextlib.suppress(ConnectionError):
                 await again.connect("127.0.0.1", fresh.p2p_port)

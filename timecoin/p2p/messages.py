@@ -61,19 +61,20 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 """Bytes of blocks a node sends for one GETBLOCKS before it answers NOTFOUND for the rest."""
 
 HANDSHAKE_DOMAIN = b"TIME Coin p2p handshake v1"
-"""Prefix of the transcript a node key signs in AUTH."""
+"""Prefix of the transcript a node key signed in AUTH (retired: the Noise handshake proves keys,
+:mod:`timecoin.p2p.handshake`)."""
 MASTERNODE_DOMAIN = b"TIME Coin p2p masternode v1"
-"""Prefix of the transcript a masternode key signs in AUTH."""
+"""Prefix of the transcript a masternode key signed in AUTH (retired)."""
 
 FLAG_MASTERNODE = 1
-"""HELLO flag: the sender will prove a registered masternode key in AUTH."""
+"""HELLO flag: the sender proved a masternode key in its Noise handshake payload."""
 
 
 class RateClass(enum.IntEnum):
     """Per-peer token bucket classes (DESIGN §8); budgets in :data:`RATE_LIMITS`."""
 
     HANDSHAKE = 0
-    """HELLO, AUTH: once per connection, enforced by the handshake state."""
+    """HELLO (and the retired AUTH): once per connection, enforced by the handshake state."""
     CONTROL = 1
     """PING, PONG, BLOCK_ANNOUNCE."""
     REQUEST = 2
@@ -193,8 +194,8 @@ def _exact(data: bytes, st: struct.Struct, name: str) -> tuple:  # type: ignore[
 @dataclass(frozen=True, slots=True)
 class Hello:
     """HELLO (144 bytes): who the sender is and where its chain is. ``listen_port`` 0 means it
-    accepts no connections; ``flags`` bit 0 (:data:`FLAG_MASTERNODE`) announces a masternode
-    proof in AUTH."""
+    accepts no connections; ``flags`` bit 0 (:data:`FLAG_MASTERNODE`) says the Noise handshake
+    proved a masternode key (checked against it)."""
 
     version: int
     network: int
@@ -226,9 +227,9 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class Auth:
-    """AUTH (160 bytes): the node key's signature over the handshake transcript, then a
-    masternode key and its signature over the masternode transcript (all zero bytes when the
-    sender is no masternode)."""
+    """AUTH (160 bytes), retired: nothing sends it and a peer that does is penalized (the Noise
+    handshake proves the keys). It was the node key's signature over the handshake transcript,
+    then a masternode key and its signature over the masternode transcript."""
 
     signature: bytes
     masternode_key: bytes = bytes(PUBLIC_KEY_LEN)

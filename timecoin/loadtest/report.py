@@ -111,14 +111,17 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     fig, (tps, lat, pool, cpu) = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
     partial = (line.get("last_second_s") or 1.0) < 1.0
     sent = report.get("submitted_per_second", [])
-    sent_partial = bool(sent) and report.get("duration_s", 0) % 1 > 0
+    planned = ((report.get("meta") or {}).get("parameters") or {}).get("duration_s") or report["duration_s"]
+    sent_partial = len(sent) > planned  # the last second runs past the planned end: part of a second
     for name, ys, cut, color in (
         ("submitted", sent, sent_partial, "tab:gray"),
         ("finalized", line["finalized"], partial, "tab:green"),
     ):
         full = ys[:-1] if cut else ys
         if full:
-            tps.stairs(full, range(len(full) + 1), label=f"{name} (per second)", color=color, lw=1.5)
+            tps.stairs(
+                full, range(len(full) + 1), baseline=None, label=f"{name} (per second)", color=color, lw=1.5
+            )
         if cut and ys:
             tps.plot(
                 [len(ys) - 0.5], ys[-1:], "o", mfc="none", color=color, label=f"{name}: last, partial second"

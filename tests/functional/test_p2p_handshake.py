@@ -13,6 +13,7 @@ back; bans survive a restart.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -66,12 +67,37 @@ def test_two_services_handshake(tmp_path):
     run(scenario())
 
 
+def test_an_old_version_is_disconnected_not_banned(tmp_path):
+    """A node of an older protocol is refused, but neither its host nor its key is banned: once
+    it upgrades, it connects from the same host with the same key at once."""
+
+    async def scenario():
+        node = devnet_node(tmp_path)
+        try:
+            await node.start(ban_loopback=True)
+            secret = os.urandom(32)
+            old = mininode(node, secret=secret)
+            await old.connect("127.0.0.1", node.port, handshake=False, local_host=BAD_HOST)
+            old.send_message(MessageType.HELLO, old.hello(version=m.MIN_PROTOCOL_VERSION - 1).encode())
+            await old.wait_for_disconnect()
+            assert "old-version" in last_reason(node)
+            assert not node.p2p.banman.is_banned(host_target(BAD_HOST))
+            assert not node.p2p.banman.is_banned(key_target(old.node_key))
+            upgraded = mininode(node, secret=secret)
+            await upgraded.connect("127.0.0.1", node.port, local_host=BAD_HOST)
+            await upgraded.ping()
+        finally:
+            await node.stop()
+            node.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     "change,reason",
     [
         ({"genesis_hash": b"\x01" * 32}, "wrong-genesis"),
         ({"network": int(MAINNET.network)}, "wrong-network"),
-        ({"version": m.MIN_PROTOCOL_VERSION - 1}, "old-version"),
     ],
 )
 def test_bad_hello_is_disconnected_and_banned(tmp_path, change, reason):

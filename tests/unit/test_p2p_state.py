@@ -198,7 +198,8 @@ def test_wrong_genesis_or_a_tampered_message_fails_the_noise_handshake():
         NoiseSession(b, MAGIC, initiator=False).feed(
             MAGIC + bytes([m.MessageType.HELLO, 0]) + b"\x90\x00\x00\x00"
         )
-    assert e.value.code == "old-version"
+    # Refused, not banned: an honest node waiting for its upgrade must get back in after it.
+    assert (e.value.code, e.value.ban) == ("old-version", False)
 
 
 def test_a_self_connection_is_refused_without_a_ban():
@@ -213,7 +214,7 @@ def test_a_self_connection_is_refused_without_a_ban():
     [
         ({"network": 0}, "wrong-network", True),
         ({"genesis_hash": b"x" * 32}, "wrong-genesis", True),
-        ({"version": m.MIN_PROTOCOL_VERSION - 1}, "old-version", True),
+        ({"version": m.MIN_PROTOCOL_VERSION - 1}, "old-version", False),
         ({"node_key": b"k" * 32}, "identity-mismatch", True),
         ({"flags": m.FLAG_MASTERNODE}, "identity-mismatch", True),
     ],

@@ -230,8 +230,10 @@ class NoiseSession:
         if self._received == 0 and self._buf[: len(self._magic)] == self._magic:
             # A frame header where a Noise message should be: a node from before the encrypted
             # transport, speaking plaintext frames (HELLO first).
+            # Disconnected, never banned: it is an honest node waiting for its upgrade, and a ban
+            # would keep it out for a day after it upgraded.
             raise HandshakeError(
-                "old-version", "peer speaks plaintext frames, not the encrypted transport", ban=True
+                "old-version", "peer speaks plaintext frames, not the encrypted transport", ban=False
             )
         while self.peer is None and len(self._buf) >= LENGTH_PREFIX.size:
             (length,) = LENGTH_PREFIX.unpack_from(self._buf)
@@ -285,8 +287,8 @@ def check_hello(local: LocalIdentity, theirs: Hello, proven: PeerIdentity) -> No
     if theirs.genesis_hash != local.genesis_hash:
         raise HandshakeError("wrong-genesis", f"peer's genesis is {theirs.genesis_hash.hex()}", ban=True)
     if theirs.version < MIN_PROTOCOL_VERSION:
-        raise HandshakeError(
-            "old-version", f"protocol {theirs.version} is older than {MIN_PROTOCOL_VERSION}", ban=True
+        raise HandshakeError(  # not banned: see the plaintext case above
+            "old-version", f"protocol {theirs.version} is older than {MIN_PROTOCOL_VERSION}", ban=False
         )
     if theirs.node_key != proven.node_key:
         raise HandshakeError(

@@ -84,7 +84,7 @@ def test_sweep_repeats_each_rate_and_stops_past_the_knee(tmp_path):
         {"nodes": 4, "duration_s": 5},
     )
     assert calls == [(100, 0), (100, 1), (200, 0), (200, 1), (300, 0), (300, 1)]  # 400 never run
-    assert result["knee"] == 200 and result["stopped_at"] == 300
+    assert result["knee"] == 200 and result["stopped_at"] == 300 and not result["knee_is_lower_bound"]
     assert [r["rate"] for r in result["rows"]] == [100, 200, 300]
     assert [r["repeats"] for r in result["rows"]] == [2, 2, 2]
     saved = orjson.loads((tmp_path / "sweep.json").read_bytes())
@@ -103,6 +103,19 @@ def test_sweep_interrupted_keeps_the_steps_done(tmp_path):
         [100, 200], 1, run, tmp_path, Console(file=open(os.devnull, "w")), {"nodes": 1, "duration_s": 1}
     )
     assert result["interrupted"] and result["knee"] == 100 and result["stopped_at"] is None
+    assert result["knee_is_lower_bound"]  # nothing past it was run
+
+
+def test_a_sweep_that_never_passes_the_knee_says_its_knee_is_a_lower_bound(tmp_path):
+    result = run_sweep(
+        [100, 200],
+        1,
+        lambda rate, k: report(rate),
+        tmp_path,
+        Console(file=open(os.devnull, "w")),
+        {"nodes": 1},
+    )
+    assert result["knee"] == 200 and result["stopped_at"] is None and result["knee_is_lower_bound"]
 
 
 def test_latency_is_binned_by_submission_second_and_the_last_second_is_partial():

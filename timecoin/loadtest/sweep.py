@@ -12,7 +12,8 @@ does not make a knee). The sweep stops after the first step that is not: past th
 
 Output (in the sweep's directory): ``sweep.json`` (``meta``: commit, host, parameters as in a
 load-test report; ``rows``: one per step with the median of its runs' figures and every run;
-``knee``; ``stopped_at``: the first rate past the knee, null if none was reached) and
+``knee``; ``stopped_at``: the first rate past the knee, null if none was reached, and then
+``knee_is_lower_bound``: the knee is only known to be at least the highest rate run) and
 ``sweep.png`` (:func:`write_sweep_plot`: offered against finalized, finality percentiles against
 offered, refusals against offered).
 """
@@ -187,6 +188,7 @@ def run_sweep(
         "bounds": {"min_share": KNEE_SHARE, "max_p99_ms": KNEE_P99_MS, "lost": 0, "nodes_agree": True},
         "rows": rows,
         "knee": knee_of(rows),
+        "knee_is_lower_bound": stopped_at is None and bool(rows),
         "stopped_at": stopped_at,
         "interrupted": interrupted,
     }
@@ -198,6 +200,11 @@ def run_sweep(
     console.print(f"knee: {knee:g} tx/s" if knee is not None else "knee: none of the rates", highlight=False)
     if stopped_at is not None:
         console.print(f"stopped past the knee at {stopped_at:g} tx/s", highlight=False)
+    elif result["knee_is_lower_bound"]:
+        console.print(
+            f"no rate was past the knee: it is at least {knee:g} tx/s (give higher rates to find it)",
+            highlight=False,
+        )
     console.print(f"sweep: {out / SWEEP_FILE}, plot: {out / SWEEP_PLOT}", highlight=False)
     return result
 
@@ -206,7 +213,7 @@ def _table(result: dict[str, Any]) -> Table:
     rows = result["rows"]
     lag = any("loop_lag_ms" in r for r in rows)
     table = Table(
-        title=f"sweep: {result['nodes']} nodes, {result['duration_s']:g} s per run, "
+        title=f"sweep: {result['nodes']} nodes, {result['duration_s'] or '?'} s per run, "
         f"{result['repeat']} run(s) per rate (medians)"
     )
     columns = ["offered", "finalized tx/s", "p50 ms", "p95 ms", "p99 ms", "overloaded", "lost", "agree"]
@@ -277,7 +284,7 @@ def write_sweep_plot(result: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
     knee = f"knee {result['knee']:g} tx/s" if result["knee"] is not None else "no knee"
     what = (
-        f"saturation: {result['nodes']} nodes, {result['duration_s']:g} s per run, "
+        f"saturation: {result['nodes']} nodes, {result['duration_s'] or '?'} s per run, "
         f"{result['repeat']} run(s) per rate: {knee}"
     )
     fig.suptitle(plot_title(result.get("meta"), what), fontsize=10)

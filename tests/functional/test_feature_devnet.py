@@ -126,7 +126,8 @@ def test_devnet_load_sweep(tmp_path):
     """``--load --sweep``: a fresh devnet per run, a row per rate (stopping past the knee), the
     knee, ``sweep.json`` with its metadata, the saturation plot; each run's report has the
     nodes' height, mempool and CPU samples (CPU from /metrics or the nodes' /proc entries)."""
-    result = run_devnet(tmp_path, "--load", "--sweep", "150,50", "--duration", "2", timeout=300)
+    # 5 s of load per rate: at 2 s block slots every run spans block commits to sample.
+    result = run_devnet(tmp_path, "--load", "--sweep", "150,50", "--duration", "5", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     sweep = orjson.loads((tmp_path / "sweep.json").read_bytes())
     rates = [r["rate"] for r in sweep["rows"]]

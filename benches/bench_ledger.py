@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import pytest
@@ -50,23 +49,6 @@ def small() -> Workload:
     return Workload(2 * BIG, SMALL, with_reference=True)
 
 
-def _timed(benchmark, fn: Callable[[], object], setup: Callable[[], None], txs: int, rounds: int) -> object:
-    """Runs ``fn`` under pedantic timing with an untimed ``setup`` before each round; records
-    tx/s from the fastest round (also when benchmarks are disabled and it runs once)."""
-    times: list[float] = []
-    result: list[object] = []
-
-    def run() -> None:
-        start = time.perf_counter()
-        result.append(fn())
-        times.append(time.perf_counter() - start)
-
-    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1)
-    benchmark.extra_info["txs"] = txs
-    benchmark.extra_info["tx_per_s"] = round(txs / min(times))
-    return result[-1]
-
-
 def _record(benchmark, ok: bool) -> None:
     benchmark.extra_info["correct"] = ok
     assert ok
@@ -94,7 +76,7 @@ def _apply_native(w: Workload) -> Callable[[], object]:
 
 @pytest.mark.benchmark(group="ledger-10k")
 def test_apply_block_native_10k(benchmark, big):
-    applied = _timed(benchmark, _apply_native(big), _rollback_native(big), BIG, rounds=5)
+    applied = workloads.timed_fastest(benchmark, _apply_native(big), _rollback_native(big), BIG, rounds=5)
     ok = applied.fees == big.fees and len(applied.txids) == BIG + 1 and len(big.native) == 2 * BIG + 1
     _rollback_native(big)()
     _record(benchmark, ok and big.native.set_hash() == big.hash_before)
@@ -110,7 +92,7 @@ def test_apply_block_admitted_native_10k(benchmark, big):
         rollback()
         assert all(v.ok for v in big.native.check_transactions(big.raw_txs, RULES, 1))
 
-    applied = _timed(benchmark, _apply_native(big), setup, BIG, rounds=5)
+    applied = workloads.timed_fastest(benchmark, _apply_native(big), setup, BIG, rounds=5)
     ok = applied.fees == big.fees and big.native.signature_cache_size >= BIG
     rollback()
     _record(benchmark, ok and big.native.set_hash() == big.hash_before)
@@ -123,14 +105,14 @@ def test_apply_and_rollback_native_10k(benchmark, big):
         big.native.rollback(applied.undo)
         return big.native.set_hash()
 
-    after = _timed(benchmark, both, big.native.clear_signature_cache, BIG, rounds=5)
+    after = workloads.timed_fastest(benchmark, both, big.native.clear_signature_cache, BIG, rounds=5)
     big.native.take_delta()
     _record(benchmark, after == big.hash_before and big.native.take_delta() == [])
 
 
 @pytest.mark.benchmark(group="ledger-10k")
 def test_check_transactions_native_10k(benchmark, big):
-    verdicts = _timed(
+    verdicts = workloads.timed_fastest(
         benchmark,
         lambda: big.native.check_transactions(big.raw_txs, RULES, 1),
         big.native.clear_signature_cache,
@@ -142,7 +124,8 @@ def test_check_transactions_native_10k(benchmark, big):
 
 @pytest.mark.benchmark(group="ledger-500")
 def test_apply_block_native_500(benchmark, small):
-    applied = _timed(benchmark, _apply_native(small), _rollback_native(small), SMALL, rounds=20)
+    apply, rollback = _apply_native(small), _rollback_native(small)
+    applied = workloads.timed_fastest(benchmark, apply, rollback, SMALL, rounds=20)
     _rollback_native(small)()
     _record(benchmark, applied.fees == small.fees and small.native.set_hash() == small.hash_before)
 
@@ -161,7 +144,7 @@ def test_apply_block_reference_500(benchmark, small):
         state["undo"] = applied.undo
         return applied
 
-    applied = _timed(benchmark, apply, setup, SMALL, rounds=1)
+    applied = workloads.timed_fastest(benchmark, apply, setup, SMALL, rounds=1)
     native = small.native.apply_block(small.block, RULES)
     ok = applied.undo == native.undo and ref.set_hash() == small.native.set_hash()
     small.native.rollback(native.undo)

@@ -12,12 +12,11 @@ PyNaCl time over the pipeline's. Each benchmark records its correctness check.
 
 from __future__ import annotations
 
-import time
-
 import nacl.exceptions
 import nacl.signing
 import pytest
 import timecoin_native
+import workloads
 
 from timecoin.ledger import UtxoSet
 from timecoin.testing import utxogen as g
@@ -57,19 +56,6 @@ def workload() -> OneInputBlock:
     return OneInputBlock()
 
 
-def _fastest(benchmark, fn, setup, rounds: int) -> tuple[float, object]:
-    times: list[float] = []
-    result: list[object] = []
-
-    def run() -> None:
-        start = time.perf_counter()
-        result.append(fn())
-        times.append(time.perf_counter() - start)
-
-    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1)
-    return min(times), result[-1]
-
-
 @pytest.mark.benchmark(group="pipeline-1in")
 def test_pipeline_native_one_input(benchmark, workload):
     def apply() -> object:
@@ -77,10 +63,8 @@ def test_pipeline_native_one_input(benchmark, workload):
         workload.undo = applied.undo
         return applied
 
-    best, applied = _fastest(benchmark, apply, workload.reset, rounds=5)
-    _times["native"] = best
-    benchmark.extra_info["txs"] = COUNT
-    benchmark.extra_info["tx_per_s"] = round(COUNT / best)
+    applied = workloads.timed_fastest(benchmark, apply, workload.reset, COUNT, rounds=5)
+    _times["native"] = COUNT / benchmark.extra_info["tx_per_s"]
     ok = (
         len(applied.txids) == COUNT + 1
         and applied.fees == COUNT * RULES.min_fee_base
@@ -111,9 +95,8 @@ def test_signatures_pynacl_one_by_one(benchmark, workload):
                 pass
         return good
 
-    best, good = _fastest(benchmark, verify_all, lambda: None, rounds=3)
-    benchmark.extra_info["txs"] = COUNT
-    benchmark.extra_info["tx_per_s"] = round(COUNT / best)
+    good = workloads.timed_fastest(benchmark, verify_all, lambda: None, COUNT, rounds=3)
+    best = COUNT / benchmark.extra_info["tx_per_s"]
     if "native" in _times:
         benchmark.extra_info["ratio"] = round(best / _times["native"], 2)
     benchmark.extra_info["correct"] = good == COUNT

@@ -11,6 +11,7 @@ Every builder is deterministic (fixed seeds and hashes), so two commits measure 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "frame_reads",
     "run_framing",
     "signed_batch",
+    "timed_fastest",
     "submit_raws",
     "txids",
 ]
@@ -177,3 +179,23 @@ CALLGRIND: dict[str, tuple[str, Callable[[], Callable[[], object]]]] = {
 }
 """name → (the function-name pattern callgrind counts inside, ``--toggle-collect``; a builder of
 the call). The patterns name the pyo3 entry points of the native crate and the Cython method."""
+
+
+def timed_fastest(
+    benchmark: Any, fn: Callable[[], object], setup: Callable[[], None], txs: int, rounds: int
+) -> object:
+    """Runs ``fn`` under pytest-benchmark's pedantic timing with an untimed ``setup`` before each
+    round; records ``txs`` and tx/s of the fastest round in ``extra_info`` (also when benchmarks
+    are disabled and it runs once); returns the last round's result."""
+    times: list[float] = []
+    result: list[object] = []
+
+    def run() -> None:
+        start = time.perf_counter()
+        result.append(fn())
+        times.append(time.perf_counter() - start)
+
+    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1)
+    benchmark.extra_info["txs"] = txs
+    benchmark.extra_info["tx_per_s"] = round(txs / min(times))
+    return result[-1]

@@ -3,9 +3,9 @@
 :class:`ChainState` validates a block without changing anything (:meth:`ChainState.prepare_block`:
 native validation, the reward check, the registry; the result kept until the tip moves),
 connects it (the kept coin changes applied, one store transaction) and disconnects it again
-(native rollback from the undo record, one store transaction). On open it recovers to the last committed block and proves the UTXO set it loads
-hashes to what that block's header commits. One task owns a ChainState; it never blocks on the
-network.
+(native rollback from the undo record, one store transaction). On open it recovers to the last
+committed block and proves the UTXO set it loads hashes to what that block's header commits. One
+task owns a ChainState; it never blocks on the network.
 
 It also keeps the masternode registry (:mod:`timecoin.masternode.registry`) at the same block:
 a block's masternode transactions are validated and applied with it, the registry's writes

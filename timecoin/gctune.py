@@ -25,7 +25,9 @@ GC_THRESHOLDS = (50_000, 20, 50)
 
 
 def settle() -> None:
-    """Called once the node has started: collect, freeze what is alive, raise the thresholds."""
+    """Called once a long-lived process has built its lasting state (a node once started, the
+    load generator once its transactions are signed): collect, freeze what is alive, raise the
+    thresholds."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -57,6 +57,26 @@ def test_installed_hot_module_is_compiled(name):
     assert not is_compiled(load_pure(module))
 
 
+@pytest.mark.skipif(
+    os.environ.get("TIMECOIN_PURE_PYTHON") == "1",
+    reason="TIMECOIN_PURE_PYTHON=1: the install compiled none of the hot modules",
+)
+def test_certificate_references_are_not_scanned_by_the_cyclic_collector():
+    """A node remembers 100,000 certificates by reference, each holding (vote batch, index)
+    pairs: compiled, the batch record and the reference are untracked, so CPython untracks the
+    pairs too and no collection scans them (the pure classes are tracked)."""
+    import gc
+
+    record = tally.VoteRecord(TxVote(0, bytes([1]) * 32, (bytes(32),), (), bytes(64)), 1)
+    refs = tally.CertificateRefs(bytes(32), 0, ((record, 0),))
+    gc.collect()
+    assert not gc.is_tracked(record)
+    assert not gc.is_tracked(refs)
+    assert not gc.is_tracked(refs.accepts[0])
+    pure = load_pure(tally)
+    assert gc.is_tracked(pure.CertificateRefs(bytes(32), 0, ()))
+
+
 def outcome(call: Any) -> Any:
     """What a call gives: its result, or its exception's class name, message and ``code``."""
     try:

@@ -76,7 +76,7 @@ from timecoin.consensus.store import (
     finalized_key,
     vote_batch_key,
 )
-from timecoin.consensus.tally import Tally, VoteRecord, encode_certificate
+from timecoin.consensus.tally import CertificateRefs, Tally, VoteRecord
 from timecoin.core.types import Block, BlockView, Transaction
 from timecoin.ledger.mempool import Admission, Mempool
 
@@ -119,27 +119,6 @@ class _Held:
 
     def __contains__(self, txid: object) -> bool:
         return txid in self._pending or txid in self._finalized
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateRefs:
-    """A finality certificate by reference: the vote batches (and the index of the txid in each
-    batch's accepts) whose accepts made ``txid`` final at ``height``, by voter ascending. The
-    batches are stored once (``votes/`` records, :mod:`timecoin.consensus.store`) however many
-    certificates refer to them; the bytes are built only when someone asks (:meth:`encode`)."""
-
-    txid: bytes
-    height: int
-    accepts: tuple[tuple[VoteRecord, int], ...]
-
-    def encode(self) -> bytes:
-        """The encoded ``FinalityCertificate``: the bytes the tally would have built at once."""
-        return encode_certificate(self.txid, self.height, self.accepts)
-
-
-def _certificate_refs(tally: Tally, txid: bytes) -> CertificateRefs:
-    """The certificate by reference of a txid ``tally`` counts final."""
-    return CertificateRefs(txid, tally.vset.height, tuple(tally.accepts(txid)))
 
 
 @dataclass(slots=True)
@@ -342,7 +321,7 @@ class FinalityEngine:
                 self._check_conflicting_accepts(record.vote, out)
             for txid in final:
                 if txid in self.pending and txid not in self.finalized:
-                    self._finalize(txid, _certificate_refs(tally, txid), out, now)
+                    self._finalize(txid, tally.certificate_refs(txid), out, now)
             for txid in rejected:
                 if txid in self.pending and txid not in self.finalized:
                     self._reject(txid, "rejected-by-votes", out, now)
@@ -801,7 +780,7 @@ class FinalityEngine:
             return
         for tally in (self.tally, self.prev_tally):
             if tally is not None and tally.is_final(txid):
-                self._finalize(txid, _certificate_refs(tally, txid), out, now)
+                self._finalize(txid, tally.certificate_refs(txid), out, now)
                 return
         if self.tally.is_rejected(txid):
             self._reject(txid, "rejected-by-votes", out, now)

@@ -10,6 +10,12 @@ cdef class VoteRecord:
     cdef bytes _middle
 
 
+cdef class CertificateRefs:
+    cdef public bytes txid
+    cdef public object height
+    cdef public tuple accepts
+
+
 cdef class _Parked:
     cdef public object batches
     cdef public Py_ssize_t size

@@ -38,7 +38,15 @@ import timecoin_native
 from timecoin.consensus.messages import LIMITS, VERSION, CertificateEntry, FinalityCertificate, TxVote
 from timecoin.consensus.validators import ValidatorSet
 
-__all__ = ["MAX_PARKED_PER_VOTER", "Tally", "VoteRecord", "merkle_levels", "proof_from_levels"]
+__all__ = [
+    "MAX_PARKED_PER_VOTER",
+    "CertificateRefs",
+    "Tally",
+    "VoteRecord",
+    "encode_certificate",
+    "merkle_levels",
+    "proof_from_levels",
+]
 
 MAX_PARKED_PER_VOTER = 32_768
 """Txids' worth of one voter's vote batches kept for transactions this node does not hold (the
@@ -68,9 +76,18 @@ def proof_from_levels(levels: list[bytes], index: int) -> list[bytes]:
     return proof
 
 
+@cython.no_gc
+@cython.cclass
 class VoteRecord:
     """A verified :class:`TxVote` as the tally keeps it, with its merkle tree built on demand
-    (only when a certificate needs a proof from it)."""
+    (only when a certificate needs a proof from it).
+
+    Compiled, it is not tracked by the cyclic garbage collector (``cython.no_gc``: it refers only
+    to the vote, an int and bytes, so it can never be part of a cycle). Every certificate by
+    reference holds (record, index) pairs, ~500,000 of them in the 100,000 certificates a node
+    remembers; CPython untracks a tuple once all it holds is untracked, so with the record
+    untracked those pairs leave the collector's scans (gen-1 and full collections of a node at
+    5,500 tx/s took up to 0.7 s each before; docs/benchmarks.md)."""
 
     __slots__ = ("vote", "weight", "_levels", "_head", "_middle")
 
@@ -373,6 +390,11 @@ class Tally:
         entries = tuple(record.entry(index) for record, index in self._accepts(txid))
         return FinalityCertificate(txid, self.vset.height, entries)
 
+    def certificate_refs(self, txid: bytes) -> CertificateRefs:
+        """The certificate of ``txid`` by reference, from every accept counted so far;
+        ``ValueError`` unless they reach a quorum."""
+        return CertificateRefs(txid, self.vset.height, tuple(self._accepts(txid)))
+
     def certificate_bytes(self, txid: bytes) -> bytes:
         """``self.certificate(txid).encode()`` without building the objects; ``ValueError``
         unless the accepts reach a quorum."""
@@ -391,6 +413,39 @@ class Tally:
         state = self._txs.get(txid)
         if state is not None:
             state[2] = {voter: (None, index) for voter, (_, index) in state[2].items()}
+
+
+@cython.no_gc
+@cython.cclass
+class CertificateRefs:
+    """A finality certificate by reference: the vote batches (and the index of the txid in each
+    batch's accepts) whose accepts made ``txid`` final at ``height``, by voter ascending. The
+    batches are stored once (``votes/`` records, :mod:`timecoin.consensus.store`) however many
+    certificates refer to them; the bytes are built only when someone asks (:meth:`encode`).
+    Compiled, it is untracked by the cyclic collector like :class:`VoteRecord` (it holds only
+    bytes, ints and records), so the certificates a node remembers cost no collector time."""
+
+    __slots__ = ("txid", "height", "accepts")
+
+    def __init__(self, txid: bytes, height: int, accepts: tuple[tuple[VoteRecord, int], ...]) -> None:
+        self.txid = txid
+        self.height = height
+        self.accepts = accepts
+
+    def encode(self) -> bytes:
+        """The encoded ``FinalityCertificate``: the bytes the tally would have built at once."""
+        return encode_certificate(self.txid, self.height, self.accepts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CertificateRefs):
+            return NotImplemented
+        return (self.txid, self.height, self.accepts) == (other.txid, other.height, other.accepts)
+
+    def __hash__(self) -> int:
+        return hash((self.txid, self.height, self.accepts))
+
+    def __repr__(self) -> str:
+        return f"CertificateRefs(txid={self.txid.hex()}, height={self.height}, accepts={len(self.accepts)})"
 
 
 def encode_certificate(txid: bytes, height: int, accepts: Sequence[tuple[VoteRecord, int]]) -> bytes:

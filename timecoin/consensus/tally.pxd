@@ -11,9 +11,9 @@ cdef class VoteRecord:
 
 
 cdef class CertificateRefs:
-    cdef public bytes txid
-    cdef public object height
-    cdef public tuple accepts
+    cdef readonly bytes txid
+    cdef readonly object height
+    cdef readonly tuple accepts
 
 
 cdef class _Parked:

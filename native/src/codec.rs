@@ -418,6 +418,32 @@ pub type SplitBlock = (BlockHeader, Vec<(usize, usize)>, Vec<Hash>);
 /// as [`decode_block`] (the same errors); blocks of at least [`PARALLEL_TXIDS`] transactions are
 /// hashed on all cores.
 pub fn split_block(bytes: &[u8]) -> Result<SplitBlock, CodecError> {
+    let (header, spans, prefixes) = block_ranges(bytes)?;
+    let hash = |&(start, end): &(usize, usize)| hash_in(Domain::Txid, &bytes[start..end]);
+    let txids = if prefixes.len() >= PARALLEL_TXIDS {
+        prefixes.par_iter().map(hash).collect()
+    } else {
+        prefixes.iter().map(hash).collect()
+    };
+    Ok((header, spans, txids))
+}
+
+/// Each transaction's (offset, length) in an encoded block, witnesses included, in block order:
+/// what the transaction index stores. Decodes as strictly as [`decode_block`] (the same errors)
+/// and hashes nothing.
+pub fn transaction_spans(bytes: &[u8]) -> Result<Vec<(usize, usize)>, CodecError> {
+    let (_, spans, _) = block_ranges(bytes)?;
+    Ok(spans
+        .into_iter()
+        .map(|(start, end)| (start, end - start))
+        .collect())
+}
+
+/// Ranges of a block's transactions: (header, each transaction's (start, end), each
+/// transaction's (start, witness offset): the bytes its txid hashes).
+type BlockRanges = (BlockHeader, Vec<(usize, usize)>, Vec<(usize, usize)>);
+
+fn block_ranges(bytes: &[u8]) -> Result<BlockRanges, CodecError> {
     let mut r = Reader::new(bytes);
     let header = BlockHeader::read(&mut r)?;
     let n = r.count("transactions", MIN_TRANSACTION_LEN)?;
@@ -430,13 +456,7 @@ pub fn split_block(bytes: &[u8]) -> Result<SplitBlock, CodecError> {
         prefixes.push((start, witness_offset));
     }
     r.finish("block")?;
-    let hash = |&(start, end): &(usize, usize)| hash_in(Domain::Txid, &bytes[start..end]);
-    let txids = if prefixes.len() >= PARALLEL_TXIDS {
-        prefixes.par_iter().map(hash).collect()
-    } else {
-        prefixes.iter().map(hash).collect()
-    };
-    Ok((header, spans, txids))
+    Ok((header, spans, prefixes))
 }
 
 /// Decodes exactly one block (no trailing bytes).

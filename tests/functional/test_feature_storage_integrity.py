@@ -36,6 +36,7 @@ from timecoin.testing.node import (
     default_port_seed,
     metrics_port,
     scrape_metrics,
+    truncate_data_file,
     write_chain,
 )
 from timecoin.testing.util import run
@@ -136,9 +137,7 @@ def test_damaged_block_is_never_served(chain):
 
 def test_truncated_data_file_exits_with_one_clear_line(chain):
     node = new_node(chain, 1)
-    data = node.datadir / CHAIN_DIR / DATA_FILE
-    with data.open("r+b") as f:
-        f.truncate(data.stat().st_size // 2 // 4096 * 4096)
+    data = truncate_data_file(node.datadir / CHAIN_DIR)
     try:
         node.start()
         status = node.wait_until_stopped(timeout=60)

@@ -27,6 +27,7 @@ from timecoin.node import CHAIN_DIR
 from timecoin.store.chainstore import DATA_FILE, ChainStore, StoreDamaged, StoreError
 from timecoin.store.integrity import block_damage, check_store
 from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+from timecoin.testing.node import truncate_data_file
 
 BLOCKS, TXS = 6, 4
 DAMAGED = 3
@@ -159,10 +160,7 @@ def test_check_store_finds_broken_links_missing_undo_and_a_wrong_utxo_set(chain_
 
 def test_truncated_data_file_is_a_clear_error_not_sigbus(chain_dir):
     datadir, _ = chain_dir
-    data = datadir / CHAIN_DIR / DATA_FILE
-    size = data.stat().st_size
-    with data.open("r+b") as f:
-        f.truncate(size // 2 // 4096 * 4096)
+    data = truncate_data_file(datadir / CHAIN_DIR)
     script = (
         "import sys\nfrom pathlib import Path\n"
         "from timecoin.store.chainstore import ChainStore, StoreDamaged\n"
@@ -206,9 +204,7 @@ def test_db_check_command(chain_dir):
     assert bad.exit_code == 1, bad.output
     assert f"first damaged height {DAMAGED}" in bad.output and "merkle root" in bad.output
 
-    data = datadir / CHAIN_DIR / DATA_FILE
-    with data.open("r+b") as f:
-        f.truncate(data.stat().st_size // 2 // 4096 * 4096)
+    data = truncate_data_file(datadir / CHAIN_DIR)
     cut = runner.invoke(timecoin_cli, ["db", "check", "--network", "devnet", "--datadir", str(datadir)])
     assert cut.exit_code == 1, cut.output
     assert "LMDB structure" in cut.output and str(data) in cut.output

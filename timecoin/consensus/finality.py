@@ -897,7 +897,7 @@ class FinalityEngine:
                     del self.snowballs[o]
                     self._schedule_flush(out, now)  # the survivor is unconflicted now
         if p.in_mempool:
-            self.mempool.remove([txid])
+            self.mempool.discard(txid)
         return p
 
     def _reject(self, txid: bytes, reason: str, out: Outbox, now: float) -> None:

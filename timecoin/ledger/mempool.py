@@ -259,21 +259,25 @@ class Mempool:
     def remove(self, txids: Iterable[bytes]) -> list[MempoolEntry]:
         """Removes these transactions (finalized, included in a block or evicted) and releases
         their locks; unknown txids are ignored. Returns what was removed."""
-        removed = []
-        for txid in txids:
-            entry = self._entries.pop(txid, None)
-            if entry is None:
-                continue
-            self._bytes -= entry.size
-            for outpoint in entry.inputs:
-                if self._locks.get(outpoint) == txid:
-                    del self._locks[outpoint]
-            removed.append(entry)
+        discard = self.discard
+        return [entry for entry in map(discard, txids) if entry is not None]
+
+    def discard(self, txid: bytes) -> MempoolEntry | None:
+        """Removes one transaction and releases its locks (:meth:`remove` without the list: the
+        finality engine drops transactions one at a time). Returns it, or None if unknown."""
+        entry = self._entries.pop(txid, None)
+        if entry is None:
+            return None
+        self._bytes -= entry.size
+        locks = self._locks
+        for outpoint in entry.inputs:
+            if locks.get(outpoint) == txid:
+                del locks[outpoint]
         if len(self._by_rate) > 2 * len(self._entries) + 1024:
             # Drop the stale heap items that lazy deletion left behind.
             self._by_rate = [item for item in self._by_rate if item[2] in self._entries]
             heapq.heapify(self._by_rate)
-        return removed
+        return entry
 
     def remove_conflicts(self, spent: Iterable[bytes]) -> list[MempoolEntry]:
         """Removes pending transactions that spend any of these outpoints (spent by a block or a

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import timecoin_native
 
-from timecoin.core.types import HEADER_LEN, OUTPOINT_LEN, TXOUT_LEN, WITNESS_LEN
 from timecoin.store.chainstore import ChainStore
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,6 @@ TXINDEX_DB = b"txindex"
 _BEST = b"best"
 _ENTRY = struct.Struct(">QII")
 _BEST_FORMAT = struct.Struct(">Q32s")
-_U32 = struct.Struct("<I")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,31 +45,10 @@ class TxLocation:
 
 
 def transaction_spans(block: bytes) -> list[tuple[int, int]]:
-    """(offset, length) of each transaction in an encoded block, in block order, read from the
-    counts alone (docs/encoding.md: "Block", "Transaction"). ``ValueError`` on bytes that end
-    early or do not end with the last transaction."""
-    u32 = _U32.unpack_from
-    end = len(block)
-    if end < HEADER_LEN + 4:
-        raise ValueError("block shorter than its header and transaction count")
-    (count,) = u32(block, HEADER_LEN)
-    pos = HEADER_LEN + 4
-    spans = []
-    try:
-        for _ in range(count):
-            start = pos
-            pos += 5  # version u32, kind u8
-            pos += 4 + OUTPOINT_LEN * u32(block, pos)[0]
-            pos += 4 + TXOUT_LEN * u32(block, pos)[0]
-            pos += 4  # lock_time
-            pos += 4 + u32(block, pos)[0]
-            pos += 4 + WITNESS_LEN * u32(block, pos)[0]
-            spans.append((start, pos - start))
-    except struct.error:
-        raise ValueError("block ends inside a transaction") from None
-    if pos != end:
-        raise ValueError(f"block has {end - pos} bytes after its last transaction")
-    return spans
+    """(offset, length) of each transaction in an encoded block, in block order (native: decoded
+    as strictly as a block, nothing hashed; docs/encoding.md "Block"). ``ValueError`` with the
+    codec's message on bytes that are not exactly one block."""
+    return timecoin_native.transaction_spans(block)
 
 
 class TxIndex:

@@ -378,6 +378,21 @@ def write_chain(datadir: Path, chain: DevnetChain, upto: int) -> None:
         state.close()
 
 
+def truncate_data_file(env_dir: Path) -> Path:
+    """Cuts the ``data.mdb`` in LMDB environment directory ``env_dir`` to half the pages in use
+    (the way a lost tail damages it; a devnet's file is as long as its sparse map, so half the
+    file would cut nothing in use). Returns the file's path."""
+    from timecoin.store.chainstore import DATA_FILE, ChainStore
+
+    store = ChainStore.open(env_dir, readonly=True)
+    used = store.size_bytes()
+    store.close()
+    data = env_dir / DATA_FILE
+    with data.open("r+b") as f:
+        f.truncate(used // 2 // 4096 * 4096)
+    return data
+
+
 @contextmanager
 def masternode_network(
     chain: DevnetChain,

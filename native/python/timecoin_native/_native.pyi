@@ -35,6 +35,7 @@ __all__ = [
     "decode_block_header",
     "decode_block_with_txids",
     "split_block",
+    "transaction_spans",
     "decode_coin",
     "decode_outpoint",
     "decode_transaction",
@@ -187,6 +188,11 @@ def decode_block_with_txids(data: bytes) -> tuple[_BlockFields, list[bytes]]:
 def split_block(data: bytes) -> tuple[_HeaderFields, list[bytes], list[bytes]]:
     """(header fields, each transaction's encoding, each txid) of exactly one block, decoded as
     strictly as ``decode_block``; ``ValueError`` with the codec's message otherwise."""
+
+def transaction_spans(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) in bytes of each transaction of exactly one encoded block, witnesses
+    included, in block order; decoded as strictly as ``decode_block`` (``ValueError`` with the
+    codec's message otherwise), nothing hashed."""
 
 def txid(transaction: bytes) -> bytes:
     """txid (32 bytes) of one full transaction encoding, decoded strictly."""

@@ -170,6 +170,11 @@ fn split_block<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyTuple
 }
 
 #[pyfunction]
+fn transaction_spans(py: Python<'_>, data: &[u8]) -> PyResult<Vec<(usize, usize)>> {
+    decode_with(py, data, codec::transaction_spans)
+}
+
+#[pyfunction]
 fn txid<'py>(py: Python<'py>, transaction: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let h = decode_with(py, transaction, codec::txid_of_encoded)?;
     Ok(PyBytes::new(py, &h))
@@ -354,6 +359,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(decode_block_with_txids, m)?)?;
     m.add_function(wrap_pyfunction!(split_block, m)?)?;
+    m.add_function(wrap_pyfunction!(transaction_spans, m)?)?;
     m.add_function(wrap_pyfunction!(txid, m)?)?;
     m.add_function(wrap_pyfunction!(txids, m)?)?;
     m.add_function(wrap_pyfunction!(block_hash, m)?)?;

@@ -16,9 +16,9 @@ import pytest
 
 from timecoin.consensus import CertificateError, verify_certificate, verify_commit_certificate
 from timecoin.consensus.context import Outbox
-from timecoin.consensus.effects import Reply, TransactionFinalized
-from timecoin.consensus.finality import CertificateRefs
-from timecoin.consensus.messages import CertificateRequest, FinalityCertificate, TxCertificate
+from timecoin.consensus.effects import Broadcast, Reply, TransactionFinalized
+from timecoin.consensus.finality import NEW_HEIGHT_REVOTE_DELAY, CertificateRefs
+from timecoin.consensus.messages import CertificateRequest, FinalityCertificate, TxCertificate, TxVote
 from timecoin.consensus.store import CONSENSUS_DB, FINALIZED_DB, VOTES_PREFIX, load_commit_certificate
 from timecoin.consensus.validators import ValidatorSet
 from timecoin.store.chainstore import ChainStore
@@ -96,6 +96,36 @@ def test_transaction_only_one_masternode_holds_becomes_final(sim):
     assert all(tx.txid not in n.finalized for n in sim.nodes)
     assert sim.run_until(lambda: sim.all_final([tx.txid]), timeout=5)
     assert sim.clock.now - t0 >= sim.params.finality_revote_interval
+
+
+def test_a_new_height_votes_open_decisions_again_only_after_the_delay(sim):
+    """At a new height a masternode votes again on the decisions it left open, but only
+    ``NEW_HEIGHT_REVOTE_DELAY`` later (a flush is scheduled then), and only those still open:
+    the previous height's votes in flight finish most of them first. Before, every open decision
+    went out again at the very next flush, doubling the vote and tally work at every block."""
+    assert sim.wait_height(1)
+    held, finished = sim.transfers(sim.wallet(), 2)
+    origin = sim.nodes[0]
+    admissions, effects = origin.consensus.submit([held.encode(), finished.encode()], sim.clock.now)
+    assert all(a.accepted for a in admissions)
+    origin.runner.run(effects)  # no relay: only ``origin`` holds them, so neither becomes final
+    finality = origin.consensus.finality
+    sim.run_for(0.2)
+    assert finality.pending[held.txid].decision is True and finality.pending[finished.txid].decision
+    counters = origin.consensus.monitor.counters
+    now = sim.clock.now
+    out = Outbox()
+    finality.new_height(out, now)
+    assert [t.at for t in out.timers] == [pytest.approx(now + NEW_HEIGHT_REVOTE_DELAY, abs=1e-6)]
+    signed = counters["tx_votes_signed"]
+    finality.on_flush(Outbox(), now + NEW_HEIGHT_REVOTE_DELAY / 2)
+    assert counters["tx_votes_signed"] == signed  # not yet
+    finality._drop_pending(finished.txid, Outbox(), now)  # as if final in the previous tally
+    out = Outbox()
+    finality.on_flush(out, now + NEW_HEIGHT_REVOTE_DELAY)
+    assert counters["tx_votes_signed"] == signed + 1
+    (vote,) = [TxVote.decode(b.data) for b in out.sends if isinstance(b, Broadcast)]
+    assert vote.accepts == (held.txid,) and vote.rejects == ()
 
 
 def test_tampered_certificates_are_refused(sim):

@@ -178,7 +178,7 @@ class Consensus:
         out = Outbox()
         self.ctx.monitor.counters[f"timer_{timer.name}"] += 1
         if timer.name == "flush":
-            self.finality.on_flush(out, now)
+            self.finality.on_flush(out, now, timer.round)
         elif timer.name == "snowball":
             if timer.height == self.ctx.height:
                 self.finality.on_snowball_timeout(timer.round, out, now)

@@ -144,10 +144,12 @@ class ServeDecision:
     height: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransactionFinalized:
     """``txid`` is final: its transaction and finality certificate are already durable (the
-    :class:`Persist` before this effect). Tell clients, wallets, RPC waiters."""
+    :class:`Persist` before this effect). Tell clients, wallets, RPC waiters. Not frozen, unlike
+    the other effects: there is one per final transaction on every node, and a frozen
+    dataclass's ``__init__`` makes a call per field (treat it as read-only all the same)."""
 
     txid: bytes
     transaction: bytes

@@ -102,34 +102,38 @@ class EffectRunner:
         self.on_notice = on_notice
         self.after_effect = after_effect
         self.connect_block = connect_block or chain.connect_block
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Persist: self._persist,
+            Broadcast: lambda e: self.transport.broadcast(e.data),
+            Resend: lambda e: self.transport.resend(e.data),
+            RelayTransactions: lambda e: self.transport.relay_transactions(list(e.raws)),
+            SendTo: lambda e: self.transport.send(e.masternode, e.data),
+            Reply: lambda e: self.transport.reply(e.peer, e.data),
+            ScheduleTimer: lambda e: self.schedule(e.timer, e.at),
+            ServeDecision: self._serve_decision,
+            ApplyBlock: self._apply,
+        }
+        """The effects this runner executes, by type; any other goes to ``on_notice``."""
 
     def run(self, effects: Iterable[Effect]) -> None:
+        handlers = self._handlers  # by exact type: one lookup per effect (notices are per tx)
         for effect in effects:
-            if isinstance(effect, Persist):
-                self.chain.store.write(list(effect.writes))
-                failpoints.hit("consensus.after_persist")
-            elif isinstance(effect, Broadcast):
-                self.transport.broadcast(effect.data)
-            elif isinstance(effect, Resend):
-                self.transport.resend(effect.data)
-            elif isinstance(effect, RelayTransactions):
-                self.transport.relay_transactions(list(effect.raws))
-            elif isinstance(effect, SendTo):
-                self.transport.send(effect.masternode, effect.data)
-            elif isinstance(effect, Reply):
-                self.transport.reply(effect.peer, effect.data)
-            elif isinstance(effect, ScheduleTimer):
-                self.schedule(effect.timer, effect.at)
-            elif isinstance(effect, ServeDecision):
-                data = decision_message(self.chain, effect.height)
-                if data is not None:
-                    self.transport.reply(effect.peer, data)
-            elif isinstance(effect, ApplyBlock):
-                self._apply(effect)
+            handler = handlers.get(type(effect))
+            if handler is not None:
+                handler(effect)
             elif self.on_notice is not None:
                 self.on_notice(effect)
             if self.after_effect is not None:
                 self.after_effect(effect)
+
+    def _persist(self, effect: Persist) -> None:
+        self.chain.store.write(list(effect.writes))
+        failpoints.hit("consensus.after_persist")
+
+    def _serve_decision(self, effect: ServeDecision) -> None:
+        data = decision_message(self.chain, effect.height)
+        if data is not None:
+            self.transport.reply(effect.peer, data)
 
     def _apply(self, effect: ApplyBlock) -> None:
         block = BlockView.decode(effect.block)

@@ -16,8 +16,10 @@ A node whose pid is known (a devnet's) is read over JSON-RPC and ``/proc`` even 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -29,6 +31,19 @@ from timecoin.loadtest.submitter import AsyncRPC, Endpoint
 
 HEIGHT = 7
 MEMPOOL = 3
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[int]:
+    """``app`` served on a free loopback port (yielded) until the block ends."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
 
 
 async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict[str, Any]]:
@@ -54,13 +69,8 @@ async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict[str, Any]]:
 
     app = web.Application()
     app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        try:
             node = AsyncRPC(session, Endpoint("127.0.0.1", port, "user", "password"))
             sampler = Sampler(session, [node])
             task = asyncio.create_task(sampler.run(interval=0.01))
@@ -71,9 +81,8 @@ async def _sampler_cancelled_mid_sample() -> tuple[Sampler, dict[str, Any]]:
             except asyncio.CancelledError:
                 pass
             return sampler, sampler.result(time.monotonic())
-    finally:
-        never.set()
-        await runner.cleanup()
+        finally:
+            never.set()  # before the server's cleanup, which waits for its handlers
 
 
 def test_result_after_cancel_mid_sample_has_one_reading_per_time() -> None:
@@ -106,20 +115,12 @@ async def _sample_local_node_with_metrics() -> tuple[dict[str, Any], dict[str, i
     app = web.Application()
     app.router.add_post("/", rpc)
     app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            node = AsyncRPC(session, Endpoint("127.0.0.1", port, "user", "password"))
-            probe = NodeProbe(f"http://127.0.0.1:{port}/metrics", os.getpid())
-            sampler = Sampler(session, [node], [probe])
-            await sampler.sample()
-            return sampler.result(time.monotonic()), hits
-    finally:
-        await runner.cleanup()
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        node = AsyncRPC(session, Endpoint("127.0.0.1", port, "user", "password"))
+        probe = NodeProbe(f"http://127.0.0.1:{port}/metrics", os.getpid())
+        sampler = Sampler(session, [node], [probe])
+        await sampler.sample()
+        return sampler.result(time.monotonic()), hits
 
 
 def test_a_local_node_is_read_over_rpc_and_proc_not_scraped() -> None:

@@ -782,7 +782,10 @@ class FinalityEngine:
         if not in_mempool:
             self.conflicting += 1
         for o in inputs:
-            spenders = self.spenders.setdefault(o, set())
+            spenders = self.spenders.get(o)
+            if spenders is None:
+                self.spenders[o] = {txid}
+                continue
             spenders.add(txid)
             if len(spenders) > 1:
                 for t in spenders:
@@ -839,10 +842,13 @@ class FinalityEngine:
     def _finalize(self, txid: bytes, cert: bytes | CertificateRefs, out: Outbox, now: float) -> None:
         """``cert``: the encoded finality certificate (from a peer), or this node's tally's by
         reference, whose batches are stored once each (the first certificate naming a batch
-        writes it)."""
+        writes it). Once per final transaction on every node: written for that (no list built
+        unless a rival exists, the previous tally and Snowball looked at only when present)."""
         p = self.pending[txid]
-        for o in p.inputs:
-            holder = self.spent_final.get(o)
+        inputs = p.inputs
+        spent_final = self.spent_final
+        for o in inputs:
+            holder = spent_final.get(o)
             if holder is not None and holder != txid:
                 log.critical(
                     "SAFETY: %s and %s are both certified final",
@@ -852,35 +858,42 @@ class FinalityEngine:
                 )
                 self.ctx.monitor.counters["safety_violations"] += 1
                 return
-        for tally in (self.tally, self.prev_tally):
-            if tally is not None:
-                tally.compact(txid)  # its certificate is built
+        self.tally.compact(txid)  # its certificate is built
+        if self.prev_tally is not None:
+            self.prev_tally.compact(txid)
         key = finalized_key(self._next_key)
         self._next_key += 1
-        self.finalized[txid] = FinalEntry(p.raw, cert, p.inputs, key)
-        for o in p.inputs:
-            self.spent_final[o] = txid
+        self.finalized[txid] = FinalEntry(p.raw, cert, inputs, key)
+        for o in inputs:
+            spent_final[o] = txid
         out.writes.append((FINALIZED_DB, key, encode_finalized(txid, p.raw, self._stored_proof(cert, out))))
         latency = now - p.first_seen
         out.notices.append(TransactionFinalized(txid, p.raw, cert, latency, None))
-        self.ctx.monitor.counters["tx_finalized"] += 1
-        self.ctx.monitor.finality_latency.append(latency)
+        monitor = self.ctx.monitor
+        monitor.counters["tx_finalized"] += 1
+        monitor.finality_latency.append(latency)
         self._drop_pending(txid, out, now)
-        for o in p.inputs:
-            for other in list(self.spenders.get(o, ())):
-                self._reject(other, "conflicts-with-final", out, now)
-            self.snowballs.pop(o, None)
+        spenders = self.spenders
+        for o in inputs:
+            rivals = spenders.get(o)
+            if rivals:
+                for other in list(rivals):
+                    self._reject(other, "conflicts-with-final", out, now)
+        if self.snowballs:
+            for o in inputs:
+                self.snowballs.pop(o, None)
 
     def _stored_proof(self, cert: bytes | CertificateRefs, out: Outbox) -> bytes:
         """The proof a finalized record stores for ``cert``: the bytes, or the references, after
         storing (in the same ``Persist``) each batch not stored yet."""
         if isinstance(cert, bytes):
             return cert
+        batches = self._batches
         refs = []
         for record, index in cert.accepts:
-            stored = self._batches.get(record)
+            stored = batches.get(record)
             if stored is None:
-                stored = self._batches[record] = _StoredBatch(self._next_batch)
+                stored = batches[record] = _StoredBatch(self._next_batch)
                 self._next_batch += 1
                 out.writes.append((CONSENSUS_DB, vote_batch_key(stored.sequence), record.vote.encode()))
             stored.refs += 1
@@ -905,18 +918,21 @@ class FinalityEngine:
         self._undecided.pop(txid, None)
         if not p.in_mempool:
             self.conflicting -= 1
+        spenders = self.spenders
+        snowballs = self.snowballs
         for o in p.inputs:
-            spenders = self.spenders.get(o)
-            if spenders is not None:
-                spenders.discard(txid)
-                if not spenders:
-                    del self.spenders[o]
-            sb = self.snowballs.get(o)
-            if sb is not None:
-                sb.remove_candidate(txid)
-                if len(sb.candidates) <= 1:
-                    del self.snowballs[o]
-                    self._schedule_flush(out, now)  # the survivor is unconflicted now
+            rivals = spenders.get(o)
+            if rivals is not None:
+                rivals.discard(txid)
+                if not rivals:
+                    del spenders[o]
+            if snowballs:
+                sb = snowballs.get(o)
+                if sb is not None:
+                    sb.remove_candidate(txid)
+                    if len(sb.candidates) <= 1:
+                        del snowballs[o]
+                        self._schedule_flush(out, now)  # the survivor is unconflicted now
         if p.in_mempool:
             self.mempool.discard(txid)
         return p

@@ -608,24 +608,29 @@ class FinalityEngine:
         spent: list[bytes] = []
         height = block.header.height
         txids = block.txids
+        finalized, rejected, spent_final = self.finalized, self.rejected, self.spent_final
+        batches = self._batches
         for i in range(1, len(txids)):
             txid = txids[i]
-            self.rejected.pop(txid, None)  # a split tally saw it rejected: the chain settled it
-            entry = self.finalized.pop(txid, None)
+            if rejected:
+                rejected.pop(txid, None)  # a split tally saw it rejected: the chain settled it
+            entry = finalized.pop(txid, None)
             if entry is not None:
-                spent.extend(entry.inputs)
+                inputs = entry.inputs
+                spent.extend(inputs)
                 if not archived:
                     out.writes.append((FINALIZED_DB, entry.key, None))
-                if not isinstance(entry.certificate, bytes):
-                    for record, _ in entry.certificate.accepts:
-                        stored = self._batches[record]
+                cert = entry.certificate
+                if not isinstance(cert, bytes):
+                    for record, _ in cert.accepts:
+                        stored = batches[record]
                         stored.refs -= 1
                         if stored.refs == 0:
-                            del self._batches[record]
+                            del batches[record]
                             if not archived:
                                 out.writes.append((CONSENSUS_DB, vote_batch_key(stored.sequence), None))
-                for o in entry.inputs:
-                    self.spent_final.pop(o, None)
+                for o in inputs:
+                    spent_final.pop(o, None)
                 continue
             p = self.pending.get(txid)
             if p is None:
@@ -635,19 +640,24 @@ class FinalityEngine:
                 self._drop_pending(txid, out, now)
                 out.notices.append(TransactionFinalized(txid, p.raw, b"", now - p.first_seen, height))
                 self.ctx.monitor.counters["tx_settled_by_block"] += 1
+        spenders, snowballs = self.spenders, self.snowballs
         for o in spent:
-            holder = self.spent_final.pop(o, None)
-            if holder is not None:
-                log.critical(
-                    "SAFETY: block %d spends outpoint %s of final transaction %s",
-                    height,
-                    o.hex(),
-                    holder.hex(),
-                )
-                self.ctx.monitor.counters["safety_violations"] += 1
-            for txid in list(self.spenders.get(o, ())):
-                self._reject(txid, "inputs-spent-by-block", out, now)
-            self.snowballs.pop(o, None)
+            if spent_final:
+                holder = spent_final.pop(o, None)
+                if holder is not None:
+                    log.critical(
+                        "SAFETY: block %d spends outpoint %s of final transaction %s",
+                        height,
+                        o.hex(),
+                        holder.hex(),
+                    )
+                    self.ctx.monitor.counters["safety_violations"] += 1
+            rivals = spenders.get(o)
+            if rivals:
+                for txid in list(rivals):
+                    self._reject(txid, "inputs-spent-by-block", out, now)
+            if snowballs:
+                snowballs.pop(o, None)
         self.mempool.remove_conflicts(spent)
         if self.ctx.signer is not None:
             out.writes.extend(self.ctx.signer.forget(spent))

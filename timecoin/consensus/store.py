@@ -72,6 +72,7 @@ REFS_TAG = 0
 """First byte of a proof by reference; an encoded certificate starts with the message version
 (``messages.VERSION``, 1)."""
 _REFS_HEAD = struct.Struct("<BQH")
+_TX_LEN = struct.Struct("<I")
 _REF = struct.Struct(">QI")
 MAX_REFS = 0xFFFF
 """Entries a proof by reference can name (u16): far above any masternode set."""
@@ -98,7 +99,7 @@ def finalized_key(sequence: int) -> bytes:
 def encode_finalized(txid: bytes, transaction: bytes, proof: bytes) -> bytes:
     """The value of a sequence-keyed ``finalized`` record: ``txid ‖ len u32 ‖ transaction ‖
     proof`` (an encoded certificate or :func:`encode_certificate_refs`)."""
-    return txid + struct.pack("<I", len(transaction)) + transaction + proof
+    return b"".join((txid, _TX_LEN.pack(len(transaction)), transaction, proof))
 
 
 def vote_batch_key(sequence: int) -> bytes:

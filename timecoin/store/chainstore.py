@@ -455,22 +455,32 @@ class ChainStore:
         txn.cursor(db=utxo).putmulti(puts)
 
     def _put_extra(self, txn: lmdb.Transaction, extra: ExtraWrites) -> None:
-        # In order; each run of puts into one database goes in one ``putmulti``.
+        # In order; each run of puts into one database goes in one ``putmulti``. A block's
+        # extra writes are a few per transaction (its finalized record, its signer records, its
+        # index entry), so the database names are checked once each, not once per write.
+        handles: dict[bytes, lmdb._Database] = {}
         run: list[tuple[bytes, bytes]] = []
-        run_db = b""
+        run_handle: lmdb._Database | None = None
+        delete = txn.delete
         for db, key, value in extra:
-            if db in _CORE_DATABASES or db not in self._dbs:
-                raise StoreError(f"extra writes may not touch database {db!r}")
-            if run and (value is None or db != run_db):
-                txn.cursor(db=self._dbs[run_db]).putmulti(run)
-                run = []
+            handle = handles.get(db)
+            if handle is None:
+                if db in _CORE_DATABASES or db not in self._dbs:
+                    raise StoreError(f"extra writes may not touch database {db!r}")
+                handle = handles[db] = self._dbs[db]
             if value is None:
-                txn.delete(key, db=self._dbs[db])
-            else:
-                run.append((key, value))
-                run_db = db
+                if run:
+                    txn.cursor(db=run_handle).putmulti(run)
+                    run = []
+                delete(key, db=handle)
+                continue
+            if run and handle is not run_handle:
+                txn.cursor(db=run_handle).putmulti(run)
+                run = []
+            run.append((key, value))
+            run_handle = handle
         if run:
-            txn.cursor(db=self._dbs[run_db]).putmulti(run)
+            txn.cursor(db=run_handle).putmulti(run)
 
     def get(self, db: bytes, key: bytes) -> bytes | None:
         """A value of one of the subsystem databases (``finalized``, ``masternodes``, ``peers``).

@@ -122,7 +122,8 @@ def test_mempool_verdicts_match_the_reference(sets):
     # Conflicts inside one batch are the mempool's business: each is checked against the set.
     assert [v.ok for v in verdicts] == [True, True]
     assert verdicts[0].txid == good.txid and verdicts[0].fee == 10_000 and verdicts[0].kind == 0
-    assert verdicts[0].inputs == OPS[3].encode()
+    assert verdicts[0].inputs == OPS[3].encode() and verdicts[0].outpoints == (OPS[3].encode(),)
+    assert native.check_transactions([b"\x00"], RULES, 1)[0].outpoints == ()
     assert [(v.ok, v.fee, v.txid) for v in ref.check_transactions(both, RULES, 1)] == [
         (v.ok, v.fee, v.txid) for v in verdicts
     ]

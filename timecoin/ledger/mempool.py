@@ -23,8 +23,6 @@ import timecoin_native
 
 from timecoin.params import NetworkParams
 
-OUTPOINT_LEN = 36
-
 MASTERNODE_KINDS = frozenset({2, 3, 4})
 """Transaction kinds the masternode registry must also accept (docs/encoding.md)."""
 
@@ -180,10 +178,10 @@ class Mempool:
                 if rejection is not None:
                     out.append(Admission(v.txid, *rejection))
                     continue
-            inputs = tuple(v.inputs[i : i + OUTPOINT_LEN] for i in range(0, len(v.inputs), OUTPOINT_LEN))
-            admission = self._admit(MempoolEntry(v.txid, raw, v.fee, v.size, inputs, self._clock()), batch)
+            txid = v.txid
+            admission = self._admit(MempoolEntry(txid, raw, v.fee, v.size, v.outpoints, self._clock()), batch)
             if admission.accepted:
-                batch.add(v.txid)
+                batch.add(txid)
             out.append(admission)
         return out
 

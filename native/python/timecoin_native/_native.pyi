@@ -406,6 +406,10 @@ class TxVerdict:
     def inputs(self) -> bytes:
         """The outpoints the transaction spends (n × 36 bytes), b"" if it did not decode."""
     @property
+    def outpoints(self) -> tuple[bytes, ...]:
+        """The outpoints the transaction spends, 36 bytes each, in input order; () if it did
+        not decode."""
+    @property
     def code(self) -> str: ...
     @property
     def message(self) -> str: ...

@@ -327,6 +327,13 @@ impl PyTxVerdict {
     fn inputs<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.inputs.as_flattened())
     }
+    /// The outpoints the transaction spends, one 36-byte `bytes` each, in input order: what
+    /// the mempool keeps per admitted transaction (built here, not sliced from `inputs` in
+    /// Python, once per transaction on every node).
+    #[getter]
+    fn outpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.inputs.iter().map(|o| PyBytes::new(py, o)))
+    }
     #[getter]
     fn size(&self) -> usize {
         self.inner.size

@@ -9,13 +9,12 @@ Groups (read the ratios pytest-benchmark prints beside each mean within a group)
   one-by-one Python baseline (one signed message per decision, ``crypto.verify`` each, a dict
   tally). ``test_vote_ingest_speedup`` also times both back to back and records the ratio.
 * ``consensus-core``: the CPU a masternode's consensus and ledger core spends per transaction,
-  from submission to archived in a committed block: the simulated 4-masternode network
-  (``timecoin.testing.consensus_sim``: real engines, signatures and LMDB stores, no P2P, RPC or
-  event loop) takes :data:`CORE_TRANSFERS` transfers at 6,000 tx/s of simulated time in batches
-  of 75 per node, as the load generator sends them. CPU seconds of the process (all its threads)
-  divided by transfers and nodes, in ``extra_info``: a steady measure (about ±3 % run to run on
-  the 2-core development machine) of the part of the ~86 µs per transaction per node a devnet
-  node spends (docs/benchmarks.md), where a whole devnet run varies by ±7 %.
+  from submission to archived in a committed block (:func:`workloads.consensus_core`: the
+  simulated 4-masternode network takes 8,000 transfers at 6,000 tx/s of simulated time in
+  batches of 75 per node, as the load generator sends them), in ``extra_info``: a steady measure
+  (about ±3 % run to run on the 2-core development machine) of most of the ~86 µs per
+  transaction a devnet node spends (docs/benchmarks.md), where a whole devnet run varies by
+  ±7 %. airspeed velocity keeps its history (``benches/asv_benchmarks/wall.py``).
 * ``finality-latency``: submission → certificate in the simulated 4-masternode network
   (``timecoin.testing.consensus_sim``, 5-30 ms simulated latency), 300 transfers over 1.5
   simulated seconds: p50/p95/p99 of the simulated time, recorded in ``extra_info``.
@@ -25,15 +24,15 @@ Each benchmark records its correctness check in ``extra_info`` beside the timing
 
 from __future__ import annotations
 
-import gc
 import random
 import statistics
 import time
 
 import pytest
 import timecoin_native
+import workloads
 
-from timecoin import crypto, gctune
+from timecoin import crypto
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import TxVote
 from timecoin.ledger.chain import ChainState
@@ -44,12 +43,6 @@ from timecoin.testing.consensus_sim import Simulation
 
 TXIDS = 2000
 BATCH = 500
-CORE_TRANSFERS = 8000
-"""Transfers the ``consensus-core`` benchmark offers (one per genesis account)."""
-CORE_RATE = 6000
-"""Transactions per simulated second it offers (README's 6,000 tx/s target)."""
-CORE_BATCH = 75
-"""Transactions per submission: the load generator's batch per node per 50 ms at 6,000 tx/s."""
 CONFIG, ACCOUNTS, MASTERNODES = devnet_genesis(accounts=TXIDS)
 GENESIS = build_genesis(CONFIG)
 
@@ -169,42 +162,16 @@ def test_vote_ingest_speedup(chain, transfers, vote_messages, single_votes):
 
 @pytest.mark.benchmark(group="consensus-core")
 def test_consensus_core_cpu_per_transaction(benchmark, tmp_path):
-    def measure() -> tuple[float, Simulation]:
-        sim = Simulation(tmp_path / f"core{random.random()}", 4, seed=3, accounts=CORE_TRANSFERS).start()
-        assert sim.wait_height(1)
-        raws = [tx.encode() for tx in sim.transfers(sim.wallet(), CORE_TRANSFERS)]
-        t0 = sim.clock.now + 0.01
-        for i in range(0, len(raws), CORE_BATCH):
-            node = sim.nodes[(i // CORE_BATCH) % len(sim.nodes)]
-            sim.scheduler.at(t0 + i / CORE_RATE, lambda n=node, b=raws[i : i + CORE_BATCH]: n.submit(b))
-
-        def archived() -> bool:
-            return all(
-                len(n.finalized_at) >= len(raws) and not n.consensus.finality.finalized for n in sim.nodes
-            )
-
-        thresholds = gc.get_threshold()
-        gctune.settle()  # the collector as a node runs it
-        try:
-            cpu = time.process_time()
-            assert sim.run_until(archived, timeout=60), "a transfer was not final and archived on every node"
-            return time.process_time() - cpu, sim
-        finally:
-            gc.unfreeze()
-            gc.set_threshold(*thresholds)
-
-    cpu, sim = benchmark.pedantic(measure, rounds=1, iterations=1)
-    try:
-        per_node = cpu / CORE_TRANSFERS / len(sim.nodes) * 1e6
-        tips = {n.chain.tip for n in sim.nodes}
-        ok = len(tips) == 1 and all(len(n.chain_txids()) == CORE_TRANSFERS for n in sim.nodes)
-        benchmark.extra_info.update(
-            {"transactions": CORE_TRANSFERS, "cpu_us_per_tx_per_node": round(per_node, 1), "correct": ok}
-        )
-        print(f"\nconsensus core: {per_node:.1f} us of CPU per transaction per node ({benchmark.extra_info})")
-        assert ok
-    finally:
-        sim.close()
+    run = benchmark.pedantic(workloads.consensus_core, kwargs={"workdir": tmp_path}, rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        {
+            "transactions": workloads.CORE_TRANSFERS,
+            "cpu_us_per_tx_per_node": round(run.cpu_us_per_tx_per_node, 1),
+            "correct": run.correct,
+        }
+    )
+    print(f"\nconsensus core: {run.cpu_us_per_tx_per_node:.1f} us of CPU per transaction per node")
+    assert run.correct
 
 
 @pytest.mark.benchmark(group="finality-latency")

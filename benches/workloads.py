@@ -10,18 +10,29 @@ Every builder is deterministic (fixed seeds and hashes), so two commits measure 
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from timecoin import crypto
+import timecoin_native
+
+from timecoin import crypto, gctune
 from timecoin.core.types import OutPoint, Transaction, TxOut, sign_encoded_transactions
 from timecoin.ledger import UtxoSet
 from timecoin.testing import utxogen as g
 
 __all__ = [
     "CALLGRIND",
+    "CORE_BATCH",
+    "CORE_RATE",
+    "CORE_TRANSFERS",
+    "CoreRun",
+    "consensus_core",
     "LEDGER_VALUE",
     "LedgerWorkload",
     "MAGIC",
@@ -38,6 +49,12 @@ LEDGER_VALUE = 1_000_000
 MAGIC = b"DTME"
 """Network magic of the framing workload's frames."""
 CHAIN_ID = hashlib.sha256(b"bench chain").digest()
+CORE_TRANSFERS = 8000
+"""Transfers the consensus-core workload offers (one per genesis account)."""
+CORE_RATE = 6000
+"""Transactions per simulated second it offers (issue 13's 6,000 tx/s target)."""
+CORE_BATCH = 75
+"""Transactions per submission: the load generator's batch per node per 50 ms at 6,000 tx/s."""
 
 
 def _h(*parts: object) -> bytes:
@@ -199,3 +216,59 @@ def timed_fastest(
     benchmark.extra_info["txs"] = txs
     benchmark.extra_info["tx_per_s"] = round(txs / min(times))
     return result[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class CoreRun:
+    """One consensus-core run: CPU per transaction per node, and its correctness check."""
+
+    cpu_us_per_tx_per_node: float
+    """µs of the process's CPU (all its threads) per transfer per masternode."""
+    correct: bool
+    """Every node on one tip, every transfer in every node's chain."""
+
+
+def consensus_core(transfers: int = CORE_TRANSFERS, workdir: Path | None = None) -> CoreRun:
+    """The CPU a masternode's consensus and ledger core spends per transaction, from submission
+    to archived in a committed block: the simulated 4-masternode network
+    (:mod:`timecoin.testing.consensus_sim`: real engines, signatures, LMDB stores and blocks; no
+    P2P, RPC or event loop) takes ``transfers`` transfers at :data:`CORE_RATE` tx/s of simulated
+    time in batches of :data:`CORE_BATCH` per node, with the collector set as a node sets it
+    (:func:`timecoin.gctune.settle`, undone afterwards). Stores go under ``workdir`` (a fresh
+    temporary directory, removed afterwards, if None). ``AssertionError`` if the transfers are
+    not all final and archived on every node within a minute of simulated time."""
+    from timecoin.testing.consensus_sim import Simulation
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        sim = Simulation(Path(tmp), 4, seed=3, accounts=transfers).start()
+        try:
+            assert sim.wait_height(1)
+            raws = [tx.encode() for tx in sim.transfers(sim.wallet(), transfers)]
+            t0 = sim.clock.now + 0.01
+            for i in range(0, len(raws), CORE_BATCH):
+                node = sim.nodes[(i // CORE_BATCH) % len(sim.nodes)]
+                sim.scheduler.at(t0 + i / CORE_RATE, lambda n=node, b=raws[i : i + CORE_BATCH]: n.submit(b))
+
+            def archived() -> bool:
+                return all(
+                    len(n.finalized_at) >= len(raws) and not n.consensus.finality.finalized for n in sim.nodes
+                )
+
+            thresholds = gc.get_threshold()
+            gctune.settle()
+            try:
+                cpu = time.process_time()
+                assert sim.run_until(archived, timeout=60), (
+                    "a transfer was not final and archived on every node"
+                )
+                cpu = time.process_time() - cpu
+            finally:
+                gc.unfreeze()
+                gc.set_threshold(*thresholds)
+            txids = set(timecoin_native.txids(raws))
+            correct = len({n.chain.tip for n in sim.nodes}) == 1 and all(
+                n.chain_txids() == txids for n in sim.nodes
+            )
+            return CoreRun(cpu / transfers / len(sim.nodes) * 1e6, correct)
+        finally:
+            sim.close()

@@ -57,3 +57,19 @@ class Framing:
 
     def time_frame_decoder_20k(self) -> None:
         workloads.run_framing(framing, self.reads)
+
+
+class ConsensusCore:
+    """``benches/bench_consensus.py``'s consensus-core: µs of CPU per transaction per masternode
+    of the consensus and ledger core (:func:`workloads.consensus_core`), about ±3 % run to run."""
+
+    unit = "µs per transaction per node"
+    number = 1
+    repeat = 1
+    timeout = 300
+
+    def track_consensus_core_cpu_per_transaction(self) -> float:
+        run = workloads.consensus_core()
+        if not run.correct:
+            raise AssertionError("consensus-core: the nodes disagree or a transfer is missing")
+        return run.cpu_us_per_tx_per_node

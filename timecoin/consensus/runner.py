@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from timecoin import failpoints
 from timecoin.consensus.effects import (
     ApplyBlock,
     Broadcast,
@@ -39,7 +40,6 @@ from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certi
 from timecoin.core.types import BlockView
 from timecoin.ledger.chain import ChainState
 from timecoin.store.chainstore import ExtraWrites
-from timecoin.testing import failpoints
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ after a restart. The old engine's pending transactions (and the mempool's) are a
 in their arrival order, except the dropped input's own (refused ``consensus-step-failed``, which
 a client may retry); timers are cancelled and the new engine schedules its own. Only if the
 rebuild itself fails does consensus stop (``on_failure``). Failpoints ``consensus.step.<kind>``
-(``start``, ``submit``, ``gossip``, ``timer``, ``block``; ``timecoin.testing.failpoints``) sit
+(``start``, ``submit``, ``gossip``, ``timer``, ``block``; ``timecoin.failpoints``) sit
 between a step's engine call and its effects: the worst place to fail.
 """
 
@@ -56,6 +56,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from timecoin import failpoints
 from timecoin.consensus.effects import (
     Effect,
     Encodable,
@@ -77,7 +78,6 @@ from timecoin.p2p.gossip import PENALTY_BAD_ITEM, BadItem, GossipKind
 from timecoin.p2p.messages import MAX_LARGE_VOTE_ITEM
 from timecoin.p2p.peer import Peer
 from timecoin.store.chainstore import ExtraWrites
-from timecoin.testing import failpoints
 
 __all__ = ["PROPOSAL_OVERHEAD", "RECENT_CERTIFICATES", "STEP_FAILED", "ConsensusService"]
 

@@ -57,9 +57,9 @@ from typing import TypeVar
 
 import lmdb
 
+from timecoin import failpoints
 from timecoin._args import HASH_LEN
 from timecoin.store.integrity import block_damage, block_digest
-from timecoin.testing import failpoints
 
 log = logging.getLogger(__name__)
 

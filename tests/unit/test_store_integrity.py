@@ -69,6 +69,29 @@ def flip_in_file(env_dir: Path, raw: bytes, offset: int) -> int:
     return copies
 
 
+def test_block_part_is_the_range_of_an_intact_block_checked_first(chain_dir):
+    """A range of a stored block (a transaction read by its index entry) is served only once the
+    whole block was found intact, like the block itself; outside the block it is None."""
+    datadir, raws = chain_dir
+    raw = raws[DAMAGED]
+    store = ChainStore.open(datadir / CHAIN_DIR)
+    try:
+        assert store.block_part(block_hash(raw), HEADER_LEN, 40) == raw[HEADER_LEN : HEADER_LEN + 40]
+        assert store.block_part(block_hash(raw), 0, len(raw)) == raw
+        assert store.block_part(block_hash(raw), 1, len(raw)) is None
+        assert store.block_part(block_hash(raw), -1, 2) is None
+        assert store.block_part(bytes(32), 0, 1) is None
+    finally:
+        store.close()
+    flip_in_file(datadir / CHAIN_DIR, raw, len(raw) - 1)  # a witness byte, outside the range read
+    store = ChainStore.open(datadir / CHAIN_DIR)
+    try:
+        assert store.block_part(block_hash(raw), HEADER_LEN, 40) is None
+        assert store.damaged_blocks_found == 1
+    finally:
+        store.close()
+
+
 def test_intact_chain_reads_and_checks_clean(chain_dir):
     datadir, raws = chain_dir
     store = ChainStore.open(datadir / CHAIN_DIR)
@@ -104,10 +127,12 @@ def test_flipped_byte_is_never_returned_and_is_logged_once_and_counted(chain_dir
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1 and block_hash(raw).hex() in errors[0].getMessage()
         assert "timecoin db check" in errors[0].getMessage()
-        # Its neighbours are untouched, and the damaged bytes are not reachable another way.
+        # Its neighbours are untouched, and the damaged bytes are not reachable another way:
+        # not as a range (what the transaction index reads) either.
         assert store.block(block_hash(raws[DAMAGED - 1])) == raws[DAMAGED - 1]
         with pytest.raises(StoreError, match="ChainStore.block"):
             store.get(b"blocks", block_hash(raw))
+        assert store.block_part(block_hash(raw), 0, HEADER_LEN) is None
         report = check_store(store)
     finally:
         store.close()

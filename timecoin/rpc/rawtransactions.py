@@ -79,7 +79,7 @@ def getrawtransaction(node: Node, txid: str, verbose: int | bool, blockhash: str
         found = node.txindex.lookup(txid_bytes)
         if found is not None and (want_block is None or found[1] == want_block):
             loc, block_hash, raw = found
-            header = BlockHeader.decode(node.chain.store.block(block_hash)[:HEADER_LEN])  # type: ignore[index]
+            header = BlockHeader.decode(node.chain.store.block_part(block_hash, 0, HEADER_LEN))  # type: ignore[arg-type]
             where = {
                 "blockhash": block_hash.hex(),
                 "height": loc.height,

@@ -123,10 +123,9 @@ class TxIndex:
             return None
         loc = TxLocation(*_ENTRY.unpack(raw))
         block_hash = self._store.block_hash(loc.height)
-        block = self._store.block(block_hash) if block_hash is not None else None
-        if block is None or loc.offset + loc.length > len(block):
+        tx = self._store.block_part(block_hash, loc.offset, loc.length) if block_hash is not None else None
+        if tx is None:
             return None
-        tx = block[loc.offset : loc.offset + loc.length]
         try:
             if timecoin_native.txid(tx) != txid:
                 return None

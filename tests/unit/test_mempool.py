@@ -110,6 +110,22 @@ def test_byte_limit(chain):
     assert pool.add([tx.encode()], 1)[0].code == "mempool-full"
 
 
+def test_byte_limit_evicts_by_fee_rate_and_holds(chain):
+    """The byte bound holds however a peer fills it: what fits is admitted at once, past it a
+    transaction gets in only by evicting lower fee rates, and the pending bytes never pass it."""
+    cs = coins(chain)
+    low = [spend(chain, op, k, v, 2_000_000 + i) for i, (op, v, k) in enumerate(cs[:2])]
+    size = len(low[0].encode())
+    assert all(len(t.encode()) == size for t in low)
+    pool = Mempool(dataclasses.replace(chain.params, mempool_max_bytes=2 * size), chain.utxos, chain.rules)
+    assert all(r.accepted for r in pool.add([t.encode() for t in low], 1)) and pool.bytes == 2 * size
+    op, v, k = cs[2]
+    assert pool.add([spend(chain, op, k, v, 1_900_000).encode()], 1)[0].code == "mempool-full"
+    richer = spend(chain, op, k, v, 5_000_000)
+    assert pool.add([richer.encode()], 1)[0].accepted
+    assert low[0].txid not in pool and richer.txid in pool and pool.bytes <= 2 * size
+
+
 def test_remove_conflicts_with_a_block(chain):
     pool = Mempool(chain.params, chain.utxos, chain.rules)
     op, v, k = coins(chain)[0]

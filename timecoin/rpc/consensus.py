@@ -37,14 +37,14 @@ def finality_status(node: Node, txid: bytes) -> dict[str, Any]:
     """The ``gettransactionfinality`` result for ``txid`` (see the module docstring)."""
     service = _service(node)
     out: dict[str, Any] = {"txid": txid.hex(), "status": "unknown", "height": None, "certificate": None}
-    loc = node.txindex.locate(txid)
-    if loc is not None:
+    found = node.txindex.lookup(txid)  # the location and the block hash in one index read
+    if found is not None:
+        loc, block_hash, _ = found
         cert = service.certificate(txid)
-        block_hash = node.chain.store.block_hash(loc.height)
         out |= {
             "status": "final",
             "height": loc.height,
-            "blockhash": block_hash.hex() if block_hash is not None else None,
+            "blockhash": block_hash.hex(),
             "certificate": cert.hex() if cert else None,
         }
         return out

@@ -155,15 +155,26 @@ def _failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+async def _statuses_everywhere(
+    nodes: list[AsyncRPC], txids: list[str]
+) -> list[list[dict[str, Any]] | BaseException]:
+    """:func:`_statuses` of ``txids`` on every node, all nodes asked at once (each answers from
+    its own process: one after another, the settle phase took the sum of their times); per node
+    its statuses, or the :data:`NETWORK_ERRORS` failure that ended the asking. Any other
+    exception propagates."""
+    answers = await asyncio.gather(*(_statuses(node, txids) for node in nodes), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, NETWORK_ERRORS):
+            raise answer
+    return answers
+
+
 async def _committed_everywhere(nodes: list[AsyncRPC], txids: list[str]) -> bool:
     """Whether every node holds ``txids`` in a block (False while a node does not answer)."""
-    try:
-        for node in nodes:
-            if not all(s.get("height") is not None for s in await _statuses(node, txids)):
-                return False
-    except NETWORK_ERRORS:
-        return False
-    return True
+    return all(
+        not isinstance(statuses, BaseException) and all(s.get("height") is not None for s in statuses)
+        for statuses in await _statuses_everywhere(nodes, txids)
+    )
 
 
 async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> tuple[dict[str, dict[int, str]], dict[int, str]]:
@@ -172,11 +183,9 @@ async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> tuple[dict[str, dict
     asked (node index → the failure), whose transactions are not checked."""
     lost: dict[str, dict[int, str]] = {}
     unreachable: dict[int, str] = {}
-    for i, node in enumerate(nodes):
-        try:
-            statuses = await _statuses(node, txids)
-        except NETWORK_ERRORS as e:
-            unreachable[i] = _failure(e)
+    for i, statuses in enumerate(await _statuses_everywhere(nodes, txids)):
+        if isinstance(statuses, BaseException):
+            unreachable[i] = _failure(statuses)
             continue
         for txid, s in zip(txids, statuses, strict=True):
             if s["status"] != "final":

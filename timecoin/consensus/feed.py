@@ -11,6 +11,7 @@ about those. Owned by the event loop thread (the consensus service appends, RPC 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 
 __all__ = ["FEED_CAPACITY", "FeedPage", "FinalityFeed"]
@@ -38,21 +39,28 @@ class FinalityFeed:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._capacity = capacity
-        self._items: list[tuple[bytes, bool]] = []
+        # Two flat sequences, not a (txid, outcome) tuple per decision: bytes and a bytearray
+        # are no work for the cyclic collector, and a million tuples kept for minutes were
+        # (docs/operator.md, "Memory").
+        self._txids: list[bytes] = []
+        self._finals = bytearray()
+        """1 where the decision of the same position in ``_txids`` is final, 0 rejected."""
         self._first = 0
         self._grown = asyncio.Event()
 
     @property
     def head(self) -> int:
         """The number of the next decision (= decisions made so far)."""
-        return self._first + len(self._items)
+        return self._first + len(self._txids)
 
     def append(self, txid: bytes, final: bool) -> None:
         """Records one decision: ``final`` True for final, False for rejected."""
-        self._items.append((txid, final))
-        if len(self._items) >= 2 * self._capacity:
-            drop = len(self._items) - self._capacity
-            del self._items[:drop]
+        self._txids.append(txid)
+        self._finals.append(1 if final else 0)
+        if len(self._txids) >= 2 * self._capacity:
+            drop = len(self._txids) - self._capacity
+            del self._txids[:drop]
+            del self._finals[:drop]
             self._first += drop
         if not self._grown.is_set():
             self._grown.set()
@@ -66,11 +74,12 @@ class FinalityFeed:
             raise ValueError(f"limit must be >= 1, got {limit}")
         missed = max(0, self._first - cursor)
         start = cursor + missed - self._first
-        chunk = self._items[start : start + limit]
+        txids = self._txids[start : start + limit]
+        finals = self._finals[start : start + limit]
         return FeedPage(
-            [t for t, final in chunk if final],
-            [t for t, final in chunk if not final],
-            cursor + missed + len(chunk),
+            list(itertools.compress(txids, finals)),
+            [t for t, final in zip(txids, finals, strict=True) if not final],
+            cursor + missed + len(txids),
             missed,
         )
 

@@ -175,9 +175,10 @@ class ConsensusService:
             on_notice=self._notice,
             connect_block=connect_block,
         )
-        self.recent: OrderedDict[bytes, tuple[bytes | Encodable, int | None]] = OrderedDict()
-        """txid → (finality certificate, encoded or by reference, settling block height or
-        None), most recent last."""
+        self.recent: OrderedDict[bytes, bytes | Encodable] = OrderedDict()
+        """txid → its finality certificate, encoded or by reference (empty bytes when a block
+        settled it), most recent last: no tuple per entry, so the collector has nothing to
+        scan in it (a certificate by reference is untracked, docs/operator.md "Memory")."""
         self.feed = FinalityFeed()
         """Every finality decision here, numbered (``getfinalityfeed``)."""
         self.dropped_sends = 0
@@ -409,7 +410,7 @@ class ConsensusService:
         if isinstance(effect, TransactionFinalized):
             if effect.latency is not None:
                 self._latencies.append(max(0.0, effect.latency))
-            self.recent[effect.txid] = (effect.certificate, effect.block_height)
+            self.recent[effect.txid] = effect.certificate
             self.recent.move_to_end(effect.txid)
             if len(self.recent) > RECENT_CERTIFICATES:
                 self.recent.popitem(last=False)
@@ -472,10 +473,9 @@ class ConsensusService:
         status = self.engine.transaction_status(txid)
         if status is not None and status.get("state") == "final":
             return bytes.fromhex(status["certificate"])
-        entry = self.recent.get(txid)
-        if entry is None:
+        cert = self.recent.get(txid)
+        if cert is None:
             return None
-        cert = entry[0]
         return cert if isinstance(cert, bytes) else cert.encode()
 
 

@@ -21,6 +21,15 @@ cdef class _Parked:
     cdef public Py_ssize_t size
 
 
+cdef class _TxState:
+    cdef public object accept
+    cdef public object reject
+    cdef public dict decisions
+
+
+cdef inline Py_ssize_t _index(Py_ssize_t code)
+
+
 cdef class Tally:
     cdef public object vset
     cdef dict _txs
@@ -28,7 +37,12 @@ cdef class Tally:
     cdef dict _parked
     cdef dict _waiting
     cdef Py_ssize_t _parked_count
+    cdef list _batches
+    cdef list _batch_refs
+    cdef dict _batch_numbers
+    cdef list _free_numbers
 
-    @cython.locals(txs=dict, state=list, seen=tuple, decided=dict, final=list, rejected=list,
-                   contradictions=list, parked=list, fetch=list)
+    @cython.locals(txs=dict, state=_TxState, decisions=dict, final=list, rejected=list,
+                   contradictions=list, parked=list, fetch=list, number=Py_ssize_t,
+                   base=Py_ssize_t, counted=Py_ssize_t, index=Py_ssize_t)
     cpdef tuple count(self, VoteRecord record, held)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Container, Iterator, Sequence
-from typing import Any
 
 import cython
 import timecoin_native
@@ -135,6 +134,15 @@ _REJECT = cython.declare(cython.Py_ssize_t, -1)
 _EQUIVOCATED = cython.declare(cython.Py_ssize_t, -2)
 """A voter's decision on a txid it both accepted and rejected: its weight no longer counts
 either way there (DESIGN §6; docs/consensus.md §2)."""
+_INDEX_BITS = cython.declare(cython.Py_ssize_t, 14)
+_INDEX_MASK = cython.declare(cython.Py_ssize_t, (1 << 14) - 1)
+"""A counted decision is one int, ``batch number << _INDEX_BITS | (index + 2)`` (index −2
+equivocated, −1 a reject, else the txid's position in the batch's accepts, below
+``LIMITS["txids_per_vote"]``), the batch number its place in the tally's batch list (0: no
+batch, after :meth:`Tally.compact`). Ints and a dict of them are no work for the cyclic
+collector, where a (batch, index) tuple per voter and txid was half the objects it scanned under
+load (docs/operator.md, "Memory")."""
+assert LIMITS["txids_per_vote"] + 2 <= 1 << 14
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _CERT_HEAD = bytes((VERSION,))
@@ -159,25 +167,88 @@ class _Parked:
         """Txids of the batches held (each charged in full: the record keeps all of them)."""
 
 
+@cython.no_gc
+@cython.cclass
+class _TxState:
+    """One txid's accept and reject weight and each voter's decision (voter → decision code,
+    :data:`_INDEX_BITS`). Compiled, it is untracked by the cyclic collector (``cython.no_gc``: it
+    refers only to ints and a dict of bytes and ints, so it can never be part of a cycle)."""
+
+    __slots__ = ("accept", "reject", "decisions")
+
+    def __init__(self) -> None:
+        self.accept = 0
+        self.reject = 0
+        self.decisions: dict[bytes, int] = {}
+
+
+def _index(code: int) -> int:
+    """The index (−2 equivocated, −1 reject, else the position in the accepts) of a decision."""
+    return (code & _INDEX_MASK) - 2
+
+
 class Tally:
     """Accept/reject weight per txid for the votes of one height's set ``vset``.
 
-    Per txid the state is a list ``[accept weight, reject weight, {voter: (record, index)}]``
-    (``index`` −1 for a reject), the cheapest shape CPython offers for this loop. Decisions on
-    txids the node does not hold are parked per voter within :data:`MAX_PARKED_PER_VOTER` (the
-    module docstring)."""
+    Per txid the state is a :class:`_TxState`; each voter's decision on it is one int naming
+    the batch (by its number in the tally's batch list) and the txid's place in it
+    (:data:`_INDEX_BITS`). A batch stays in the list while a decision names it (a count per
+    batch; :meth:`compact` releases them). Decisions on txids the node does not hold are parked
+    per voter within :data:`MAX_PARKED_PER_VOTER` (the module docstring)."""
 
-    __slots__ = ("vset", "_txs", "_total", "_parked", "_waiting", "_parked_count")
+    __slots__ = (
+        "vset",
+        "_txs",
+        "_total",
+        "_parked",
+        "_waiting",
+        "_parked_count",
+        "_batches",
+        "_batch_refs",
+        "_batch_numbers",
+        "_free_numbers",
+    )
 
     def __init__(self, vset: ValidatorSet) -> None:
         self.vset = vset
-        self._txs: dict[bytes, list] = {}  # type: ignore[type-arg]
+        self._txs: dict[bytes, _TxState] = {}
         self._total = vset.total
         self._parked: dict[bytes, _Parked] = {}
         """voter → its batches holding parked decisions (only members of ``vset`` ever vote)."""
         self._waiting: dict[bytes, dict[bytes, tuple[VoteRecord, int]]] = {}
         """Parked decisions by txid: txid → {voter: (batch, index or −1)}."""
         self._parked_count = 0
+        self._batches: list[VoteRecord | None] = [None]
+        """Batch number → the batch counted decisions name (number 0: none)."""
+        self._batch_refs: list[int] = [0]
+        """Batch number → counted decisions naming it; at 0 the number is freed."""
+        self._batch_numbers: dict[VoteRecord, int] = {}
+        """Batch → its number, while decisions name it."""
+        self._free_numbers: list[int] = []
+
+    def _number(self, record: VoteRecord) -> int:
+        """``record``'s batch number (a new one, reusing a freed one, when it has none)."""
+        number = self._batch_numbers.get(record)
+        if number is None:
+            if self._free_numbers:
+                number = self._free_numbers.pop()
+                self._batches[number] = record
+            else:
+                number = len(self._batches)
+                self._batches.append(record)
+                self._batch_refs.append(0)
+            self._batch_numbers[record] = number
+        return number
+
+    def _release(self, number: int, count: int) -> None:
+        """``count`` decisions no longer name batch ``number``."""
+        refs = self._batch_refs[number] - count
+        self._batch_refs[number] = refs
+        if refs == 0:
+            record = self._batches[number]
+            self._batches[number] = None
+            del self._batch_numbers[record]
+            self._free_numbers.append(number)
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -223,22 +294,27 @@ class Tally:
         rejected: list[bytes] = []
         contradictions: list[bytes] = []
         parked: list[tuple[bytes, int]] = []
+        number = self._number(record)
+        base = number << _INDEX_BITS
+        counted = 0
         for index, txid in enumerate(vote.accepts):
             state = txs.get(txid)
             if state is None:
                 if held is not None and txid not in held:
                     parked.append((txid, index))
                     continue
-                state = txs[txid] = [0, 0, {}]
-            seen = state[2].get(voter)
+                state = txs[txid] = _TxState()
+            decisions = state.decisions
+            seen = decisions.get(voter)
             if seen is not None:
-                if seen[1] == _REJECT:
+                if _index(seen) == _REJECT:
                     self._discard(state, voter, seen, weight)
                     contradictions.append(txid)
                 continue
-            state[2][voter] = (record, index)
-            before = state[0]
-            state[0] = after = before + weight
+            decisions[voter] = base | (index + 2)
+            counted += 1
+            before = state.accept
+            state.accept = after = before + weight
             if 3 * after >= two_total > 3 * before:
                 final.append(txid)
         for txid in vote.rejects:
@@ -247,30 +323,39 @@ class Tally:
                 if held is not None and txid not in held:
                     parked.append((txid, _REJECT))
                     continue
-                state = txs[txid] = [0, 0, {}]
-            seen = state[2].get(voter)
+                state = txs[txid] = _TxState()
+            decisions = state.decisions
+            seen = decisions.get(voter)
             if seen is not None:
-                if seen[1] >= 0:
+                if _index(seen) >= 0:
                     self._discard(state, voter, seen, weight)
                     contradictions.append(txid)
                 continue
-            state[2][voter] = (record, _REJECT)
-            before = state[1]
-            state[1] = after = before + weight
+            decisions[voter] = base | (_REJECT + 2)
+            counted += 1
+            before = state.reject
+            state.reject = after = before + weight
             if 3 * after > total >= 3 * before:
                 rejected.append(txid)
+        self._batch_refs[number] += counted
+        if counted == 0:
+            self._release(number, 0)  # a number for nothing: freed again
         fetch: list[bytes] = []
         if parked:
             self._park(record, parked, fetch, contradictions)
         return final, rejected, contradictions, fetch
 
     @staticmethod
-    def _discard(state: list[Any], voter: bytes, seen: tuple[Any, int], weight: int) -> None:
+    def _discard(state: _TxState, voter: bytes, seen: int, weight: int) -> None:
         """``voter`` contradicted its counted decision ``seen`` on this txid: that decision's
-        weight is taken back and nothing it says on the txid counts again. A quorum or a
-        rejection already reached stays (what was final is final: its certificate holds)."""
-        state[1 if seen[1] == _REJECT else 0] -= weight
-        state[2][voter] = (seen[0], _EQUIVOCATED)
+        weight is taken back and nothing it says on the txid counts again (the decision keeps
+        naming its batch: :meth:`counted_batch`). A quorum or a rejection already reached stays
+        (what was final is final: its certificate holds)."""
+        if _index(seen) == _REJECT:
+            state.reject -= weight
+        else:
+            state.accept -= weight
+        state.decisions[voter] = seen & ~_INDEX_MASK | (_EQUIVOCATED + 2)
 
     def _park(
         self,
@@ -332,57 +417,67 @@ class Tally:
         self._parked_count -= len(voters)
         state = self._txs.get(txid)
         if state is None:
-            state = self._txs[txid] = [0, 0, {}]
-        decided = state[2]
-        for voter, seen in voters.items():
+            state = self._txs[txid] = _TxState()
+        decided = state.decisions
+        for voter, (record, index) in voters.items():
             if voter in decided:
                 continue
-            decided[voter] = seen
-            if seen[1] != _EQUIVOCATED:
-                state[1 if seen[1] == _REJECT else 0] += seen[0].weight
+            number = self._number(record)
+            self._batch_refs[number] += 1
+            decided[voter] = number << _INDEX_BITS | (index + 2)
+            if index == _REJECT:
+                state.reject += record.weight
+            elif index != _EQUIVOCATED:
+                state.accept += record.weight
 
     def counted_batch(self, txid: bytes, voter: bytes) -> VoteRecord | None:
         """The batch whose decision of ``voter`` on ``txid`` was counted (or taken back as a
         contradiction), if it is still held (:meth:`compact` drops it)."""
         state = self._txs.get(txid)
-        seen = state[2].get(voter) if state is not None else None
-        return seen[0] if seen is not None else None
+        seen = state.decisions.get(voter) if state is not None else None
+        return self._batches[seen >> _INDEX_BITS] if seen is not None else None
 
     def weights(self, txid: bytes) -> tuple[int, int]:
         """(accept weight, reject weight) of ``txid`` so far."""
         state = self._txs.get(txid)
-        return (state[0], state[1]) if state is not None else (0, 0)
+        return (state.accept, state.reject) if state is not None else (0, 0)
 
     def accepters(self, txid: bytes) -> list[bytes]:
         """Voters that accepted ``txid``, ascending."""
         state = self._txs.get(txid)
         if state is None:
             return []
-        return sorted(v for v, (_, i) in state[2].items() if i >= 0)
+        return sorted(v for v, code in state.decisions.items() if _index(code) >= 0)
 
     def decisions(self, txid: bytes) -> Iterator[tuple[bytes, bool]]:
         """(voter, accepted?) for every voter that decided ``txid``."""
         state = self._txs.get(txid)
         if state is not None:
-            for voter, (_, index) in state[2].items():
+            for voter, code in state.decisions.items():
+                index = _index(code)
                 if index != _EQUIVOCATED:
                     yield voter, index != _REJECT
 
     def is_final(self, txid: bytes) -> bool:
         state = self._txs.get(txid)
-        return state is not None and 3 * state[0] >= 2 * self._total
+        return state is not None and 3 * state.accept >= 2 * self._total
 
     def is_rejected(self, txid: bytes) -> bool:
         state = self._txs.get(txid)
-        return state is not None and 3 * state[1] > self._total
+        return state is not None and 3 * state.reject > self._total
 
     def _accepts(self, txid: bytes) -> list[tuple[VoteRecord, int]]:
         """(batch, index) of every accept of ``txid`` counted so far, by voter ascending;
         ``ValueError`` unless they reach a quorum."""
         state = self._txs.get(txid)
-        if state is None or not 3 * state[0] >= 2 * self._total:
+        if state is None or not 3 * state.accept >= 2 * self._total:
             raise ValueError(f"txid {txid.hex()} has no quorum of accepts at height {self.vset.height}")
-        return [seen for _, seen in sorted(state[2].items(), key=lambda item: item[0]) if seen[1] >= 0]
+        batches = self._batches
+        return [
+            (batches[code >> _INDEX_BITS], _index(code))
+            for _, code in sorted(state.decisions.items())
+            if _index(code) >= 0
+        ]
 
     def certificate(self, txid: bytes) -> FinalityCertificate:
         """The finality certificate of ``txid`` from every accept counted so far; ``ValueError``
@@ -412,7 +507,12 @@ class Tally:
         late contradiction is still caught. No certificate can be built from it afterwards."""
         state = self._txs.get(txid)
         if state is not None:
-            state[2] = {voter: (None, index) for voter, (_, index) in state[2].items()}
+            decisions = state.decisions
+            for voter, code in decisions.items():
+                number = code >> _INDEX_BITS
+                if number:
+                    decisions[voter] = code & _INDEX_MASK  # same keys: no resize while iterating
+                    self._release(number, 1)
 
 
 @cython.no_gc

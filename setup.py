@@ -3,8 +3,10 @@ pyproject.toml.
 
 The listed modules are Cython "pure Python mode": they stay valid Python, so the ``.py`` source is
 always the reference and tests can load it directly. A module is listed only when a benchmark in
-``benches/`` shows the compiled build faster on the message path. ``TIMECOIN_PURE_PYTHON=1``
-builds none of them.
+``benches/`` shows the compiled build faster on the message path, or (``txstate``) for what
+compiling gives its classes: ``cython.no_gc``, untracked by the cyclic collector, measured in
+docs/benchmarks.md ("less for the collector to scan"). ``TIMECOIN_PURE_PYTHON=1`` builds none
+of them.
 """
 
 import os
@@ -16,6 +18,7 @@ HOT_MODULES: list[str] = [
     "timecoin/p2p/items.py",
     "timecoin/p2p/seen.py",
     "timecoin/consensus/tally.py",
+    "timecoin/consensus/txstate.py",
 ]
 
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import timecoin.consensus.tally as tally
+import timecoin.consensus.txstate as txstate
 import timecoin.p2p.framing as framing
 import timecoin.p2p.items as items
 import timecoin.p2p.seen as seen
@@ -42,7 +43,13 @@ def hot_modules() -> list[str]:
 
 def test_hot_modules_are_those_with_an_equivalence_test():
     assert sorted(hot_modules()) == sorted(
-        ["timecoin.p2p.framing", "timecoin.p2p.items", "timecoin.p2p.seen", "timecoin.consensus.tally"]
+        [
+            "timecoin.p2p.framing",
+            "timecoin.p2p.items",
+            "timecoin.p2p.seen",
+            "timecoin.consensus.tally",
+            "timecoin.consensus.txstate",
+        ]
     )
 
 
@@ -62,19 +69,51 @@ def test_installed_hot_module_is_compiled(name):
     reason="TIMECOIN_PURE_PYTHON=1: the install compiled none of the hot modules",
 )
 def test_certificate_references_are_not_scanned_by_the_cyclic_collector():
-    """A node remembers 100,000 certificates by reference, each holding (vote batch, index)
-    pairs: compiled, the batch record and the reference are untracked, so CPython untracks the
-    pairs too and no collection scans them (the pure classes are tracked)."""
+    """A node remembers 100,000 certificates by reference, each naming vote batches and indexes:
+    compiled, the batch record and the reference are untracked, so CPython untracks the flat
+    tuples of batches and indexes too and no collection scans them (the pure classes are
+    tracked)."""
     import gc
 
     record = tally.VoteRecord(TxVote(0, bytes([1]) * 32, (bytes(32),), (), bytes(64)), 1)
-    refs = tally.CertificateRefs(bytes(32), 0, ((record, 0),))
+    refs = tally.CertificateRefs(bytes(32), 0, (record,), (0,))
     gc.collect()
     assert not gc.is_tracked(record)
     assert not gc.is_tracked(refs)
-    assert not gc.is_tracked(refs.accepts[0])
+    assert not gc.is_tracked(refs.records) and not gc.is_tracked(refs.indexes)
     pure = load_pure(tally)
-    assert gc.is_tracked(pure.CertificateRefs(bytes(32), 0, ()))
+    assert gc.is_tracked(pure.CertificateRefs(bytes(32), 0, (), ()))
+
+
+def test_transaction_records_match_their_source():
+    """``PendingTx`` and ``FinalEntry``, compiled and interpreted: the same fields, defaults and
+    certificate bytes (an encoded certificate as it is, one by reference encoded)."""
+    record = tally.VoteRecord(TxVote(0, bytes([1]) * 32, (bytes(32),), (), bytes(64)), 1)
+    refs = tally.CertificateRefs(bytes(32), 7, (record,), (0,))
+    for module in (txstate, load_pure(txstate)):
+        p = module.PendingTx(b"t" * 32, b"raw", (b"o" * 36,), 1.5, True)
+        fields = (p.txid, p.raw, p.inputs, p.first_seen, p.in_mempool)
+        assert fields == (b"t" * 32, b"raw", (b"o" * 36,), 1.5, True)
+        assert (p.decision, p.last_voted, p.last_relayed, p.conflict_since) == (None, None, None, None)
+        p.decision, p.last_voted, p.conflict_since = False, 2.5, 3.0
+        assert (p.decision, p.last_voted, p.conflict_since) == (False, 2.5, 3.0)
+        assert module.FinalEntry(b"raw", b"\x01cert", (), b"k").certificate_bytes() == b"\x01cert"
+        entry = module.FinalEntry(b"raw", refs, (b"o" * 36,), b"k")
+        assert entry.certificate_bytes() == refs.encode() and entry.certificate is refs
+
+
+@pytest.mark.skipif(
+    os.environ.get("TIMECOIN_PURE_PYTHON") == "1",
+    reason="TIMECOIN_PURE_PYTHON=1: the install compiled none of the hot modules",
+)
+def test_transaction_records_are_not_scanned_by_the_cyclic_collector():
+    """Tens of thousands are alive under load: compiled, none is tracked (the pure ones are)."""
+    import gc
+
+    pure = load_pure(txstate)
+    for module, tracked in ((txstate, False), (pure, True)):
+        assert gc.is_tracked(module.PendingTx(b"t", b"r", (), 0.0, True)) is tracked
+        assert gc.is_tracked(module.FinalEntry(b"r", b"c", (), b"k")) is tracked
 
 
 def outcome(call: Any) -> Any:

@@ -77,6 +77,7 @@ from timecoin.consensus.store import (
     vote_batch_key,
 )
 from timecoin.consensus.tally import CertificateRefs, Tally, VoteRecord
+from timecoin.consensus.txstate import FinalEntry, PendingTx
 from timecoin.core.types import Block, BlockView, Transaction
 from timecoin.ledger.mempool import Admission, Mempool
 
@@ -95,24 +96,6 @@ flight (a flush, at most ``finality_vote_interval`` after a decision, plus the n
 first, in the previous tally, where most of those transactions become final; voting on them all
 again at once doubled the votes and tally work at every block (measured at 5,500 tx/s: ~2,000
 txids per node per block, counted by every node)."""
-
-
-@dataclass(slots=True)
-class PendingTx:
-    """A valid transaction that is neither final nor rejected."""
-
-    txid: bytes
-    raw: bytes
-    inputs: tuple[bytes, ...]
-    first_seen: float
-    in_mempool: bool
-    decision: bool | None = None
-    """This masternode's decision: accept, reject, or not yet."""
-    last_voted: float | None = None
-    """When this masternode last voted on it at the current height."""
-    last_relayed: float | None = None
-    """When this masternode last sent it to its peers again (:class:`RelayTransactions`)."""
-    conflict_since: float | None = None
 
 
 class _Held:
@@ -134,23 +117,6 @@ class _StoredBatch:
 
     sequence: int
     refs: int = 0
-
-
-@dataclass(slots=True)
-class FinalEntry:
-    """A final transaction not yet archived in a block (UTXO state "spent-final", DESIGN §4)."""
-
-    raw: bytes
-    certificate: bytes | CertificateRefs
-    """The encoded certificate (one a peer sent) or this node's own, by reference."""
-    inputs: tuple[bytes, ...]
-    key: bytes
-    """Its record's key in the ``finalized`` database (:data:`FINALIZED_KEY`)."""
-
-    def certificate_bytes(self) -> bytes:
-        """The encoded finality certificate."""
-        cert = self.certificate
-        return cert if isinstance(cert, bytes) else cert.encode()
 
 
 class FinalityEngine:
@@ -243,7 +209,9 @@ class FinalityEngine:
                     raise ValueError(
                         f"finalized record of {txid.hex()} names vote batch {missing[0]}, which is not stored"
                     )
-                cert = CertificateRefs(txid, height, tuple((records[seq], i) for seq, i in entries))
+                cert = CertificateRefs(
+                    txid, height, tuple([records[seq] for seq, _ in entries]), tuple([i for _, i in entries])
+                )
                 for seq, _ in entries:
                     stored = self._batches.setdefault(records[seq], _StoredBatch(seq))
                     stored.refs += 1
@@ -622,7 +590,7 @@ class FinalityEngine:
                     out.writes.append((FINALIZED_DB, entry.key, None))
                 cert = entry.certificate
                 if not isinstance(cert, bytes):
-                    for record, _ in cert.accepts:
+                    for record in cert.records:
                         stored = batches[record]
                         stored.refs -= 1
                         if stored.refs == 0:
@@ -900,7 +868,7 @@ class FinalityEngine:
             return cert
         batches = self._batches
         refs = []
-        for record, index in cert.accepts:
+        for record, index in zip(cert.records, cert.indexes, strict=True):
             stored = batches.get(record)
             if stored is None:
                 stored = batches[record] = _StoredBatch(self._next_batch)
@@ -916,7 +884,7 @@ class FinalityEngine:
         for entry in entries:
             cert = entry.certificate
             if not isinstance(cert, bytes):
-                for record, _ in cert.accepts:
+                for record in cert.records:
                     dropped[record] = dropped.get(record, 0) + 1
         return [record for record, n in dropped.items() if self._batches[record].refs == n]
 

@@ -13,7 +13,8 @@ cdef class VoteRecord:
 cdef class CertificateRefs:
     cdef readonly bytes txid
     cdef readonly object height
-    cdef readonly tuple accepts
+    cdef readonly tuple records
+    cdef readonly tuple indexes
 
 
 cdef class _Parked:

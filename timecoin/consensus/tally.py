@@ -488,7 +488,10 @@ class Tally:
     def certificate_refs(self, txid: bytes) -> CertificateRefs:
         """The certificate of ``txid`` by reference, from every accept counted so far;
         ``ValueError`` unless they reach a quorum."""
-        return CertificateRefs(txid, self.vset.height, tuple(self._accepts(txid)))
+        accepts = self._accepts(txid)
+        return CertificateRefs(
+            txid, self.vset.height, tuple([r for r, _ in accepts]), tuple([i for _, i in accepts])
+        )
 
     def certificate_bytes(self, txid: bytes) -> bytes:
         """``self.certificate(txid).encode()`` without building the objects; ``ValueError``
@@ -522,15 +525,29 @@ class CertificateRefs:
     batch's accepts) whose accepts made ``txid`` final at ``height``, by voter ascending. The
     batches are stored once (``votes/`` records, :mod:`timecoin.consensus.store`) however many
     certificates refer to them; the bytes are built only when someone asks (:meth:`encode`).
-    Compiled, it is untracked by the cyclic collector like :class:`VoteRecord` (it holds only
-    bytes, ints and records), so the certificates a node remembers cost no collector time."""
+    Compiled, it is untracked by the cyclic collector like :class:`VoteRecord`, and it keeps the
+    batches and the indexes in two flat tuples (of records, of ints), which CPython untracks at
+    their first collection whatever the order: a tuple of (batch, index) pairs stayed tracked
+    (and was scanned again by every older-generation collection) while any pair still was, and the
+    100,000 certificates a node remembers were half the objects the collector held under load
+    (docs/benchmarks.md, "less for the collector to scan")."""
 
-    __slots__ = ("txid", "height", "accepts")
+    __slots__ = ("txid", "height", "records", "indexes")
 
-    def __init__(self, txid: bytes, height: int, accepts: tuple[tuple[VoteRecord, int], ...]) -> None:
+    def __init__(
+        self, txid: bytes, height: int, records: tuple[VoteRecord, ...], indexes: tuple[int, ...]
+    ) -> None:
+        if len(records) != len(indexes):
+            raise ValueError(f"{len(records)} batches but {len(indexes)} indexes")
         self.txid = txid
         self.height = height
-        self.accepts = accepts
+        self.records = records
+        self.indexes = indexes
+
+    @property
+    def accepts(self) -> tuple[tuple[VoteRecord, int], ...]:
+        """(batch, index) of each entry, by voter ascending (made on each call)."""
+        return tuple(zip(self.records, self.indexes, strict=True))
 
     def encode(self) -> bytes:
         """The encoded ``FinalityCertificate``: the bytes the tally would have built at once."""
@@ -539,13 +556,18 @@ class CertificateRefs:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CertificateRefs):
             return NotImplemented
-        return (self.txid, self.height, self.accepts) == (other.txid, other.height, other.accepts)
+        return (self.txid, self.height, self.records, self.indexes) == (
+            other.txid,
+            other.height,
+            other.records,
+            other.indexes,
+        )
 
     def __hash__(self) -> int:
-        return hash((self.txid, self.height, self.accepts))
+        return hash((self.txid, self.height, self.records, self.indexes))
 
     def __repr__(self) -> str:
-        return f"CertificateRefs(txid={self.txid.hex()}, height={self.height}, accepts={len(self.accepts)})"
+        return f"CertificateRefs(txid={self.txid.hex()}, height={self.height}, accepts={len(self.records)})"
 
 
 def encode_certificate(txid: bytes, height: int, accepts: Sequence[tuple[VoteRecord, int]]) -> bytes:

@@ -6,8 +6,14 @@ then spends its time scanning the long-lived start-up state (chain, indexes, mod
 no garbage: 13–16 % of the main thread at 2,750 tx/s on the 2-core development machine. So once
 the node has started, :func:`settle` collects once, moves everything alive into the permanent
 generation (``gc.freeze``: never scanned again) and raises the thresholds (:data:`GC_THRESHOLDS`)
-so that the youngest generation is collected every 50,000 net allocations: about 20 times a
-second at 10,000 tx/s, each a scan of at most that many young objects.
+so that the youngest generation is collected every 200,000 net allocations.
+
+What a node keeps per transaction in flight gives the collector nothing to track (the records
+of ``timecoin.consensus.txstate``, the tally's per-txid state, certificates by reference, the
+finality feed), so net allocations grow mostly in the bursts of a block's processing and a
+collection scans those few: one node at 6,000 tx/s offered for 40 s ran 2 young collections
+(0.14 s, the longest 109 ms) where a threshold of 50,000 ran 42 (1.6 s, the longest 73 ms);
+docs/benchmarks.md, "less for the collector to scan".
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ __all__ = ["GC_THRESHOLDS", "settle"]
 
 log = logging.getLogger(__name__)
 
-GC_THRESHOLDS = (50_000, 20, 50)
+GC_THRESHOLDS = (200_000, 20, 50)
 """``gc.set_threshold`` after start-up: net allocations between two collections of generation
 0; collections of generation 0 between two of generation 1; of 1 between two full ones."""
 

@@ -92,7 +92,7 @@ def test_sigterm_shuts_down_cleanly_and_the_store_reopens_at_the_tip(node, chain
         and "chain closed at height 3" in log
         and log.rstrip().endswith("stopped")
     )
-    assert "start-up objects frozen, thresholds (50000, 20, 50)" in log  # docs/operator.md, "Memory"
+    assert f"start-up objects frozen, thresholds {GC_THRESHOLDS}" in log  # docs/operator.md, "Memory"
     assert not (node.datadir / ".cookie").exists()
     state = ChainState.open(node.datadir / CHAIN_DIR, chain.config.params, chain.genesis)
     try:

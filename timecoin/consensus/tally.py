@@ -466,18 +466,19 @@ class Tally:
         state = self._txs.get(txid)
         return state is not None and 3 * state.reject > self._total
 
-    def _accepts(self, txid: bytes) -> list[tuple[VoteRecord, int]]:
-        """(batch, index) of every accept of ``txid`` counted so far, by voter ascending;
+    def _accept_codes(self, txid: bytes) -> list[int]:
+        """The decision codes of every accept of ``txid`` counted so far, by voter ascending;
         ``ValueError`` unless they reach a quorum."""
         state = self._txs.get(txid)
         if state is None or not 3 * state.accept >= 2 * self._total:
             raise ValueError(f"txid {txid.hex()} has no quorum of accepts at height {self.vset.height}")
+        return [code for _, code in sorted(state.decisions.items()) if _index(code) >= 0]
+
+    def _accepts(self, txid: bytes) -> list[tuple[VoteRecord, int]]:
+        """(batch, index) of every accept of ``txid`` counted so far, by voter ascending;
+        ``ValueError`` unless they reach a quorum."""
         batches = self._batches
-        return [
-            (batches[code >> _INDEX_BITS], _index(code))
-            for _, code in sorted(state.decisions.items())
-            if _index(code) >= 0
-        ]
+        return [(batches[code >> _INDEX_BITS], _index(code)) for code in self._accept_codes(txid)]
 
     def certificate(self, txid: bytes) -> FinalityCertificate:
         """The finality certificate of ``txid`` from every accept counted so far; ``ValueError``
@@ -487,10 +488,15 @@ class Tally:
 
     def certificate_refs(self, txid: bytes) -> CertificateRefs:
         """The certificate of ``txid`` by reference, from every accept counted so far;
-        ``ValueError`` unless they reach a quorum."""
-        accepts = self._accepts(txid)
+        ``ValueError`` unless they reach a quorum. Made once per final transaction: the batches
+        and indexes come straight from the decision codes, no (batch, index) pair in between."""
+        codes = self._accept_codes(txid)
+        batches = self._batches
         return CertificateRefs(
-            txid, self.vset.height, tuple([r for r, _ in accepts]), tuple([i for _, i in accepts])
+            txid,
+            self.vset.height,
+            tuple([batches[code >> _INDEX_BITS] for code in codes]),
+            tuple([_index(code) for code in codes]),
         )
 
     def certificate_bytes(self, txid: bytes) -> bytes:

@@ -5,7 +5,9 @@
 1. **fan-out**: the account keys' coins (``listunspent``: the genesis allocations on a fresh
    devnet, what earlier runs left on a reused one) are split (one or more levels, :mod:`.generator`)
    until there is one coin per load transaction; each level is submitted and must be committed
-   in a block on every node before the next (the mempool admits spends of committed coins only).
+   in a block on every node before the next (the mempool admits spends of committed coins only),
+   waited for while it progresses (:data:`SETTLE_SLOTS` block slots without one more committed
+   ends the wait).
    Nodes without block production (no ``getconsensusinfo``) cannot commit it: the run then
    reports the fan-out it submitted and stops there, saying so in ``notes``;
 2. **pre-signing** of every load transaction (timed: the generator's rate is in the report);
@@ -80,7 +82,10 @@ FINALITY_METHOD = "gettransactionfinality"
 STATUS_BATCH = 5_000
 """``gettransactionfinality`` calls per JSON-RPC batch."""
 SETTLE_SLOTS = 10
-"""Block slots to wait for a fan-out level to commit, or for the last block at the end."""
+"""Block slots to wait for the last block at the end, or for a fan-out level's next transaction
+to commit (a level as a whole may take longer while it progresses)."""
+POLL_INTERVAL = 0.2
+"""Seconds between two polls of the nodes while waiting."""
 FANOUT_BATCH = 256
 """Fan-out transactions per ``sendrawtransactions`` call (each up to ~80 kB)."""
 OVERLOAD_RETRY = 0.25
@@ -117,7 +122,7 @@ class LoadTestConfig:
     probes: list[NodeProbe] = field(default_factory=list)
 
 
-async def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
+async def _wait(predicate: Any, timeout: float, interval: float = POLL_INTERVAL) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
@@ -156,25 +161,49 @@ def _failure(e: BaseException) -> str:
 
 
 async def _statuses_everywhere(
-    nodes: list[AsyncRPC], txids: list[str]
+    nodes: list[AsyncRPC], txids: list[str] | list[list[str]]
 ) -> list[list[dict[str, Any]] | BaseException]:
-    """:func:`_statuses` of ``txids`` on every node, all nodes asked at once (each answers from
-    its own process: one after another, the settle phase took the sum of their times); per node
-    its statuses, or the :data:`NETWORK_ERRORS` failure that ended the asking. Any other
-    exception propagates."""
-    answers = await asyncio.gather(*(_statuses(node, txids) for node in nodes), return_exceptions=True)
+    """:func:`_statuses` of ``txids`` (one list for all nodes, or one list per node) on every
+    node, all nodes asked at once (each answers from its own process: one after another, the
+    settle phase took the sum of their times); per node its statuses, or the
+    :data:`NETWORK_ERRORS` failure that ended the asking. Any other exception propagates."""
+    asks = txids if txids and isinstance(txids[0], list) else [txids] * len(nodes)
+    answers = await asyncio.gather(
+        *(_statuses(node, ask) for node, ask in zip(nodes, asks, strict=True)), return_exceptions=True
+    )
     for answer in answers:
         if isinstance(answer, BaseException) and not isinstance(answer, NETWORK_ERRORS):
             raise answer
     return answers
 
 
-async def _committed_everywhere(nodes: list[AsyncRPC], txids: list[str]) -> bool:
-    """Whether every node holds ``txids`` in a block (False while a node does not answer)."""
-    return all(
-        not isinstance(statuses, BaseException) and all(s.get("height") is not None for s in statuses)
-        for statuses in await _statuses_everywhere(nodes, txids)
-    )
+async def _wait_committed(
+    nodes: list[AsyncRPC], txids: list[str], stall: float, interval: float = POLL_INTERVAL
+) -> bool:
+    """Waits until every node holds every one of ``txids`` in a block (``True``), or until
+    ``stall`` seconds pass in which no node reported one more of them in a block (``False``; a
+    node that cannot be asked makes no progress). Each poll asks a node only about the txids it
+    did not yet report in a block (a block's transactions stay in it: commits are final).
+
+    A fixed deadline failed big fan-outs that were progressing: 128,000 transactions (a 15,000
+    tx/s load for 30 s) need ~20 s to finalize and commit at the network's capacity, and asking
+    four nodes about all of them on every poll loaded the nodes that were committing them."""
+    remaining = [list(txids) for _ in nodes]
+    progress_at = time.monotonic()
+    while True:
+        answers = await _statuses_everywhere(nodes, remaining)
+        for i, answer in enumerate(answers):
+            if isinstance(answer, BaseException):
+                continue
+            left = [t for t, s in zip(remaining[i], answer, strict=True) if s.get("height") is None]
+            if len(left) < len(remaining[i]):
+                progress_at = time.monotonic()
+            remaining[i] = left
+        if not any(remaining):
+            return True
+        if time.monotonic() - progress_at > stall:
+            return False
+        await asyncio.sleep(interval)
 
 
 async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> tuple[dict[str, dict[int, str]], dict[int, str]]:
@@ -353,8 +382,8 @@ async def prepare(
             )
             prep.load_ready = False
             break
-        if not await _wait(lambda t=txids: _committed_everywhere(nodes, t), settle):
-            notes.append(f"the fan-out was not committed on every node within {settle:.0f} s")
+        if not await _wait_committed(nodes, txids, settle):
+            notes.append(f"the fan-out stopped committing on some node for {settle:.0f} s")
             prep.load_ready = False
             break
     return prep

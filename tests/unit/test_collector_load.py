@@ -74,3 +74,24 @@ def test_counting_and_compacting_make_no_tracked_object_per_txid():
     late = VoteRecord(TxVote.create(SEEDS[0], CHAIN, 5, [], txids[:1]), 1)
     assert tally.add(late) == ([], [], txids[:1])
     assert tally.weights(txids[0]) == (2, 0)
+
+
+def test_batches_that_count_nothing_hold_no_number_and_the_list_stays_bounded():
+    """A masternode may send the same valid batch, or batches repeating decisions already
+    counted, a million times: each gets a number only while one of its decisions is counted, so
+    such batches are released in the call that saw them (the number one took for the call is
+    reused by the next) and the numbered list does not grow."""
+    vset = ValidatorSet.of(5, [crypto.public_key(s) for s in SEEDS], [1, 1, 1, 1])
+    tally = Tally(vset)
+    txids = [os.urandom(32) for _ in range(50)]
+    first = VoteRecord(TxVote.create(SEEDS[0], CHAIN, 5, txids, []), 1)
+    tally.add(first)
+    assert (tally.batches_held, tally.batch_slots) == (1, 2)
+    for k in range(1_000):
+        again = VoteRecord(TxVote.create(SEEDS[0], CHAIN, 5, txids[k % 50 :] + txids[: k % 50], []), 1)
+        assert tally.add(again) == ([], [], [])
+        assert tally.add(first) == ([], [], [])
+        assert tally.batches_held == 1 and tally.batch_slots <= 3
+    for txid in txids:
+        tally.compact(txid)
+    assert tally.batches_held == 0 and tally.batch_slots <= 3

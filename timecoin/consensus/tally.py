@@ -261,6 +261,17 @@ class Tally:
         """Parked (voter, txid) decisions, all voters together."""
         return self._parked_count
 
+    @property
+    def batches_held(self) -> int:
+        """Vote batches held because a counted decision names them."""
+        return len(self._batch_numbers)
+
+    @property
+    def batch_slots(self) -> int:
+        """Length of the numbered batch list: the most batches held at once since the tally
+        began, plus the unused number 0 (freed numbers are reused, so it never shrinks)."""
+        return len(self._batches)
+
     def parked_txids(self, voter: bytes) -> int:
         """Txids of ``voter``'s batches kept for parked decisions (≤ :data:`MAX_PARKED_PER_VOTER`)."""
         batches = self._parked.get(voter)

@@ -2,12 +2,12 @@
 
 Start order: data directory lock → JSON-RPC server (answering ``-28`` "warming up" with the
 current step until the node is ready) → genesis → chain state (store + UTXO set) → transaction
-index catch-up → mempool → P2P → heartbeats → consensus
+index catch-up and its writer task → mempool → P2P → heartbeats → consensus
 (:class:`~timecoin.consensus.service.ConsensusService`) → ``/metrics`` (when enabled) → the
 summary line and the loop-lag monitor → ready. Stop order is the reverse: ``/metrics`` and the
 RPC server stop accepting, consensus cancels its timers, P2P closes its connections, every task
-the node spawned is cancelled and awaited, worker threads finish, LMDB is flushed and closed, the
-cookie is removed and the lock released.
+the node spawned is cancelled and awaited, worker threads finish, the transaction index writes
+what it still has queued, LMDB is flushed and closed, the cookie is removed and the lock released.
 
 **Who owns the state.** The event loop thread owns the chain and the mempool: every change
 (connecting a block, admitting transactions) runs synchronously on the loop, with no ``await``
@@ -47,7 +47,7 @@ from timecoin.config import ConfigError, NodeConfig
 from timecoin.consensus.service import ConsensusService
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
-from timecoin.ledger.chain import ChainState, PreparedBlock
+from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
 from timecoin.looplag import LoopLagMonitor
@@ -281,6 +281,7 @@ class Node:
         indexed = await self.run_in_worker(self._txindex.catch_up, self.params.reorg_max_depth)
         if indexed:
             log.info("transaction index caught up: %d blocks indexed", indexed)
+        self._spawn(self._txindex.run(), "transaction index")
         self._check_interrupt()
 
         self._mempool = Mempool(
@@ -405,6 +406,11 @@ class Node:
             await self._stop_step("node tasks", asyncio.gather(*self._tasks, return_exceptions=True))
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
+        if self._txindex is not None:
+            try:
+                self._txindex.flush()
+            except Exception:
+                log.exception("transaction index: writing what is queued failed; the next start catches up")
         if self._chain is not None:
             tip = self._chain.tip
             self._chain.close()
@@ -539,13 +545,14 @@ class Node:
 
     def connect_block_with(self, raw: bytes, extra: ExtraWrites) -> None:
         """Connects the encoded block with ``extra`` store writes in its transaction (the commit
-        certificate, archived finalized records), then indexes its transactions, removes them and
-        their conflicts from the mempool, wakes tip waiters and announces it. Raises
+        certificate, archived finalized records), then queues its transactions for the index (its
+        task writes them; :class:`~timecoin.store.txindex.TxIndex`), removes them and their
+        conflicts from the mempool, wakes tip waiters and announces it. Raises
         ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
         prepared = self.chain.prepare_block(raw)
-        index_writes = self._index_writes(prepared)
-        applied = self.chain.connect_block(raw, [*extra, *index_writes])
-        if not index_writes:
+        applied = self.chain.connect_block(raw, extra)
+        ledger = prepared.ledger
+        if not self.txindex.queue_block(applied.height, ledger.block_hash, raw, ledger.txids):
             self._catch_up_index(applied.height)
         self.mempool.remove(applied.txids)
         self.mempool.remove_conflicts(spent_outpoints(applied.undo))
@@ -558,15 +565,6 @@ class Node:
             # Masternodes running consensus learn blocks from it (Status, Decision).
             voting = self.consensus is not None and self.consensus.is_masternode
             self.p2p.announce_block(applied.height, applied.block_hash, to_masternodes=not voting)
-
-    def _index_writes(self, prepared: PreparedBlock) -> list[tuple[bytes, bytes, bytes | None]]:
-        """The transaction index's writes for the block's own store transaction, if the index
-        is at its parent; else none (it catches up after the commit)."""
-        best = self.txindex.best()
-        height = prepared.header.height
-        if best is None or best[0] + 1 != height:
-            return []
-        return TxIndex.block_writes(height, prepared.ledger.block_hash, prepared.raw, prepared.ledger.txids)
 
     def _catch_up_index(self, height: int) -> None:
         # The block is committed whatever happens here: an index failure is logged and the index

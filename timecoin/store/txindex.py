@@ -1,10 +1,18 @@
 """The transaction index: txid → where its bytes are in a committed block (``getrawtransaction``).
 
 It lives in the chain store's ``txindex`` database and, like Bitcoin Core's ``-txindex``, is
-derived data with its own best block: a block's entries and the new best block are written in
-the block's own store transaction when the index is at its parent (the node's steady state), or
-by the catch-up, which on start indexes from its best block to the chain tip (a store that had
-no index, a block connected while the index lagged).
+derived data with its own best block, written after the block, not in its store transaction:
+
+* a connected block is queued (:meth:`TxIndex.queue_block`, when the index and its queue are at
+  the block's parent: the node's steady state) and its entries answer lookups from memory at
+  once; the index's own task (:meth:`TxIndex.run`) writes them sorted by txid, at most
+  :data:`INDEX_CHUNK` per store transaction, yielding the event loop between two, the best block
+  with the block's last chunk. The entries' keys are random, one B-tree page each: written in the
+  block's own transaction they held every node's loop ~40 ms per 12,000-transaction block at the
+  same moment (docs/benchmarks.md);
+* the catch-up (:meth:`TxIndex.catch_up`) indexes from the stored best block to the chain tip, on
+  start (a store that had no index, a crash or stop with blocks queued) and after a block that
+  could not be queued.
 
 Layout: ``txid`` (32 bytes) → ``height`` u64 BE ‖ ``offset`` u32 LE ‖ ``length`` u32 LE (the
 transaction's bytes inside the encoded block); key ``best`` → height u64 BE ‖ block hash.
@@ -16,10 +24,12 @@ This module reads and writes bytes; it judges no validity.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import timecoin_native
 
@@ -29,6 +39,10 @@ log = logging.getLogger(__name__)
 
 TXINDEX_DB = b"txindex"
 """The chain store database of the index (``DATABASES`` in chainstore.py)."""
+
+INDEX_CHUNK = 2_000
+"""Entries per store transaction of :meth:`TxIndex.run`: a few ms of the event loop each on a
+2-core machine (docs/benchmarks.md)."""
 
 _BEST = b"best"
 _ENTRY = struct.Struct(">QII")
@@ -51,11 +65,104 @@ def transaction_spans(block: bytes) -> list[tuple[int, int]]:
     return timecoin_native.transaction_spans(block)
 
 
-class TxIndex:
-    """The txid index over a :class:`ChainStore`. One task owns it (the chain's owner)."""
+@dataclass(slots=True)
+class _Queued:
+    """A connected block whose entries are not all written yet."""
 
-    def __init__(self, store: ChainStore) -> None:
+    height: int
+    block_hash: bytes
+    entries: list[tuple[bytes, bytes]]
+    """(txid, packed entry), sorted by txid."""
+    written: int = field(default=0)
+
+
+class TxIndex:
+    """The txid index over a :class:`ChainStore`. The chain's owner queues blocks and reads it;
+    :meth:`run`, a task of the same event loop, writes what is queued."""
+
+    def __init__(self, store: ChainStore, chunk: int = INDEX_CHUNK) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be positive, not {chunk}")
         self._store = store
+        self._chunk = chunk
+        self._queued: deque[_Queued] = deque()
+        self._unwritten: dict[bytes, bytes] = {}
+        """txid → packed entry, of the queued blocks' entries not written yet."""
+        self._more = asyncio.Event()
+
+    @property
+    def queued_blocks(self) -> int:
+        """Connected blocks whose entries are not all written yet."""
+        return len(self._queued)
+
+    def queue_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> bool:
+        """Queues the entries of the committed ``block`` at ``height`` (``txids`` in block order,
+        coinbase included) for :meth:`run`; lookups answer them at once. Only if the index, with
+        what it has queued, is at the block's parent: ``False`` (nothing queued) otherwise, and
+        :meth:`catch_up` is the way. ``ValueError`` as :meth:`block_writes`."""
+        if self._queued:
+            at: int | None = self._queued[-1].height
+        else:
+            best = self.best()
+            at = best[0] if best is not None else None
+        if at is None or at + 1 != height:
+            return False
+        entries = sorted(self._entries(height, block, txids, block_hash))
+        self._unwritten.update(entries)
+        self._queued.append(_Queued(height, block_hash, entries))
+        self._more.set()
+        return True
+
+    def write_queued(self) -> int:
+        """Writes the next at most ``chunk`` entries of the oldest queued block in one store
+        transaction, with the best block if they are its last; returns how many it wrote. A
+        queued block the chain no longer holds (rolled back) is dropped unwritten. Store errors
+        propagate (the entries stay queued)."""
+        if not self._queued:
+            return 0
+        head = self._queued[0]
+        if self._store.block_hash(head.height) != head.block_hash:
+            self._drop(self._queued.popleft())
+            return 0
+        chunk = head.entries[head.written : head.written + self._chunk]
+        writes: list[tuple[bytes, bytes, bytes | None]] = [(TXINDEX_DB, k, v) for k, v in chunk]
+        last = head.written + len(chunk) == len(head.entries)
+        if last:
+            writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(head.height, head.block_hash)))
+        self._store.write(writes)
+        head.written += len(chunk)
+        if last:
+            self._drop(self._queued.popleft())
+        return len(chunk)
+
+    def flush(self) -> None:
+        """Writes everything queued now (at a stop, before a catch-up)."""
+        while self._queued:
+            self.write_queued()
+
+    async def run(self) -> None:
+        """Writes queued blocks a chunk at a time, yielding the loop after each, until cancelled
+        (what is left stays queued: :meth:`flush` or the next start's :meth:`catch_up`). A store
+        error is logged and empties the queue: the index then lags, and the next block that
+        cannot be queued catches it up."""
+        while True:
+            await self._more.wait()
+            while self._queued:
+                try:
+                    self.write_queued()
+                except Exception:
+                    height = self._queued[0].height
+                    log.exception("transaction index: writing block %d failed; it will catch up", height)
+                    self._queued.clear()
+                    self._unwritten.clear()
+                await asyncio.sleep(0)
+            self._more.clear()
+
+    def _drop(self, done: _Queued) -> None:
+        unwritten = self._unwritten
+        for txid, entry in done.entries:
+            if unwritten.get(txid) is entry:
+                del unwritten[txid]
 
     def best(self) -> tuple[int, bytes] | None:
         """(height, block hash) of the last block indexed, or ``None`` if none is."""
@@ -74,18 +181,23 @@ class TxIndex:
         transaction (``ChainState.connect_block``'s ``extra``) when the index is at its parent,
         or for :meth:`index_block`. ``ValueError`` if the block's transaction count is not
         ``len(txids)``."""
+        writes: list[tuple[bytes, bytes, bytes | None]] = [
+            (TXINDEX_DB, txid, entry) for txid, entry in TxIndex._entries(height, block, txids, block_hash)
+        ]
+        writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(height, block_hash)))
+        return writes
+
+    @staticmethod
+    def _entries(
+        height: int, block: bytes, txids: Sequence[bytes], block_hash: bytes
+    ) -> list[tuple[bytes, bytes]]:
         spans = transaction_spans(block)
         if len(spans) != len(txids):
             raise ValueError(
                 f"block {block_hash.hex()} has {len(spans)} transactions, {len(txids)} txids given"
             )
         pack = _ENTRY.pack
-        writes: list[tuple[bytes, bytes, bytes | None]] = [
-            (TXINDEX_DB, txid, pack(height, offset, length))
-            for txid, (offset, length) in zip(txids, spans, strict=True)
-        ]
-        writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(height, block_hash)))
-        return writes
+        return [(txid, pack(height, o, n)) for txid, (o, n) in zip(txids, spans, strict=True)]
 
     def index_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> None:
         """Indexes a committed block (:meth:`block_writes`) in a store transaction of its own."""
@@ -108,7 +220,7 @@ class TxIndex:
     def contains(self, txid: bytes) -> bool:
         """Whether ``txid`` has an entry: one key read, without the re-hash of :meth:`lookup`
         (for the P2P "do we have it" check on every announced txid)."""
-        return len(txid) == 32 and self._store.get(TXINDEX_DB, txid) is not None
+        return len(txid) == 32 and (txid in self._unwritten or self._store.get(TXINDEX_DB, txid) is not None)
 
     def locate(self, txid: bytes) -> TxLocation | None:
         """Where ``txid`` is in the chain, or ``None`` if no committed block holds it."""
@@ -118,7 +230,7 @@ class TxIndex:
     def lookup(self, txid: bytes) -> tuple[TxLocation, bytes, bytes] | None:
         """(location, block hash, encoded transaction) of ``txid`` in the committed chain, or
         ``None``. The bytes found are re-hashed and must be ``txid``."""
-        raw = self._store.get(TXINDEX_DB, txid)
+        raw = self._unwritten.get(txid) or self._store.get(TXINDEX_DB, txid)
         if raw is None or len(raw) != _ENTRY.size:
             return None
         loc = TxLocation(*_ENTRY.unpack(raw))
@@ -139,7 +251,9 @@ class TxIndex:
         that had no index); returns how many blocks it indexed. A block the store finds damaged
         is skipped (logged); a missing one is a ``ValueError``. If the best indexed block is no
         longer in the chain (a rollback the index did not see), it re-indexes from
-        ``reorg_max_depth`` blocks below it, deeper than any rollback can go."""
+        ``reorg_max_depth`` blocks below it, deeper than any rollback can go. What is queued is
+        written first (:meth:`flush`)."""
+        self.flush()
         tip = self._store.tip()
         if tip is None:
             return 0

@@ -298,6 +298,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="N",
     ),
     Setting(
+        "admission_max_final_bytes",
+        _int_range(1, 2**40),
+        None,
+        "Bytes of final transactions no block holds yet at which sendrawtransaction(s) answer "
+        "'overloaded' (error -32001) [default: the network's mempool byte limit].",
+        metavar="BYTES",
+    ),
+    Setting(
         "masternode_key",
         _path,
         None,
@@ -371,6 +379,8 @@ class NodeConfig:
     """Serve ``/ui`` on the RPC server (:mod:`timecoin.dashboard`)."""
     admission_max_pending: int | None = None
     """None: the default share of the network's mempool limit (``ledger.mempool.AdmissionLimit``)."""
+    admission_max_final_bytes: int | None = None
+    """None: the network's mempool byte limit (``ledger.mempool.AdmissionLimit``)."""
     conf: Path | None = None
     """The configuration file read, if any."""
     sources: Mapping[str, str] = field(default_factory=dict)

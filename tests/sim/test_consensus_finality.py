@@ -50,6 +50,9 @@ def test_happy_path_final_with_certificates_then_archived(sim):
         assert sim.nodes[i % 4].submit([tx.encode()])[0].accepted
     txids = [tx.txid for tx in txs]
     assert sim.run_until(lambda: sim.all_final(txids), timeout=5)
+    for n in sim.nodes:  # what admission control bounds: the bytes waiting for a block
+        finality = n.consensus.finality
+        assert finality.finalized_bytes == sum(len(e.raw) for e in finality.finalized.values()) > 0
     latencies = [n.finalized_at[t] - t0 for n in sim.nodes for t in txids]
     assert max(latencies) < 1.0
     observer = sim.nodes[4]
@@ -75,6 +78,7 @@ def test_happy_path_final_with_certificates_then_archived(sim):
         assert cert is not None
         verify_commit_certificate(cert, node.chain.store.block_hash(h), h, node_set(node, h), chain_id)
     assert all(not n.consensus.finality.finalized for n in sim.nodes)  # archived: pool empty
+    assert all(n.consensus.finality.finalized_bytes == 0 for n in sim.nodes)
     assert all(not list(n.chain.store.items(FINALIZED_DB)) for n in sim.nodes)  # records deleted
     for n in sim.nodes:
         assert signature_conflicts(n.sent) == []
@@ -216,6 +220,7 @@ def test_final_transaction_survives_restart(sim):
     node.crash()
     node.restart()
     entry = node.consensus.finality.finalized[tx.txid]
+    assert node.consensus.finality.finalized_bytes == len(tx.encode())  # counted when loaded too
     # Stored by reference (the vote batches once, the record ~45 bytes of references) and
     # rebuilt to the very bytes the node announced.
     assert isinstance(entry.certificate, CertificateRefs)

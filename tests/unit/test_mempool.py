@@ -188,17 +188,24 @@ def test_admission_limit_room(chain):
     default = AdmissionLimit.for_network(chain.params)
     assert default.max_txs == chain.params.mempool_max_txs * ADMISSION_SHARE_PERCENT // 100
     assert default.max_bytes == chain.params.mempool_max_bytes * ADMISSION_SHARE_PERCENT // 100
+    assert default.max_final_bytes == chain.params.mempool_max_bytes
     assert AdmissionLimit.for_network(chain.params, 7).max_txs == 7
+    assert AdmissionLimit.for_network(chain.params, max_final_bytes=9).max_final_bytes == 9
     with pytest.raises(ValueError):
-        AdmissionLimit(0, 1)
+        AdmissionLimit(0, 1, 1)
+    with pytest.raises(ValueError):
+        AdmissionLimit(1, 1, 0)
 
     pool = Mempool(chain.params, chain.utxos, chain.rules)
     txs = [spend(chain, op, k, v, 2_000_000) for op, v, k in coins(chain)[:3]]
-    limit = AdmissionLimit(2, 10**9)
+    limit = AdmissionLimit(2, 10**9, 1_000)
     assert limit.room(pool) == 2
     pool.add([txs[0].encode()], 1)
     assert limit.room(pool) == 1
     pool.add([t.encode() for t in txs[1:]], 1)
     assert len(pool) == 3 and limit.room(pool) == 0
-    assert AdmissionLimit(100, pool.bytes).room(pool) == 0
-    assert AdmissionLimit(100, pool.bytes + 1).room(pool) == 97
+    assert AdmissionLimit(100, pool.bytes, 1_000).room(pool) == 0
+    assert AdmissionLimit(100, pool.bytes + 1, 1_000).room(pool) == 97
+    # Final transactions no block archives yet count against their own bound.
+    assert AdmissionLimit(100, pool.bytes + 1, 1_000).room(pool, final_bytes=999) == 97
+    assert AdmissionLimit(100, pool.bytes + 1, 1_000).room(pool, final_bytes=1_000) == 0

@@ -136,6 +136,9 @@ class FinalityEngine:
         self.pending: dict[bytes, PendingTx] = {}
         self.spenders: dict[bytes, set[bytes]] = {}
         self.finalized: dict[bytes, FinalEntry] = {}
+        self.finalized_bytes = 0
+        """Bytes of the transactions in :attr:`finalized` (final, no block archives them yet):
+        the node's admission control bounds it (``timecoin.ledger.mempool.AdmissionLimit``)."""
         self.spent_final: dict[bytes, bytes] = {}
         self.rejected: OrderedDict[bytes, str] = OrderedDict()
         self.tally = Tally(ctx.vset)
@@ -216,6 +219,7 @@ class FinalityEngine:
                     stored = self._batches.setdefault(records[seq], _StoredBatch(seq))
                     stored.refs += 1
             self.finalized[txid] = FinalEntry(raw, cert, inputs, key)
+            self.finalized_bytes += len(raw)
             for o in inputs:
                 self.spent_final[o] = txid
         # Batches no stored record names any more (their last record went in a block).
@@ -584,6 +588,7 @@ class FinalityEngine:
                 rejected.pop(txid, None)  # a split tally saw it rejected: the chain settled it
             entry = finalized.pop(txid, None)
             if entry is not None:
+                self.finalized_bytes -= len(entry.raw)
                 inputs = entry.inputs
                 spent.extend(inputs)
                 if not archived:
@@ -842,6 +847,7 @@ class FinalityEngine:
         key = finalized_key(self._next_key)
         self._next_key += 1
         self.finalized[txid] = FinalEntry(p.raw, cert, inputs, key)
+        self.finalized_bytes += len(p.raw)
         for o in inputs:
             spent_final[o] = txid
         out.writes.append((FINALIZED_DB, key, encode_finalized(txid, p.raw, self._stored_proof(cert, out))))
@@ -1018,6 +1024,7 @@ class FinalityEngine:
             "pending": len(self.pending),
             "conflicting": self.conflicting,
             "finalized_pool": len(self.finalized),
+            "finalized_pool_bytes": self.finalized_bytes,
             "snowball_active": len(self.snowballs),
             "undecided": len(self._undecided),
             "tallied_txids": len(self.tally),

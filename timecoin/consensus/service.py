@@ -462,6 +462,11 @@ class ConsensusService:
         """The txid of the final transaction no block archives yet that spends ``outpoint``."""
         return self.engine.finality.spent_final.get(outpoint)
 
+    @property
+    def final_backlog_bytes(self) -> int:
+        """Bytes of the final transactions no block archives yet (admission control bounds it)."""
+        return self.engine.finality.finalized_bytes
+
     def final_transaction(self, txid: bytes) -> bytes | None:
         """The encoded transaction ``txid`` if it is final here and no block archives it yet."""
         entry = self.engine.finality.finalized.get(txid)

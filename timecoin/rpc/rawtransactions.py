@@ -5,8 +5,10 @@ Rejections carry the mempool's or the ledger's stable reject code first in the m
 ``VERIFY_REJECTED`` (-26) for every other rule or policy, ``VERIFY_ALREADY_IN_CHAIN`` (-27) for
 a transaction a committed block holds.
 
-**Admission control** (DESIGN §13, §12 invariant 10): once the node's pending transactions reach
-its :class:`~timecoin.ledger.mempool.AdmissionLimit` (the ``admission_max_pending`` setting),
+**Admission control** (DESIGN §13, §12 invariant 10): once the node's pending transactions, or
+the bytes of its final transactions no block holds yet, reach its
+:class:`~timecoin.ledger.mempool.AdmissionLimit` (the ``admission_max_pending`` and
+``admission_max_final_bytes`` settings),
 ``sendrawtransaction`` answers ``MEMPOOL_OVERLOADED`` (-32001, message ``mempool-overloaded:
 ...``) without looking at the transaction, and ``sendrawtransactions`` admits only as many as
 fit, the rest answered ``-32001`` per item (the whole call, when none fits). Nothing refused so
@@ -108,14 +110,24 @@ def decoderawtransaction(node: Node, hexstring: str) -> dict[str, Any]:
 
 def _admission_room(node: Node) -> tuple[int, RPCError]:
     """(how many transactions may be admitted now, the error for those that may not)."""
-    limit = AdmissionLimit.for_network(node.params, node.config.admission_max_pending)
-    mempool = node.mempool
-    error = RPCError(
-        MEMPOOL_OVERLOADED,
-        f"{OVERLOADED}: {len(mempool)} transactions ({mempool.bytes} bytes) pending finality, the "
-        f"node admits new ones below {limit.max_txs} ({limit.max_bytes} bytes); retry later",
+    config = node.config
+    limit = AdmissionLimit.for_network(
+        node.params, config.admission_max_pending, config.admission_max_final_bytes
     )
-    return limit.room(mempool), error
+    mempool = node.mempool
+    final_bytes = node.consensus.final_backlog_bytes if node.consensus is not None else 0
+    if final_bytes >= limit.max_final_bytes:
+        why = (
+            f"{final_bytes} bytes of final transactions wait for a block, the node admits new ones "
+            f"below {limit.max_final_bytes} bytes"
+        )
+    else:
+        why = (
+            f"{len(mempool)} transactions ({mempool.bytes} bytes) pending finality, the node admits "
+            f"new ones below {limit.max_txs} ({limit.max_bytes} bytes)"
+        )
+    error = RPCError(MEMPOOL_OVERLOADED, f"{OVERLOADED}: {why}; retry later")
+    return limit.room(mempool, final_bytes), error
 
 
 def _rejection(node: Node, v: Admission) -> RPCError:

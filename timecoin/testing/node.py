@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from timecoin.core.types import HEADER_LEN, BlockHeader, Transaction
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, build_genesis
+from timecoin.params import DEVNET, NetworkParams
 from timecoin.rpc.client import JSONRPCError, RPCClient, cookie_auth
 from timecoin.rpc.errors import IN_WARMUP
 from timecoin.testing.chaingen import Wallet, certified_writes, commit_certificate, devnet_genesis, grow_chain
@@ -347,11 +348,17 @@ class DevnetChain:
 
 
 def build_devnet_chain(
-    root: Path, blocks: int, txs_per_block: int, seed: bytes = b"timecoin-dev", accounts: int = 16
+    root: Path,
+    blocks: int,
+    txs_per_block: int,
+    seed: bytes = b"timecoin-dev",
+    accounts: int = 16,
+    params: NetworkParams = DEVNET,
 ) -> DevnetChain:
     """Builds ``blocks`` blocks of ``txs_per_block`` transfers on the devnet genesis of ``seed``
-    (in ``root/builder``), writes the genesis file to ``root/genesis.json``."""
-    config, account_keys, mn_keys = devnet_genesis(seed, accounts=accounts)
+    (with the devnet parameters ``params``, e.g. another block slot; in ``root/builder``), writes
+    the genesis file to ``root/genesis.json``."""
+    config, account_keys, mn_keys = devnet_genesis(seed, accounts=accounts, params=params)
     genesis = build_genesis(config)
     root.mkdir(parents=True, exist_ok=True)
     genesis_file = root / "genesis.json"

@@ -12,7 +12,7 @@ from timecoin.core.types import Block
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import build_genesis
 from timecoin.node import spent_outpoints
-from timecoin.store.txindex import TXINDEX_DB, TxIndex, transaction_spans
+from timecoin.store.txindex import MAX_QUEUED_BLOCKS, TXINDEX_DB, TxIndex, transaction_spans
 from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
 
 
@@ -162,3 +162,20 @@ def test_the_index_task_writes_what_is_queued_and_a_catch_up_flushes_first(chain
     assert index.queue_block(7, state.tip.block_hash, raw, _txids(raw))
     assert index.catch_up(state.params.reorg_max_depth) == 0  # the queue was written first
     assert index.best() == (7, state.tip.block_hash) and index.queued_blocks == 0
+
+
+def test_a_full_queue_refuses_so_that_a_sync_indexes_in_step(chain):
+    """Blocks connected faster than the task writes them (a sync connecting block after block)
+    would hold every block's entries in memory: past :data:`MAX_QUEUED_BLOCKS` the index refuses
+    to queue and the node catches it up at once, writing what was queued first."""
+    state, _, wallet = chain
+    index = TxIndex(state.store)
+    index.catch_up(state.params.reorg_max_depth)
+    for _ in range(MAX_QUEUED_BLOCKS):
+        raw = _next_block(state, wallet)
+        assert index.queue_block(state.tip.height, state.tip.block_hash, raw, _txids(raw))
+    raw = _next_block(state, wallet)
+    assert not index.queue_block(state.tip.height, state.tip.block_hash, raw, _txids(raw))
+    assert index.catch_up(state.params.reorg_max_depth) == 1
+    assert index.queued_blocks == 0 and index.best() == (state.tip.height, state.tip.block_hash)
+    assert index.lookup(_txids(raw)[1])[0].height == state.tip.height

@@ -43,6 +43,9 @@ TXINDEX_DB = b"txindex"
 INDEX_CHUNK = 2_000
 """Entries per store transaction of :meth:`TxIndex.run`: a few ms of the event loop each on a
 2-core machine (docs/benchmarks.md)."""
+MAX_QUEUED_BLOCKS = 4
+"""Blocks queued at most (their entries are held in memory): a node connecting blocks faster
+than the task writes them (a sync) finds the queue full and indexes in step (:meth:`catch_up`)."""
 
 _BEST = b"best"
 _ENTRY = struct.Struct(">QII")
@@ -98,14 +101,15 @@ class TxIndex:
     def queue_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> bool:
         """Queues the entries of the committed ``block`` at ``height`` (``txids`` in block order,
         coinbase included) for :meth:`run`; lookups answer them at once. Only if the index, with
-        what it has queued, is at the block's parent: ``False`` (nothing queued) otherwise, and
-        :meth:`catch_up` is the way. ``ValueError`` as :meth:`block_writes`."""
+        what it has queued, is at the block's parent and fewer than :data:`MAX_QUEUED_BLOCKS` are
+        queued: ``False`` (nothing queued) otherwise, and :meth:`catch_up` is the way.
+        ``ValueError`` as :meth:`block_writes`."""
         if self._queued:
             at: int | None = self._queued[-1].height
         else:
             best = self.best()
             at = best[0] if best is not None else None
-        if at is None or at + 1 != height:
+        if at is None or at + 1 != height or len(self._queued) >= MAX_QUEUED_BLOCKS:
             return False
         entries = sorted(self._entries(height, block, txids, block_hash))
         self._unwritten.update(entries)

@@ -264,10 +264,25 @@ class NodeStateCollector(Collector):
             )
         yield _gauge("mempool_size_transactions", "Transactions pending in the mempool.", len(mempool))
         yield _gauge("mempool_size_bytes", "Encoded bytes of the pending transactions.", mempool.bytes)
+        yield _gauge(
+            "txindex_queued_blocks",
+            "Connected blocks whose transaction index entries are not all written yet (docs/operator.md).",
+            node.txindex.queued_blocks,
+        )
         if node.rpc is not None:
             yield from rpc_families(node.rpc.stats)
         consensus = node.consensus
         if consensus is not None:
+            yield _gauge(
+                "finality_unarchived_transactions",
+                "Final transactions no block holds yet (docs/consensus.md, Larger blocks).",
+                consensus.final_backlog,
+            )
+            yield _gauge(
+                "finality_unarchived_bytes",
+                "Encoded bytes of those; admission_max_final_bytes bounds them (docs/operator.md).",
+                consensus.final_backlog_bytes,
+            )
             monitor = consensus.engine.monitor
             yield _labeled_counter(
                 "consensus_ignored_messages",

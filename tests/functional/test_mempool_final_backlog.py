@@ -11,7 +11,8 @@ start (the genesis is older than a slot), the next not for ten minutes, so what 
 stays final and unarchived. With ``--admission-max-final-bytes`` at three transfers' bytes, three
 transfers are admitted and finalized, and the next ones are refused with the retryable overload
 error (-32001) although the mempool is empty; the node keeps serving, and what it refused was
-not looked at (the client can send it again later).
+not looked at (the client can send it again later). The backlog is exported for operators
+(``timecoin_finality_unarchived_{transactions,bytes}``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from timecoin.testing.node import (
     build_devnet_chain,
     default_port_seed,
     masternode_network,
+    metrics_port,
+    scrape_metrics,
     wait_until,
 )
 
@@ -41,7 +44,8 @@ def test_final_transactions_waiting_for_a_block_are_bounded(tmp_path):
     assert all(len(tx.encode()) == size for tx in txs)
     bound = 3 * size
     args = ["--admission-max-final-bytes", str(bound)]
-    with masternode_network(chain, N, default_port_seed() + SEED_OFFSET, extra_args=args) as nodes:
+    seed = default_port_seed() + SEED_OFFSET
+    with masternode_network(chain, N, seed, metrics=True, extra_args=args) as nodes:
         for node in nodes:
             wait_until(lambda n=node: n.rpc.getconnectioncount() == N - 1, 30, what=f"{node} full mesh")
         entry = nodes[0]
@@ -61,6 +65,9 @@ def test_final_transactions_waiting_for_a_block_are_bounded(tmp_path):
         )
         assert entry.rpc.getmempoolinfo()["size"] == 0  # nothing pending: the old bound saw no work
         assert entry.rpc.getblockcount() == height  # and no block archived them
+        samples = scrape_metrics(metrics_port(0, seed))
+        assert samples["timecoin_finality_unarchived_transactions"] == 3
+        assert samples["timecoin_finality_unarchived_bytes"] == bound
 
         assert_raises_rpc_error(
             MEMPOOL_OVERLOADED,

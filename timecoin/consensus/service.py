@@ -463,6 +463,11 @@ class ConsensusService:
         return self.engine.finality.spent_final.get(outpoint)
 
     @property
+    def final_backlog(self) -> int:
+        """Final transactions no block archives yet."""
+        return len(self.engine.finality.finalized)
+
+    @property
     def final_backlog_bytes(self) -> int:
         """Bytes of the final transactions no block archives yet (admission control bounds it)."""
         return self.engine.finality.finalized_bytes

@@ -8,8 +8,8 @@ derived data with its own best block, written after the block, not in its store 
   once; the index's own task (:meth:`TxIndex.run`) writes them sorted by txid, at most
   :data:`INDEX_CHUNK` per store transaction, yielding the event loop between two, the best block
   with the block's last chunk. The entries' keys are random, one B-tree page each: written in the
-  block's own transaction they held every node's loop ~40 ms per 12,000-transaction block at the
-  same moment (docs/benchmarks.md);
+  block's own transaction they held every node's loop ~25 ms per block of 9,315 transfers at the
+  same moment (py-spy at 6,000 tx/s, docs/benchmarks.md);
 * the catch-up (:meth:`TxIndex.catch_up`) indexes from the stored best block to the chain tip, on
   start (a store that had no index, a crash or stop with blocks queued) and after a block that
   could not be queued.

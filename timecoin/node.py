@@ -549,10 +549,8 @@ class Node:
         task writes them; :class:`~timecoin.store.txindex.TxIndex`), removes them and their
         conflicts from the mempool, wakes tip waiters and announces it. Raises
         ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
-        prepared = self.chain.prepare_block(raw)
         applied = self.chain.connect_block(raw, extra)
-        ledger = prepared.ledger
-        if not self.txindex.queue_block(applied.height, ledger.block_hash, raw, ledger.txids):
+        if not self.txindex.queue_block(applied.height, applied.block_hash, raw, applied.txids):
             self._catch_up_index(applied.height)
         self.mempool.remove(applied.txids)
         self.mempool.remove_conflicts(spent_outpoints(applied.undo))

@@ -582,13 +582,14 @@ class FinalityEngine:
         txids = block.txids
         finalized, rejected, spent_final = self.finalized, self.rejected, self.spent_final
         batches = self._batches
+        archived_bytes = 0
         for i in range(1, len(txids)):
             txid = txids[i]
             if rejected:
                 rejected.pop(txid, None)  # a split tally saw it rejected: the chain settled it
             entry = finalized.pop(txid, None)
             if entry is not None:
-                self.finalized_bytes -= len(entry.raw)
+                archived_bytes += len(entry.raw)
                 inputs = entry.inputs
                 spent.extend(inputs)
                 if not archived:
@@ -613,6 +614,7 @@ class FinalityEngine:
                 self._drop_pending(txid, out, now)
                 out.notices.append(TransactionFinalized(txid, p.raw, b"", now - p.first_seen, height))
                 self.ctx.monitor.counters["tx_settled_by_block"] += 1
+        self.finalized_bytes -= archived_bytes
         spenders, snowballs = self.spenders, self.snowballs
         for o in spent:
             if spent_final:

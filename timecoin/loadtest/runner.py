@@ -161,13 +161,12 @@ def _failure(e: BaseException) -> str:
 
 
 async def _statuses_everywhere(
-    nodes: list[AsyncRPC], txids: list[str] | list[list[str]]
+    nodes: list[AsyncRPC], asks: list[list[str]]
 ) -> list[list[dict[str, Any]] | BaseException]:
-    """:func:`_statuses` of ``txids`` (one list for all nodes, or one list per node) on every
-    node, all nodes asked at once (each answers from its own process: one after another, the
-    settle phase took the sum of their times); per node its statuses, or the
-    :data:`NETWORK_ERRORS` failure that ended the asking. Any other exception propagates."""
-    asks = txids if txids and isinstance(txids[0], list) else [txids] * len(nodes)
+    """:func:`_statuses` of ``asks[i]`` on node ``i``, all nodes asked at once (each answers
+    from its own process: one after another, the settle phase took the sum of their times); per
+    node its statuses, or the :data:`NETWORK_ERRORS` failure that ended the asking. Any other
+    exception propagates."""
     answers = await asyncio.gather(
         *(_statuses(node, ask) for node, ask in zip(nodes, asks, strict=True)), return_exceptions=True
     )
@@ -212,7 +211,7 @@ async def _lost(nodes: list[AsyncRPC], txids: list[str]) -> tuple[dict[str, dict
     asked (node index → the failure), whose transactions are not checked."""
     lost: dict[str, dict[int, str]] = {}
     unreachable: dict[int, str] = {}
-    for i, statuses in enumerate(await _statuses_everywhere(nodes, txids)):
+    for i, statuses in enumerate(await _statuses_everywhere(nodes, [txids] * len(nodes))):
         if isinstance(statuses, BaseException):
             unreachable[i] = _failure(statuses)
             continue

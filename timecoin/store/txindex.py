@@ -14,7 +14,7 @@ derived data with its own best block, written after the block, not in its store 
   start (a store that had no index, a crash or stop with blocks queued) and after a block that
   could not be queued.
 
-Layout: ``txid`` (32 bytes) → ``height`` u64 BE ‖ ``offset`` u32 LE ‖ ``length`` u32 LE (the
+Layout: ``txid`` (32 bytes) → ``height`` u64 BE ‖ ``offset`` u32 BE ‖ ``length`` u32 BE (the
 transaction's bytes inside the encoded block); key ``best`` → height u64 BE ‖ block hash.
 A lookup re-hashes the bytes it finds and answers only if they are that txid, so an entry left
 behind by a rolled-back block can never answer with a wrong transaction.
@@ -200,8 +200,7 @@ class TxIndex:
             raise ValueError(
                 f"block {block_hash.hex()} has {len(spans)} transactions, {len(txids)} txids given"
             )
-        pack = _ENTRY.pack
-        return [(txid, pack(height, o, n)) for txid, (o, n) in zip(txids, spans, strict=True)]
+        return _packed(height, spans, txids)
 
     def index_block(self, height: int, block_hash: bytes, block: bytes, txids: Sequence[bytes]) -> None:
         """Indexes a committed block (:meth:`block_writes`) in a store transaction of its own."""
@@ -213,13 +212,7 @@ class TxIndex:
         out (:meth:`catch_up`). ``ValueError`` if ``block`` does not split into transactions."""
         spans = transaction_spans(block)
         txids = timecoin_native.txids([block[o : o + n] for o, n in spans])
-        pack = _ENTRY.pack
-        self._store.write(
-            [
-                (TXINDEX_DB, txid, pack(height, offset, length))
-                for txid, (offset, length) in zip(txids, spans, strict=True)
-            ]
-        )
+        self._store.write([(TXINDEX_DB, txid, entry) for txid, entry in _packed(height, spans, txids)])
 
     def contains(self, txid: bytes) -> bool:
         """Whether ``txid`` has an entry: one key read, without the re-hash of :meth:`lookup`
@@ -284,3 +277,11 @@ class TxIndex:
             self.index_block(height, block_hash, block, txids)
             done += 1
         return done
+
+
+def _packed(
+    height: int, spans: Sequence[tuple[int, int]], txids: Sequence[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """(txid, entry) of each transaction, the entry as :data:`_ENTRY` packs it (the module docstring)."""
+    pack = _ENTRY.pack
+    return [(txid, pack(height, o, n)) for txid, (o, n) in zip(txids, spans, strict=True)]

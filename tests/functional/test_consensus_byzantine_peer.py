@@ -18,7 +18,7 @@ import asyncio
 
 import pytest
 
-from timecoin.consensus.messages import BlockVote, CommitCertificate, Decision, Kind, Status
+from timecoin.consensus.messages import BlockVote, CommitCertificate, CompactBlock, Decision, Kind, Status
 from timecoin.crypto import public_key
 from timecoin.p2p import messages as m
 from timecoin.p2p.messages import MessageType
@@ -93,6 +93,6 @@ def test_forged_decision_far_ahead(net):
     vote = BlockVote.create(outsider, chain.genesis.hash, Kind.PRECOMMIT, height, 0, block_hash)
     certificate = CommitCertificate(height, 0, block_hash, ((vote.voter, vote.signature),))
     tip_raw = bytes.fromhex(nodes[0].rpc.getblock(nodes[0].rpc.getbestblockhash(), 0))
-    forged = Decision(certificate, tip_raw).encode()
+    forged = Decision(certificate, CompactBlock.whole(tip_raw)).encode()
     send_to(chain, nodes[:2], forged)
     assert_live(chain, nodes)

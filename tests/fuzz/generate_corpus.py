@@ -29,6 +29,7 @@ from timecoin.consensus.messages import (
     CertificateEntry,
     CertificateRequest,
     CommitCertificate,
+    CompactBlock,
     Decision,
     DecisionRequest,
     FinalityCertificate,
@@ -152,16 +153,18 @@ def consensus_messages() -> dict[str, bytes]:
         )
     finality = FinalityCertificate(txids[1], height, tuple(entries))
     commit = CommitCertificate.decode(commit_certificate(CHAIN_ID, height, block_hash, KEYS))
-    proposal = Proposal.create(KEYS[0], CHAIN_ID, height, 2, 1, block)
+    proposal = Proposal.create(KEYS[0], CHAIN_ID, height, 2, 1, CompactBlock.whole(block))
     query = SnowballQuery.create(KEYS[0], CHAIN_ID, height, 99, bytes(range(36)), txids[:2])
     return {
         "tx_vote": votes[0].encode(),
         "tx_certificate": TxCertificate(bytes.fromhex(_vectors()[0][2]["encoding"]), finality).encode(),
         "proposal": proposal.encode(),
-        "proposal_no_valid_round": Proposal.create(KEYS[1], CHAIN_ID, height, 0, None, block).encode(),
+        "proposal_no_valid_round": Proposal.create(
+            KEYS[1], CHAIN_ID, height, 0, None, CompactBlock.of_block(block, lambda _, __: False)
+        ).encode(),
         "prevote": BlockVote.create(KEYS[0], CHAIN_ID, Kind.PREVOTE, height, 2, block_hash).encode(),
         "precommit_nil": BlockVote.create(KEYS[1], CHAIN_ID, Kind.PRECOMMIT, height, 0, NIL).encode(),
-        "decision": Decision(commit, block).encode(),
+        "decision": Decision(commit, CompactBlock.whole(block)).encode(),
         "decision_request": DecisionRequest(height).encode(),
         "certificate_request": CertificateRequest(tuple(txids)).encode(),
         "status": Status.create(KEYS[2], CHAIN_ID, height, block_hash, 3).encode(),

@@ -10,15 +10,18 @@ signs anything conflicting afterwards.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from timecoin.consensus.messages import BlockVote, Kind, Proposal
 from timecoin.consensus.signer import SignerState, Step
 from timecoin.consensus.store import load_signer_records
-from timecoin.core.types import Block
-from timecoin.testing.consensus_sim import Simulation, double_voter, equivocating_leader, signature_conflicts
+from timecoin.testing.consensus_sim import (
+    Simulation,
+    double_voter,
+    equivocating_leader,
+    retimed,
+    signature_conflicts,
+)
 
 
 @pytest.fixture
@@ -101,9 +104,7 @@ def test_restart_between_signing_and_sending_block_vote(sim):
         if leader.sent[-1][0] == Kind.PROPOSAL
         else next(m for m in reversed(leader.sent) if m[0] == Kind.PROPOSAL)
     )
-    block = Block.decode(proposal.block)
-    other = Block(dataclasses.replace(block.header, timestamp=block.header.timestamp + 1), block.transactions)
-    second = Proposal.create(leader.secret_key, sim.genesis.hash, 3, 0, None, other.encode())
+    second = Proposal.create(leader.secret_key, sim.genesis.hash, 3, 0, None, retimed(proposal.compact))
     victim.deliver(leader, second.encode())  # only the victim sees the second block
     sim.run_for(0.5)
     assert victim.consensus.monitor.counters["signatures_refused"] >= 1

@@ -30,6 +30,7 @@ from timecoin.consensus.blocks import BlockRejected, check_block
 from timecoin.consensus.messages import (
     BlockVote,
     CommitCertificate,
+    CompactBlock,
     Decision,
     Kind,
     Status,
@@ -76,7 +77,7 @@ def test_forged_decision_far_ahead_stops_nobody(make_sim, seed):
     vote = BlockVote.create(outsider, sender.chain.genesis.hash, Kind.PRECOMMIT, height, 0, block_hash)
     certificate = CommitCertificate(height, 0, block_hash, ((vote.voter, vote.signature),))
     tip_raw = sender.chain.store.block(sender.chain.tip.block_hash)
-    forged = Decision(certificate, tip_raw).encode()
+    forged = Decision(certificate, CompactBlock.whole(tip_raw)).encode()
     for target in (0, 1):  # half the weight
         sim.network.deliver(sender, sim.nodes[target], forged)
     start = max(sim.heights())

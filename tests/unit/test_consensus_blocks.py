@@ -17,8 +17,10 @@ from timecoin.consensus.blocks import (
     check_proposal_round,
     check_timely,
     emergency_block,
+    rebuild_block,
     round_kind,
 )
+from timecoin.consensus.messages import CompactBlock
 from timecoin.core.types import Block
 from timecoin.crypto import public_key
 from timecoin.ledger.chain import ChainState
@@ -146,3 +148,30 @@ def test_bad_blocks_are_refused_with_codes(chain):
     keys, weights = chain.leader_set(1)
     with pytest.raises(BlockRejected, match="bad-encoding"):
         check_block(chain, good.encode()[:-1], keys, weights)
+
+
+def test_a_compact_block_rebuilds_from_held_transactions(chain):
+    """``rebuild_block`` takes each transaction from the prefilled ones, then from what the node
+    holds; it reports the missing txids in block order, and refuses prefilled transactions that
+    are not the block's (or the first is not its coinbase) without asking for anything."""
+    wallet = Wallet.from_genesis(chain, ACCOUNTS)
+    block = build(chain, leader_seed(chain, 0), 0, wallet.transfers(3, chain))
+    raw = block.encode()
+    held = {tx.txid: tx.encode() for tx in block.transactions[1:]}
+    compact = CompactBlock.of_block(raw, lambda _, __: False)
+    assert compact.txids == tuple(block.txids) and compact.prefilled == (block.transactions[0].encode(),)
+    assert rebuild_block(compact, held.get) == (raw, [])
+    lacking = {t: r for t, r in held.items() if t != block.txids[2]}
+    assert rebuild_block(compact, lacking.get) == (None, [block.txids[2]])
+    assert rebuild_block(CompactBlock.whole(raw), {}.get) == (raw, [])
+    other_coinbase = dataclasses.replace(compact, prefilled=(block.transactions[1].encode(),))
+    with pytest.raises(BlockRejected, match="first"):
+        rebuild_block(other_coinbase, held.get)
+    stranger = wallet.transfers(1, chain)[0].encode()
+    with pytest.raises(BlockRejected, match="not one of the block's"):
+        rebuild_block(dataclasses.replace(compact, prefilled=(compact.prefilled[0], stranger)), held.get)
+    one_more = dataclasses.replace(compact, prefilled=(compact.prefilled[0], held[block.txids[1]]))
+    assert rebuild_block(one_more, {}.get)[1] == [block.txids[2], block.txids[3]]
+    with pytest.raises(BlockRejected, match="twice"):
+        doubled = (compact.prefilled[0], held[block.txids[1]], held[block.txids[1]])
+        rebuild_block(dataclasses.replace(compact, prefilled=doubled), held.get)

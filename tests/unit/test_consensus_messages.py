@@ -20,6 +20,7 @@ from timecoin.consensus.messages import (
     BlockVote,
     CertificateEntry,
     CommitCertificate,
+    CompactBlock,
     Decision,
     DecisionRequest,
     FinalityCertificate,
@@ -41,8 +42,12 @@ TXIDS = sorted(hashlib.sha256(bytes([i])).digest() for i in range(5))
 HEADER_BYTES = bytes(296)
 
 
-def block_bytes() -> bytes:
-    return HEADER_BYTES + struct.pack("<I", 0)
+COINBASE = bytes(25)
+
+
+def compact() -> CompactBlock:
+    """A compact block of three transactions: the coinbase and one more carried whole."""
+    return CompactBlock(HEADER_BYTES, (TXIDS[0], TXIDS[1], TXIDS[2]), (COINBASE, b"\x07" * 40))
 
 
 def samples() -> list:
@@ -56,11 +61,11 @@ def samples() -> list:
     return [
         vote,
         TxCertificate(bytes(25), cert),
-        Proposal.create(SK, CHAIN, 7, 2, 1, block_bytes()),
-        Proposal.create(SK, CHAIN, 7, 0, None, block_bytes()),
+        Proposal.create(SK, CHAIN, 7, 2, 1, compact()),
+        Proposal.create(SK, CHAIN, 7, 0, None, compact()),
         BlockVote.create(SK, CHAIN, Kind.PREVOTE, 7, 2, bytes([3]) * 32),
         BlockVote.create(SK, CHAIN, Kind.PRECOMMIT, 7, 2, NIL),
-        Decision(commit, block_bytes()),
+        Decision(commit, compact()),
         DecisionRequest(7),
         Status.create(SK, CHAIN, 6, bytes([4]) * 32, 1),
         query,
@@ -80,7 +85,7 @@ def test_round_trip_and_strictness(msg):
     with pytest.raises(MessageError, match="trailing"):
         decode_message(data + b"\0")
     with pytest.raises(MessageError):
-        decode_message(data[:1] + bytes([2]) + data[2:])  # unknown version
+        decode_message(data[:1] + bytes([99]) + data[2:])  # unknown version
 
 
 @pytest.mark.parametrize(
@@ -125,10 +130,10 @@ def test_tx_vote_rules():
 
 def test_proposal_and_vote_rules():
     with pytest.raises(ValueError):
-        Proposal(1, 0, 0, PK, block_bytes(), bytes(64))  # valid round must be below round
-    with pytest.raises(ValueError):
-        Proposal(1, 0, None, PK, b"short", bytes(64))
-    data = Proposal.create(SK, CHAIN, 1, 3, None, block_bytes()).encode()
+        Proposal(1, 0, 0, PK, compact(), bytes(64))  # valid round must be below round
+    with pytest.raises(TypeError):
+        Proposal(1, 0, None, PK, b"short", bytes(64))  # type: ignore[arg-type]
+    data = Proposal.create(SK, CHAIN, 1, 3, None, compact()).encode()
     bad_vr = data[:14] + struct.pack("<I", 3) + data[18:]
     with pytest.raises(MessageError, match="valid round"):
         decode_message(bad_vr)
@@ -137,6 +142,36 @@ def test_proposal_and_vote_rules():
         decode_message(reserved)
     with pytest.raises(ValueError):
         BlockVote(Kind.STATUS, 1, 0, NIL, PK, bytes(64))
+
+
+def test_compact_block_rules():
+    """A compact block names at least its coinbase, carries the coinbase and at most every
+    transaction whole, and its prefilled bytes are under the proposer's signature: a relay that
+    swaps a witness in them breaks the signature."""
+    with pytest.raises(ValueError, match="txids"):
+        CompactBlock(HEADER_BYTES, (), (COINBASE,))
+    with pytest.raises(ValueError, match="prefilled"):
+        CompactBlock(HEADER_BYTES, (TXIDS[0],), ())
+    with pytest.raises(ValueError, match="prefilled"):
+        CompactBlock(HEADER_BYTES, (TXIDS[0],), (COINBASE, COINBASE))
+    with pytest.raises(ValueError, match="empty"):
+        CompactBlock(HEADER_BYTES, (TXIDS[0], TXIDS[1]), (COINBASE, b""))
+    proposal = Proposal.create(SK, CHAIN, 1, 0, None, compact())
+    data = proposal.encode()
+    # prefilled count 0: the coinbase must travel
+    at = 2 + 8 + 4 + 4 + 32 + 296 + 4 + 3 * 32
+    with pytest.raises(MessageError, match="coinbase"):
+        decode_message(data[:at] + struct.pack("<I", 0) + data[-64:])
+    # more prefilled than txids
+    with pytest.raises(MessageError, match="prefilled"):
+        decode_message(data[:at] + struct.pack("<I", 4) + data[at + 4 :])
+    tampered = bytearray(data)
+    tampered[-65] ^= 1  # the last byte of the last prefilled transaction
+    forged = decode_message(bytes(tampered))
+    assert forged.block_hash == proposal.block_hash
+    ((key, signed, signature),) = forged.signatures(CHAIN)
+    assert not crypto.verify(key, signed, signature)
+    assert len(data) == 2 + 8 + 4 + 4 + 32 + proposal.compact.encoded_len() + 64
 
 
 def test_certificate_rules():

@@ -47,7 +47,7 @@ No I/O: the :class:`~timecoin.consensus.context.Outbox` collects writes, message
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from timecoin.consensus.blocks import (
@@ -58,29 +58,43 @@ from timecoin.consensus.blocks import (
     check_block,
     check_proposal_round,
     check_timely,
+    coinbase_len,
     emergency_block,
+    rebuild_block,
     round_kind,
 )
 from timecoin.consensus.certificates import CertificateError, check_commit_signers, check_commit_structure
 from timecoin.consensus.context import Context, Outbox
-from timecoin.consensus.effects import ApplyBlock, Broadcast, Evidence, Resend, SendTo, ServeDecision, Timer
+from timecoin.consensus.effects import (
+    ApplyBlock,
+    Broadcast,
+    Evidence,
+    FetchTransactions,
+    Resend,
+    SendTo,
+    ServeDecision,
+    Timer,
+)
 from timecoin.consensus.finality import FinalityEngine
 from timecoin.consensus.messages import (
     LIMITS,
     NIL,
+    PROPOSAL_OVERHEAD,
     BlockVote,
     CertificateRequest,
     CommitCertificate,
+    CompactBlock,
     Decision,
     DecisionRequest,
     Kind,
+    MessageError,
     Proposal,
     Status,
+    encoded_compact_len,
 )
 from timecoin.consensus.monitor import RoundRecord
 from timecoin.consensus.signer import DoubleSignRefused, Step
-from timecoin.core.types import HEADER_LEN, BlockView
-from timecoin.crypto import hash_block_header
+from timecoin.core.types import BlockView
 from timecoin.params import FULL_BLOCK_ROUNDS, REWARD_ONLY_ROUND
 
 log = logging.getLogger(__name__)
@@ -97,6 +111,21 @@ TIP_TTL_ROUNDS = 4
 without a newer one: claims are hints that expire with the peer (DESIGN §8)."""
 BLOCK_SIZE_MARGIN = 1_000_000
 """Bytes of ``max_block_size`` left for the header, coinbase and framing."""
+MAX_DECISION_FETCH = 1_000
+"""Transactions of a decided block this node asks one certificate signer for at a time (one
+GET_TRANSACTIONS' worth, ``timecoin.p2p.messages.MAX_GET_TRANSACTIONS``)."""
+
+
+class _CompactWait:
+    """A proposed block in compact form that is not rebuilt yet: the txids found missing at the
+    last try (block order; None before the first) and how many of them arrived since."""
+
+    __slots__ = ("compact", "found", "missing")
+
+    def __init__(self, compact: CompactBlock) -> None:
+        self.compact = compact
+        self.missing: list[bytes] | None = None
+        self.found = 0
 
 
 class BftEngine:
@@ -140,6 +169,9 @@ class BftEngine:
         self.valid: tuple[int, bytes] | None = None
         self.proposals: dict[int, Proposal] = {}
         self.raw_blocks: dict[bytes, bytes] = {}
+        """Encoded blocks by hash: this node's own, the restored valid value, rebuilt proposals."""
+        self.compacts: dict[bytes, _CompactWait] = {}
+        """Proposed blocks not rebuilt yet (:func:`rebuild_block`), by hash."""
         self.verdicts: dict[bytes, CheckedBlock | BlockRejected] = {}
         self.votes = {}
         self.weights: dict[tuple[Kind, int], dict[bytes, int]] = {}
@@ -195,9 +227,13 @@ class BftEngine:
         if data[0] in (Kind.PREVOTE, Kind.PRECOMMIT):
             self._add_vote(BlockVote.decode(data), None)
         elif data[0] == Kind.PROPOSAL:
-            p = Proposal.decode(data)
+            try:
+                p = Proposal.decode(data)
+            except MessageError as e:  # signed by an older version of the node: not re-sent
+                log.info("not restoring a proposal signed before the upgrade: %s", e)
+                return
             self.proposals.setdefault(p.round, p)
-            self.raw_blocks.setdefault(p.block_hash, p.block)
+            self.compacts.setdefault(p.block_hash, _CompactWait(p.compact))
 
     def on_slot(self, out: Outbox, now: float) -> None:
         """The slot started: round ``start_round`` begins if the production gate holds (at least
@@ -258,25 +294,17 @@ class BftEngine:
         valid = self._known_block(self.valid[1]) if self.valid is not None else None
         if self.valid is not None and valid is not None:
             valid_round: int | None = self.valid[0]
-            raw = valid.raw
+            compact = self._compact(valid.raw)
         elif round_kind(round) == "emergency":
             valid_round = None
-            raw = self.emergency().raw
+            compact = self._compact(self.emergency().raw)
         else:
             valid_round = None
             t0 = ctx.perf()
-            txs = []
-            if round_kind(round) == "full":
-                limit = ctx.params.max_block_size - BLOCK_SIZE_MARGIN
-                if ctx.max_transaction_bytes is not None:
-                    limit = min(limit, ctx.max_transaction_bytes)
-                txs = self.finality.block_transactions(now, limit)
-            raw = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
-            checked = CheckedBlock(BlockView.decode(raw), raw)
-            self.verdicts[checked.hash] = checked
+            compact = self._build(round, now)
             assert self.record is not None
             self.record.add_phase("construction", ctx.perf() - t0)
-        proposal = Proposal.create(ctx.secret_key, ctx.chain_id, self.height, round, valid_round, raw)
+        proposal = Proposal.create(ctx.secret_key, ctx.chain_id, self.height, round, valid_round, compact)
         try:
             out.writes.extend(
                 ctx.signer.sign(self.height, round, Step.PROPOSE, proposal.block_hash, proposal.encode())
@@ -289,6 +317,40 @@ class BftEngine:
             out.sends.extend(Resend(data) for data in self.pol.get(valid_round, ()))
         ctx.monitor.counters["proposals_signed"] += 1
         self.on_proposal(proposal, out, now)
+
+    def _build(self, round: int, now: float) -> CompactBlock:
+        """A new block for ``round`` (full or reward-only), kept as this node's own and checked,
+        in the compact form its proposal carries: at most ``max_block_size`` (less
+        ``BLOCK_SIZE_MARGIN``) of transactions whose compact form fits one message."""
+        ctx = self.ctx
+        assert ctx.secret_key is not None and ctx.public_key is not None
+        txs = []
+        if round_kind(round) == "full":
+            room = None
+            if ctx.max_message_bytes is not None:
+                coinbase = coinbase_len(ctx.chain, ctx.chain.tip.height + 1)
+                room = ctx.max_message_bytes - PROPOSAL_OVERHEAD - encoded_compact_len(1, [coinbase])
+            txs = self.finality.block_transactions(now, ctx.params.max_block_size - BLOCK_SIZE_MARGIN, room)
+        while True:
+            raw = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
+            compact = self._compact(raw)
+            size = PROPOSAL_OVERHEAD + compact.encoded_len()
+            if ctx.max_message_bytes is None or size <= ctx.max_message_bytes or not txs:
+                break
+            # The fees paid a coinbase output the estimate had no room for: rare, and cheap to redo.
+            log.warning("a proposal of %d bytes does not fit one message: halving its transactions", size)
+            txs = txs[: len(txs) // 2]
+        checked = CheckedBlock(BlockView.decode(raw), raw)
+        self.verdicts[checked.hash] = checked
+        self.raw_blocks[checked.hash] = raw
+        return compact
+
+    def _compact(self, raw: bytes) -> CompactBlock:
+        """The compact form of a block this node proposes: the coinbase and every transaction it
+        does not hold as final (a settlement, DESIGN §6) carried whole, the final ones by txid
+        (every masternode holds those, or fetches their certificates)."""
+        final = self.finality.finalized
+        return CompactBlock.of_block(raw, lambda _, txid: txid not in final)
 
     def enter_prevote(self, block_hash: bytes, out: Outbox, now: float) -> None:
         """Signs and sends a prevote (after persisting the signer state and, for a block, the
@@ -373,7 +435,8 @@ class BftEngine:
                     )
             return
         self.proposals[proposal.round] = proposal
-        self.raw_blocks.setdefault(proposal.block_hash, proposal.block)
+        if proposal.block_hash not in self.raw_blocks:
+            self.compacts.setdefault(proposal.block_hash, _CompactWait(proposal.compact))
 
     def _seen_in(self, signer: bytes, round: int) -> None:
         if round > self.highest.get(signer, -1):
@@ -431,21 +494,52 @@ class BftEngine:
             if cert.height > self.height:
                 self._certificate_ahead(cert, out, now)
             return
-        block_hash = hash_block_header(decision.block[:HEADER_LEN])
+        block_hash = decision.compact.block_hash
         try:
             check_commit_structure(cert, block_hash, self.height, self.ctx.vset)
         except CertificateError as e:
             self.ctx.monitor.ignore(f"decision-{e.code}")
             return
-        checked = self._verdict(block_hash, decision.block)
-        if isinstance(checked, BlockRejected):
+        checked = self._decided_block(block_hash, decision, out)
+        if checked is not None:
+            self.ctx.monitor.counters["decisions_synced"] += 1
+            self._commit(cert, checked, out, now)
+
+    def _decided_block(self, block_hash: bytes, decision: Decision, out: Outbox) -> CheckedBlock | None:
+        """The block a verified decision certifies, checked: a valid one this node holds, else
+        rebuilt from the decision (its prefilled transactions, then this node's own). The
+        transactions it lacks are asked of one of the certificate's signers in turn (each holds
+        the block); a later decision finds them. A rebuilt block that fails the checks is
+        logged and not remembered: the decision is unsigned, so its prefilled bytes (a witness)
+        may be its server's doing, and the next decision, from another server, is checked
+        afresh."""
+        monitor = self.ctx.monitor
+        verdict = self.verdicts.get(block_hash)
+        if isinstance(verdict, CheckedBlock):
+            return verdict
+        try:
+            raw, missing = rebuild_block(decision.compact, self.finality.transaction)
+        except BlockRejected as e:
+            monitor.ignore(f"decision-{e.code}")
+            return None
+        if raw is None:
+            voters = decision.certificate.voters
+            self._ask_turn += 1
+            voter = voters[self._ask_turn % len(voters)]
+            out.sends.append(FetchTransactions(voter, tuple(missing[:MAX_DECISION_FETCH])))
+            monitor.counters["decision_fetches"] += 1
+            return None
+        try:
+            checked = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)
+        except BlockRejected as e:
             log.error(
-                "a commit certificate of 2/3 certifies an invalid block %s: %s", block_hash.hex(), checked
+                "a commit certificate of 2/3 certifies block %s, which fails here: %s", block_hash.hex(), e
             )
-            self.ctx.monitor.counters["invalid_decisions"] += 1
-            return
-        self.ctx.monitor.counters["decisions_synced"] += 1
-        self._commit(cert, checked, out, now)
+            monitor.counters["invalid_decisions"] += 1
+            return None
+        self.verdicts[block_hash] = checked
+        self.raw_blocks[block_hash] = raw
+        return checked
 
     def _certificate_ahead(self, cert: CommitCertificate, out: Outbox, now: float) -> None:
         """A commit certificate above the height being decided, signatures verified: proof that
@@ -671,15 +765,56 @@ class BftEngine:
         return verdict
 
     def _known_block(self, block_hash: bytes) -> CheckedBlock | None:
-        """A block with this hash that this node holds and that is valid."""
+        """A block with this hash that this node holds (or can rebuild from a proposal's
+        compact form) and that is valid."""
         if self.round > REWARD_ONLY_ROUND or self._emergency is not None:
             if self.emergency().hash == block_hash:
                 return self._emergency
         raw = self.raw_blocks.get(block_hash)
         if raw is None:
-            return None
+            raw = self._rebuild(block_hash)
+            if raw is None:
+                return None
         verdict = self._verdict(block_hash, raw)
         return verdict if isinstance(verdict, CheckedBlock) else None
+
+    def _rebuild(self, block_hash: bytes) -> bytes | None:
+        """The proposed block ``block_hash`` rebuilt from its compact form once this node holds
+        every transaction it names (None until then). The txids found missing are looked at in
+        block order, each until it arrives, so a block waiting for many transactions costs one
+        look per arrival, not a pass per vote. A compact form the proposer signed wrongly (its
+        prefilled transactions) makes the block rejected."""
+        wait = self.compacts.get(block_hash)
+        if wait is None:
+            return None
+        held = self.finality.transaction
+        if wait.missing:
+            while wait.found < len(wait.missing) and held(wait.missing[wait.found]) is not None:
+                wait.found += 1
+            if wait.found < len(wait.missing):
+                return None
+        try:
+            raw, missing = rebuild_block(wait.compact, held)
+        except BlockRejected as e:
+            del self.compacts[block_hash]
+            self.verdicts[block_hash] = e
+            self.ctx.monitor.ignore(f"block-{e.code}")
+            log.info("block %s rejected: %s", block_hash.hex(), e)
+            return None
+        if raw is None:
+            wait.missing, wait.found = missing, 0
+            return None
+        del self.compacts[block_hash]
+        self.raw_blocks[block_hash] = raw
+        return raw
+
+    def missing_transactions(self, block_hash: bytes) -> list[bytes]:
+        """The txids of proposed block ``block_hash`` this node lacked at its last rebuild (empty
+        if it holds them all or knows no such proposal)."""
+        wait = self.compacts.get(block_hash)
+        if wait is None or wait.missing is None:
+            return []
+        return wait.missing[wait.found :]
 
     def _votable(self, proposal: Proposal, out: Outbox, now: float) -> bool | None:
         """valid(v) of lines 22/28 for this node: objectively valid, timely by its clock, of a
@@ -688,7 +823,8 @@ class BftEngine:
         fetched from the proposer (a transaction final elsewhere may be rejected here)."""
         checked = self._known_block(proposal.block_hash)
         if checked is None:
-            return False
+            missing = self.missing_transactions(proposal.block_hash)
+            return None if missing and self._fetch_certificates(proposal, missing, out) else False
         try:
             check_proposal_round(checked.block.header, proposal.round, proposal.valid_round)
             check_timely(checked.block.header, now, proposal.valid_round is None)
@@ -696,7 +832,7 @@ class BftEngine:
             self.ctx.monitor.ignore(f"proposal-{e.code}")
             return False
         reason, _ = self.finality.check_block_transactions(checked.block)
-        if reason is not None and self._fetch_certificates(proposal, checked, out):
+        if reason is not None and self._fetch_certificates(proposal, checked.block.txids[1:], out):
             return None
         if reason is not None:
             self.ctx.monitor.counters["nil_votes_for_accepts"] += 1
@@ -798,20 +934,20 @@ class BftEngine:
             self._proposed = (key, txids)
         return self._proposed[1]
 
-    def _fetch_certificates(self, proposal: Proposal, checked: CheckedBlock, out: Outbox) -> bool:
-        """Asks the proposer, once per block, for the certificates of the block's transactions
-        this node does not hold as final; True while that request is open (this round's propose
-        step). A proposer that holds none sends nothing, and the propose timeout ends the wait."""
+    def _fetch_certificates(self, proposal: Proposal, txids: Sequence[bytes], out: Outbox) -> bool:
+        """Asks the proposer, once per block, for the certificates (each with its transaction) of
+        those of ``txids`` (the proposed block's) this node does not hold as final; True while
+        that request is open (this round's propose step). A proposer that holds none sends
+        nothing, and the propose timeout ends the wait."""
         if self.step != Step.PROPOSE:
             return False
-        if checked.hash in self.certificates_asked:
+        if proposal.block_hash in self.certificates_asked:
             return True
         final = self.finality.finalized
-        txids = checked.block.txids
-        missing = sorted(txids[i] for i in range(1, len(txids)) if txids[i] not in final)
+        missing = sorted(t for t in txids if t not in final)
         if not missing:
             return False
-        self.certificates_asked.add(checked.hash)
+        self.certificates_asked.add(proposal.block_hash)
         self.ctx.monitor.counters["certificate_requests"] += 1
         limit = LIMITS["certificate_request_txids"]
         for i in range(0, len(missing), limit):

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from timecoin.core.types import HEADER_LEN, Block, BlockHeader, BlockView
-from timecoin.ledger.blockbuilder import NO_ELECTION, Election, assemble_block, assemble_raw
+from timecoin_native import txids as txids_of
+
+from timecoin.consensus.messages import CompactBlock
+from timecoin.core.types import HEADER_LEN, Block, BlockHeader, BlockView, Transaction, TxOut
+from timecoin.ledger.blockbuilder import NO_ELECTION, TX_COUNT, Election, assemble_block, assemble_raw
 from timecoin.ledger.chain import ChainState, ValidationError
 from timecoin.masternode import leader
 from timecoin.params import FULL_BLOCK_ROUNDS, MAX_BLOCK_TIME_DRIFT, REWARD_ONLY_ROUND
@@ -44,8 +47,10 @@ __all__ = [
     "check_block",
     "check_proposal_round",
     "check_timely",
+    "coinbase_len",
     "emergency_block",
     "header_of",
+    "rebuild_block",
     "round_kind",
 ]
 
@@ -124,6 +129,13 @@ def emergency_block(chain: ChainState) -> Block:
         election=NO_ELECTION,
         round=EMERGENCY_ROUND,
     )
+
+
+def coinbase_len(chain: ChainState, height: int) -> int:
+    """Bytes of the coinbase of a block at ``height`` (tip + 1) without fees: the rewards' outputs
+    (DESIGN §4), whose count fees change only when they make an output reach the dust limit."""
+    outputs = [TxOut(v, h) for v, h in chain.expected_coinbase(height, 0)]
+    return Transaction.coinbase(height, outputs).encoded_len()
 
 
 def build_block(
@@ -247,6 +259,46 @@ def _check_ledger(chain: ChainState, raw: bytes) -> None:
         chain.prepare_block(raw)
     except ValidationError as e:
         raise BlockRejected("bad-ledger", f"{e.code}: {e.message}") from None
+
+
+def rebuild_block(
+    compact: CompactBlock, held: Callable[[bytes], bytes | None]
+) -> tuple[bytes | None, list[bytes]]:
+    """The encoded block of a :class:`~timecoin.consensus.messages.CompactBlock` (DESIGN §7 phase
+    4): each transaction from its prefilled bytes, else ``held(txid)`` (this node's own copy:
+    final or pending, so already validated). ``(block, [])`` when every transaction is there,
+    ``(None, the missing txids in block order)`` otherwise. Whether the block is valid is
+    :func:`check_block`'s question: the header's merkle root binds the txids. Raises
+    :class:`BlockRejected` (``bad-encoding``) if a prefilled transaction does not decode, is not
+    one of the block's, is carried twice, or the first one is not the block's first."""
+    try:
+        prefilled_txids = txids_of(list(compact.prefilled))
+    except ValueError as e:
+        raise BlockRejected("bad-encoding", f"prefilled transaction: {e}") from None
+    txids = compact.txids
+    if prefilled_txids[0] != txids[0]:
+        raise BlockRejected("bad-encoding", "the first prefilled transaction is not the block's first")
+    prefilled = dict(zip(prefilled_txids, compact.prefilled, strict=True))
+    if len(prefilled) != len(compact.prefilled):
+        raise BlockRejected("bad-encoding", "a prefilled transaction is carried twice")
+    raws: list[bytes] = []
+    missing: list[bytes] = []
+    used = 0
+    for txid in txids:
+        raw = prefilled.get(txid)
+        if raw is not None:
+            used += 1
+        else:
+            raw = held(txid)
+            if raw is None:
+                missing.append(txid)
+                continue
+        raws.append(raw)
+    if used != len(prefilled):
+        raise BlockRejected("bad-encoding", "a prefilled transaction is not one of the block's")
+    if missing:
+        return None, missing
+    return b"".join([compact.header, TX_COUNT.pack(len(raws)), *raws]), []
 
 
 def header_of(raw: bytes) -> BlockHeader:

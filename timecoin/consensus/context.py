@@ -40,9 +40,9 @@ class Context:
     behind: bool = False
     """A peer is known to have committed the height being decided: sync instead of voting."""
     perf: Callable[[], float] = field(default=lambda: 0.0)
-    max_transaction_bytes: int | None = None
-    """Bytes of transactions a block this node proposes may carry at most, beyond the network's
-    ``max_block_size``: what its transport can carry in one proposal (None: no extra limit)."""
+    max_message_bytes: int | None = None
+    """Bytes of one consensus message its transport carries (the P2P LARGE_VOTE item): the
+    proposals this node makes and the decisions it serves fit it (None: no limit)."""
 
     @property
     def height(self) -> int:

@@ -89,8 +89,8 @@ class Consensus:
     blocks (``HeartbeatTracker.can_produce``, liveness only). ``signer_records`` and
     ``finalized`` are what :meth:`from_store` reads. ``rng`` drives Snowball sampling (local
     policy; seed it in simulations). ``perf`` times CPU phases for monitoring only.
-    ``max_transaction_bytes`` caps the transaction bytes of the blocks this node proposes to what
-    its transport carries in one message (the P2P LARGE_VOTE item), None for no extra cap.
+    ``max_message_bytes`` is what its transport carries in one message (the P2P LARGE_VOTE item):
+    the proposals it makes and the decisions it serves fit it (None: no limit).
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class Consensus:
         vote_batches: Sequence[tuple[int, bytes]] = (),
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
-        max_transaction_bytes: int | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
         public_key = crypto.public_key(secret_key) if secret_key is not None else None
         signer = SignerState.load(signer_records) if secret_key is not None else None
@@ -119,7 +119,7 @@ class Consensus:
             Monitor(),
             validator_set(chain),
             perf=perf,
-            max_transaction_bytes=max_transaction_bytes,
+            max_message_bytes=max_message_bytes,
         )
         self.finality = FinalityEngine(
             self.ctx, mempool, finalized, rng or random.Random(os.urandom(16)), vote_batches
@@ -140,7 +140,7 @@ class Consensus:
         production_gate: Callable[[], bool],
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
-        max_transaction_bytes: int | None = None,
+        max_message_bytes: int | None = None,
     ) -> Consensus:
         """A consensus restored from the chain's store: signer state and finalized pool."""
         return cls(
@@ -153,7 +153,7 @@ class Consensus:
             vote_batches=load_vote_batches(chain.store),
             rng=rng,
             perf=perf,
-            max_transaction_bytes=max_transaction_bytes,
+            max_message_bytes=max_message_bytes,
         )
 
     @property

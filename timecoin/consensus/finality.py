@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections import OrderedDict, deque
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from timecoin._args import HASH_LEN
 from timecoin.consensus.certificates import CertificateError, check_certificate_structure
 from timecoin.consensus.context import Context, Outbox
 from timecoin.consensus.effects import (
@@ -485,26 +487,36 @@ class FinalityEngine:
         if self._revote_all:
             self._schedule_flush(out, self._revote_all_at)
 
-    def block_transactions(self, now: float, max_bytes: int) -> list[tuple[bytes, bytes]]:
+    def block_transactions(
+        self, now: float, max_bytes: int, max_compact: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
         """What this node's full block proposal carries: every final transaction not yet archived
         (up to ``max_bytes`` of them), then, for each conflict past ``conflict_deadline``, the
         candidate with the most accept weight (ties: lowest txid) if this signer may accept it and
         the masternodes that accepted none of its rivals reach 2/3 (else the block could not
-        commit and would stall the height). (txid, encoded transaction) pairs, never decoded."""
+        commit and would stall the height). ``max_compact`` (None: no bound) bounds what they add
+        to the proposal's compact form (``messages.CompactBlock``): 32 bytes per final
+        transaction (a txid), the txid and the length-prefixed encoding per settlement (carried
+        whole). (txid, encoded transaction) pairs, never decoded."""
         out: list[tuple[bytes, bytes]] = []
         used: set[bytes] = set()
         size = 0
+        compact = 0
+        room = max_compact if max_compact is not None else sys.maxsize
         for txid, entry in self.finalized.items():
-            if size + len(entry.raw) > max_bytes:
+            if size + len(entry.raw) > max_bytes or compact + HASH_LEN > room:
                 break
             out.append((txid, entry.raw))
             used.update(entry.inputs)
             size += len(entry.raw)
+            compact += HASH_LEN
         for p in self._settlements(now):
-            if used.isdisjoint(p.inputs) and size + len(p.raw) <= max_bytes:
+            cost = HASH_LEN + 4 + len(p.raw)
+            if used.isdisjoint(p.inputs) and size + len(p.raw) <= max_bytes and compact + cost <= room:
                 out.append((p.txid, p.raw))
                 used.update(p.inputs)
                 size += len(p.raw)
+                compact += cost
                 self.ctx.monitor.counters["settlements_proposed"] += 1
         return out
 
@@ -557,6 +569,15 @@ class FinalityEngine:
                 return f"transaction {txid.hex()} conflicts with an accept this masternode signed", []
             pairs.extend((o, txid) for o in inputs)
         return None, pairs
+
+    def transaction(self, txid: bytes) -> bytes | None:
+        """The encoded transaction ``txid`` if this node holds it final (not archived) or
+        pending: what rebuilds a proposed or decided block (``blocks.rebuild_block``)."""
+        entry = self.finalized.get(txid)
+        if entry is not None:
+            return entry.raw
+        p = self.pending.get(txid)
+        return p.raw if p is not None else None
 
     def archive_writes(self, txids: Sequence[bytes]) -> list[tuple[bytes, bytes, None]]:
         """The deletes of the finalized records of ``txids`` (a block's, coinbase included or

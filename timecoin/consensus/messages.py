@@ -21,22 +21,26 @@ from __future__ import annotations
 import enum
 import functools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from timecoin import crypto
 from timecoin._args import HASH_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN
-from timecoin.core.types import HEADER_LEN, OUTPOINT_LEN, U32_MAX
+from timecoin.core.types import HEADER_LEN, OUTPOINT_LEN, U32_MAX, BlockView
 
 __all__ = [
+    "BLOCK_CARRIER_VERSION",
+    "DECISION_OVERHEAD",
     "LIMITS",
     "NIL",
+    "PROPOSAL_OVERHEAD",
     "SIGNING_DOMAIN",
     "VERSION",
     "BlockVote",
     "CertificateEntry",
     "CommitCertificate",
+    "CompactBlock",
     "Decision",
     "CertificateRequest",
     "DecisionRequest",
@@ -50,10 +54,14 @@ __all__ = [
     "TxCertificate",
     "TxVote",
     "decode_message",
+    "encoded_compact_len",
 ]
 
 VERSION = 1
-"""Version byte of every layout below."""
+"""Version byte of every layout below but the two that carry a block."""
+BLOCK_CARRIER_VERSION = 2
+"""Version byte of :class:`Proposal` and :class:`Decision`: 2 since they carry a
+:class:`CompactBlock` (version 1 carried the whole block, which capped a block at one frame)."""
 SIGNING_DOMAIN = b"TIME Coin 2026-11-21 consensus v1\x00"
 """Prefix of every signed consensus message (then the kind byte and the chain id)."""
 NIL = bytes(32)
@@ -67,10 +75,12 @@ LIMITS = {
     "merkle_proof": 32,
     "snowball_candidates": 16,
     "certificate_request_txids": 1_024,
+    "compact_txids": 1_000_000,
 }
 """Bounds checked while decoding: txids in one vote batch (8,000 × 32 bytes fit one 256 KiB P2P
 vote item), signers in one certificate, siblings in one merkle proof (trees of up to 2^32
-leaves), conflicting transactions in one Snowball query, txids in one certificate request."""
+leaves), conflicting transactions in one Snowball query, txids in one certificate request, txids
+in one compact block (what one 2 MiB frame could hold is ~65,000: the frame bounds it first)."""
 
 
 class MessageError(ValueError):
@@ -110,8 +120,8 @@ def _prefix(kind: Kind, chain_id: bytes) -> bytes:
     return SIGNING_DOMAIN + bytes([kind]) + chain_id
 
 
-def _head(kind: Kind) -> bytes:
-    return bytes([kind, VERSION])
+def _head(kind: Kind, version: int = VERSION) -> bytes:
+    return bytes([kind, version])
 
 
 def _u32(v: int) -> bytes:
@@ -178,11 +188,11 @@ class _Reader:
             raise self.fail(f"{name} must be strictly ascending")
         return items
 
-    def head(self, kind: Kind) -> None:
+    def head(self, kind: Kind, expected: int = VERSION) -> None:
         got_kind, version = self.u8(), self.u8()
         if got_kind != kind:
             raise self.fail(f"kind {got_kind}, expected {int(kind)}")
-        if version != VERSION:
+        if version != expected:
             raise self.fail(f"unknown version {version}")
 
     def end(self) -> None:
@@ -480,11 +490,93 @@ class TxCertificate:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactBlock:
+    """A block as its header, the txids of its transactions in block order (the coinbase first)
+    and the encodings of those a receiver may lack, ``prefilled`` (the coinbase first, then any
+    others in block order): DESIGN §7 phase 4, "BlockProposal {header, txids, ...}: every
+    masternode already holds the final transactions". The receiver rebuilds the block from its
+    own transactions (:func:`timecoin.consensus.blocks.rebuild_block`). The header's merkle root
+    binds the txids and the header hash binds the root, so the rebuilt block is the one whose
+    hash was signed whoever supplied each transaction's bytes: witnesses lie outside the txid,
+    and any valid witness serves.
+
+    Layout: ``header ‖ u32 count (≥ 1) ‖ txid* ‖ u32 count (1..=txids) ‖ (u32 length ‖
+    transaction)*`` (:meth:`prefilled_section` is the part from the second count on)."""
+
+    header: bytes
+    txids: tuple[bytes, ...]
+    prefilled: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _check_bytes(self, "header", self.header, HEADER_LEN)
+        if not self.txids or len(self.txids) > LIMITS["compact_txids"]:
+            raise ValueError(f"CompactBlock.txids must hold 1..={LIMITS['compact_txids']} txids")
+        for txid in self.txids:
+            _check_bytes(self, "txids item", txid, HASH_LEN)
+        if not 1 <= len(self.prefilled) <= len(self.txids):
+            raise ValueError("CompactBlock.prefilled must hold the coinbase and at most every transaction")
+        for raw in self.prefilled:
+            _check_bytes(self, "prefilled item", raw)
+            if not raw:
+                raise ValueError("CompactBlock.prefilled holds an empty transaction")
+
+    @classmethod
+    def of_block(cls, raw: bytes, prefill: Callable[[int, bytes], bool]) -> CompactBlock:
+        """The compact form of the encoded block ``raw``: the coinbase and every transaction for
+        which ``prefill(index, txid)`` is true are carried whole. ``ValueError`` for a bad block."""
+        view = BlockView.decode(raw)
+        txids = view.txids
+        prefilled = [view.raw_transactions[0]]
+        prefilled += [view.raw_transactions[i] for i in range(1, len(txids)) if prefill(i, txids[i])]
+        return cls(raw[:HEADER_LEN], txids, tuple(prefilled))
+
+    @classmethod
+    def whole(cls, raw: bytes) -> CompactBlock:
+        """The encoded block ``raw`` with every transaction carried whole (what a receiver needs
+        nothing else for). ``ValueError`` for a bad block."""
+        return cls.of_block(raw, lambda _, __: True)
+
+    @property
+    def block_hash(self) -> bytes:
+        """The hash of the header."""
+        return crypto.hash_block_header(self.header)
+
+    def prefilled_section(self) -> bytes:
+        return b"".join([_u32(len(self.prefilled)), *(_u32(len(t)) + t for t in self.prefilled)])
+
+    def encode(self) -> bytes:
+        return b"".join((self.header, _u32(len(self.txids)), *self.txids, self.prefilled_section()))
+
+    def encoded_len(self) -> int:
+        return encoded_compact_len(len(self.txids), [len(t) for t in self.prefilled])
+
+    @classmethod
+    def read(cls, r: _Reader) -> CompactBlock:
+        header = r.take(HEADER_LEN)
+        txids = r.hashes("txids", LIMITS["compact_txids"], ascending=False)
+        if not txids:
+            raise r.fail("a block holds at least its coinbase")
+        m = r.count("prefilled", 4, len(txids))
+        if m == 0:
+            raise r.fail("the coinbase must be prefilled")
+        prefilled = tuple(r.blob("prefilled transaction", 1) for _ in range(m))
+        return cls(header, txids, prefilled)
+
+
+def encoded_compact_len(txids: int, prefilled: Iterable[int]) -> int:
+    """Bytes of a :class:`CompactBlock` of ``txids`` txids whose prefilled transactions have the
+    lengths ``prefilled``."""
+    return HEADER_LEN + 4 + HASH_LEN * txids + 4 + sum(4 + n for n in prefilled)
+
+
+@dataclass(frozen=True, slots=True)
 class Proposal:
-    """A round leader's signed proposal of ``block`` (full encoding) for (height, round).
-    ``valid_round`` is the round whose 2/3 prevotes justify re-proposing a block (Tendermint's
-    proof-of-lock round), or None. ``proposer`` is the round's leader, who signs; the block's
-    header names who built it (the same key, unless it is a re-proposal)."""
+    """A round leader's signed proposal of a block at (height, round), as a :class:`CompactBlock`
+    (DESIGN §7 phase 4). ``valid_round`` is the round whose 2/3 prevotes justify re-proposing a
+    block (Tendermint's proof-of-lock round), or None. ``proposer`` is the round's leader, who
+    signs the block hash and the prefilled transactions' bytes (so a relay cannot swap a witness
+    in them); the block's header names who built it (the same key, unless it is a
+    re-proposal)."""
 
     KIND: ClassVar[Kind] = Kind.PROPOSAL
 
@@ -492,7 +584,7 @@ class Proposal:
     round: int
     valid_round: int | None
     proposer: bytes
-    block: bytes
+    compact: CompactBlock
     signature: bytes
     _hash: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -502,9 +594,8 @@ class Proposal:
         if self.valid_round is not None:
             _check_int(self, "valid_round", self.valid_round, self.round - 1 if self.round else -1)
         _check_bytes(self, "proposer", self.proposer, PUBLIC_KEY_LEN)
-        _check_bytes(self, "block", self.block)
-        if len(self.block) < HEADER_LEN:
-            raise ValueError("Proposal.block is shorter than a block header")
+        if not isinstance(self.compact, CompactBlock):
+            raise TypeError(f"Proposal.compact must be a CompactBlock, not {type(self.compact).__name__}")
         _check_bytes(self, "signature", self.signature, SIGNATURE_LEN)
 
     @classmethod
@@ -515,24 +606,24 @@ class Proposal:
         height: int,
         round: int,
         valid_round: int | None,
-        block: bytes,
+        compact: CompactBlock,
     ) -> Proposal:
-        unsigned = cls(height, round, valid_round, _public_key(secret_key), block, bytes(64))
+        unsigned = cls(height, round, valid_round, _public_key(secret_key), compact, bytes(64))
         signature = crypto.sign(secret_key, unsigned.signing_message(chain_id))
-        return cls(height, round, valid_round, unsigned.proposer, block, signature)
+        return cls(height, round, valid_round, unsigned.proposer, compact, signature)
 
     @property
     def block_hash(self) -> bytes:
         """The hash of the proposed block's header."""
         h = self._hash
         if h is None:
-            h = crypto.hash_block_header(self.block[:HEADER_LEN])
+            h = self.compact.block_hash
             _set(self, "_hash", h)
         return h
 
     def signing_message(self, chain_id: bytes) -> bytes:
         """``SIGNING_DOMAIN ‖ 0x03 ‖ chain_id ‖ height u64 ‖ round u32 ‖ valid_round u32
-        (0xffffffff = none) ‖ proposer ‖ block hash``."""
+        (0xffffffff = none) ‖ proposer ‖ block hash ‖ blake3(prefilled section)``."""
         vr = NO_ROUND if self.valid_round is None else self.valid_round
         return b"".join(
             (
@@ -542,6 +633,7 @@ class Proposal:
                 _u32(vr),
                 self.proposer,
                 self.block_hash,
+                crypto.blake3(self.compact.prefilled_section()),
             )
         )
 
@@ -552,13 +644,12 @@ class Proposal:
         vr = NO_ROUND if self.valid_round is None else self.valid_round
         return b"".join(
             (
-                _head(self.KIND),
+                _head(self.KIND, BLOCK_CARRIER_VERSION),
                 _u64(self.height),
                 _u32(self.round),
                 _u32(vr),
                 self.proposer,
-                _u32(len(self.block)),
-                self.block,
+                self.compact.encode(),
                 self.signature,
             )
         )
@@ -566,17 +657,21 @@ class Proposal:
     @classmethod
     def decode(cls, data: bytes) -> Proposal:
         r = _Reader(data, "proposal")
-        r.head(cls.KIND)
+        r.head(cls.KIND, BLOCK_CARRIER_VERSION)
         height, round_, vr = r.u64(), r.u32(), r.u32()
         proposer = r.take(PUBLIC_KEY_LEN)
-        block = r.blob("block", HEADER_LEN)
+        compact = CompactBlock.read(r)
         signature = r.take(SIGNATURE_LEN)
         r.end()
         if round_ == NO_ROUND:
             raise r.fail("round 0xffffffff is reserved")
         if vr != NO_ROUND and vr >= round_:
             raise r.fail(f"valid round {vr} is not below round {round_}")
-        return cls(height, round_, None if vr == NO_ROUND else vr, proposer, block, signature)
+        return cls(height, round_, None if vr == NO_ROUND else vr, proposer, compact, signature)
+
+
+PROPOSAL_OVERHEAD = 2 + 8 + 4 + 4 + PUBLIC_KEY_LEN + SIGNATURE_LEN
+"""Bytes of an encoded :class:`Proposal` around its :class:`CompactBlock`."""
 
 
 def block_vote_signing_message(
@@ -708,28 +803,40 @@ class CommitCertificate:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A committed block with its commit certificate (catch-up: DESIGN §7 "slot synchronization";
-    unsigned: the certificate is the proof)."""
+    unsigned: the certificate is the proof), the block as a :class:`CompactBlock`: its server
+    prefills every transaction if the whole decision fits one frame, else the coinbase only, and
+    the receiver takes the rest from its own transactions or fetches them."""
 
     KIND: ClassVar[Kind] = Kind.DECISION
 
     certificate: CommitCertificate
-    block: bytes
+    compact: CompactBlock
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.compact, CompactBlock):
+            raise TypeError(f"Decision.compact must be a CompactBlock, not {type(self.compact).__name__}")
 
     def signatures(self, chain_id: bytes) -> list[tuple[bytes, bytes, bytes]]:
         return self.certificate.signatures(chain_id)
 
     def encode(self) -> bytes:
         cert = self.certificate.encode()
-        return b"".join((_head(self.KIND), _u32(len(cert)), cert, _u32(len(self.block)), self.block))
+        return b"".join(
+            (_head(self.KIND, BLOCK_CARRIER_VERSION), _u32(len(cert)), cert, self.compact.encode())
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Decision:
         r = _Reader(data, "decision")
-        r.head(cls.KIND)
+        r.head(cls.KIND, BLOCK_CARRIER_VERSION)
         cert = r.blob("certificate")
-        block = r.blob("block", HEADER_LEN)
+        compact = CompactBlock.read(r)
         r.end()
-        return cls(CommitCertificate.decode(cert), block)
+        return cls(CommitCertificate.decode(cert), compact)
+
+
+DECISION_OVERHEAD = 2 + 4
+"""Bytes of an encoded :class:`Decision` besides its certificate and its :class:`CompactBlock`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,16 @@ from timecoin.consensus.effects import (
     Timer,
 )
 from timecoin.consensus.engine import Consensus
-from timecoin.consensus.messages import CommitCertificate, Decision
+from timecoin.consensus.messages import (
+    DECISION_OVERHEAD,
+    CommitCertificate,
+    CompactBlock,
+    Decision,
+    encoded_compact_len,
+)
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
-from timecoin.core.types import BlockView
+from timecoin.core.types import HEADER_LEN, BlockView
+from timecoin.ledger.blockbuilder import TX_COUNT
 from timecoin.ledger.chain import ChainState
 from timecoin.store.chainstore import ExtraWrites
 
@@ -64,15 +71,31 @@ class Transport(Protocol):
     def reply(self, peer: Any, data: bytes) -> None: ...
 
 
-def decision_message(chain: ChainState, height: int) -> bytes | None:
+def decision_message(chain: ChainState, height: int, max_bytes: int | None = None) -> bytes | None:
     """The encoded :class:`~timecoin.consensus.messages.Decision` of ``height`` from the store
-    (None without a block or commit certificate there)."""
+    (None without a block or commit certificate there): every transaction prefilled if that
+    fits ``max_bytes`` (None: no bound), else the coinbase only (the receiver holds or fetches
+    the rest); None, logged, if not even that fits."""
     block_hash = chain.store.block_hash(height)
     raw = chain.store.block(block_hash) if block_hash is not None else None
     cert = load_commit_certificate(chain.store, height)
     if raw is None or cert is None:
         return None
-    return Decision(CommitCertificate.decode(cert), raw).encode()
+    count = TX_COUNT.unpack_from(raw, HEADER_LEN)[0]
+    # Every transaction prefilled: a length prefix each, and the block's transaction bytes.
+    prefilled = 4 * count + len(raw) - HEADER_LEN - 4
+    whole = DECISION_OVERHEAD + 4 + len(cert) + encoded_compact_len(count, ()) + prefilled
+    if max_bytes is None or whole <= max_bytes:
+        compact = CompactBlock.whole(raw)
+    else:
+        compact = CompactBlock.of_block(raw, lambda _, __: False)
+    data = Decision(CommitCertificate.decode(cert), compact).encode()
+    if max_bytes is not None and len(data) > max_bytes:
+        log.error(
+            "the decision of height %d takes %d bytes, over one message's %d", height, len(data), max_bytes
+        )
+        return None
+    return data
 
 
 class EffectRunner:
@@ -131,7 +154,7 @@ class EffectRunner:
         failpoints.hit("consensus.after_persist")
 
     def _serve_decision(self, effect: ServeDecision) -> None:
-        data = decision_message(self.chain, effect.height)
+        data = decision_message(self.chain, effect.height, self.consensus.ctx.max_message_bytes)
         if data is not None:
             self.transport.reply(effect.peer, data)
 

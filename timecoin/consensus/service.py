@@ -79,14 +79,10 @@ from timecoin.p2p.messages import MAX_LARGE_VOTE_ITEM
 from timecoin.p2p.peer import Peer
 from timecoin.store.chainstore import ExtraWrites
 
-__all__ = ["PROPOSAL_OVERHEAD", "RECENT_CERTIFICATES", "STEP_FAILED", "ConsensusService"]
+__all__ = ["RECENT_CERTIFICATES", "STEP_FAILED", "ConsensusService"]
 
 log = logging.getLogger(__name__)
 
-PROPOSAL_OVERHEAD = 256 * 1024
-"""Bytes of a LARGE_VOTE item kept for everything of a proposal or decision besides its
-transactions: header, coinbase (one output per paid masternode), message fields and a commit
-certificate (96 bytes per voter: ~2,700 voters)."""
 RECENT_CERTIFICATES = 100_000
 """Finality certificates remembered after their transactions are archived (a block deletes the
 ``finalized`` record), so ``gettransactionfinality`` can still show them for a while."""
@@ -159,7 +155,7 @@ class ConsensusService:
                 mempool,
                 secret_key=secret_key,
                 production_gate=production_gate,
-                max_transaction_bytes=MAX_LARGE_VOTE_ITEM - PROPOSAL_OVERHEAD,
+                max_message_bytes=MAX_LARGE_VOTE_ITEM,
             )
 
         self._new_engine = new_engine

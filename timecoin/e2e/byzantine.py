@@ -35,6 +35,7 @@ from timecoin.consensus.messages import (
     NIL,
     BlockVote,
     CommitCertificate,
+    CompactBlock,
     Decision,
     Kind,
     Proposal,
@@ -52,6 +53,7 @@ from timecoin.p2p import messages as m
 from timecoin.p2p.messages import MessageType
 from timecoin.params import NetworkParams
 from timecoin.rpc.client import JSONRPCError
+from timecoin.testing.consensus_sim import retimed
 from timecoin.testing.mininode import MiniNode
 
 __all__ = ["TICK", "ByzantineActor", "ByzantineStats", "DoubleSpend"]
@@ -221,12 +223,8 @@ class ByzantineActor:
         if Behaviour.EQUIVOCATION in self.behaviours and isinstance(msg, Proposal):
             if msg.proposer != self.public_key:
                 return
-            block = Block.decode(msg.block)
-            forked = Block(
-                dataclasses.replace(block.header, timestamp=block.header.timestamp + 1), block.transactions
-            )
             second = Proposal.create(
-                self.secret, self.chain_id, msg.height, msg.round, msg.valid_round, forked.encode()
+                self.secret, self.chain_id, msg.height, msg.round, msg.valid_round, retimed(msg.compact)
             )
             self._send(second.encode(), other, "equivocating-proposal")
         elif Behaviour.EQUIVOCATION in self.behaviours and isinstance(msg, BlockVote):
@@ -274,7 +272,9 @@ class ByzantineActor:
         certificate = CommitCertificate(
             height, 0, forged.hash, ((crypto.public_key(self.outsider), signature),)
         )
-        self._send(Decision(certificate, forged.encode()).encode(), None, "forged-decision")
+        self._send(
+            Decision(certificate, CompactBlock.whole(forged.encode())).encode(), None, "forged-decision"
+        )
 
     def _split_block_votes(self, height: int, round_: int) -> None:
         first, second = os.urandom(32), NIL

@@ -33,8 +33,8 @@ NO_ELECTION = Election(proposer=bytes(32), vrf_proof=bytes(80), vrf_output=bytes
 """The all-zero election of blocks nobody is elected for: the genesis block, the emergency
 block every node builds alike (docs/consensus.md), and chains built offline for tests. Consensus
 rejects it on any other block (``timecoin.consensus.blocks.check_block``)."""
-_COUNT = struct.Struct("<I")
-"""A block's transaction count (docs/encoding.md)."""
+TX_COUNT = struct.Struct("<I")
+"""A block's transaction count (docs/encoding.md: ``header ‖ u32 count ‖ transactions``)."""
 
 
 def assemble_raw(
@@ -59,7 +59,7 @@ def assemble_raw(
         fees += verdict.fee
     coinbase = Transaction.coinbase(height, [TxOut(v, h) for v, h in chain.expected_coinbase(height, fees)])
     ordered = sorted(transactions)
-    body = b"".join([_COUNT.pack(1 + len(ordered)), coinbase.encode(), *(raw for _, raw in ordered)])
+    body = b"".join([TX_COUNT.pack(1 + len(ordered)), coinbase.encode(), *(raw for _, raw in ordered)])
     root = merkle_root([coinbase.txid, *(txid for txid, _ in ordered)])
 
     def header(utxo_set_hash: bytes) -> BlockHeader:

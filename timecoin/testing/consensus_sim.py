@@ -23,7 +23,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +31,21 @@ from timecoin import crypto
 from timecoin.consensus.effects import (
     Effect,
     Evidence,
+    FetchTransactions,
     Persist,
     Timer,
     TransactionFinalized,
     TransactionRejected,
 )
 from timecoin.consensus.engine import Consensus
-from timecoin.consensus.messages import NIL, BlockVote, Kind, Proposal, TxVote, decode_message
+from timecoin.consensus.messages import NIL, BlockVote, CompactBlock, Kind, Proposal, TxVote, decode_message
 from timecoin.consensus.runner import EffectRunner
 from timecoin.core.address import pubkey_hash
-from timecoin.core.types import Block, Transaction, TxOut, sign_transactions
+from timecoin.core.types import Block, BlockHeader, Transaction, TxOut, sign_transactions
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
+from timecoin.ledger.recent import RECENT_BLOCKS
 from timecoin.masternode.heartbeat import Heartbeat, HeartbeatRejected, HeartbeatTracker
 from timecoin.params import DEVNET, NetworkParams, Tier
 from timecoin.testing.chaingen import Wallet, devnet_genesis
@@ -154,6 +156,7 @@ class SimNode:
             production_gate=self.tracker.can_produce,
             rng=random.Random(sim.seed * 1000 + self.index + 7919 * self.generation),
             perf=sim.clock,
+            max_message_bytes=sim.max_message_bytes,
         )
         self.runner = EffectRunner(
             self.consensus,
@@ -335,6 +338,25 @@ class SimNode:
             self.rejected[effect.txid] = effect.reason
         elif isinstance(effect, Evidence):
             self.evidence.append(effect)
+        elif isinstance(effect, FetchTransactions) and self.sim.fetch_transactions:
+            holder = self.sim.by_key.get(effect.masternode)
+            if holder is not None and holder.online:
+                raws = [r for r in map(holder.served_transaction, effect.txids) if r is not None]
+                if raws:
+                    self.sim.network.deliver_transactions(holder, self, raws)
+
+    def served_transaction(self, txid: bytes) -> bytes | None:
+        """What this node answers a request for ``txid`` with (as a node's ``served_transaction``):
+        final or pending here, or in one of its last ``RECENT_BLOCKS`` committed blocks."""
+        raw = self.consensus.finality.transaction(txid)
+        tip = self.chain.tip.height
+        for h in range(tip, max(0, tip - RECENT_BLOCKS), -1):
+            if raw is not None:
+                break
+            block = self.chain.block(h)
+            assert block is not None
+            raw = next((tx.encode() for tx in block.transactions if tx.txid == txid), None)
+        return raw
 
     # -- views ---------------------------------------------------------------------------------------
 
@@ -389,7 +411,11 @@ class SimNetwork:
 
 class Simulation:
     """N masternodes on a devnet genesis (``devnet_genesis(masternodes=N)``), each in
-    ``tmp_path / f"node{i}"``. ``observers`` adds nodes without a masternode key."""
+    ``tmp_path / f"node{i}"``. ``observers`` adds nodes without a masternode key.
+    ``fetch_transactions``: a node's ``FetchTransactions`` is answered by the masternode it names
+    (as a node's GET_TRANSACTIONS is); off by default, so tests of the other ways transactions
+    spread (relay, certificates) see those alone. ``max_message_bytes``: the bound a node's
+    transport puts on one consensus message (``Context.max_message_bytes``; None: none)."""
 
     def __init__(
         self,
@@ -401,12 +427,16 @@ class Simulation:
         latency: tuple[float, float] = (0.005, 0.03),
         accounts: int = 16,
         observers: int = 0,
+        fetch_transactions: bool = False,
+        max_message_bytes: int | None = None,
     ) -> None:
         config, account_keys, mn_keys = devnet_genesis(
             accounts=accounts, masternodes=masternodes, params=params
         )
         self.params = params
         self.seed = seed
+        self.fetch_transactions = fetch_transactions
+        self.max_message_bytes = max_message_bytes
         self.genesis: Genesis = build_genesis(config)
         self.account_keys = account_keys
         self.clock = FakeClock(float(config.timestamp + 10))
@@ -521,25 +551,29 @@ def conflicting_pairs(sim: Simulation, wallet: Wallet, count: int) -> list[tuple
     return pairs
 
 
+def retimed(compact: CompactBlock, seconds: int = 1) -> CompactBlock:
+    """The same compact block with its header's timestamp ``seconds`` later: another block, which
+    a Byzantine leader signs as a second proposal for the same (height, round)."""
+    header = BlockHeader.decode(compact.header)
+    return replace(compact, header=replace(header, timestamp=header.timestamp + seconds).encode())
+
+
 def equivocating_leader(sim: Simulation) -> Outgoing:
     """A Byzantine leader: each proposal it makes goes to all but one node, and a second proposal
     for the same (height, round), a different block (timestamp + 1, same VRF proof), signed with
     its key, goes to the last node and to the first (which therefore sees both)."""
-    from dataclasses import replace
 
     def rewrite(node: SimNode, data: bytes) -> list[tuple[Sequence[int] | None, bytes]]:
         if data[0] != Kind.PROPOSAL or node.secret_key is None:
             return [(None, data)]
         proposal = Proposal.decode(data)
-        block = Block.decode(proposal.block)
-        other = Block(replace(block.header, timestamp=block.header.timestamp + 1), block.transactions)
         second = Proposal.create(
             node.secret_key,
             sim.genesis.hash,
             proposal.height,
             proposal.round,
             proposal.valid_round,
-            other.encode(),
+            retimed(proposal.compact),
         ).encode()
         others = [n.index for n in sim.nodes if n is not node]
         return [(others[:-1], data), (others[-1:], second), (others[:1], second)]

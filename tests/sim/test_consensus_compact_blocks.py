@@ -1,0 +1,124 @@
+"""Compact blocks (DESIGN §7 phase 4; docs/consensus.md, "Compact blocks"): a proposal names the
+final transactions by txid and carries whole only what others may lack; a masternode rebuilds
+the block from its own transactions, fetches the certificates of those it lacks from the
+proposer, and a masternode behind rebuilds a decided block from a decision that carries the
+coinbase only, fetching the rest from the certificate's signers.
+
+Real nodes on a fake clock and an in-memory network (``timecoin.testing.consensus_sim``).
+"""
+
+from __future__ import annotations
+
+from timecoin.consensus.messages import BlockVote, Decision, Kind, Proposal, decode_message
+from timecoin.testing.consensus_sim import Simulation
+
+
+def _proposals(node) -> list[Proposal]:
+    return [Proposal.decode(m) for m in node.sent if m[0] == Kind.PROPOSAL]
+
+
+def _block_with(sim, txids) -> int:
+    """The height of the block that archives ``txids`` on every node (all in one block)."""
+    node = sim.nodes[0]
+    for h in range(1, node.chain.tip.height + 1):
+        block = node.chain.block(h)
+        if set(txids) <= {tx.txid for tx in block.transactions}:
+            return h
+    raise AssertionError("no block holds the transactions")
+
+
+def test_a_proposal_names_final_transactions_and_carries_only_the_coinbase(tmp_path):
+    """Every masternode holds the final transactions, so the leader's proposal carries their
+    txids (32 bytes each) and the coinbase whole; each node rebuilds the block, votes for it and
+    commits the same block."""
+    sim = Simulation(tmp_path, 4, seed=31, accounts=32).start()
+    try:
+        assert sim.wait_height(1)
+        txs = sim.transfers(sim.wallet(), 30)
+        sim.nodes[0].submit([tx.encode() for tx in txs])
+        txids = [tx.txid for tx in txs]
+        assert sim.run_until(lambda: sim.all_final(txids), timeout=10)
+        assert sim.run_until(lambda: all(n.chain_txids() >= set(txids) for n in sim.nodes), timeout=30)
+        height = _block_with(sim, txids)
+        committed = sim.nodes[0].chain.block(height)
+        proposal = next(
+            p
+            for n in sim.nodes
+            for p in _proposals(n)
+            if p.height == height and p.block_hash == committed.hash
+        )
+        assert proposal.compact.txids == tuple(tx.txid for tx in committed.transactions)
+        assert proposal.compact.prefilled == (committed.transactions[0].encode(),)
+        assert len(proposal.encode()) < len(committed.encode()) / 4
+        for node in sim.nodes:
+            prevotes = [BlockVote.decode(m) for m in node.sent if m[0] == Kind.PREVOTE]
+            assert any(v.height == height and v.block_hash == committed.hash for v in prevotes)
+        sim.assert_consistent()
+    finally:
+        sim.close()
+
+
+def test_a_masternode_lacking_a_final_transaction_fetches_its_certificate(tmp_path):
+    """A masternode that never received the transactions (its transaction gossip is cut) cannot
+    rebuild the proposal from its own: it asks the proposer for their certificates (each with
+    its transaction), makes them final, rebuilds the block and commits it in its own rounds, not
+    through a decision from a peer."""
+    sim = Simulation(tmp_path, 4, seed=32).start()
+    try:
+        assert sim.wait_height(1)
+        victim = sim.nodes[3]
+        victim.receive_transactions = lambda raws: None  # type: ignore[method-assign]
+        txs = sim.transfers(sim.wallet(), 5)
+        for node in sim.nodes[:3]:  # the three others reach 2/3 alone
+            admissions, effects = node.consensus.submit([tx.encode() for tx in txs], sim.clock.now)
+            assert all(a.accepted for a in admissions)
+            node.runner.run(effects)
+        txids = [tx.txid for tx in txs]
+        assert sim.run_until(lambda: all(n.chain_txids() >= set(txids) for n in sim.nodes), timeout=30)
+        counters = victim.consensus.monitor.counters
+        assert counters["certificate_requests"] >= 1
+        assert counters["tx_finalized"] >= len(txs)  # by the certificates it fetched
+        assert counters["decisions_synced"] == 0
+        sim.assert_consistent()
+    finally:
+        sim.close()
+
+
+def test_a_masternode_behind_rebuilds_a_decided_block_fetching_what_it_lacks(tmp_path):
+    """A masternode down while a block of transactions it never saw was decided restarts behind.
+    The decisions it is served do not fit one message whole (a 6,000-byte bound here), so they
+    carry the block's coinbase only: it fetches the other transactions from a signer of the
+    commit certificate, rebuilds the block, checks it and commits it like the others."""
+    sim = Simulation(
+        tmp_path, 4, seed=33, accounts=48, fetch_transactions=True, max_message_bytes=6_000
+    ).start()
+    try:
+        assert sim.wait_height(1)
+        late = sim.nodes[3]
+        late.crash()
+        txs = sim.transfers(sim.wallet(), 40)
+        sim.nodes[0].submit([tx.encode() for tx in txs])
+        txids = [tx.txid for tx in txs]
+        others = sim.nodes[:3]
+        assert sim.run_until(lambda: all(n.chain_txids() >= set(txids) for n in others), timeout=30)
+        height = _block_with(sim, txids)
+        assert len(sim.nodes[0].chain.block(height).encode()) > 6_000  # a whole decision cannot fit
+        served = []
+        original = late.deliver
+
+        late.restart()
+
+        def deliver(source, data):
+            if data[0] == Kind.DECISION:
+                served.append(decode_message(data))
+            original(source, data)
+
+        late.deliver = deliver  # type: ignore[method-assign]
+        assert sim.wait_height(height + 1)
+        assert late.chain.block(height).hash == sim.nodes[0].chain.block(height).hash
+        decisions = [d for d in served if isinstance(d, Decision) and d.certificate.height == height]
+        assert decisions and all(len(d.compact.prefilled) == 1 for d in decisions)
+        assert late.consensus.monitor.counters["decision_fetches"] >= 1
+        sim.assert_consistent()
+    finally:
+        sim.close()

@@ -28,7 +28,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +306,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="BYTES",
     ),
     Setting(
+        "block_slot",
+        _int_range(1, 86_400),
+        None,
+        "Devnet only: seconds per block slot, the same on every node of the devnet (DESIGN §4: "
+        "devnet configurable) [default: the network's, 2 on a devnet].",
+        metavar="SECONDS",
+    ),
+    Setting(
         "masternode_key",
         _path,
         None,
@@ -381,13 +389,19 @@ class NodeConfig:
     """None: the default share of the network's mempool limit (``ledger.mempool.AdmissionLimit``)."""
     admission_max_final_bytes: int | None = None
     """None: the network's mempool byte limit (``ledger.mempool.AdmissionLimit``)."""
+    block_slot: int | None = None
+    """A devnet's block slot, seconds (None: the network's)."""
     conf: Path | None = None
     """The configuration file read, if any."""
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def params(self) -> NetworkParams:
-        return network_params.by_name(self.network)
+        """The network's parameters, with ``block_slot`` if set (a devnet's)."""
+        params = network_params.by_name(self.network)
+        if self.block_slot is not None:
+            params = replace(params, block_slot=float(self.block_slot))
+        return params
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, value, source) of every setting, secrets masked: what the node logs at start."""
@@ -509,6 +523,11 @@ def load_config(
         else:
             values[s.key] = _parse(s.key, s.parse, found[0], found[1])
             sources[s.key] = found[1]
+    if values["block_slot"] is not None and network != "devnet":
+        raise ConfigError(
+            f"block_slot: only a devnet's block slot can be set, not {network}'s "
+            f"(from {sources['block_slot']})"
+        )
     if (values["rpcuser"] is None) != (values["rpcpassword"] is None):
         given = "rpcuser" if values["rpcuser"] is not None else "rpcpassword"
         raise ConfigError(

@@ -50,7 +50,6 @@ from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, GenesisConfig, GenesisError, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
-from timecoin.ledger.recent import RecentBlocks
 from timecoin.looplag import LoopLagMonitor
 from timecoin.masternode.liveness import Liveness
 from timecoin.metrics import ConsensusMetrics, MetricsServer, summary_line
@@ -157,8 +156,6 @@ class Node:
         self._chain: ChainState | None = None
         self._mempool: Mempool | None = None
         self._txindex: TxIndex | None = None
-        self.recent_blocks = RecentBlocks()
-        """The last committed blocks' transactions, served to peers (:meth:`served_transaction`)."""
         self.p2p: P2PService | None = None
         self.liveness: Liveness | None = None
         """Heartbeats: ours if we are a masternode, everyone's from gossip (DESIGN §5)."""
@@ -553,7 +550,6 @@ class Node:
         conflicts from the mempool, wakes tip waiters and announces it. Raises
         ``timecoin_native.ValidationError`` (chain unchanged) for a bad block."""
         applied = self.chain.connect_block(raw, extra)
-        self.recent_blocks.add(raw)
         if not self.txindex.queue_block(applied.height, applied.block_hash, raw, applied.txids):
             self._catch_up_index(applied.height)
         self.mempool.remove(applied.txids)
@@ -621,13 +617,6 @@ class Node:
         if entry is not None:
             return entry.raw
         return self.consensus.final_transaction(txid) if self.consensus is not None else None
-
-    def served_transaction(self, txid: bytes) -> bytes | None:
-        """What a peer's GET_TRANSACTIONS is answered from: :meth:`unarchived_transaction`, or the
-        transaction in one of the last committed blocks (a masternode catching up on a decided
-        block fetches those it lacks, :class:`~timecoin.ledger.recent.RecentBlocks`)."""
-        raw = self.unarchived_transaction(txid)
-        return raw if raw is not None else self.recent_blocks.transaction(txid)
 
     def pending_transactions(self) -> list[bytes]:
         """The mempool's transactions in arrival order (pending finality)."""

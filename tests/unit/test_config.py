@@ -101,6 +101,8 @@ def test_lists_from_every_source(tmp_path):
             None,
             ["rpcuser: set rpcuser and rpcpassword together", "command line --rpcuser"],
         ),
+        ({"block_slot": "30"}, {}, None, ["block_slot: only a devnet's", "mainnet's", "command line"]),
+        ({}, {}, "block_slot = 0\n", ["block_slot:", "1..86400"]),
     ],
 )
 def test_bad_values_name_the_key_and_source(tmp_path, flags, env, conf_text, fragments):
@@ -110,6 +112,12 @@ def test_bad_values_name_the_key_and_source(tmp_path, flags, env, conf_text, fra
         load_config(flags, env=env, home=tmp_path)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_a_devnet_block_slot_changes_the_parameters(tmp_path):
+    config = load_config({"network": "devnet", "block_slot": "45"}, env={}, home=tmp_path)
+    assert config.params.block_slot == 45.0 and config.params.leader_timeout == DEVNET.leader_timeout
+    assert load_config({"network": "devnet"}, env={}, home=tmp_path).params is DEVNET
 
 
 def test_describe_masks_secrets(tmp_path):

@@ -69,10 +69,10 @@ from timecoin.consensus.effects import (
     ApplyBlock,
     Broadcast,
     Evidence,
-    FetchTransactions,
     Resend,
     SendTo,
     ServeDecision,
+    SyncBlock,
     Timer,
 )
 from timecoin.consensus.finality import FinalityEngine
@@ -111,9 +111,6 @@ TIP_TTL_ROUNDS = 4
 without a newer one: claims are hints that expire with the peer (DESIGN §8)."""
 BLOCK_SIZE_MARGIN = 1_000_000
 """Bytes of ``max_block_size`` left for the header, coinbase and framing."""
-MAX_DECISION_FETCH = 1_000
-"""Transactions of a decided block this node asks one certificate signer for at a time (one
-GET_TRANSACTIONS' worth, ``timecoin.p2p.messages.MAX_GET_TRANSACTIONS``)."""
 
 
 class _CompactWait:
@@ -486,8 +483,8 @@ class BftEngine:
         if self._add_vote(vote, out) and self.step != Step.COMMIT:
             self.evaluate(out, now)
 
-    def on_decision(self, decision: Decision, out: Outbox, now: float) -> None:
-        """A committed block from a peer, certificate signatures verified: checked against the
+    def on_decision(self, decision: Decision, peer: Any, out: Outbox, now: float) -> None:
+        """A committed block from ``peer``, certificate signatures verified: checked against the
         set and the ledger, then applied (this is how a node that fell behind catches up)."""
         cert = decision.certificate
         if self.step == Step.COMMIT or cert.height != self.height:
@@ -500,34 +497,33 @@ class BftEngine:
         except CertificateError as e:
             self.ctx.monitor.ignore(f"decision-{e.code}")
             return
-        checked = self._decided_block(block_hash, decision, out)
+        checked = self._decided_block(block_hash, decision, peer, out)
         if checked is not None:
             self.ctx.monitor.counters["decisions_synced"] += 1
             self._commit(cert, checked, out, now)
 
-    def _decided_block(self, block_hash: bytes, decision: Decision, out: Outbox) -> CheckedBlock | None:
+    def _decided_block(
+        self, block_hash: bytes, decision: Decision, peer: Any, out: Outbox
+    ) -> CheckedBlock | None:
         """The block a verified decision certifies, checked: a valid one this node holds, else
-        rebuilt from the decision (its prefilled transactions, then this node's own). The
-        transactions it lacks are asked of one of the certificate's signers in turn (each holds
-        the block); a later decision finds them. A rebuilt block that fails the checks is
-        logged and not remembered: the decision is unsigned, so its prefilled bytes (a witness)
-        may be its server's doing, and the next decision, from another server, is checked
-        afresh."""
+        rebuilt from the decision (its prefilled transactions, then this node's own). If this
+        node lacks some, ``peer`` (which served the decision from its store) is asked for the
+        block by block sync (:class:`SyncBlock`): that carries blocks of any size. A rebuilt
+        block that fails the checks is logged and not remembered: the decision is unsigned, so
+        its prefilled bytes (a witness) may be its server's doing, and the next decision, from
+        another server, is checked afresh."""
         monitor = self.ctx.monitor
         verdict = self.verdicts.get(block_hash)
         if isinstance(verdict, CheckedBlock):
             return verdict
         try:
-            raw, missing = rebuild_block(decision.compact, self.finality.transaction)
+            raw, _ = rebuild_block(decision.compact, self.finality.transaction)
         except BlockRejected as e:
             monitor.ignore(f"decision-{e.code}")
             return None
         if raw is None:
-            voters = decision.certificate.voters
-            self._ask_turn += 1
-            voter = voters[self._ask_turn % len(voters)]
-            out.sends.append(FetchTransactions(voter, tuple(missing[:MAX_DECISION_FETCH])))
-            monitor.counters["decision_fetches"] += 1
+            out.sends.append(SyncBlock(peer, self.height))
+            monitor.counters["decisions_to_sync"] += 1
             return None
         try:
             checked = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)

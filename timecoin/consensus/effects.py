@@ -28,6 +28,7 @@ __all__ = [
     "ScheduleTimer",
     "SendTo",
     "ServeDecision",
+    "SyncBlock",
     "Timer",
     "TransactionFinalized",
     "TransactionRejected",
@@ -104,6 +105,19 @@ class FetchTransactions:
 
     masternode: bytes
     txids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncBlock:
+    """``peer`` served a verified decision of ``height`` whose block this node cannot rebuild
+    from its own transactions (the decision, too large for one message whole, carried the
+    coinbase only): fetch the blocks up to ``height`` from it by block sync, which carries
+    certified blocks of any size in chunks (DESIGN §4, §8). The driver raises the peer's claimed
+    height to ``height`` (a hint: cut if it fails to serve); each block synced is then a block
+    connected outside the engine."""
+
+    peer: Any
+    height: int
 
 
 @dataclass(frozen=True, slots=True)

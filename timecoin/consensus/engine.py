@@ -348,7 +348,7 @@ class Consensus:
         elif isinstance(msg, Status):
             self.bft.on_status(msg, out, now)
         elif isinstance(msg, Decision):
-            self.bft.on_decision(msg, out, now)
+            self.bft.on_decision(msg, peer, out, now)
         elif isinstance(msg, SnowballQuery):
             self.finality.on_snowball_query(msg, out)
         elif isinstance(msg, SnowballResponse):

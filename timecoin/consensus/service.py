@@ -14,7 +14,9 @@ to every connected masternode (a decision request or Snowball query any member c
 ``Reply`` answers the peer the request came from. Received TxVote, Proposal, BlockVote, Status
 and TxCertificate items are relayed on (so a partial mesh works) once they decoded and verified;
 point-to-point kinds are not; undecodable or badly signed ones cost their sender reputation.
-``FetchTransactions`` asks the voter's connection for transactions its vote named.
+``FetchTransactions`` asks the voter's connection for transactions its vote named; ``SyncBlock``
+raises the claimed height of the peer that served a decision this node cannot rebuild, so block
+sync fetches the block in chunks (docs/consensus.md, "Compact blocks").
 
 **Followers.** A node without a masternode key runs the engine without a key: it tallies the
 votes masternodes gossip to it and reports finality from them, but sends nothing (the VOTE
@@ -62,6 +64,7 @@ from timecoin.consensus.effects import (
     Encodable,
     Evidence,
     FetchTransactions,
+    SyncBlock,
     Timer,
     TransactionFinalized,
     TransactionRejected,
@@ -423,6 +426,9 @@ class ConsensusService:
             peer = self.p2p.masternode_peers().get(effect.masternode)
             if peer is not None:
                 self.p2p.request_transactions(peer, list(effect.txids))
+        elif isinstance(effect, SyncBlock):
+            if isinstance(effect.peer, Peer):
+                self.p2p.sync.note_height(effect.peer, effect.height)
         elif isinstance(effect, Evidence):
             log.warning(
                 "evidence %s by masternode %s at height %d",

@@ -23,13 +23,14 @@ from timecoin.core.types import HEADER_LEN
 from timecoin.p2p.items import decode_items as decode_items
 from timecoin.p2p.items import encode_items as encode_items
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """The protocol this node speaks. 2: BLOCK and BLOCK_CHUNK carry each block's commit certificate
-(issue 12)."""
-MIN_PROTOCOL_VERSION = 2
-"""Oldest protocol version accepted in a handshake; older peers are disconnected and banned
-(issue 5). Version 1 synced blocks without their commit certificates, which a node now refuses,
-so it cannot sync from (or serve) a version-1 peer."""
+(issue 12). 3: proposals and decisions carry compact blocks (version-2 consensus layouts,
+``timecoin.consensus.messages.BLOCK_CARRIER_VERSION``)."""
+MIN_PROTOCOL_VERSION = 3
+"""Oldest protocol version accepted in a handshake; older peers are disconnected (issue 5).
+Version 2 masternodes sent proposals and decisions with whole blocks, which a node no longer
+decodes, and version 1 synced blocks without their commit certificates."""
 
 MAX_FRAME_PAYLOAD = 2 * 1024 * 1024
 """Largest payload of any frame, bytes (2 MiB)."""

@@ -70,9 +70,9 @@ class NodeHooks(Protocol):
 
     def has_transaction(self, txid: bytes) -> bool: ...
 
-    def served_transaction(self, txid: bytes) -> bytes | None:
-        """The encoded transaction ``txid`` if it is pending, final and not yet in a block, or in
-        one of the last committed blocks: what GET_TRANSACTIONS is answered from."""
+    def unarchived_transaction(self, txid: bytes) -> bytes | None:
+        """The encoded transaction ``txid`` if it is pending or final and not yet in a block:
+        what GET_TRANSACTIONS is answered from."""
         ...
 
     def pending_transactions(self) -> list[bytes]:
@@ -123,7 +123,7 @@ class P2PService:
             params.max_tx_size,
             config.gossip_interval,
             relay_votes=config.masternode_secret is not None,
-            transaction=hooks.served_transaction,
+            transaction=hooks.unarchived_transaction,
             has_transaction=hooks.has_transaction,
         )
         self.sync = BlockSync(self.connman, config, params.max_block_size, genesis_hash, hooks, clock)

@@ -2,7 +2,8 @@
 peers in parallel, verifies each block's commit certificate, applies them in height order, and
 reports progress.
 
-* **Claims are hints.** The heights peers claim (HELLO, BLOCK_ANNOUNCE) only schedule requests:
+* **Claims are hints.** The heights peers claim (HELLO, BLOCK_ANNOUNCE, a decision served to the
+  consensus engine: :meth:`BlockSync.note_height`) only schedule requests:
   the best claim is recomputed from the *connected* peers whenever it is needed, so a claim is
   forgotten when its peer leaves. A peer that fails to back its claim (NOTFOUND for the first
   height of a range within it, or a request unanswered for ``sync_request_timeout``) has its
@@ -401,6 +402,15 @@ class BlockSync:
         height, block_hash = m.decode_announce(payload)
         if height > peer.height:
             peer.height, peer.tip_hash = height, block_hash
+            self._wake.set()
+
+    def note_height(self, peer: Peer, height: int) -> None:
+        """``peer`` showed it holds the certified block ``height`` (it served a verified decision
+        of it, :class:`~timecoin.consensus.effects.SyncBlock`): its claim rises to at least
+        ``height`` and the blocks up to it are fetched like any claim's (a hint like the others:
+        cut if it fails to serve)."""
+        if height > peer.height and peer.established and not peer.closing:
+            peer.height = height
             self._wake.set()
 
     def _on_disconnected(self, peer: Peer) -> None:

@@ -31,8 +31,8 @@ from timecoin import crypto
 from timecoin.consensus.effects import (
     Effect,
     Evidence,
-    FetchTransactions,
     Persist,
+    SyncBlock,
     Timer,
     TransactionFinalized,
     TransactionRejected,
@@ -40,12 +40,12 @@ from timecoin.consensus.effects import (
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import NIL, BlockVote, CompactBlock, Kind, Proposal, TxVote, decode_message
 from timecoin.consensus.runner import EffectRunner
+from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.address import pubkey_hash
 from timecoin.core.types import Block, BlockHeader, Transaction, TxOut, sign_transactions
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import Genesis, build_genesis
 from timecoin.ledger.mempool import Admission, Mempool
-from timecoin.ledger.recent import RECENT_BLOCKS
 from timecoin.masternode.heartbeat import Heartbeat, HeartbeatRejected, HeartbeatTracker
 from timecoin.params import DEVNET, NetworkParams, Tier
 from timecoin.testing.chaingen import Wallet, devnet_genesis
@@ -131,6 +131,8 @@ class SimNode:
     finalized_at: dict[bytes, float] = field(default_factory=dict)
     rejected: dict[bytes, str] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
+    synced_blocks: int = 0
+    """Blocks connected by (simulated) block sync, outside the engine."""
     sent: list[bytes] = field(default_factory=list)
     """Every consensus message this node signed and put on the wire (for signer-safety checks;
     others' messages it re-sends, a proof of lock or evidence, are not its signatures)."""
@@ -338,25 +340,28 @@ class SimNode:
             self.rejected[effect.txid] = effect.reason
         elif isinstance(effect, Evidence):
             self.evidence.append(effect)
-        elif isinstance(effect, FetchTransactions) and self.sim.fetch_transactions:
-            holder = self.sim.by_key.get(effect.masternode)
-            if holder is not None and holder.online:
-                raws = [r for r in map(holder.served_transaction, effect.txids) if r is not None]
-                if raws:
-                    self.sim.network.deliver_transactions(holder, self, raws)
+        elif isinstance(effect, SyncBlock):
+            holder = self.sim.by_key.get(effect.peer)
+            if holder is not None:
+                self.sim.network.deliver_blocks(holder, self, effect.height)
 
-    def served_transaction(self, txid: bytes) -> bytes | None:
-        """What this node answers a request for ``txid`` with (as a node's ``served_transaction``):
-        final or pending here, or in one of its last ``RECENT_BLOCKS`` committed blocks."""
-        raw = self.consensus.finality.transaction(txid)
-        tip = self.chain.tip.height
-        for h in range(tip, max(0, tip - RECENT_BLOCKS), -1):
-            if raw is not None:
-                break
-            block = self.chain.block(h)
-            assert block is not None
-            raw = next((tx.encode() for tx in block.transactions if tx.txid == txid), None)
-        return raw
+    def receive_blocks(self, holder: SimNode, height: int) -> None:
+        """Block sync from ``holder`` up to ``height``: each certified block it holds above this
+        node's tip, connected in order with its commit certificate outside the engine (as
+        ``timecoin.p2p.sync`` does after checking the certificate)."""
+        if not self.online:
+            return
+        while self.chain.tip.height < min(height, holder.chain.tip.height):
+            h = self.chain.tip.height + 1
+            block_hash = holder.chain.store.block_hash(h)
+            raw = holder.chain.store.block(block_hash) if block_hash is not None else None
+            certificate = load_commit_certificate(holder.chain.store, h)
+            if raw is None or certificate is None:
+                return
+            self.chain.connect_block(raw, [(CONSENSUS_DB, commit_key(h), certificate)])
+            self.synced_blocks += 1
+            now = self.sim.clock.now
+            self._guard(lambda raw=raw, now=now: self.runner.run(self.consensus.on_block_applied(raw, now)))
 
     # -- views ---------------------------------------------------------------------------------------
 
@@ -404,6 +409,10 @@ class SimNetwork:
         if not self._blocked(src, dst):
             self.sim.scheduler.at(self.sim.clock.now + self._delay(), lambda: dst.receive_transactions(raws))
 
+    def deliver_blocks(self, src: SimNode, dst: SimNode, height: int) -> None:
+        if not self._blocked(src, dst):
+            self.sim.scheduler.at(self.sim.clock.now + self._delay(), lambda: dst.receive_blocks(src, height))
+
     def deliver_heartbeat(self, src: SimNode, dst: SimNode, data: bytes) -> None:
         if not self._blocked(src, dst):
             self.sim.scheduler.at(self.sim.clock.now + self._delay(), lambda: dst.receive_heartbeat(data))
@@ -412,10 +421,8 @@ class SimNetwork:
 class Simulation:
     """N masternodes on a devnet genesis (``devnet_genesis(masternodes=N)``), each in
     ``tmp_path / f"node{i}"``. ``observers`` adds nodes without a masternode key.
-    ``fetch_transactions``: a node's ``FetchTransactions`` is answered by the masternode it names
-    (as a node's GET_TRANSACTIONS is); off by default, so tests of the other ways transactions
-    spread (relay, certificates) see those alone. ``max_message_bytes``: the bound a node's
-    transport puts on one consensus message (``Context.max_message_bytes``; None: none)."""
+    ``max_message_bytes``: the bound a node's transport puts on one consensus message
+    (``Context.max_message_bytes``; None: none)."""
 
     def __init__(
         self,
@@ -427,7 +434,6 @@ class Simulation:
         latency: tuple[float, float] = (0.005, 0.03),
         accounts: int = 16,
         observers: int = 0,
-        fetch_transactions: bool = False,
         max_message_bytes: int | None = None,
     ) -> None:
         config, account_keys, mn_keys = devnet_genesis(
@@ -435,7 +441,6 @@ class Simulation:
         )
         self.params = params
         self.seed = seed
-        self.fetch_transactions = fetch_transactions
         self.max_message_bytes = max_message_bytes
         self.genesis: Genesis = build_genesis(config)
         self.account_keys = account_keys

@@ -123,7 +123,7 @@ class ChainNode:
     def has_transaction(self, txid: bytes) -> bool:
         return txid in self.mempool
 
-    def served_transaction(self, txid: bytes) -> bytes | None:
+    def unarchived_transaction(self, txid: bytes) -> bytes | None:
         entry = self.mempool.get(txid)
         return entry.raw if entry is not None else None
 

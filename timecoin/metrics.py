@@ -275,7 +275,7 @@ class NodeStateCollector(Collector):
         if consensus is not None:
             yield _gauge(
                 "finality_unarchived_transactions",
-                "Final transactions no block holds yet (docs/consensus.md, Larger blocks).",
+                "Final transactions no block holds yet (docs/consensus.md, Compact blocks).",
                 consensus.final_backlog,
             )
             yield _gauge(

@@ -309,8 +309,8 @@ SETTINGS: tuple[Setting, ...] = (
         "block_slot",
         _int_range(1, 86_400),
         None,
-        "Devnet only: seconds per block slot, the same on every node of the devnet (DESIGN §4: "
-        "devnet configurable) [default: the network's, 2 on a devnet].",
+        "Devnet only: seconds per block slot, the same on every node of the devnet "
+        "(docs/operator.md) [default: the network's, 2 on a devnet].",
         metavar="SECONDS",
     ),
     Setting(

@@ -269,6 +269,11 @@ class NodeStateCollector(Collector):
             "Connected blocks whose transaction index entries are not all written yet (docs/operator.md).",
             node.txindex.queued_blocks,
         )
+        yield _gauge(
+            "store_sweep_queued_deletes",
+            "Records committed blocks made useless that are not deleted yet (docs/operator.md).",
+            node.sweeper.queued,
+        )
         if node.rpc is not None:
             yield from rpc_families(node.rpc.stats)
         consensus = node.consensus

@@ -56,6 +56,7 @@ from timecoin.metrics import ConsensusMetrics, MetricsServer, summary_line
 from timecoin.p2p import P2PConfig, P2PService
 from timecoin.p2p.gossip import GossipKind
 from timecoin.store.chainstore import ExtraWrites, StoreError
+from timecoin.store.sweeper import Sweeper
 from timecoin.store.txindex import TxIndex
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ class Node:
         self._chain: ChainState | None = None
         self._mempool: Mempool | None = None
         self._txindex: TxIndex | None = None
+        self._sweeper: Sweeper | None = None
+        """Deletes committed blocks made due, written after them (:mod:`timecoin.store.sweeper`)."""
         self.p2p: P2PService | None = None
         self.liveness: Liveness | None = None
         """Heartbeats: ours if we are a masternode, everyone's from gossip (DESIGN §5)."""
@@ -193,6 +196,12 @@ class Node:
         if self._mempool is None:
             raise RuntimeError("the mempool is not started yet")
         return self._mempool
+
+    @property
+    def sweeper(self) -> Sweeper:
+        if self._sweeper is None:
+            raise RuntimeError("the node has not started")
+        return self._sweeper
 
     @property
     def txindex(self) -> TxIndex:
@@ -282,6 +291,8 @@ class Node:
         if indexed:
             log.info("transaction index caught up: %d blocks indexed", indexed)
         self._spawn(self._txindex.run(), "transaction index")
+        self._sweeper = Sweeper(self._chain.store)
+        self._spawn(self._sweeper.run(), "sweeper")
         self._check_interrupt()
 
         self._mempool = Mempool(
@@ -310,6 +321,7 @@ class Node:
             self.connect_block_with,
             self.request_stop,
             metrics=self.consensus_metrics,
+            sweep=self.sweeper.queue,
         )
         self.consensus.start()
         if self.metrics is not None:
@@ -411,6 +423,11 @@ class Node:
                 self._txindex.flush()
             except Exception:
                 log.exception("transaction index: writing what is queued failed; the next start catches up")
+        if self._sweeper is not None:
+            try:
+                self._sweeper.flush()
+            except Exception:
+                log.exception("sweeper: deleting what is queued failed; the next start drops stale records")
         if self._chain is not None:
             tip = self._chain.tip
             self._chain.close()

@@ -24,7 +24,7 @@ import pytest
 
 from timecoin import crypto
 from timecoin.consensus.blocks import build_block
-from timecoin.consensus.messages import BlockVote, Kind, Proposal
+from timecoin.consensus.messages import BlockVote, CompactBlock, Kind, Proposal
 from timecoin.core.types import Block
 from timecoin.ledger.blockbuilder import Election, assemble_block
 from timecoin.ledger.chain import ChainState
@@ -77,7 +77,8 @@ class Liar:
     def propose(self, block: Block, round_: int) -> None:
         """Sends ``block`` as this round's proposal, and the liar's prevote for it, to every peer."""
         height = self.state.tip.height + 1
-        proposal = Proposal.create(self.secret, self.chain_id, height, round_, None, block.encode())
+        compact = CompactBlock.whole(block.encode())
+        proposal = Proposal.create(self.secret, self.chain_id, height, round_, None, compact)
         prevote = BlockVote.create(self.secret, self.chain_id, Kind.PREVOTE, height, round_, block.hash)
         items = m.encode_items([proposal.encode(), prevote.encode()])
         for peer in self.peers:

@@ -231,6 +231,36 @@ def test_final_transaction_survives_restart(sim):
     sim.assert_consistent()
 
 
+def test_records_a_block_made_useless_may_be_swept_late_or_lost_in_a_crash(sim):
+    """A committed block's finalized records, the vote batches they name and the signer's
+    accept records of the outpoints it spent go out as a ``Sweep``, deleted after the block (a
+    node's sweeper: ``timecoin.store.sweeper``), not in its store transaction. A crash between
+    the block and the sweep loses the deletes: the restarted node still holds nothing of those
+    transactions as final (the load drops records whose inputs a block spent), sweeps the stale
+    records at start, and decides the next heights with the others."""
+    assert sim.wait_height(1)
+    node = sim.nodes[2]
+    lost: list[tuple[bytes, bytes]] = []
+    node.runner.sweep = lost.extend  # the deletes never reach the store
+    txs = sim.transfers(sim.wallet(), 6)
+    sim.nodes[0].submit([tx.encode() for tx in txs])
+    txids = {tx.txid for tx in txs}
+    assert sim.run_until(lambda: txids <= node.chain_txids(), timeout=10)
+    swept = {db for db, _ in lost}
+    assert swept == {FINALIZED_DB, CONSENSUS_DB}  # finalized records; vote batches, accepts
+    assert len([k for db, k in lost if db == FINALIZED_DB]) == len(txs)
+    assert len(list(node.chain.store.items(FINALIZED_DB))) == len(txs)  # still stored
+    assert not node.consensus.finality.finalized  # but no longer held as final
+    node.crash()
+    node.restart()
+    assert not node.consensus.finality.finalized
+    assert not txids & set(node.consensus.finality.pending)
+    assert list(node.chain.store.items(FINALIZED_DB)) == []  # the start swept them
+    assert list(node.chain.store.items(CONSENSUS_DB, VOTES_PREFIX)) == []
+    assert sim.wait_height(node.chain.tip.height + 2)
+    sim.assert_consistent()
+
+
 def test_finalized_records_are_keyed_in_finalization_order(sim):
     """Finalized records are keyed by the node's finalization sequence (neighbours in the
     B-tree: a batch writes a few pages, not one per record), after the highest key stored when

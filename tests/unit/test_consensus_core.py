@@ -166,7 +166,7 @@ def test_signer_outpoint_rules():
         (CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"), o1 + TXIDS[0]),
         (CONSENSUS_DB, b"accept/" + (1).to_bytes(8, "big"), o2 + TXIDS[0]),
     ]
-    assert signer.forget([o1]) == [(CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"), None)]
+    assert signer.forget([o1]) == [(CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"))]
     assert signer.accepted(o1) is None and signer.forget([o1]) == []
 
 
@@ -181,8 +181,8 @@ def test_signer_reads_accept_records_of_both_layouts():
     signer = SignerState.load(records)
     assert signer.accepted(legacy) == TXIDS[0] and signer.accepted(new) == TXIDS[1]
     assert signer.forget([legacy, new]) == [
-        (CONSENSUS_DB, b"accept/" + legacy, None),
-        (CONSENSUS_DB, b"accept/" + (5).to_bytes(8, "big"), None),
+        (CONSENSUS_DB, b"accept/" + legacy),
+        (CONSENSUS_DB, b"accept/" + (5).to_bytes(8, "big")),
     ]
     assert SignerState.load(records).accept([(bytes(36), TXIDS[2])])[0][1] == b"accept/" + (6).to_bytes(
         8, "big"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from timecoin.consensus.effects import ApplyBlock, Effect, Persist, ScheduleTimer, Timer
+from timecoin.consensus.effects import ApplyBlock, Effect, Persist, ScheduleTimer, Sweep, Timer
 from timecoin.consensus.monitor import Monitor
 from timecoin.consensus.signer import SignerState
 from timecoin.consensus.validators import ValidatorSet
@@ -66,7 +66,7 @@ class Context:
 class Outbox:
     """Effects collected while handling one input, emitted in the safe order."""
 
-    __slots__ = ("writes", "sends", "timers", "notices", "apply")
+    __slots__ = ("writes", "sends", "timers", "notices", "apply", "sweeps")
 
     def __init__(self) -> None:
         self.writes: list[tuple[bytes, bytes, bytes | None]] = []
@@ -74,6 +74,8 @@ class Outbox:
         self.timers: list[ScheduleTimer] = []
         self.notices: list[Effect] = []
         self.apply: ApplyBlock | None = None
+        self.sweeps: list[tuple[bytes, bytes]] = []
+        """(database, key) deletes for whenever (:class:`~timecoin.consensus.effects.Sweep`)."""
 
     def timer(self, timer: Timer, at: float) -> None:
         self.timers.append(ScheduleTimer(timer, at))
@@ -87,4 +89,6 @@ class Outbox:
         out.extend(self.notices)
         if self.apply is not None:
             out.append(self.apply)
+        if self.sweeps:
+            out.append(Sweep(tuple(self.sweeps)))
         return out

@@ -28,6 +28,7 @@ __all__ = [
     "ScheduleTimer",
     "SendTo",
     "ServeDecision",
+    "Sweep",
     "SyncBlock",
     "Timer",
     "TransactionFinalized",
@@ -105,6 +106,17 @@ class FetchTransactions:
 
     masternode: bytes
     txids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """Delete these (database, key) records when convenient: records a committed block made
+    useless that no invariant needs deleted at once (the finalized records it archived, the vote
+    batches only they named, the signer's accept records of the outpoints it spent;
+    ``timecoin.store.sweeper``). A node deletes them a chunk at a time after the block; a
+    driver without a sweeper writes them at once."""
+
+    keys: tuple[tuple[bytes, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,17 +186,14 @@ class Consensus:
             self.bft.on_timer(timer, out, now)
         return out.effects()
 
-    def on_block_applied(
-        self, block: bytes | Block | BlockView, now: float, archived: bool = False
-    ) -> list[Effect]:
-        """The driver connected ``block`` (the new tip): archive its transactions, move to the
-        next height's set, start the next height, replay messages kept for it. ``archived``:
-        the block's store transaction already deleted the finalized records of its
-        transactions (``FinalityEngine.archive_writes``), so no ``Persist`` repeats those deletes."""
+    def on_block_applied(self, block: bytes | Block | BlockView, now: float) -> list[Effect]:
+        """The driver connected ``block`` (the new tip): archive its transactions (the records it
+        made useless go out as a ``Sweep``), move to the next height's set, start the next
+        height, replay messages kept for it."""
         if isinstance(block, bytes):
             block = BlockView.decode(block)
         out = Outbox()
-        self.finality.on_block(block, out, now, archived)
+        self.finality.on_block(block, out, now)
         self.bft.on_applied(now)
         ctx = self.ctx
         ctx.prev_vset, ctx.vset = ctx.vset, validator_set(ctx.chain)

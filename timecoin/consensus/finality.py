@@ -579,30 +579,17 @@ class FinalityEngine:
         p = self.pending.get(txid)
         return p.raw if p is not None else None
 
-    def archive_writes(self, txids: Sequence[bytes]) -> list[tuple[bytes, bytes, None]]:
-        """The deletes of the finalized records of ``txids`` (a block's, coinbase included or
-        not) and of the vote batches only they name, for the block's own store transaction: a
-        crash leaves the block and its archive together or neither. Changes nothing (the
-        block's :meth:`on_block` does)."""
-        finalized = self.finalized
-        entries = [finalized[t] for t in txids if t in finalized]
-        writes: list[tuple[bytes, bytes, None]] = [(FINALIZED_DB, e.key, None) for e in entries]
-        writes += [
-            (CONSENSUS_DB, vote_batch_key(self._batches[r].sequence), None)
-            for r in self._released_batches(entries)
-        ]
-        return writes
-
-    def on_block(self, block: Block | BlockView, out: Outbox, now: float, archived: bool = False) -> None:
-        """A committed block is applied: its transactions are archived (the finalized records
-        deleted, unless ``archived``: the block's store transaction did it, see
-        :meth:`archive_writes`), whatever else spent their outpoints is rejected, the signer
-        forgets those outpoints (the chain settled them for good)."""
+    def on_block(self, block: Block | BlockView, out: Outbox, now: float) -> None:
+        """A committed block is applied: its transactions are archived (their finalized records,
+        and the vote batches only those named, swept: ``out.sweeps``), whatever else spent their
+        outpoints is rejected, the signer forgets those outpoints (the chain settled them for
+        good; their accept records swept too)."""
         spent: list[bytes] = []
         height = block.header.height
         txids = block.txids
         finalized, rejected, spent_final = self.finalized, self.rejected, self.spent_final
         batches = self._batches
+        sweeps = out.sweeps
         archived_bytes = 0
         for i in range(1, len(txids)):
             txid = txids[i]
@@ -613,8 +600,7 @@ class FinalityEngine:
                 archived_bytes += len(entry.raw)
                 inputs = entry.inputs
                 spent.extend(inputs)
-                if not archived:
-                    out.writes.append((FINALIZED_DB, entry.key, None))
+                sweeps.append((FINALIZED_DB, entry.key))
                 cert = entry.certificate
                 if not isinstance(cert, bytes):
                     for record in cert.records:
@@ -622,8 +608,7 @@ class FinalityEngine:
                         stored.refs -= 1
                         if stored.refs == 0:
                             del batches[record]
-                            if not archived:
-                                out.writes.append((CONSENSUS_DB, vote_batch_key(stored.sequence), None))
+                            sweeps.append((CONSENSUS_DB, vote_batch_key(stored.sequence)))
                 for o in inputs:
                     spent_final.pop(o, None)
                 continue
@@ -656,7 +641,7 @@ class FinalityEngine:
                 snowballs.pop(o, None)
         self.mempool.remove_conflicts(spent)
         if self.ctx.signer is not None:
-            out.writes.extend(self.ctx.signer.forget(spent))
+            sweeps.extend(self.ctx.signer.forget(spent))
 
     # -- Snowball --------------------------------------------------------------------------------------
 

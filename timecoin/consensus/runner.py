@@ -6,18 +6,20 @@ node supplies a transport over P2P and a timer service over its event loop. The 
 
 * ``Persist`` is one durable ``ChainStore.write`` before anything after it (then the failpoint
   ``consensus.after_persist``: a crash test can kill the process between signing and sending);
-* ``ApplyBlock`` connects the block with its commit certificate and the deletes of the finalized
-  records it archives as ``extra`` writes of the block's one store transaction (block, undo,
-  UTXO delta, registry, certificate, archive: a crash leaves all or none), then feeds
-  ``on_block_applied``'s effects back in. A block the engine committed failing to connect is a
-  bug: it is raised.
+* ``ApplyBlock`` connects the block with its commit certificate as an ``extra`` write of the
+  block's one store transaction (block, undo, UTXO delta, registry, certificate: a crash leaves
+  all or none), then feeds ``on_block_applied``'s effects back in. A block the engine committed
+  failing to connect is a bug: it is raised.
+* ``Sweep`` (the records the block made useless) goes to ``sweep``: the node's
+  :class:`~timecoin.store.sweeper.Sweeper` deletes them a chunk at a time after the block; by
+  default they are deleted at once, in their own store transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from timecoin import failpoints
@@ -32,6 +34,7 @@ from timecoin.consensus.effects import (
     ScheduleTimer,
     SendTo,
     ServeDecision,
+    Sweep,
     Timer,
 )
 from timecoin.consensus.engine import Consensus
@@ -104,7 +107,9 @@ class EffectRunner:
     :meth:`run`; ``on_notice`` receives finality, rejection and evidence notices;
     ``after_effect`` (tests) is called after each executed effect. ``connect_block(raw, extra)``
     connects a committed block with extra store writes (default ``chain.connect_block``; a node
-    passes its own, which also indexes and announces the block)."""
+    passes its own, which also indexes and announces the block). ``sweep(keys)`` deletes the
+    (database, key) records of a ``Sweep`` (default: at once, in one store transaction; a node
+    passes its sweeper's queue)."""
 
     def __init__(
         self,
@@ -116,6 +121,7 @@ class EffectRunner:
         on_notice: Callable[[Effect], None] | None = None,
         after_effect: Callable[[Effect], None] | None = None,
         connect_block: Callable[[bytes, ExtraWrites], object] | None = None,
+        sweep: Callable[[Sequence[tuple[bytes, bytes]]], None] | None = None,
     ) -> None:
         self.consensus = consensus
         self.chain = chain
@@ -125,6 +131,7 @@ class EffectRunner:
         self.on_notice = on_notice
         self.after_effect = after_effect
         self.connect_block = connect_block or chain.connect_block
+        self.sweep = sweep or (lambda keys: chain.store.write([(db, key, None) for db, key in keys]))
         self._handlers: dict[type, Callable[[Any], None]] = {
             Persist: self._persist,
             Broadcast: lambda e: self.transport.broadcast(e.data),
@@ -135,6 +142,7 @@ class EffectRunner:
             ScheduleTimer: lambda e: self.schedule(e.timer, e.at),
             ServeDecision: self._serve_decision,
             ApplyBlock: self._apply,
+            Sweep: lambda e: self.sweep(e.keys),
         }
         """The effects this runner executes, by type; any other goes to ``on_notice``."""
 
@@ -160,14 +168,11 @@ class EffectRunner:
 
     def _apply(self, effect: ApplyBlock) -> None:
         block = BlockView.decode(effect.block)
-        extra: list[tuple[bytes, bytes, bytes | None]] = [
-            (CONSENSUS_DB, commit_key(effect.height), effect.certificate),
-            *self.consensus.finality.archive_writes(block.txids[1:]),
-        ]
+        extra = [(CONSENSUS_DB, commit_key(effect.height), effect.certificate)]
         started = time.perf_counter()
         self.connect_block(effect.block, extra)
         connected = time.perf_counter()
-        effects = self.consensus.on_block_applied(block, self.clock(), archived=True)
+        effects = self.consensus.on_block_applied(block, self.clock())
         if log.isEnabledFor(logging.DEBUG):  # a line per block: debug (docs/operator.md "Logs")
             connect_ms = round(1000 * (connected - started), 1)
             consensus_ms = round(1000 * (time.perf_counter() - connected), 1)

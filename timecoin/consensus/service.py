@@ -125,6 +125,8 @@ class ConsensusService:
     from the store either (module docstring, "Failed steps"): the node should stop. ``clock``
     is unix seconds.
     ``metrics`` (``timecoin.metrics.ConsensusMetrics``) is told of finality and new rounds.
+    ``sweep(keys)`` takes the records committed blocks made useless (the node's
+    ``timecoin.store.sweeper.Sweeper.queue``; default: deleted at once).
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class ConsensusService:
         on_failure: Callable[[str], None],
         clock: Callable[[], float] = time.time,
         metrics: ConsensusMetricsHook | None = None,
+        sweep: Callable[[Sequence[tuple[bytes, bytes]]], None] | None = None,
     ) -> None:
         self.p2p = p2p
         self.metrics = metrics
@@ -173,6 +176,7 @@ class ConsensusService:
             clock,
             on_notice=self._notice,
             connect_block=connect_block,
+            sweep=sweep,
         )
         self.recent: OrderedDict[bytes, bytes | Encodable] = OrderedDict()
         """txid → its finality certificate, encoded or by reference (empty bytes when a block

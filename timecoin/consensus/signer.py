@@ -229,13 +229,15 @@ class SignerState:
                 writes.append((CONSENSUS_DB, key, outpoint + txid))
         return writes
 
-    def forget(self, outpoints: Iterable[bytes]) -> list[tuple[bytes, bytes, bytes | None]]:
-        """Drops the records of outpoints a committed block spent; returns the deletes."""
-        writes: list[tuple[bytes, bytes, bytes | None]] = []
+    def forget(self, outpoints: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
+        """Drops the records of outpoints a committed block spent; returns the (database, key)
+        pairs to delete, which may be deleted later (``timecoin.store.sweeper``): each only
+        keeps this masternode from accepting another spend of a spent coin."""
+        keys: list[tuple[bytes, bytes]] = []
         for outpoint in outpoints:
             if self._accepts.pop(outpoint, None) is not None:
-                writes.append((CONSENSUS_DB, self._accept_keys.pop(outpoint), None))
-        return writes
+                keys.append((CONSENSUS_DB, self._accept_keys.pop(outpoint)))
+        return keys
 
     def accept_count(self) -> int:
         return len(self._accepts)

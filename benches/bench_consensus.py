@@ -15,6 +15,12 @@ Groups (read the ratios pytest-benchmark prints beside each mean within a group)
   (about ±3 % run to run on the 2-core development machine) of most of the ~86 µs per
   transaction a devnet node spends (docs/benchmarks.md), where a whole devnet run varies by
   ±7 %. airspeed velocity keeps its history (``benches/asv_benchmarks/wall.py``).
+* ``compact-block``: a block of 2,000 transfers as a proposal carries it now (header, txids,
+  the coinbase: DESIGN §7 phase 4) and as it used to (whole): ``extra_info`` holds both sizes.
+  The receiver rebuilds it from the transactions it holds (``blocks.rebuild_block``, checked to
+  give the block byte for byte); the baseline is the split of the block into its transactions
+  (``BlockView.decode``) that checking it costs either way, so the rebuild's time is what
+  compact blocks add per received proposal.
 * ``finality-latency``: submission → certificate in the simulated 4-masternode network
   (``timecoin.testing.consensus_sim``, 5-30 ms simulated latency), 300 transfers over 1.5
   simulated seconds: p50/p95/p99 of the simulated time, recorded in ``extra_info``.
@@ -33,8 +39,11 @@ import timecoin_native
 import workloads
 
 from timecoin import crypto
+from timecoin.consensus.blocks import rebuild_block
 from timecoin.consensus.engine import Consensus
-from timecoin.consensus.messages import TxVote
+from timecoin.consensus.messages import CompactBlock, TxVote
+from timecoin.core.types import BlockView
+from timecoin.ledger.blockbuilder import assemble_raw
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import build_genesis
 from timecoin.ledger.mempool import Mempool
@@ -172,6 +181,39 @@ def test_consensus_core_cpu_per_transaction(benchmark, tmp_path):
     )
     print(f"\nconsensus core: {run.cpu_us_per_tx_per_node:.1f} us of CPU per transaction per node")
     assert run.correct
+
+
+@pytest.fixture(scope="module")
+def block_of_transfers(chain, transfers):
+    """(encoded block of the 2,000 transfers, txid → encoded transaction)."""
+    held = dict(zip(timecoin_native.txids(transfers), transfers, strict=True))
+    _, raw = assemble_raw(chain, sorted(held.items()), CONFIG.timestamp + 100)
+    return raw, held
+
+
+@pytest.mark.benchmark(group="compact-block")
+def test_compact_block_rebuilt_from_held_transactions(benchmark, block_of_transfers):
+    raw, held = block_of_transfers
+    compact = CompactBlock.of_block(raw, lambda _, __: False)
+    rebuilt, missing = benchmark(rebuild_block, compact, held.get)
+    whole = CompactBlock.whole(raw)
+    benchmark.extra_info.update(
+        rebuilt_is_the_block=rebuilt == raw and missing == [],
+        compact_bytes=compact.encoded_len(),
+        whole_bytes=whole.encoded_len(),
+        size_ratio=round(whole.encoded_len() / compact.encoded_len(), 2),
+    )
+    assert rebuilt == raw and missing == []
+
+
+@pytest.mark.benchmark(group="compact-block")
+def test_whole_block_split_baseline(benchmark, block_of_transfers):
+    raw, held = block_of_transfers
+    view = benchmark(BlockView.decode, raw)
+    benchmark.extra_info["split_is_the_block"] = list(view.raw_transactions[1:]) == [
+        held[t] for t in view.txids[1:]
+    ]
+    assert benchmark.extra_info["split_is_the_block"]
 
 
 @pytest.mark.benchmark(group="finality-latency")

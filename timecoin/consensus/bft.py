@@ -330,24 +330,26 @@ class BftEngine:
             txs = self.finality.block_transactions(now, ctx.params.max_block_size - BLOCK_SIZE_MARGIN, room)
         while True:
             raw = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
-            compact = self._compact(raw)
+            view = BlockView.decode(raw)
+            compact = self._compact(raw, view)
             size = PROPOSAL_OVERHEAD + compact.encoded_len()
             if ctx.max_message_bytes is None or size <= ctx.max_message_bytes or not txs:
                 break
             # The fees paid a coinbase output the estimate had no room for: rare, and cheap to redo.
             log.warning("a proposal of %d bytes does not fit one message: halving its transactions", size)
             txs = txs[: len(txs) // 2]
-        checked = CheckedBlock(BlockView.decode(raw), raw)
+        checked = CheckedBlock(view, raw)
         self.verdicts[checked.hash] = checked
         self.raw_blocks[checked.hash] = raw
         return compact
 
-    def _compact(self, raw: bytes) -> CompactBlock:
-        """The compact form of a block this node proposes: the coinbase and every transaction it
-        does not hold as final (a settlement, DESIGN §6) carried whole, the final ones by txid
-        (every masternode holds those, or fetches their certificates)."""
+    def _compact(self, raw: bytes, view: BlockView | None = None) -> CompactBlock:
+        """The compact form of a block this node proposes (``view``: its decoding, if at hand):
+        the coinbase and every transaction it does not hold as final (a settlement, DESIGN §6)
+        carried whole, the final ones by txid (every masternode holds those, or fetches their
+        certificates)."""
         final = self.finality.finalized
-        return CompactBlock.of_block(raw, lambda _, txid: txid not in final)
+        return CompactBlock.of_block(raw, lambda _, txid: txid not in final, view)
 
     def enter_prevote(self, block_hash: bytes, out: Outbox, now: float) -> None:
         """Signs and sends a prevote (after persisting the signer state and, for a block, the

@@ -521,10 +521,14 @@ class CompactBlock:
                 raise ValueError("CompactBlock.prefilled holds an empty transaction")
 
     @classmethod
-    def of_block(cls, raw: bytes, prefill: Callable[[int, bytes], bool]) -> CompactBlock:
-        """The compact form of the encoded block ``raw``: the coinbase and every transaction for
-        which ``prefill(index, txid)`` is true are carried whole. ``ValueError`` for a bad block."""
-        view = BlockView.decode(raw)
+    def of_block(
+        cls, raw: bytes, prefill: Callable[[int, bytes], bool], view: BlockView | None = None
+    ) -> CompactBlock:
+        """The compact form of the encoded block ``raw`` (``view``: its decoding, if at hand): the
+        coinbase and every transaction for which ``prefill(index, txid)`` is true are carried
+        whole. ``ValueError`` for a bad block."""
+        if view is None:
+            view = BlockView.decode(raw)
         txids = view.txids
         prefilled = [view.raw_transactions[0]]
         prefilled += [view.raw_transactions[i] for i in range(1, len(txids)) if prefill(i, txids[i])]
@@ -805,7 +809,8 @@ class Decision:
     """A committed block with its commit certificate (catch-up: DESIGN §7 "slot synchronization";
     unsigned: the certificate is the proof), the block as a :class:`CompactBlock`: its server
     prefills every transaction if the whole decision fits one frame, else the coinbase only, and
-    the receiver takes the rest from its own transactions or fetches them."""
+    the receiver takes the rest from its own transactions or, lacking some, syncs the block
+    (docs/consensus.md, "Compact blocks")."""
 
     KIND: ClassVar[Kind] = Kind.DECISION
 

@@ -77,8 +77,8 @@ class Transport(Protocol):
 def decision_message(chain: ChainState, height: int, max_bytes: int | None = None) -> bytes | None:
     """The encoded :class:`~timecoin.consensus.messages.Decision` of ``height`` from the store
     (None without a block or commit certificate there): every transaction prefilled if that
-    fits ``max_bytes`` (None: no bound), else the coinbase only (the receiver holds or fetches
-    the rest); None, logged, if not even that fits."""
+    fits ``max_bytes`` (None: no bound), else the coinbase only (the receiver takes the rest from
+    its own transactions, or syncs the block); None, logged, if not even that fits."""
     block_hash = chain.store.block_hash(height)
     raw = chain.store.block(block_hash) if block_hash is not None else None
     cert = load_commit_certificate(chain.store, height)

@@ -81,3 +81,25 @@ def test_a_refused_delete_writes_nothing_and_stays_queued(store):
     with pytest.raises(StoreError):
         sweeper.write_queued()
     assert sweeper.queued == 3 and _left(store) == 2
+
+
+def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, caplog):
+    keys = _records(store, 3)
+
+    async def run() -> tuple[int, int, bool]:
+        sweeper = Sweeper(store, chunk=10)
+        task = asyncio.get_running_loop().create_task(sweeper.run())
+        sweeper.queue([keys[0], (b"utxo", b"k")])  # refused as a whole: logged, dropped
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        dropped = sweeper.queued
+        sweeper.queue(keys[1:])
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        alive = not task.done()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return dropped, _left(store), alive
+
+    assert asyncio.run(run()) == (0, 1, True)  # keys[0] stayed (its chunk failed); the rest went
+    assert "dropping 2 queued deletes after a store error" in caplog.text

@@ -892,16 +892,6 @@ class FinalityEngine:
             refs.append((stored.sequence, index))
         return encode_certificate_refs(cert.height, refs)
 
-    def _released_batches(self, entries: Sequence[FinalEntry]) -> list[VoteRecord]:
-        """The stored batches that no certificate names once ``entries`` are archived."""
-        dropped: dict[VoteRecord, int] = {}
-        for entry in entries:
-            cert = entry.certificate
-            if not isinstance(cert, bytes):
-                for record in cert.records:
-                    dropped[record] = dropped.get(record, 0) + 1
-        return [record for record, n in dropped.items() if self._batches[record].refs == n]
-
     def _drop_pending(self, txid: bytes, out: Outbox, now: float) -> PendingTx | None:
         p = self.pending.pop(txid, None)
         if p is None:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from timecoin.store.chainstore import ChainStore
+from timecoin.store.chunked import write_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,8 @@ class Sweeper:
         """Writes queued deletes a chunk at a time, yielding the loop after each, until cancelled
         (what is left stays queued: :meth:`flush`). A store error is logged and drops the
         queue: what it held is the data the module docstring says may stay."""
-        while True:
-            await self._more.wait()
-            while self._queued:
-                try:
-                    self.write_queued()
-                except Exception:
-                    log.exception(
-                        "sweeper: dropping %d queued deletes after a store error", len(self._queued)
-                    )
-                    self._queued.clear()
-                await asyncio.sleep(0)
-            self._more.clear()
+        await write_in_chunks(self._more, lambda: bool(self._queued), self.write_queued, self._failed)
+
+    def _failed(self) -> None:
+        log.exception("sweeper: dropping %d queued deletes after a store error", len(self._queued))
+        self._queued.clear()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import timecoin_native
 
 from timecoin.store.chainstore import ChainStore
+from timecoin.store.chunked import write_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -149,18 +150,13 @@ class TxIndex:
         (what is left stays queued: :meth:`flush` or the next start's :meth:`catch_up`). A store
         error is logged and empties the queue: the index then lags, and the next block that
         cannot be queued catches it up."""
-        while True:
-            await self._more.wait()
-            while self._queued:
-                try:
-                    self.write_queued()
-                except Exception:
-                    height = self._queued[0].height
-                    log.exception("transaction index: writing block %d failed; it will catch up", height)
-                    self._queued.clear()
-                    self._unwritten.clear()
-                await asyncio.sleep(0)
-            self._more.clear()
+        await write_in_chunks(self._more, lambda: bool(self._queued), self.write_queued, self._failed)
+
+    def _failed(self) -> None:
+        height = self._queued[0].height
+        log.exception("transaction index: writing block %d failed; it will catch up", height)
+        self._queued.clear()
+        self._unwritten.clear()
 
     def _drop(self, done: _Queued) -> None:
         unwritten = self._unwritten

@@ -8,7 +8,7 @@ its effects, with no ``await`` inside, so nothing else sees the engine or the ch
 (CometBFT's ``receiveRoutine``, with the loop as the one routine).
 
 **Wire mapping.** Consensus messages are opaque P2P vote items: ``Broadcast`` gossips them
-(items over ``MAX_VOTE_ITEM`` — proposals and decisions carrying a block — travel one per
+(items over ``MAX_VOTE_ITEM`` — proposals and decisions with a large compact block — travel one per
 LARGE_VOTE frame); ``SendTo(masternode)`` goes to that masternode's connection, or, without one,
 to every connected masternode (a decision request or Snowball query any member can answer);
 ``Reply`` answers the peer the request came from. Received TxVote, Proposal, BlockVote, Status

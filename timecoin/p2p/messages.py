@@ -47,8 +47,8 @@ MAX_VOTE_ITEM = 256 * 1024
 """Bytes of one opaque vote item (a batched vote over many txids, DESIGN §6)."""
 MAX_VOTE_BATCH_ITEMS = 1024
 MAX_LARGE_VOTE_ITEM = MAX_FRAME_PAYLOAD - 8
-"""Bytes of one opaque consensus item too large for a VOTE_BATCH (a block proposal or a decision
-carrying a whole block): it travels alone in a LARGE_VOTE frame (count u32 = 1, len u32, item)."""
+"""Bytes of one opaque consensus item too large for a VOTE_BATCH (a proposal or decision whose
+compact block is large): it travels alone in a LARGE_VOTE frame (count u32 = 1, len u32, item)."""
 MAX_HEARTBEAT_ITEM = 1024
 """Bytes of one opaque heartbeat (DESIGN §5: id, tier, height, tip, version, reputation, sig)."""
 MAX_HEARTBEAT_BATCH_ITEMS = 1024

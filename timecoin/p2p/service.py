@@ -170,7 +170,7 @@ class P2PService:
     def broadcast_votes(self, items: list[bytes]) -> None:
         """Gossips this masternode's encoded consensus items: those of at most ``MAX_VOTE_ITEM``
         bytes batched in VOTE_BATCH frames, larger ones (≤ ``MAX_LARGE_VOTE_ITEM``: proposals and
-        decisions carrying a block) one per LARGE_VOTE frame. ``ValueError`` for a larger item."""
+        decisions with a large compact block) one per LARGE_VOTE frame. ``ValueError`` for a larger item."""
         small, large = _split_votes(items)
         if small:
             self.gossip.broadcast(GossipKind.VOTE, small)

@@ -9,7 +9,19 @@ Real nodes on a fake clock and an in-memory network (``timecoin.testing.consensu
 
 from __future__ import annotations
 
-from timecoin.consensus.messages import BlockVote, Decision, Kind, Proposal, decode_message
+from dataclasses import replace
+
+from timecoin.consensus.engine import FAULTS
+from timecoin.consensus.messages import (
+    BlockVote,
+    CommitCertificate,
+    CompactBlock,
+    Decision,
+    Kind,
+    Proposal,
+    decode_message,
+)
+from timecoin.consensus.store import load_commit_certificate
 from timecoin.testing.consensus_sim import Simulation
 
 
@@ -123,5 +135,44 @@ def test_a_masternode_behind_syncs_a_decided_block_it_cannot_rebuild(tmp_path):
         sim.run_for(sim.params.heartbeat_interval)
         assert sim.wait_height(late.chain.tip.height + 2)
         assert late.consensus.monitor.counters["block_votes_signed"] > signed
+    finally:
+        sim.close()
+
+
+def test_a_decision_whose_block_fails_is_charged_to_its_sender_and_not_remembered(tmp_path):
+    """A decision is unsigned but for its commit certificate, so a masternode with a valid key
+    can serve a genuine certificate with a witness changed in the prefilled transactions. The
+    rebuilt block fails the ledger check: the decision's verdict is ``bad-decision`` (a fault:
+    the P2P layer charges the sender, ``engine.FAULTS``), nothing is committed, and the genuine
+    decision of the same block, served next, is checked afresh and committed."""
+    sim = Simulation(tmp_path, 4, seed=34, accounts=16).start()
+    try:
+        assert sim.wait_height(1)
+        late = sim.nodes[3]
+        sim.network.partition = [{3}, {0, 1, 2}]
+        height = late.chain.tip.height + 1
+        txs = sim.transfers(sim.wallet(), 6)
+        for node in sim.nodes[:3]:
+            admissions, effects = node.consensus.submit([tx.encode() for tx in txs], sim.clock.now)
+            node.runner.run(effects)
+        assert sim.wait_height(height, nodes=sim.nodes[:3])
+        server = sim.nodes[0]
+        raw = server.chain.store.block(server.chain.store.block_hash(height))
+        certificate = CommitCertificate.decode(load_commit_certificate(server.chain.store, height))
+        genuine = Decision(certificate, CompactBlock.whole(raw))
+        assert len(genuine.compact.prefilled) > 1  # the block holds transfers
+        tampered_tx = bytearray(genuine.compact.prefilled[1])
+        tampered_tx[-1] ^= 1  # the last byte of its witness signature: the txid is unchanged
+        prefilled = (genuine.compact.prefilled[0], bytes(tampered_tx), *genuine.compact.prefilled[2:])
+        tampered = Decision(certificate, replace(genuine.compact, prefilled=prefilled))
+        assert late.chain.tip.height == height - 1
+        effects, verdicts = late.consensus.receive([(server.public_key, tampered.encode())], sim.clock.now)
+        late.runner.run(effects)
+        assert verdicts == ["bad-decision"] and "bad-decision" in FAULTS
+        assert late.chain.tip.height == height - 1
+        effects, verdicts = late.consensus.receive([(server.public_key, genuine.encode())], sim.clock.now)
+        late.runner.run(effects)
+        assert verdicts == [""]
+        assert late.chain.tip.height == height and late.chain.tip.block_hash == genuine.compact.block_hash
     finally:
         sim.close()

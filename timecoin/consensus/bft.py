@@ -485,24 +485,32 @@ class BftEngine:
         if self._add_vote(vote, out) and self.step != Step.COMMIT:
             self.evaluate(out, now)
 
-    def on_decision(self, decision: Decision, peer: Any, out: Outbox, now: float) -> None:
+    def on_decision(self, decision: Decision, peer: Any, out: Outbox, now: float) -> str:
         """A committed block from ``peer``, certificate signatures verified: checked against the
-        set and the ledger, then applied (this is how a node that fell behind catches up)."""
+        set and the ledger, then applied (this is how a node that fell behind catches up).
+        Returns ``"bad-decision"`` (charged to ``peer``, ``engine.FAULTS``) if the block rebuilt
+        from it is not valid, else ``""``."""
         cert = decision.certificate
         if self.step == Step.COMMIT or cert.height != self.height:
             if cert.height > self.height:
                 self._certificate_ahead(cert, out, now)
-            return
+            return ""
         block_hash = decision.compact.block_hash
         try:
             check_commit_structure(cert, block_hash, self.height, self.ctx.vset)
         except CertificateError as e:
             self.ctx.monitor.ignore(f"decision-{e.code}")
-            return
-        checked = self._decided_block(block_hash, decision, peer, out)
+            return ""
+        try:
+            checked = self._decided_block(block_hash, decision, peer, out)
+        except BlockRejected as e:
+            log.warning("decision of %s from a peer: its block fails here: %s", block_hash.hex(), e)
+            self.ctx.monitor.counters["invalid_decisions"] += 1
+            return "bad-decision"
         if checked is not None:
             self.ctx.monitor.counters["decisions_synced"] += 1
             self._commit(cert, checked, out, now)
+        return ""
 
     def _decided_block(
         self, block_hash: bytes, decision: Decision, peer: Any, out: Outbox
@@ -510,31 +518,20 @@ class BftEngine:
         """The block a verified decision certifies, checked: a valid one this node holds, else
         rebuilt from the decision (its prefilled transactions, then this node's own). If this
         node lacks some, ``peer`` (which served the decision from its store) is asked for the
-        block by block sync (:class:`SyncBlock`): that carries blocks of any size. A rebuilt
-        block that fails the checks is logged and not remembered: the decision is unsigned, so
-        its prefilled bytes (a witness) may be its server's doing, and the next decision, from
-        another server, is checked afresh."""
-        monitor = self.ctx.monitor
+        block by block sync (:class:`SyncBlock`): that carries blocks of any size; None then.
+        Raises :class:`BlockRejected` if the rebuilt block is not valid: a commit certificate of
+        2/3 certifies a valid block, so the decision's own bytes (its prefilled transactions,
+        which nothing signs) are at fault. That is not remembered for the block: the next
+        decision, from another server, is checked afresh."""
         verdict = self.verdicts.get(block_hash)
         if isinstance(verdict, CheckedBlock):
             return verdict
-        try:
-            raw, _ = rebuild_block(decision.compact, self.finality.transaction)
-        except BlockRejected as e:
-            monitor.ignore(f"decision-{e.code}")
-            return None
+        raw, _ = rebuild_block(decision.compact, self.finality.transaction)
         if raw is None:
             out.sends.append(SyncBlock(peer, self.height))
-            monitor.counters["decisions_to_sync"] += 1
+            self.ctx.monitor.counters["decisions_to_sync"] += 1
             return None
-        try:
-            checked = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)
-        except BlockRejected as e:
-            log.error(
-                "a commit certificate of 2/3 certifies block %s, which fails here: %s", block_hash.hex(), e
-            )
-            monitor.counters["invalid_decisions"] += 1
-            return None
+        checked = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)
         self.verdicts[block_hash] = checked
         self.raw_blocks[block_hash] = raw
         return checked

@@ -67,11 +67,12 @@ signatures are checked, and a proposal may be 2 MiB)."""
 MAX_FUTURE_BYTES_PER_PEER = 16 * 1024 * 1024
 """Bytes of next-height messages kept from one peer: a node ahead of us sends its proposal,
 votes and statuses; one peer cannot crowd out the others' (DESIGN §13)."""
-FAULTS = frozenset({"bad-encoding", "bad-signature"})
+FAULTS = frozenset({"bad-encoding", "bad-signature", "bad-decision"})
 """Verdicts of :meth:`Consensus.receive` no honest peer causes: a message that does not decode,
-or whose signatures do not verify (DESIGN §13: bad data costs its sender reputation). The other
-reasons (``wrong-height``, ``unknown-voter``, ``next-height``) befall honest peers at another
-height or with another set."""
+or whose signatures do not verify, or a decision whose certified block, rebuilt from its bytes,
+is not a valid block (an honest server sends the bytes it validated; DESIGN §13: bad data costs
+its sender reputation). The other reasons (``wrong-height``, ``unknown-voter``,
+``next-height``) befall honest peers at another height or with another set."""
 
 
 def validator_set(chain: ChainState) -> ValidatorSet:
@@ -270,7 +271,7 @@ class Consensus:
             if votes:
                 self.finality.on_votes(votes, out, now)
                 votes = []
-            self._dispatch(msg, peer, out, now)
+            verdicts[i] = self._dispatch(msg, peer, out, now)
         if votes:
             self.finality.on_votes(votes, out, now)
         return out.effects(), verdicts
@@ -337,15 +338,16 @@ class Consensus:
         self._future_bytes[peer] = from_peer + len(data)
         self._future_total += len(data)
 
-    def _dispatch(self, msg: Any, peer: Any, out: Outbox, now: float) -> None:
+    def _dispatch(self, msg: Any, peer: Any, out: Outbox, now: float) -> str:
+        """Hands a verified message on; its verdict (``""``, or a :data:`FAULTS` member)."""
+        if isinstance(msg, Decision):
+            return self.bft.on_decision(msg, peer, out, now)
         if isinstance(msg, BlockVote):
             self.bft.on_vote(msg, out, now)
         elif isinstance(msg, Proposal):
             self.bft.on_proposal(msg, out, now)
         elif isinstance(msg, Status):
             self.bft.on_status(msg, out, now)
-        elif isinstance(msg, Decision):
-            self.bft.on_decision(msg, peer, out, now)
         elif isinstance(msg, SnowballQuery):
             self.finality.on_snowball_query(msg, out)
         elif isinstance(msg, SnowballResponse):
@@ -353,6 +355,7 @@ class Consensus:
         elif isinstance(msg, TxCertificate):
             if self.finality.on_certificate(msg, out, now):
                 self.bft.on_certificate(out, now)
+        return ""
 
     # -- views ---------------------------------------------------------------------------------------------
 

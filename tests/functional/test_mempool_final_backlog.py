@@ -32,7 +32,7 @@ from timecoin.testing.node import (
     wait_until,
 )
 
-SEED_OFFSET = 67
+SEED_OFFSET = 79
 N = 4
 SLOT = 600
 """Seconds per block slot: no second block during the test."""

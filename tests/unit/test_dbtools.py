@@ -17,6 +17,7 @@ LMDB store in a temp dir holding a real devnet chain whose blocks carry real com
 from __future__ import annotations
 
 import dataclasses
+import logging
 import struct
 from pathlib import Path
 
@@ -103,6 +104,16 @@ def test_check_verifies_every_commit_certificate_with_progress(datadir):
     assert code == 0, err
     assert f"{BLOCKS} commit certificates verified" in out
     assert "certificates" in err and f"{BLOCKS}/{BLOCKS}" in err  # the progress bar's last state
+
+
+def test_check_quiets_the_store_log_for_itself_only(datadir):
+    """The report names every damaged block, so the check quiets the store's own log while it
+    runs; the command also runs inside other processes (these tests), whose log it restores."""
+    store_log = logging.getLogger("timecoin.store")
+    before = store_log.level
+    code, _, err = db("check", "--network", "devnet", "--datadir", str(datadir))
+    assert code == 0, err
+    assert store_log.level == before
 
 
 @pytest.mark.parametrize("how", ["another block's", "a stranger's"])

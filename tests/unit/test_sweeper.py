@@ -102,8 +102,7 @@ def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, c
         await asyncio.gather(task, return_exceptions=True)
         return dropped, _left(store), alive
 
-    # The level is set on the module's logger itself: an earlier in-process `timecoin db check`
-    # quiets the whole `timecoin.store` tree (timecoin/cli/db.py).
+    # The level is set on the module's logger itself, whatever other tests left on its parents.
     with caplog.at_level(logging.ERROR, logger=sweeper_module.__name__):
         assert asyncio.run(run()) == (0, 1, True)  # keys[0] stayed (its chunk failed); the rest went
     assert "sweeper: dropping 2 queued deletes after a store error" in caplog.text

@@ -44,7 +44,7 @@ from timecoin.dbtools import DbToolError
 from timecoin.dbtools import backup as take_backup
 from timecoin.dbtools import reindex as rebuild
 from timecoin.dbtools import rollback as roll_back
-from timecoin.params import by_id
+from timecoin.params import NetworkParams, by_id
 from timecoin.store.chainstore import DATA_FILE, ChainStore, StoreDamaged, StoreError
 from timecoin.store.integrity import CheckReport, check_store
 
@@ -142,23 +142,33 @@ def check(conf: str | None, network: str | None, datadir: str | None) -> None:
     with _stopped_node(config, "check"):
         _check_structure(path)
         # The report prints every damaged block itself; the store's own error log would repeat it.
-        logging.getLogger("timecoin.store").setLevel(logging.CRITICAL)
+        # Quieted for the check only: the command also runs inside other processes (tests).
+        store_log = logging.getLogger("timecoin.store")
+        level = store_log.level
+        store_log.setLevel(logging.CRITICAL)
         try:
-            store = ChainStore.open(path, readonly=True)
-        except StoreError as e:
-            _fail(str(e))
-        try:
-            try:
-                params = by_id(store.network() or 0)
-            except ValueError:
-                params = config.params  # an unknown network id: the rest of the check still runs
-            with progress_bar() as tell:
-                report = check_store(store, params, tell)
-        except StoreDamaged as e:
-            _fail(str(e))
+            report = _check(path, config.params)
         finally:
-            store.close()
+            store_log.setLevel(level)
     _print(path, report)
+
+
+def _check(path: Path, default_params: NetworkParams) -> CheckReport:
+    try:
+        store = ChainStore.open(path, readonly=True)
+    except StoreError as e:
+        _fail(str(e))
+    try:
+        try:
+            params = by_id(store.network() or 0)
+        except ValueError:
+            params = default_params  # an unknown network id: the rest of the check still runs
+        with progress_bar() as tell:
+            return check_store(store, params, tell)
+    except StoreDamaged as e:
+        _fail(str(e))
+    finally:
+        store.close()
 
 
 def _check_structure(path: Path) -> None:

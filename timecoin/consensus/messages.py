@@ -55,6 +55,7 @@ __all__ = [
     "TxVote",
     "decode_message",
     "encoded_compact_len",
+    "proposal_signing_message",
 ]
 
 VERSION = 1
@@ -265,12 +266,12 @@ class TxVote:
         rejects: Iterable[bytes],
     ) -> TxVote:
         """A batch signed by ``secret_key`` (its public key is the voter); lists are sorted here."""
-        unsigned = cls(
-            height, _public_key(secret_key), tuple(sorted(accepts)), tuple(sorted(rejects)), bytes(64)
-        )
-        signature = crypto.sign(secret_key, unsigned.signing_message(chain_id))
-        vote = cls(height, unsigned.voter, unsigned.accepts, unsigned.rejects, signature)
-        _set(vote, "_roots", unsigned._roots)
+        voter = _public_key(secret_key)
+        acc, rej = tuple(sorted(accepts)), tuple(sorted(rejects))
+        roots = (crypto.merkle_root(list(acc)), crypto.merkle_root(list(rej)))
+        message = tx_vote_signing_message(chain_id, height, voter, len(acc), roots[0], len(rej), roots[1])
+        vote = cls(height, voter, acc, rej, crypto.sign(secret_key, message))
+        _set(vote, "_roots", roots)
         return vote
 
     @property
@@ -573,6 +574,31 @@ def encoded_compact_len(txids: int, prefilled: Iterable[int]) -> int:
     return HEADER_LEN + 4 + HASH_LEN * txids + 4 + sum(4 + n for n in prefilled)
 
 
+def proposal_signing_message(
+    chain_id: bytes,
+    height: int,
+    round: int,
+    valid_round: int | None,
+    proposer: bytes,
+    compact: CompactBlock,
+    block_hash: bytes | None = None,
+) -> bytes:
+    """What a proposal's signature covers: ``SIGNING_DOMAIN ‖ 0x03 ‖ chain_id ‖ height u64 ‖
+    round u32 ‖ valid_round u32 (0xffffffff = none) ‖ proposer ‖ block hash ‖ blake3(prefilled
+    section)`` (``block_hash``: the compact block's, if already known)."""
+    return b"".join(
+        (
+            _prefix(Kind.PROPOSAL, chain_id),
+            _u64(height),
+            _u32(round),
+            _u32(NO_ROUND if valid_round is None else valid_round),
+            proposer,
+            compact.block_hash if block_hash is None else block_hash,
+            crypto.blake3(compact.prefilled_section()),
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Proposal:
     """A round leader's signed proposal of a block at (height, round), as a :class:`CompactBlock`
@@ -612,9 +638,9 @@ class Proposal:
         valid_round: int | None,
         compact: CompactBlock,
     ) -> Proposal:
-        unsigned = cls(height, round, valid_round, _public_key(secret_key), compact, bytes(64))
-        signature = crypto.sign(secret_key, unsigned.signing_message(chain_id))
-        return cls(height, round, valid_round, unsigned.proposer, compact, signature)
+        proposer = _public_key(secret_key)
+        message = proposal_signing_message(chain_id, height, round, valid_round, proposer, compact)
+        return cls(height, round, valid_round, proposer, compact, crypto.sign(secret_key, message))
 
     @property
     def block_hash(self) -> bytes:
@@ -626,19 +652,9 @@ class Proposal:
         return h
 
     def signing_message(self, chain_id: bytes) -> bytes:
-        """``SIGNING_DOMAIN ‖ 0x03 ‖ chain_id ‖ height u64 ‖ round u32 ‖ valid_round u32
-        (0xffffffff = none) ‖ proposer ‖ block hash ‖ blake3(prefilled section)``."""
-        vr = NO_ROUND if self.valid_round is None else self.valid_round
-        return b"".join(
-            (
-                _prefix(self.KIND, chain_id),
-                _u64(self.height),
-                _u32(self.round),
-                _u32(vr),
-                self.proposer,
-                self.block_hash,
-                crypto.blake3(self.compact.prefilled_section()),
-            )
+        """:func:`proposal_signing_message` of this proposal."""
+        return proposal_signing_message(
+            chain_id, self.height, self.round, self.valid_round, self.proposer, self.compact, self.block_hash
         )
 
     def signatures(self, chain_id: bytes) -> list[tuple[bytes, bytes, bytes]]:
@@ -902,6 +918,10 @@ class CertificateRequest:
         return cls(txids)
 
 
+def _status_body(height: int, tip_hash: bytes, round: int, sender: bytes) -> bytes:
+    return b"".join((_u64(height), tip_hash, _u32(round), sender))
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
     """A masternode's signed slot status: its tip (``height``, ``tip_hash``) and the round it is
@@ -917,17 +937,12 @@ class Status:
 
     @classmethod
     def create(cls, secret_key: bytes, chain_id: bytes, height: int, tip_hash: bytes, round: int) -> Status:
-        unsigned = cls(height, tip_hash, round, _public_key(secret_key), bytes(64))
-        return cls(
-            height,
-            tip_hash,
-            round,
-            unsigned.sender,
-            crypto.sign(secret_key, unsigned.signing_message(chain_id)),
-        )
+        sender = _public_key(secret_key)
+        message = _prefix(cls.KIND, chain_id) + _status_body(height, tip_hash, round, sender)
+        return cls(height, tip_hash, round, sender, crypto.sign(secret_key, message))
 
     def _body(self) -> bytes:
-        return b"".join((_u64(self.height), self.tip_hash, _u32(self.round), self.sender))
+        return _status_body(self.height, self.tip_hash, self.round, self.sender)
 
     def signing_message(self, chain_id: bytes) -> bytes:
         return _prefix(self.KIND, chain_id) + self._body()

@@ -270,6 +270,11 @@ class NodeStateCollector(Collector):
             node.txindex.queued_blocks,
         )
         yield _gauge(
+            "store_coins_blocks_behind",
+            "Connected blocks whose coin changes are not written to the store yet (docs/operator.md).",
+            chain.coins.blocks_behind,
+        )
+        yield _gauge(
             "store_sweep_queued_deletes",
             "Records committed blocks made useless that are not deleted yet (docs/operator.md).",
             node.sweeper.queued,

@@ -293,6 +293,7 @@ class Node:
         self._spawn(self._txindex.run(), "transaction index")
         self._sweeper = Sweeper(self._chain.store)
         self._spawn(self._sweeper.run(), "sweeper")
+        self._spawn(self._chain.coins.run(), "coins flush")
         self._check_interrupt()
 
         self._mempool = Mempool(

@@ -31,7 +31,9 @@ use crate::hash::Hash;
 use crate::lthash::{LtHash, ELEMENT_LEN};
 use crate::merkle;
 use crate::types::{OutPoint, Transaction, TxKind, COIN_LEN};
-use crate::utxo::{display_outpoint, element, outpoint_key, CoinBytes, OutPointKey, UtxoSet};
+use crate::utxo::{
+    display_outpoint, element, outpoint_key, CoinBytes, OutPointKey, Undo, UtxoError, UtxoSet,
+};
 use crate::validate::{
     bad_signature, check_coinbase, check_fee, check_input_key, check_stateless, codec_reject,
     sent_to_others, witness_digests, LedgerRules, Reject, RejectCode, ValidationError,
@@ -166,6 +168,67 @@ pub fn commit_prepared(
     );
     applied.undo = undo.encode();
     Ok(applied)
+}
+
+/// Why [`replay_block`] refused a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    /// The block does not decode.
+    Block(codec::CodecError),
+    /// The undo record does not decode, is not the block's, or names an outpoint the block
+    /// does not create.
+    Undo(String),
+    /// The set refused the changes ([`UtxoSet::replay`]).
+    Set(UtxoError),
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplayError::Block(e) => write!(f, "block does not decode: {e}"),
+            ReplayError::Undo(why) => write!(f, "undo record: {why}"),
+            ReplayError::Set(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+/// Replays the committed block `bytes` with its undo record onto `set` without validating it
+/// ([`UtxoSet::replay`]): the coins the undo record says it created, built from the block's
+/// outputs, and the outpoints it spent. For the start of a node whose stored coins lag its
+/// stored blocks (DESIGN §9, "Coins flush").
+pub fn replay_block(set: &mut UtxoSet, bytes: &[u8], undo: &[u8]) -> Result<(), ReplayError> {
+    let (block, txids) = codec::decode_block_with_txids(bytes).map_err(ReplayError::Block)?;
+    let undo = Undo::decode(undo).map_err(|e| ReplayError::Undo(e.to_string()))?;
+    let height = block.header.height;
+    if undo.height != height || undo.block_hash != block.header.hash() {
+        return Err(ReplayError::Undo(format!(
+            "it is the record of block {} at height {}, not of this block",
+            display_hash(&undo.block_hash),
+            undo.height
+        )));
+    }
+    let (outputs, _) = created_outputs(&block.transactions, &txids, height);
+    let outputs: HashMap<OutPointKey, CoinBytes> = outputs.into_iter().collect();
+    let created = undo
+        .created
+        .iter()
+        .map(|key| {
+            outputs.get(key).map(|coin| (*key, *coin)).ok_or_else(|| {
+                ReplayError::Undo(format!(
+                    "created outpoint {} is not an output of the block",
+                    display_outpoint(key)
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let spent: Vec<OutPointKey> = undo.spent.iter().map(|(key, _)| *key).collect();
+    set.replay(&created, &spent).map_err(ReplayError::Set)
+}
+
+fn display_hash(hash: &Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Validates the encoded block `bytes` against `set` (see the module docs) without changing it:

@@ -372,6 +372,50 @@ impl UtxoSet {
         Ok(undo)
     }
 
+    /// Replays a block's changes onto a set loaded from a store that may already hold some of
+    /// them (DESIGN §9, "Coins flush"): every outpoint of `spent` that is in the set is removed,
+    /// every `created` coin not in the set is added. Applied in block order over the blocks
+    /// after the store's coins marker, it brings the store's coins (whichever of the flushed
+    /// writes landed before a crash) to the set after the last block, whose header hash the
+    /// caller then checks. Nothing is validated: the blocks were when they were connected.
+    ///
+    /// Refused, with nothing changed, if a created outpoint is in the set with another coin
+    /// (a store that is not this chain's).
+    pub fn replay(
+        &mut self,
+        created: &[(OutPointKey, CoinBytes)],
+        spent: &[OutPointKey],
+    ) -> Result<(), UtxoError> {
+        for (index, (key, coin)) in created.iter().enumerate() {
+            if let Some(held) = self.coins.get(key) {
+                if held != coin {
+                    return Err(UtxoError::DuplicateOutPoint {
+                        index,
+                        outpoint: *key,
+                    });
+                }
+            }
+        }
+        self.generation += 1;
+        let mut add = Vec::new();
+        let mut sub = Vec::new();
+        for key in spent {
+            if let Some(coin) = self.coins.remove(key) {
+                self.touched.entry(*key).or_insert(Some(coin));
+                sub.push(element(key, &coin));
+            }
+        }
+        for (key, coin) in created {
+            if !self.coins.contains_key(key) {
+                self.touched.entry(*key).or_insert(None);
+                self.coins.insert(*key, *coin);
+                add.push(element(key, coin));
+            }
+        }
+        self.hash.add_assign(&LtHash::delta(&add, &sub));
+        Ok(())
+    }
+
     /// The writes that bring the persisted store from the last delta to the current set:
     /// `(outpoint, Some(coin))` to put, `(outpoint, None)` to delete, sorted by outpoint, only
     /// for outpoints whose stored value differs from the current one. Everything is clean
@@ -391,6 +435,16 @@ impl UtxoSet {
             self.touched.shrink_to(65_536);
         }
         delta
+    }
+
+    /// (number of coins, sum of their values in sat), one pass over the set.
+    pub fn totals(&self) -> (usize, u128) {
+        let total = self
+            .coins
+            .values()
+            .map(|coin| u64::from_le_bytes(coin[..8].try_into().expect("8 bytes")) as u128)
+            .sum();
+        (self.coins.len(), total)
     }
 
     /// Number of outpoints changed since the last delta (an upper bound on its length).
@@ -493,6 +547,76 @@ mod tests {
         let mut h = set.state().clone();
         h.add_assign(&LtHash::delta(&add, &sub));
         set.commit_block(7, [7; 32], created, spent, h).encode()
+    }
+
+    /// Two blocks over a store that holds any subset of the flushed writes: replaying both
+    /// gives the set after them, and the delta then brings that store to it.
+    #[test]
+    fn replay_over_any_partly_flushed_store() {
+        let mut live = UtxoSet::new();
+        let base: Vec<_> = (0..4).map(|i| (key(i), coin(i, 1))).collect();
+        live.load(&base).unwrap();
+        // Block 1 spends 0 and creates 10, 11; block 2 spends 1 and 10 and creates 12.
+        let b1 = ([(key(10), coin(10, 2)), (key(11), coin(11, 2))], [key(0)]);
+        let b2 = ([(key(12), coin(12, 3))], [key(1), key(10)]);
+        commit(&mut live, &b1.0, &b1.1);
+        commit(&mut live, &b2.0, &b2.1);
+        let delta = live.take_delta();
+        assert_eq!(delta.len(), 4, "0, 1 deleted; 11, 12 put; 10 never stored");
+        for landed in 0..(1u32 << delta.len()) {
+            let mut store: std::collections::BTreeMap<_, _> = base.iter().copied().collect();
+            for (i, (k, c)) in delta.iter().enumerate() {
+                if landed & (1 << i) != 0 {
+                    match c {
+                        Some(c) => store.insert(*k, *c),
+                        None => store.remove(k),
+                    };
+                }
+            }
+            let mut set = UtxoSet::new();
+            set.load(&store.iter().map(|(k, c)| (*k, *c)).collect::<Vec<_>>())
+                .unwrap();
+            set.replay(&b1.0, &b1.1).unwrap();
+            set.replay(&b2.0, &b2.1).unwrap();
+            assert_eq!(set.set_hash(), live.set_hash(), "landed {landed:b}");
+            assert_eq!(set.state(), &recomputed(&set));
+            for (k, c) in set.take_delta() {
+                match c {
+                    Some(c) => store.insert(k, c),
+                    None => store.remove(&k),
+                };
+            }
+            let live_coins: std::collections::BTreeMap<_, _> =
+                live.iter().map(|(k, c)| (*k, *c)).collect();
+            assert_eq!(store, live_coins);
+        }
+    }
+
+    #[test]
+    fn replay_refuses_another_coin_and_changes_nothing() {
+        let mut set = UtxoSet::new();
+        set.load(&[(key(1), coin(1, 1)), (key(2), coin(2, 1))])
+            .unwrap();
+        let before = (set.set_hash(), set.generation(), set.dirty_count());
+        let refused = set.replay(&[(key(3), coin(3, 2)), (key(2), coin(2, 9))], &[key(1)]);
+        assert!(matches!(
+            refused,
+            Err(UtxoError::DuplicateOutPoint { index: 1, .. })
+        ));
+        assert_eq!(
+            (set.set_hash(), set.generation(), set.dirty_count()),
+            before
+        );
+        assert!(set.contains(&key(1)) && !set.contains(&key(3)));
+    }
+
+    #[test]
+    fn totals_count_and_sum_every_coin() {
+        let mut set = UtxoSet::new();
+        assert_eq!(set.totals(), (0, 0));
+        set.load(&[(key(1), coin(1, 1)), (key(2), coin(2, 1))])
+            .unwrap();
+        assert_eq!(set.totals(), (2, 547 + 548));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 """Crash safety of the chain store (DESIGN §9, invariant 4's local half).
 
 A real subprocess builds and commits a deterministic chain and is killed with SIGKILL: at each
-failpoint between the steps of a block commit, and at random moments. On reopen the store must be
-at a committed block whose UTXO set hashes to what a reference replay of the same chain has at
-that height, and it must accept the next block of the reference chain.
+failpoint between the steps of a block commit, between two transactions of a coins flush (the
+stored coins then hold part of the writes of blocks after their marker), and at random moments.
+On reopen the store must be at a committed block whose UTXO set (the stored coins, the blocks
+after them replayed) hashes to what a reference replay of the same chain has at that height, and
+it must accept the next block of the reference chain.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import build_genesis
+from timecoin.testing import chainwriter
 from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
 
 BLOCKS, TXS = 150, 16
@@ -73,7 +76,7 @@ def _check_recovered(datadir: Path, reference) -> int:
     [
         ("store.commit_block.after_block:3", 2),
         ("store.commit_block.after_undo:3", 2),
-        ("store.commit_block.after_utxo:3", 2),
+        ("store.commit_block.after_extra:3", 2),
         ("store.commit_block.before_commit:3", 2),
         ("store.commit_block.after_commit:3", 3),
     ],
@@ -85,6 +88,18 @@ def test_crash_at_each_commit_step(tmp_path, reference, failpoint, expected_heig
     # The third commit never reports back; after_commit crashes once it is durable.
     assert out.splitlines()[-1:] == ["committed 2"]
     assert _check_recovered(tmp_path, reference) == expected_height
+
+
+@pytest.mark.parametrize("hit", [1, 3, 7])
+def test_crash_in_the_middle_of_a_coins_flush(tmp_path, reference, hit):
+    """Killed between two transactions of the coins flush after block 4 (or 8): the stored coins
+    are those of genesis (or block 4) with part of the flush written, and the start replays."""
+    proc = _writer(tmp_path, f"store.coins.after_chunk:{hit}")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    height = int(out.splitlines()[-1].split()[1])
+    assert height % chainwriter.FLUSH_EVERY == 0
+    assert _check_recovered(tmp_path, reference) == height
 
 
 def test_sigkill_at_random_moments(tmp_path, reference):

@@ -75,6 +75,7 @@ def test_names_follow_the_convention(node):
         "timecoin_finality_unarchived_transactions",
         "timecoin_finality_unarchived_bytes",
         "timecoin_txindex_queued_blocks",
+        "timecoin_store_coins_blocks_behind",
         "timecoin_store_sweep_queued_deletes",
         "timecoin_event_loop_lag_p99_seconds",
         "timecoin_event_loop_lag_max_seconds",

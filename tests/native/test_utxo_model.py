@@ -3,7 +3,9 @@ Bitcoin Core's coins-cache simulation fuzzer: hypothesis drives random sequences
 invalid blocks, rollbacks (right, wrong and corrupted undo records), loads and store flushes on
 both, and after every step checks that they hold the same coins with the same LtHash state and
 set hash. At every flush the two deltas must be equal, and the delta applied to a dict standing
-for the persisted store must make the store equal to the set.
+for the persisted store must make the store equal to the set. A crash in the middle of a flush
+(any subset of its writes landed) is followed by a start that replays the blocks since the last
+whole flush (``replay_block``): both sets must arrive at the live set.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class UtxoModel(RuleBasedStateMachine):
         self.undos: list[tuple[bytes, bytes]] = []
         self.stale: list[tuple[bytes, bytes]] = []
         self.tip = 0
+        self.since_flush: list[tuple[bytes, bytes]] | None = []
+        """(block, undo) applied since the last flush; None after a rollback (the node flushes
+        before one, so replay never crosses it)."""
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -108,6 +113,8 @@ class UtxoModel(RuleBasedStateMachine):
         assert (a.undo, a.fees, a.txids, a.block_hash) == (b.undo, b.fees, b.txids, b.block_hash)
         assert self.native.set_hash() == Block.decode(raw).header.utxo_set_hash
         self.undos.append((a.undo, b.undo))
+        if self.since_flush is not None:
+            self.since_flush.append((raw, a.undo))
         self.tip += 1
 
     @rule(data=st.data(), fault=st.sampled_from(["double-spend", "signature", "missing", "set-hash"]))
@@ -145,6 +152,7 @@ class UtxoModel(RuleBasedStateMachine):
         native_undo, ref_undo = self.undos.pop()
         self.native.rollback(native_undo)
         self.ref.rollback(ref_undo)
+        self.since_flush = None
         self.tip -= 1
 
     @precondition(lambda self: len(self.undos) >= 2)
@@ -212,6 +220,37 @@ class UtxoModel(RuleBasedStateMachine):
         assert len(self.native) == len(self.store)
         assert all(self.native.get(k) == c for k, c in self.store.items())
         assert self.native.take_delta() == []
+        self.since_flush = []
+
+    @precondition(lambda self: self.since_flush is not None)
+    @rule(data=st.data())
+    def replay_after_a_crash_mid_flush(self, data: st.DataObject) -> None:
+        coins = self.ref.coins
+        pending = sorted((k, coins.get(k)) for k, was in self.ref.touched.items() if coins.get(k) != was)
+        n = len(pending)
+        landed = data.draw(st.lists(st.booleans(), min_size=n, max_size=n), label="landed")
+        store = dict(self.store)
+        for (key, coin), hit in zip(pending, landed, strict=True):
+            if hit and coin is None:
+                store.pop(key, None)
+            elif hit:
+                store[key] = coin
+        native, ref = UtxoSet(), reference.UtxoSet()
+        native.load(sorted(store.items()))
+        ref.load(sorted(store.items()))
+        for raw, undo in self.since_flush or []:
+            native.replay_block(raw, undo)
+            ref.replay_block(raw, undo)
+        assert native.set_hash() == ref.set_hash() == self.native.set_hash()
+        assert ref.coins == self.ref.coins
+        delta = native.take_delta()
+        assert delta == ref.take_delta()
+        for key, coin in delta:
+            if coin is None:
+                del store[key]
+            else:
+                store[key] = coin
+        assert store == self.ref.coins
 
     # -- invariants ---------------------------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 :class:`ChainState` validates a block without changing anything (:meth:`ChainState.prepare_block`:
 native validation, the reward check, the registry; the result kept until the tip moves),
 connects it (the kept coin changes applied, one store transaction) and disconnects it again
-(native rollback from the undo record, one store transaction). On open it recovers to the last
-committed block and proves the UTXO set it loads hashes to what that block's header commits. One
-task owns a ChainState; it never blocks on the network.
+(native rollback from the undo record, one store transaction). The stored coins follow behind
+the blocks (:mod:`timecoin.store.coins`: :attr:`ChainState.coins` writes them; a node runs its
+task). On open it recovers to the last committed block, replays the coins of the blocks after
+the stored ones, and proves the UTXO set hashes to what the tip header commits. One task owns a
+ChainState; it never blocks on the network.
 
 It also keeps the masternode registry (:mod:`timecoin.masternode.registry`) at the same block:
 a block's masternode transactions are validated and applied with it, the registry's writes
@@ -42,7 +44,8 @@ from timecoin.masternode.registry import (
     undo_key,
 )
 from timecoin.params import NetworkParams
-from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip
+from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip, UtxoDelta
+from timecoin.store.coins import CoinsFlusher, load_utxo_set
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ class ChainState:
         self._prepared: OrderedDict[bytes, PreparedBlock] = OrderedDict()
         """Blocks prepared on the tip, by block hash (at most :data:`PREPARED_BLOCKS`; emptied
         whenever the tip moves)."""
+        self.coins = CoinsFlusher(store, self._take_coins_delta)
+        """Writes the set's changes to the store behind the blocks; a node runs its task."""
 
     @classmethod
     def open(cls, path: Path, params: NetworkParams, genesis: Genesis) -> ChainState:
@@ -129,8 +134,7 @@ class ChainState:
             if raw is None:
                 raise StoreError(f"tip block {tip.block_hash.hex()} is missing from the store")
             header = BlockHeader.decode(raw[:HEADER_LEN])
-            utxos = timecoin_native.UtxoSet()
-            utxos.load(list(store.utxos()))
+            utxos, replayed = load_utxo_set(store, tip)
             if utxos.set_hash() != header.utxo_set_hash:
                 raise StoreError(
                     f"UTXO set in {path} hashes to {utxos.set_hash().hex()}, but tip block "
@@ -147,11 +151,22 @@ class ChainState:
             len(utxos),
             len(registry),
         )
-        return cls(params, genesis, store, utxos, header, registry)
+        chain = cls(params, genesis, store, utxos, header, registry)
+        if replayed:
+            chain.coins.note_block(replayed)
+        return chain
 
     def close(self) -> None:
-        """Closes the store."""
+        """Writes the coins not stored yet, then closes the store (a failed write is logged: the
+        next start replays them)."""
+        try:
+            self.coins.flush()
+        except StoreError:
+            log.exception("writing the coins at close failed; the next start replays their blocks")
         self.store.close()
+
+    def _take_coins_delta(self) -> tuple[UtxoDelta, Tip]:
+        return self.utxos.take_delta(), self.tip
 
     @property
     def tip(self) -> Tip:
@@ -249,23 +264,22 @@ class ChainState:
         """
         prepared = self.prepare_block(raw)
         applied = self.utxos.commit_prepared(prepared.ledger)
-        delta = self.utxos.take_delta()
         try:
             self.store.commit_block(
                 prepared.header.height,
                 applied.block_hash,
                 raw,
                 applied.undo,
-                delta,
                 [*prepared.registry.store_writes(), *extra],
             )
         except BaseException:
-            # Nothing was written; undo in memory so set and store agree again. The puts and
-            # deletes the rollback marks dirty are idempotent on the unchanged store.
+            # Nothing was written; undo in memory. The outpoints the block and its rollback
+            # touched stay marked for the next coins flush, which writes what the store lacks.
             self.utxos.rollback(applied.undo)
             raise
         self.registry.apply(prepared.registry)
         self._set_tip(prepared.header)
+        self.coins.note_block()
         return applied
 
     def _set_tip(self, header: BlockHeader) -> None:
@@ -281,6 +295,7 @@ class ChainState:
         prev_raw = self.store.block(self._tip_header.prev_hash)
         if undo is None or prev_raw is None:
             raise StoreError(f"undo data or parent of block {tip.height} is missing")
+        self.coins.flush()
         try:
             update = self.registry.disconnect(
                 self.store.get(MASTERNODE_DB, undo_key(tip.height)), self._tip_header.prev_hash

@@ -212,6 +212,37 @@ def _bad_witnesses(tx: tuple[Any, ...], txid: bytes, rules: Rules) -> list[int]:
     ]
 
 
+def _decode_undo(undo: bytes) -> tuple[int, bytes, bytes, list[bytes], list[tuple[bytes, bytes]]]:
+    """(height, block hash, prior set hash, created outpoints, spent (outpoint, coin)) of an
+    undo record, decoded strictly as ``Undo::decode`` (utxo.rs); ``ValueError`` otherwise."""
+    if len(undo) < _UNDO_HEAD.size + 4:
+        raise ValueError("malformed undo record: truncated")
+    version, height, block_hash, prior = _UNDO_HEAD.unpack_from(undo)
+    if version != UNDO_VERSION:
+        raise ValueError(f"malformed undo record: unknown version {version}")
+    pos = _UNDO_HEAD.size
+    (n,) = _U32.unpack_from(undo, pos)
+    pos += 4
+    if pos + 36 * n + 4 > len(undo):
+        raise ValueError("malformed undo record: truncated")
+    created = [undo[pos + 36 * i : pos + 36 * (i + 1)] for i in range(n)]
+    pos += 36 * n
+    if pos + 4 > len(undo):
+        raise ValueError("malformed undo record: truncated")
+    (m,) = _U32.unpack_from(undo, pos)
+    pos += 4
+    if pos + 85 * m != len(undo):
+        raise ValueError("malformed undo record: wrong length")
+    spent = [
+        (undo[pos + 85 * i : pos + 85 * i + 36], undo[pos + 85 * i + 36 : pos + 85 * (i + 1)])
+        for i in range(m)
+    ]
+    keys = created + [k for k, _ in spent]
+    if len(set(keys)) != len(keys) or any(c[48] > 1 for _, c in spent):
+        raise ValueError("malformed undo record: repeated outpoint or bad coin")
+    return height, block_hash, prior, created, spent
+
+
 # -- the set (utxo.rs) -------------------------------------------------------------------------
 
 
@@ -360,31 +391,7 @@ class UtxoSet:
         )
 
     def rollback(self, undo: bytes) -> None:
-        if len(undo) < _UNDO_HEAD.size + 4:
-            raise ValueError("malformed undo record: truncated")
-        version, _, _, prior = _UNDO_HEAD.unpack_from(undo)
-        if version != UNDO_VERSION:
-            raise ValueError(f"malformed undo record: unknown version {version}")
-        pos = _UNDO_HEAD.size
-        (n,) = _U32.unpack_from(undo, pos)
-        pos += 4
-        if pos + 36 * n + 4 > len(undo):
-            raise ValueError("malformed undo record: truncated")
-        created = [undo[pos + 36 * i : pos + 36 * (i + 1)] for i in range(n)]
-        pos += 36 * n
-        if pos + 4 > len(undo):
-            raise ValueError("malformed undo record: truncated")
-        (m,) = _U32.unpack_from(undo, pos)
-        pos += 4
-        if pos + 85 * m != len(undo):
-            raise ValueError("malformed undo record: wrong length")
-        spent = [
-            (undo[pos + 85 * i : pos + 85 * i + 36], undo[pos + 85 * i + 36 : pos + 85 * (i + 1)])
-            for i in range(m)
-        ]
-        keys = created + [k for k, _ in spent]
-        if len(set(keys)) != len(keys) or any(c[48] > 1 for _, c in spent):
-            raise ValueError("malformed undo record: repeated outpoint or bad coin")
+        _, _, prior, created, spent = _decode_undo(undo)
         if any(k not in self.coins for k in created) or any(k in self.coins for k, _ in spent):
             raise ValueError("undo record does not match the set")
         new_hash = self.hash.copy()
@@ -401,6 +408,30 @@ class UtxoSet:
             self._touch(key)
             self.coins[key] = coin
         self.hash = new_hash
+
+    def replay_block(self, block: bytes, undo: bytes) -> None:
+        (header, txs), txids = codec.decode_block_with_txids(block)
+        height, block_hash, _, created, spent = _decode_undo(undo)
+        if height != header[1] or block_hash != codec.block_hash(block[:_HEADER_LEN]):
+            raise ValueError("undo record: it is the record of another block")
+        outputs = {
+            _outpoint(txid, vout): _COIN.pack(value, pubkey_hash, header[1], int(tx[1] == _COINBASE))
+            for tx, txid in zip(txs, txids, strict=True)
+            for vout, (value, pubkey_hash) in enumerate(tx[3])
+        }
+        if any(key not in outputs for key in created):
+            raise ValueError("undo record: a created outpoint is not an output of the block")
+        if any(key in self.coins and self.coins[key] != outputs[key] for key in created):
+            raise ValueError("a created outpoint is already in the set with another coin")
+        for key, _ in spent:
+            if key in self.coins:
+                self._touch(key)
+                self.hash.remove(key + self.coins.pop(key))
+        for key in created:
+            if key not in self.coins:
+                self._touch(key)
+                self.coins[key] = outputs[key]
+                self.hash.insert(key + outputs[key])
 
     # -- mempool (validate.rs check_transactions) -----------------------------------------------
 

@@ -19,11 +19,9 @@ from timecoin.rpc.errors import (
     DESERIALIZATION_ERROR,
     INVALID_ADDRESS_OR_KEY,
     INVALID_PARAMETER,
-    MISC_ERROR,
     RPCError,
 )
 from timecoin.rpc.methods import Param, parse_hash, parse_hex, rpc_method
-from timecoin.store.chainstore import ChainStore
 
 if TYPE_CHECKING:
     from timecoin.node import Node
@@ -191,35 +189,23 @@ def gettxout(node: Node, txid: str, n: int, include_mempool: bool) -> dict[str, 
     return None
 
 
-def _utxo_totals(store: ChainStore) -> tuple[int, int]:
-    """(count, total sat) of the stored UTXO set, from one LMDB read snapshot."""
-    count = total = 0
-    for _, coin in store.utxos():
-        count += 1
-        total += int.from_bytes(coin[:8], "little")
-    return count, total
-
-
 @rpc_method(CATEGORY)
 async def gettxoutsetinfo(node: Node) -> dict[str, Any]:
     """Statistics of the UTXO set at the tip: count, total amount and the set hash its header
-    commits (LtHash, docs/encoding.md). Reads every stored coin on a worker thread."""
+    commits (LtHash, docs/encoding.md). Counted from the set in memory (one native pass)."""
     chain = node.chain
-    for _ in range(5):
-        header = chain.tip_header
-        count, total = await node.run_in_worker(_utxo_totals, chain.store)
-        if chain.tip_header is header:
-            return {
-                "height": header.height,
-                "bestblock": header.hash.hex(),
-                "txouts": count,
-                "total_amount": render.amount(total),
-                "total_amount_sat": total,
-                "utxosethash": header.utxo_set_hash.hex(),
-                "hash_type": "lthash16-blake3",
-                "disk_size": chain.store.size_bytes(),
-            }
-    raise RPCError(MISC_ERROR, "the tip kept moving while the UTXO set was read; try again")
+    header = chain.tip_header
+    count, total = chain.utxos.totals()
+    return {
+        "height": header.height,
+        "bestblock": header.hash.hex(),
+        "txouts": count,
+        "total_amount": render.amount(total),
+        "total_amount_sat": total,
+        "utxosethash": header.utxo_set_hash.hex(),
+        "hash_type": "lthash16-blake3",
+        "disk_size": chain.store.size_bytes(),
+    }
 
 
 @rpc_method(

@@ -3,11 +3,11 @@
 One environment per datadir with named databases:
 
 =============  =========================================================================
-``meta``       schema version, network, genesis hash, tip (height, hash)
+``meta``       schema version, network, genesis hash, tip (height, hash), coins tip (below)
 ``blocks``     block hash → encoded block
 ``index``      height (u64 big-endian, so cursors walk in height order) → block hash
 ``undo``       block hash → undo record (docs/encoding.md, "Undo record")
-``utxo``       outpoint (36 bytes) → coin (49 bytes)
+``utxo``       outpoint (36 bytes) → coin (49 bytes), as of the coins tip
 ``finalized``  txid → finalized transaction and its certificate (consensus issue)
 ``masternodes`` masternode registry state per height (masternode issue)
 ``peers``      address book and bans (P2P issue)
@@ -16,9 +16,12 @@ One environment per datadir with named databases:
 ``digests``    block hash → BLAKE3-256 of the block's whole encoding (integrity only, below)
 =============  =========================================================================
 
-**One write transaction per block**: the block, its index entry, its undo record, the UTXO
-delta and the new tip commit together or not at all, so a crash at any instant leaves the last
-committed block with exactly its UTXO set (the failpoints between the steps prove it). A full map
+**One write transaction per block**: the block, its index entry, its undo record and the new tip
+commit together or not at all (the failpoints between the steps prove it). **The coins follow
+behind** (:mod:`timecoin.store.coins`): :meth:`ChainStore.write_coins` writes the UTXO set's
+delta in transactions of their own, the last of which moves the ``coins_tip`` marker; a start
+replays the blocks after the marker from the blocks and their undo records. A store written
+before the marker existed has its coins at its tip. A full map
 (``MapFullError``) doubles the map size and retries the whole transaction. Only a devnet may skip
 fsync (``unsafe_nosync``). No store writes through a writable map (LMDB's ``MDB_WRITEMAP``):
 it extends the data file to the whole map, a full disk then kills the process with SIGBUS instead
@@ -99,6 +102,7 @@ _META_SCHEMA = b"schema_version"
 _META_NETWORK = b"network"
 _META_GENESIS = b"genesis"
 _META_TIP = b"tip"
+_META_COINS_TIP = b"coins_tip"
 
 _T = TypeVar("_T")
 
@@ -333,10 +337,17 @@ class ChainStore:
 
     def tip(self) -> Tip | None:
         """The last committed block, or ``None`` for an empty store."""
-        raw = self._get(b"meta", _META_TIP)
-        if raw is None:
-            return None
-        return Tip(struct.unpack("<Q", raw[:8])[0], raw[8:])
+        return _tip(self._get(b"meta", _META_TIP))
+
+    def coins_tip(self) -> Tip:
+        """The block whose UTXO set the ``utxo`` database holds, with some of the writes of later
+        blocks possibly landed (:mod:`timecoin.store.coins`); the tip in a store written before
+        the marker was kept. ``StoreError`` for an empty store."""
+        with self._lmdb("reading meta"), self._env.begin(db=self._dbs[b"meta"]) as txn:
+            marker = _tip(txn.get(_META_COINS_TIP)) or _tip(txn.get(_META_TIP))
+        if marker is None:
+            raise StoreError("the store holds no chain")
+        return marker
 
     def genesis_hash(self) -> bytes | None:
         """The hash of the genesis block this store was created with."""
@@ -521,8 +532,8 @@ class ChainStore:
         """Writes subsystem state that belongs to no block (peers, bans), in one transaction."""
         self._write(lambda txn: self._put_extra(txn, extra))
 
-    def _put_tip(self, txn: lmdb.Transaction, height: int, block_hash: bytes) -> None:
-        txn.put(_META_TIP, struct.pack("<Q", height) + block_hash, db=self._dbs[b"meta"])
+    def _put_tip(self, txn: lmdb.Transaction, height: int, block_hash: bytes, key: bytes = _META_TIP) -> None:
+        txn.put(key, struct.pack("<Q", height) + block_hash, db=self._dbs[b"meta"])
 
     def write_genesis(
         self, network: int, block_hash: bytes, block: bytes, utxos: list[tuple[bytes, bytes]]
@@ -540,6 +551,7 @@ class ChainStore:
             txn.put(_height_key(0), block_hash, db=self._dbs[b"index"])
             self._put_delta(txn, list(utxos))
             self._put_tip(txn, 0, block_hash)
+            self._put_tip(txn, 0, block_hash, _META_COINS_TIP)
 
         self._write(body)
 
@@ -549,12 +561,11 @@ class ChainStore:
         block_hash: bytes,
         block: bytes,
         undo: bytes,
-        delta: UtxoDelta,
         extra: ExtraWrites = (),
     ) -> None:
-        """Commits a connected block: block, index entry, undo record, UTXO delta, the ``extra``
-        subsystem writes and tip, in one write transaction (DESIGN §9). Raises
-        :class:`StoreError` unless ``height`` is tip + 1."""
+        """Commits a connected block: block, index entry, undo record, the ``extra`` subsystem
+        writes and tip, in one write transaction (DESIGN §9); its coins follow with
+        :meth:`write_coins`. Raises :class:`StoreError` unless ``height`` is tip + 1."""
         tip = self.tip()
         if tip is None or height != tip.height + 1:
             raise StoreError(f"cannot commit height {height} on tip {tip}")
@@ -565,14 +576,29 @@ class ChainStore:
             txn.put(_height_key(height), block_hash, db=self._dbs[b"index"])
             txn.put(block_hash, undo, db=self._dbs[b"undo"])
             failpoints.hit("store.commit_block.after_undo")
-            self._put_delta(txn, delta)
             self._put_extra(txn, extra)
-            failpoints.hit("store.commit_block.after_utxo")
+            failpoints.hit("store.commit_block.after_extra")
             self._put_tip(txn, height, block_hash)
             failpoints.hit("store.commit_block.before_commit")
 
         self._write(body)
         failpoints.hit("store.commit_block.after_commit")
+
+    def write_coins(self, delta: UtxoDelta, marker: Tip | None) -> None:
+        """Writes UTXO set changes (a chunk of ``UtxoSet.take_delta``) in one transaction and, if
+        ``marker`` is given, moves the coins tip to it (:mod:`timecoin.store.coins`). Raises
+        :class:`StoreError`, nothing written, if ``marker`` is not a committed block."""
+
+        def body(txn: lmdb.Transaction) -> None:
+            if marker is not None:
+                stored = txn.get(_height_key(marker.height), db=self._dbs[b"index"])
+                if stored is None or bytes(stored) != marker.block_hash:
+                    raise StoreError(f"cannot move the coins to block {marker}: it is not committed")
+            self._put_delta(txn, delta)
+            if marker is not None:
+                self._put_tip(txn, marker.height, marker.block_hash, _META_COINS_TIP)
+
+        self._write(body)
 
     def repair_block(self, block_hash: bytes, raw: bytes) -> bool:
         """Replaces the stored block ``block_hash`` (32 bytes), if it is damaged, with ``raw`` (an
@@ -631,10 +657,14 @@ class ChainStore:
     def commit_rollback(self, tip: Tip, prev_hash: bytes, delta: UtxoDelta, extra: ExtraWrites = ()) -> None:
         """Disconnects the tip block: removes its index entry, block and undo record, applies the
         UTXO delta that restores the previous block's set and the ``extra`` subsystem writes, and
-        moves the tip back, in one write transaction."""
+        moves the tip and the coins tip back, in one write transaction. The coins must be at the
+        tip (flushed), else :class:`StoreError`."""
         current = self.tip()
         if current != tip or tip.height == 0:
             raise StoreError(f"cannot roll back {tip}: the tip is {current}")
+        coins = self.coins_tip()
+        if coins != tip:
+            raise StoreError(f"cannot roll back {tip}: the stored coins are at {coins}; flush them first")
 
         def body(txn: lmdb.Transaction) -> None:
             txn.delete(_height_key(tip.height), db=self._dbs[b"index"])
@@ -646,8 +676,17 @@ class ChainStore:
             self._put_delta(txn, delta)
             self._put_extra(txn, extra)
             self._put_tip(txn, tip.height - 1, prev_hash)
+            self._put_tip(txn, tip.height - 1, prev_hash, _META_COINS_TIP)
 
         self._write(body)
+
+
+def _tip(raw: bytes | None) -> Tip | None:
+    """A stored (height u64 ‖ block hash) marker."""
+    if raw is None:
+        return None
+    raw = bytes(raw)
+    return Tip(struct.unpack("<Q", raw[:8])[0], raw[8:])
 
 
 def _lmdb_reason(error: lmdb.Error) -> str:

@@ -215,11 +215,14 @@ def _check_height(
 
 
 def _check_utxos(store: ChainStore, report: CheckReport, tip: Tip, tip_header: BlockHeader) -> None:
-    utxos = timecoin_native.UtxoSet()
+    # The stored coins and the blocks after them replayed, as a start loads them.
+    from timecoin.store.chainstore import StoreError
+    from timecoin.store.coins import load_utxo_set
+
     try:
-        utxos.load(list(store.utxos()))
-    except ValueError as e:
-        report.damage.append(Damage(tip.height, f"the stored UTXO set does not decode: {e}"))
+        utxos, _ = load_utxo_set(store, tip)
+    except StoreError as e:
+        report.damage.append(Damage(tip.height, f"the stored UTXO set cannot be loaded: {e}"))
         return
     if store.tip() != tip:
         report.notes.append("UTXO set not checked: the node committed blocks during the check")

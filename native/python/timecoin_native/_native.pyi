@@ -448,6 +448,13 @@ class UtxoSet:
     def rollback(self, undo: bytes) -> None:
         """Rolls back the last applied block; ValueError (set unchanged) on a malformed undo
         record or one that does not match the set."""
+    def replay_block(self, block: bytes, undo: bytes) -> None:
+        """Replays a committed block with its undo record, unvalidated and idempotently: spent
+        outpoints removed if present, created coins added if absent (a start whose stored coins
+        lag the blocks). ValueError (set unchanged) for a block or undo record that does not
+        decode or fit."""
+    def totals(self) -> tuple[int, int]:
+        """(number of coins, sum of their values in sat)."""
     def check_transactions(self, txs: list[bytes], rules: LedgerRules, height: int) -> list[TxVerdict]:
         """Mempool admission: one verdict per encoded tx against the set; changes nothing."""
     def take_delta(self) -> list[tuple[bytes, bytes | None]]:

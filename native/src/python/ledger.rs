@@ -537,6 +537,22 @@ impl PyUtxoSet {
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
+    /// Replays the committed `block` with its `undo` record without validating it: removes the
+    /// outpoints it spent that are in the set, adds the coins it created that are not
+    /// (native/src/apply.rs `replay_block`). `ValueError`, nothing changed, for a block or undo
+    /// record that does not decode or does not fit.
+    fn replay_block(&mut self, py: Python<'_>, block: &[u8], undo: &[u8]) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| apply::replay_block(inner, block, undo))
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// (count, total value in sat) of the coins in the set.
+    fn totals(&self, py: Python<'_>) -> (usize, u128) {
+        let inner = &self.inner;
+        py.detach(|| inner.totals())
+    }
+
     fn check_transactions(
         &self,
         py: Python<'_>,

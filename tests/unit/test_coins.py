@@ -1,0 +1,168 @@
+"""The stored coins behind the blocks (timecoin/store/coins.py, DESIGN §9) on real LMDB with real
+signed blocks: the flusher's chunks and marker, merging, its bound and error path, the rollback
+that flushes first, and the start that replays the blocks after the stored coins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import lmdb
+import pytest
+
+from timecoin.ledger.chain import ChainState
+from timecoin.ledger.genesis import build_genesis
+from timecoin.store import coins as coins_module
+from timecoin.store.chainstore import StoreError, Tip
+from timecoin.store.coins import load_utxo_set
+from timecoin.store.integrity import check_store
+from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+
+
+@pytest.fixture
+def setup(tmp_path):
+    config, accounts, _ = devnet_genesis(accounts=8)
+    genesis = build_genesis(config)
+    chain = ChainState.open(tmp_path / "chain", config.params, genesis)
+    yield chain, Wallet.from_genesis(chain, accounts), genesis, tmp_path / "chain"
+    chain.close()
+
+
+def stored_coins(chain: ChainState) -> dict[bytes, bytes]:
+    return dict(chain.store.utxos())
+
+
+def live_coins(chain: ChainState) -> dict[bytes, bytes]:
+    """The in-memory set, read back outpoint by outpoint for the stored and the deleted ones."""
+    return {k: c for k, c in stored_coins(chain).items() if chain.utxos.get(k) == c}
+
+
+def crash(chain: ChainState) -> None:
+    """Closes the store without writing the coins, as a killed process leaves it."""
+    chain.store.close()
+    chain.close = lambda: None  # the fixture must not close it again
+
+
+def test_a_block_commits_without_its_coins_and_a_start_replays_them(setup, caplog):
+    chain, wallet, genesis, path = setup
+    genesis_tip = chain.tip
+    list(grow_chain(chain, wallet, 3, 4))
+    tip, set_hash = chain.tip, chain.utxos.set_hash()
+    assert chain.store.coins_tip() == genesis_tip and chain.coins.blocks_behind == 3
+    crash(chain)
+    with caplog.at_level(logging.INFO, logger="timecoin.store.coins"):
+        reopened = ChainState.open(path, genesis.config.params, genesis)
+    try:
+        assert reopened.tip == tip and reopened.utxos.set_hash() == set_hash
+        assert "replayed the coins of 3 blocks" in caplog.text
+        reopened.coins.flush()
+        assert reopened.store.coins_tip() == tip
+        assert len(stored_coins(reopened)) == len(reopened.utxos)
+        assert all(reopened.utxos.get(k) == c for k, c in stored_coins(reopened).items())
+    finally:
+        reopened.close()
+
+
+def test_the_flusher_writes_chunks_and_moves_the_marker_with_the_last(setup):
+    chain, wallet, _, _ = setup
+    start = chain.tip
+    list(grow_chain(chain, wallet, 2, 6))
+    chain.coins.chunk = 5
+    assert chain.coins.write_chunk() == 5
+    queued = chain.coins.queued
+    assert queued > 0 and chain.store.coins_tip() == start
+    # A block connected meanwhile waits for the next delta; the marker moves to the tip the
+    # delta being written was taken at.
+    taken_at = chain.tip
+    list(grow_chain(chain, wallet, 1, 6))
+    while chain.coins.queued:
+        chain.coins.write_chunk()
+    assert chain.store.coins_tip() == taken_at != chain.tip and chain.coins.blocks_behind == 1
+    chain.coins.flush()
+    assert chain.store.coins_tip() == chain.tip and chain.coins.blocks_behind == 0
+    assert len(stored_coins(chain)) == len(chain.utxos) == len(live_coins(chain))
+    assert chain.coins.write_chunk() == 0
+
+
+def test_past_the_bound_a_block_writes_the_coins_at_once(setup, monkeypatch):
+    chain, wallet, _, _ = setup
+    monkeypatch.setattr(coins_module, "MAX_BLOCKS_BEHIND", 2)
+    list(grow_chain(chain, wallet, 2, 2))
+    assert chain.store.coins_tip().height == 0
+    list(grow_chain(chain, wallet, 1, 2))
+    assert chain.store.coins_tip() == chain.tip and chain.coins.blocks_behind == 0
+
+
+def test_a_failed_write_keeps_its_delta_and_is_tried_after_the_next_block(setup, caplog):
+    chain, wallet, _, _ = setup
+    write, failures = chain.store.write_coins, []
+
+    def failing_once(delta, marker):
+        if not failures:
+            failures.append(marker)
+            raise StoreError("disk full")
+        write(delta, marker)
+
+    chain.store.write_coins = failing_once
+
+    async def scenario() -> None:
+        task = asyncio.create_task(chain.coins.run())
+        try:
+            list(grow_chain(chain, wallet, 1, 3))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert failures and "coins flush failed" in caplog.text
+            assert chain.store.coins_tip().height == 0 and chain.coins.queued > 0
+            list(grow_chain(chain, wallet, 1, 3))
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert chain.store.coins_tip() == chain.tip
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+    assert len(stored_coins(chain)) == len(chain.utxos) == len(live_coins(chain))
+
+
+def test_a_rollback_writes_the_coins_first(setup):
+    chain, wallet, _, _ = setup
+    list(grow_chain(chain, wallet, 3, 3))
+    assert chain.store.coins_tip().height == 0
+    chain.rollback_to(1)
+    assert chain.store.coins_tip() == chain.tip == Tip(1, chain.store.block_hash(1))
+    assert len(stored_coins(chain)) == len(chain.utxos) == len(live_coins(chain))
+
+
+def test_a_marker_off_the_chain_is_refused(setup):
+    chain, wallet, genesis, path = setup
+    list(grow_chain(chain, wallet, 2, 2))
+    chain.close()
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"coins_tip", (1).to_bytes(8, "little") + bytes(32))
+    env.close()
+    with pytest.raises(StoreError, match="not a block of the chain"):
+        ChainState.open(path, genesis.config.params, genesis)
+    chain.close = lambda: None
+
+
+def test_a_missing_undo_record_stops_the_replay(setup):
+    chain, wallet, genesis, path = setup
+    list(grow_chain(chain, wallet, 2, 2))
+    gone = chain.store.block_hash(2)
+    crash(chain)
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True, db=env.open_db(b"undo")) as txn:
+        txn.delete(gone)
+    env.close()
+    with pytest.raises(StoreError, match="block 2 or its undo record is missing"):
+        ChainState.open(path, genesis.config.params, genesis)
+
+
+def test_db_check_replays_coins_that_lag(setup):
+    chain, wallet, _, _ = setup
+    list(grow_chain(chain, wallet, 3, 3))
+    utxos, replayed = load_utxo_set(chain.store, chain.tip)
+    assert replayed == 3 and utxos.set_hash() == chain.utxos.set_hash()
+    report = check_store(chain.store)
+    assert not report.damage and report.utxos == len(chain.utxos)

@@ -1,0 +1,174 @@
+"""The stored UTXO set, flushed behind the blocks (DESIGN §9; the shape of Bitcoin Core's coins
+cache, which flushes with its own best block and replays blocks after it at start).
+
+The whole UTXO set lives in memory (``timecoin_native.UtxoSet``); the ``utxo`` database only lets
+a start skip rebuilding it. Written in each block's store transaction, its delta (~36,000 writes
+on random keys for a block of 12,000 transfers) held every node's event loop ~55 ms at the same
+moment (docs/benchmarks.md). Now:
+
+* a block's store transaction holds the block, its undo record, index entry and tip, never coins;
+* :class:`CoinsFlusher` takes the set's delta (``UtxoSet.take_delta``: every outpoint whose
+  stored value differs, a coin created and spent between two flushes costing nothing) with the
+  tip it belongs to, and writes it :data:`COINS_CHUNK` writes per store transaction in outpoint
+  order, the loop yielded between two; the last chunk also moves the ``coins_tip`` marker
+  (``ChainStore.coins_tip``) to that tip;
+* :func:`load_utxo_set` loads the stored coins and replays every block after the marker from the
+  block and its undo record (``UtxoSet.replay_block``: spent outpoints removed if present,
+  created coins added if absent). Whatever subset of a flush's writes landed before a crash, the
+  replay ends at the tip's set, which the caller checks against the tip header's set hash.
+
+A rollback first flushes everything (:meth:`CoinsFlusher.flush`), then writes its own delta
+with the block's removal (``ChainStore.commit_rollback``), so the marker is always a block of
+the current chain at or below the tip, and replay only ever goes forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import timecoin_native
+
+from timecoin import failpoints
+from timecoin.store.chainstore import ChainStore, StoreError, Tip, UtxoDelta
+from timecoin.store.chunked import write_in_chunks
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COINS_CHUNK", "MAX_BLOCKS_BEHIND", "CoinsFlusher", "load_utxo_set"]
+
+COINS_CHUNK = 4_000
+"""Coin writes per store transaction of :class:`CoinsFlusher`. Sorted by outpoint, a chunk dirties
+one contiguous run of the database's pages, so a flush writes each page about once however it is
+cut; 4,000 writes are a few ms of the event loop."""
+MAX_BLOCKS_BEHIND = 64
+"""Blocks the marker may lag the tip before :meth:`CoinsFlusher.note_block` flushes at once (a
+flusher starved of the loop, or a process that runs none): bounds the replay at the next start."""
+
+
+def load_utxo_set(store: ChainStore, tip: Tip) -> tuple[timecoin_native.UtxoSet, int]:
+    """(the UTXO set after block ``tip``, blocks replayed): the stored coins, then every block
+    after the stored marker replayed (module docstring). The caller checks the set hash.
+
+    Raises :class:`StoreError` if the marker is not a block of the chain at or below ``tip``, a
+    block or undo record to replay is missing or does not fit, or a stored coin is malformed."""
+    marker = store.coins_tip()
+    if marker.height > tip.height or store.block_hash(marker.height) != marker.block_hash:
+        raise StoreError(
+            f"the stored coins are at block {marker.height} ({marker.block_hash.hex()}), which is not "
+            f"a block of the chain at or below its tip {tip.height}: the store is corrupt"
+        )
+    utxos = timecoin_native.UtxoSet()
+    try:
+        utxos.load(list(store.utxos()))
+    except ValueError as e:
+        raise StoreError(f"the stored UTXO set is corrupt: {e}") from None
+    for height in range(marker.height + 1, tip.height + 1):
+        block_hash = store.block_hash(height)
+        raw = store.block(block_hash) if block_hash is not None else None
+        undo = store.undo(block_hash) if block_hash is not None else None
+        if raw is None or undo is None:
+            raise StoreError(f"block {height} or its undo record is missing: its coins cannot be replayed")
+        try:
+            utxos.replay_block(raw, undo)
+        except ValueError as e:
+            raise StoreError(f"cannot replay the coins of block {height}: {e}") from None
+    replayed = tip.height - marker.height
+    if replayed:
+        log.info("replayed the coins of %d blocks after the stored set (block %d)", replayed, marker.height)
+    return utxos, replayed
+
+
+class CoinsFlusher:
+    """Writes the UTXO set's delta behind the blocks (module docstring). The chain's owner calls
+    :meth:`note_block` after each block; :meth:`run`, a task of the same event loop, writes.
+
+    ``take_delta()`` returns the set's delta and the tip it is the delta of (``ChainState``'s,
+    which owns the set): the delta is taken when the previous one is all written, so deltas of
+    blocks connected meanwhile merge into one.
+    """
+
+    def __init__(
+        self,
+        store: ChainStore,
+        take_delta: Callable[[], tuple[UtxoDelta, Tip]],
+        chunk: int = COINS_CHUNK,
+    ) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be positive, not {chunk}")
+        self._store = store
+        self._take_delta = take_delta
+        self.chunk = chunk
+        self._delta: UtxoDelta = []
+        self._written = 0
+        self._marker: Tip | None = None
+        """The tip of the delta being written; ``None`` when none is."""
+        self._behind = 0
+        """Blocks connected since the last delta was taken."""
+        self._stalled = False
+        self._more = asyncio.Event()
+        self.coins_written = 0
+        """Coin writes so far (a metric)."""
+
+    @property
+    def blocks_behind(self) -> int:
+        """Blocks connected since the delta being written (or the last one) was taken."""
+        return self._behind
+
+    @property
+    def queued(self) -> int:
+        """Writes of the delta being written not written yet."""
+        return len(self._delta) - self._written
+
+    def note_block(self, count: int = 1) -> None:
+        """``count`` blocks were connected (or replayed at a start): their coin changes wait in
+        the set. Past :data:`MAX_BLOCKS_BEHIND` everything is written now."""
+        self._behind += count
+        self._stalled = False
+        if self._behind > MAX_BLOCKS_BEHIND:
+            log.warning("the stored coins lag %d blocks: writing them now", self._behind)
+            self.flush()
+        else:
+            self._more.set()
+
+    def _pending(self) -> bool:
+        return not self._stalled and (self._marker is not None or self._behind > 0)
+
+    def write_chunk(self) -> int:
+        """Writes the next at most :attr:`chunk` coin writes in one store transaction, taking a
+        new delta first if none is being written; the transaction that ends a delta moves the
+        marker. Returns the writes done. Store errors propagate; the delta stays and is tried
+        again after the next block."""
+        if self._marker is None:
+            if not self._behind:
+                return 0
+            self._delta, self._marker = self._take_delta()
+            self._written = 0
+            self._behind = 0
+        start = self._written
+        end = min(start + self.chunk, len(self._delta))
+        last = end == len(self._delta)
+        self._store.write_coins(self._delta[start:end], self._marker if last else None)
+        self._written = end
+        self.coins_written += end - start
+        if last:
+            self._delta, self._marker, self._written = [], None, 0
+        else:
+            failpoints.hit("store.coins.after_chunk")
+        return end - start
+
+    def flush(self) -> None:
+        """Writes everything now: the delta being written, then the set's delta to the tip (a
+        stop, a rollback). Store errors propagate."""
+        while self._marker is not None or self._behind:
+            self.write_chunk()
+
+    async def run(self) -> None:
+        """Writes a chunk at a time, yielding the loop after each, until cancelled (what is left
+        is written by :meth:`flush` at the stop, or replayed at the next start)."""
+        await write_in_chunks(self._more, self._pending, self.write_chunk, self._failed)
+
+    def _failed(self) -> None:
+        log.exception("coins flush failed; trying again after the next block (a start replays the blocks)")
+        self._stalled = True

@@ -10,8 +10,10 @@ import logging
 import lmdb
 import pytest
 
+from timecoin.ledger import UtxoSet
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import build_genesis
+from timecoin.reference import utxo as reference
 from timecoin.store import coins as coins_module
 from timecoin.store.chainstore import StoreError, Tip
 from timecoin.store.coins import load_utxo_set
@@ -93,7 +95,7 @@ def test_past_the_bound_a_block_writes_the_coins_at_once(setup, monkeypatch):
     assert chain.store.coins_tip() == chain.tip and chain.coins.blocks_behind == 0
 
 
-def test_a_failed_write_keeps_its_delta_and_is_tried_after_the_next_block(setup, caplog):
+def test_a_failed_write_keeps_its_delta_and_is_tried_again(setup, caplog):
     chain, wallet, _, _ = setup
     write, failures = chain.store.write_coins, []
 
@@ -104,18 +106,17 @@ def test_a_failed_write_keeps_its_delta_and_is_tried_after_the_next_block(setup,
         write(delta, marker)
 
     chain.store.write_coins = failing_once
+    chain.coins.interval = 0.05
 
     async def scenario() -> None:
+        list(grow_chain(chain, wallet, 1, 3))
         task = asyncio.create_task(chain.coins.run())
         try:
-            list(grow_chain(chain, wallet, 1, 3))
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await asyncio.sleep(0.07)
             assert failures and "coins flush failed" in caplog.text
             assert chain.store.coins_tip().height == 0 and chain.coins.queued > 0
             list(grow_chain(chain, wallet, 1, 3))
-            for _ in range(20):
-                await asyncio.sleep(0)
+            await asyncio.sleep(0.1)
             assert chain.store.coins_tip() == chain.tip
         finally:
             task.cancel()
@@ -166,3 +167,23 @@ def test_db_check_replays_coins_that_lag(setup):
     assert replayed == 3 and utxos.set_hash() == chain.utxos.set_hash()
     report = check_store(chain.store)
     assert not report.damage and report.utxos == len(chain.utxos)
+
+
+def test_replay_refuses_what_does_not_fit_in_native_and_reference_alike(setup):
+    """Another block's undo record, a truncated one, or one naming an outpoint the block does not
+    create: both sets refuse it and stay unchanged."""
+    chain, wallet, _, _ = setup
+    blocks = list(grow_chain(chain, wallet, 2, 3))
+    undos = [chain.store.undo(chain.store.block_hash(h)) for h in (1, 2)]
+    created_at = 1 + 8 + 32 + 32 + 4
+    foreign = undos[1][:created_at] + bytes(36) + undos[1][created_at + 36 :]
+    for block, undo, why in (
+        (blocks[1], undos[0], "another block"),
+        (blocks[1], undos[1][:-1], "malformed"),
+        (blocks[1], foreign, "not an output of the block"),
+    ):
+        for utxos in (UtxoSet(), reference.UtxoSet()):
+            before = utxos.set_hash()
+            with pytest.raises(ValueError):
+                utxos.replay_block(block, undo)
+            assert utxos.set_hash() == before, why

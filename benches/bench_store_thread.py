@@ -1,9 +1,10 @@
 """Why a block's store transaction is not written on a worker thread (issue 13, "blocks off the
 critical path"; docs/benchmarks.md, "The commit and the interpreter lock").
 
-A block's store transaction holds a node's event loop for tens of milliseconds (its UTXO delta
-and transaction index: random keys, one B-tree page each). Handing it to a worker thread looks
-like the way to keep the loop free. It is not, with py-lmdb under CPython: py-lmdb releases the
+A block's store transaction held a node's event loop for tens of milliseconds (its UTXO delta
+and transaction index: random keys, one B-tree page each; both are written behind the block now,
+timecoin/store/coins.py and txindex.py). Handing it to a worker thread looked like the way to
+keep the loop free. It is not, with py-lmdb under CPython: py-lmdb releases the
 interpreter lock around every LMDB call (each put of a ``putmulti`` included), and a worker
 that gives the lock up must wait for the busy main thread to give it back, which CPython does
 only every switch interval (``sys.getswitchinterval()``, 5 ms). Under load a node's loop is

@@ -187,3 +187,24 @@ def test_replay_refuses_what_does_not_fit_in_native_and_reference_alike(setup):
             with pytest.raises(ValueError):
                 utxos.replay_block(block, undo)
             assert utxos.set_hash() == before, why
+
+
+def test_a_native_coin_delta_slices_into_what_take_delta_returns(setup):
+    """``take_coin_delta`` is ``take_delta`` kept native: the same writes by index and by slice,
+    and the set is clean after it."""
+    chain, wallet, _, _ = setup
+    twin = UtxoSet()
+    twin.load(sorted(chain.store.utxos()))
+    blocks = list(grow_chain(chain, wallet, 2, 4))
+    for raw in blocks:
+        twin.apply_block(raw, chain.rules)
+    expected = twin.take_delta()
+    delta = chain.utxos.take_coin_delta()
+    assert len(delta) == len(expected) > 4
+    assert delta[:] == expected and delta[1:3] == expected[1:3] and delta[5:2] == []
+    assert delta[0] == expected[0] and delta[-1] == expected[-1]
+    with pytest.raises(IndexError):
+        delta[len(expected)]
+    with pytest.raises(ValueError, match="step"):
+        delta[::2]
+    assert len(chain.utxos.take_coin_delta()) == 0

@@ -44,8 +44,8 @@ from timecoin.masternode.registry import (
     undo_key,
 )
 from timecoin.params import NetworkParams
-from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip, UtxoDelta
-from timecoin.store.coins import CoinsFlusher, load_utxo_set
+from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip
+from timecoin.store.coins import CoinsFlusher, CoinWrites, load_utxo_set
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,8 @@ class ChainState:
             log.exception("writing the coins at close failed; the next start replays their blocks")
         self.store.close()
 
-    def _take_coins_delta(self) -> tuple[UtxoDelta, Tip]:
-        return self.utxos.take_delta(), self.tip
+    def _take_coins_delta(self) -> tuple[CoinWrites, Tip]:
+        return self.utxos.take_coin_delta(), self.tip
 
     @property
     def tip(self) -> Tip:

@@ -16,6 +16,7 @@ from timecoin_native._native import (
     VRF_OUTPUT_LEN,
     VRF_PROOF_LEN,
     AppliedBlock,
+    CoinDelta,
     IneligibleProposer,
     LedgerRules,
     NoiseHandshake,
@@ -71,6 +72,7 @@ from timecoin_native._native import (
 
 __all__ = [
     "AppliedBlock",
+    "CoinDelta",
     "LedgerRules",
     "PreparedBlock",
     "REJECT_CODES",

@@ -1,6 +1,6 @@
 """Type stub of the compiled module; ``python -m mypy.stubtest timecoin_native`` checks it."""
 
-from typing import final
+from typing import final, overload
 
 __all__ = [
     "NOISE_MAX_MESSAGE_LEN",
@@ -11,6 +11,7 @@ __all__ = [
     "NoiseTransport",
     "noise_public_key",
     "AppliedBlock",
+    "CoinDelta",
     "LedgerRules",
     "PreparedBlock",
     "REJECT_CODES",
@@ -459,6 +460,8 @@ class UtxoSet:
         """Mempool admission: one verdict per encoded tx against the set; changes nothing."""
     def take_delta(self) -> list[tuple[bytes, bytes | None]]:
         """Store writes since the last call, sorted by outpoint: coin to put, None to delete."""
+    def take_coin_delta(self) -> CoinDelta:
+        """``take_delta``'s writes kept native, converted a slice at a time."""
     def memory_usage(self) -> int:
         """Estimated memory of the set, bytes."""
     def coins_of(self, pubkey_hashes: bytes) -> list[tuple[bytes, bytes]]:
@@ -528,3 +531,13 @@ class NoiseTransport:
     def remote_static(self) -> bytes | None: ...
     @property
     def handshake_hash(self) -> bytes: ...
+
+@final
+class CoinDelta:
+    """A store delta of ``UtxoSet.take_coin_delta``, sorted by outpoint."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, key: int, /) -> tuple[bytes, bytes | None]: ...
+    @overload
+    def __getitem__(self, key: slice, /) -> list[tuple[bytes, bytes | None]]: ...

@@ -2,9 +2,9 @@
 //! (`LedgerRules`), and what validation returns (`PreparedBlock`, `AppliedBlock`, `TxVerdict`,
 //! `ValidationError`). One call per block or batch; the GIL is released around the work.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PySlice, PyTuple};
 
 use super::crypto::{fixed, fixed_items, type_name};
 use crate::apply::{self, AppliedBlock, PreparedBlock};
@@ -571,6 +571,15 @@ impl PyUtxoSet {
             .collect())
     }
 
+    /// What `take_delta` returns, kept native (`CoinDelta`): a flusher converts it a slice at
+    /// a time, so a delta of many blocks does not become one list of Python objects at once.
+    fn take_coin_delta(&mut self, py: Python<'_>) -> PyCoinDelta {
+        let inner = &mut self.inner;
+        PyCoinDelta {
+            inner: py.detach(|| inner.take_delta()),
+        }
+    }
+
     fn take_delta<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let inner = &mut self.inner;
         let delta = py.detach(|| inner.take_delta());
@@ -601,6 +610,58 @@ impl PyUtxoSet {
     }
 }
 
+/// A store delta of `UtxoSet.take_coin_delta`, sorted by outpoint: `len()`, and
+/// `delta[i]` / `delta[start:end]` as `take_delta`'s `(outpoint, coin or None)` tuples.
+#[pyclass(name = "CoinDelta", module = "timecoin_native", frozen)]
+pub struct PyCoinDelta {
+    inner: Vec<(OutPointKey, Option<CoinBytes>)>,
+}
+
+fn delta_item<'py>(
+    py: Python<'py>,
+    (key, coin): &(OutPointKey, Option<CoinBytes>),
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyBytes::new(py, key).into_any(),
+            match coin {
+                Some(c) => PyBytes::new(py, c).into_any(),
+                None => py.None().into_bound(py),
+            },
+        ],
+    )
+}
+
+#[pymethods]
+impl PyCoinDelta {
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let len = self.inner.len();
+        if let Ok(slice) = key.cast::<PySlice>() {
+            let at = slice.indices(len as isize)?;
+            if at.step != 1 {
+                return Err(PyValueError::new_err("a CoinDelta slice takes no step"));
+            }
+            let (start, stop) = (at.start as usize, (at.stop.max(at.start)) as usize);
+            let items = self.inner[start..stop]
+                .iter()
+                .map(|item| delta_item(py, item))
+                .collect::<PyResult<Vec<_>>>()?;
+            return Ok(PyList::new(py, items)?.into_any());
+        }
+        let index: isize = key.extract()?;
+        let at = if index < 0 { index + len as isize } else { index };
+        if at < 0 || at as usize >= len {
+            return Err(PyIndexError::new_err("CoinDelta index out of range"));
+        }
+        Ok(delta_item(py, &self.inner[at as usize])?.into_any())
+    }
+}
+
 fn applied_block(py: Python<'_>, applied: AppliedBlock) -> PyAppliedBlock {
     let undo = PyBytes::new(py, &applied.undo).unbind();
     PyAppliedBlock {
@@ -619,6 +680,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPreparedBlock>()?;
     m.add_class::<PyTxVerdict>()?;
     m.add_class::<PyUtxoSet>()?;
+    m.add_class::<PyCoinDelta>()?;
     m.add(
         "REJECT_CODES",
         validate::RejectCode::ALL

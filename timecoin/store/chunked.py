@@ -1,13 +1,21 @@
-"""The loop of a store writer that works after the block, a chunk per store transaction, yielding
-the event loop between two: the transaction index (:mod:`timecoin.store.txindex`) and the sweeper
-(:mod:`timecoin.store.sweeper`)."""
+"""The store writers that work after the block, a chunk per store transaction, yielding the event
+loop between two: the coins (:mod:`timecoin.store.coins`), the transaction index
+(:mod:`timecoin.store.txindex`) and the sweeper (:mod:`timecoin.store.sweeper`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["write_in_chunks"]
+__all__ = ["AFTER_BLOCK_INTERVAL", "write_in_chunks"]
+
+AFTER_BLOCK_INTERVAL = 20.0
+"""Seconds between two passes of the writers that gain from batching blocks (the coins,
+:mod:`timecoin.store.coins`; the transaction index, :mod:`timecoin.store.txindex`): ~10 blocks
+at the devnet's 2-s slot, every block at mainnet's 600 s. LMDB copies each page a write
+transaction touches, and one block's random keys already touch most leaves of a large database,
+so ten blocks written in one sorted pass cost about half of ten passes (``benches/bench_coins.py``,
+docs/benchmarks.md). A crash leaves at most this much to replay or re-index."""
 
 
 async def write_in_chunks(

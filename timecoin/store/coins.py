@@ -7,15 +7,15 @@ on random keys for a block of 12,000 transfers) held every node's event loop ~55
 moment (docs/benchmarks.md). Now:
 
 * a block's store transaction holds the block, its undo record, index entry and tip, never coins;
-* :class:`CoinsFlusher`, every :data:`COINS_FLUSH_INTERVAL` seconds, takes the set's delta
-  (``UtxoSet.take_delta``: every outpoint whose stored value differs, a coin created and spent
-  between two flushes costing nothing) with the tip it belongs to, and writes it
-  :data:`COINS_CHUNK` writes per store transaction in outpoint order, the loop yielded between
-  two; the last chunk also moves the ``coins_tip`` marker (``ChainStore.coins_tip``) to that
-  tip. Flushing the changes of several blocks at once is what makes it cheap: LMDB copies every
+* :class:`CoinsFlusher`, every ``AFTER_BLOCK_INTERVAL`` seconds (20, timecoin/store/chunked.py),
+  takes the set's delta (``UtxoSet.take_delta``: every outpoint whose stored value differs, a
+  coin created and spent between two flushes costing nothing) with the tip it belongs to, and
+  writes it :data:`COINS_CHUNK` writes per store transaction in outpoint order, the loop yielded
+  between two; the last chunk also moves the ``coins_tip`` marker (``ChainStore.coins_tip``) to
+  that tip. Flushing the changes of several blocks at once is what makes it cheap: LMDB copies every
   page a transaction touches, and 36,000 writes on random keys touch most leaf pages of the set
-  whether they are one block's or ten blocks' (measured, a 500,000-coin set: 97 ms of writes per
-  block flushed every block, 38 ms every 5 blocks, 29 ms every 10; docs/benchmarks.md);
+  whether they are one block's or ten blocks' (``benches/bench_coins.py``: 54 ms of writes a
+  block flushed every block, 26 ms every ten; docs/benchmarks.md);
 * :func:`load_utxo_set` loads the stored coins and replays every block after the marker from the
   block and its undo record (``UtxoSet.replay_block``: spent outpoints removed if present,
   created coins added if absent). Whatever subset of a flush's writes landed before a crash, the
@@ -36,6 +36,7 @@ import timecoin_native
 
 from timecoin import failpoints
 from timecoin.store.chainstore import ChainStore, StoreError, Tip
+from timecoin.store.chunked import AFTER_BLOCK_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ CoinWrites = Sequence[tuple[bytes, bytes | None]]
 __all__ = [
     "COINS_CHUNK",
     "CoinWrites",
-    "COINS_FLUSH_INTERVAL",
     "MAX_BLOCKS_BEHIND",
     "CoinsFlusher",
     "load_utxo_set",
@@ -56,10 +56,6 @@ COINS_CHUNK = 4_000
 """Coin writes per store transaction of :class:`CoinsFlusher`. Sorted by outpoint, a chunk dirties
 one contiguous run of the database's pages, so a flush writes each page about once however it is
 cut; 4,000 writes are a few ms of the event loop."""
-COINS_FLUSH_INTERVAL = 20.0
-"""Seconds between two flushes of :meth:`CoinsFlusher.run`: ~10 blocks at the devnet's 2-s slot
-(the changes of all of them written at once, module docstring), every block at mainnet's 600 s.
-A crash replays the blocks of at most this long (and :data:`MAX_BLOCKS_BEHIND`)."""
 MAX_BLOCKS_BEHIND = 64
 """Blocks the marker may lag the tip before :meth:`CoinsFlusher.note_block` flushes at once (a
 flusher starved of the loop, or a process that runs none): bounds the replay at the next start
@@ -115,7 +111,7 @@ class CoinsFlusher:
         store: ChainStore,
         take_delta: Callable[[], tuple[CoinWrites, Tip]],
         chunk: int = COINS_CHUNK,
-        interval: float = COINS_FLUSH_INTERVAL,
+        interval: float = AFTER_BLOCK_INTERVAL,
     ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be positive, not {chunk}")

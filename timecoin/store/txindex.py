@@ -5,11 +5,13 @@ derived data with its own best block, written after the block, not in its store 
 
 * a connected block is queued (:meth:`TxIndex.queue_block`, when the index and its queue are at
   the block's parent: the node's steady state) and its entries answer lookups from memory at
-  once; the index's own task (:meth:`TxIndex.run`) writes them sorted by txid, at most
-  :data:`INDEX_CHUNK` per store transaction, yielding the event loop between two, the best block
-  with the block's last chunk. The entries' keys are random, one B-tree page each: written in the
-  block's own transaction they held every node's loop ~25 ms per block of 9,315 transfers at the
-  same moment (py-spy at 6,000 tx/s, docs/benchmarks.md);
+  once; the index's own task (:meth:`TxIndex.run`), every ``AFTER_BLOCK_INTERVAL`` seconds (20,
+  timecoin/store/chunked.py), writes the entries of every block queued, merged and sorted by
+  txid, at most :data:`INDEX_CHUNK` per store transaction, yielding the event loop between two,
+  the best block (the last of them) with the last chunk. The entries' keys are random, one
+  B-tree page each: written in the block's own transaction they held every node's loop ~25 ms
+  per block of 9,315 transfers at the same moment (py-spy at 6,000 tx/s, docs/benchmarks.md),
+  and one pass over several blocks copies each page once, not once per block;
 * the catch-up (:meth:`TxIndex.catch_up`) indexes from the stored best block to the chain tip, on
   start (a store that had no index, a crash or stop with blocks queued) and after a block that
   could not be queued.
@@ -25,16 +27,18 @@ This module reads and writes bytes; it judges no validity.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import timecoin_native
 
 from timecoin.store.chainstore import ChainStore
-from timecoin.store.chunked import write_in_chunks
+from timecoin.store.chunked import AFTER_BLOCK_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,10 @@ TXINDEX_DB = b"txindex"
 INDEX_CHUNK = 2_000
 """Entries per store transaction of :meth:`TxIndex.run`: a few ms of the event loop each on a
 2-core machine (docs/benchmarks.md)."""
-MAX_QUEUED_BLOCKS = 4
-"""Blocks queued at most (their entries are held in memory): a node connecting blocks faster
-than the task writes them (a sync) finds the queue full and indexes in step (:meth:`catch_up`)."""
+MAX_QUEUED_BLOCKS = 32
+"""Blocks queued at most (their entries are held in memory, ~150 bytes each): a pass's worth at
+the devnet's 2-s slot with room to spare. A node connecting blocks faster than the task writes
+them (a sync) finds the queue full and indexes in step (:meth:`catch_up`)."""
 
 _BEST = b"best"
 _ENTRY = struct.Struct(">QII")
@@ -69,7 +74,7 @@ def transaction_spans(block: bytes) -> list[tuple[int, int]]:
     return timecoin_native.transaction_spans(block)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Queued:
     """A connected block whose entries are not all written yet."""
 
@@ -77,6 +82,19 @@ class _Queued:
     block_hash: bytes
     entries: list[tuple[bytes, bytes]]
     """(txid, packed entry), sorted by txid."""
+
+
+@dataclass(slots=True)
+class _Pass:
+    """The blocks one pass of :meth:`TxIndex.write_queued` writes: their entries merged."""
+
+    blocks: int
+    """How many of the queue's first blocks it covers."""
+    total: int
+    """Their entries."""
+    merged: Iterator[tuple[bytes, bytes]]
+    """Their (txid, packed entry) in txid order: a lazy merge of the blocks' sorted entries, so
+    no step holds the loop for the sort of all of them (~100 ms for ten blocks)."""
     written: int = field(default=0)
 
 
@@ -84,15 +102,19 @@ class TxIndex:
     """The txid index over a :class:`ChainStore`. The chain's owner queues blocks and reads it;
     :meth:`run`, a task of the same event loop, writes what is queued."""
 
-    def __init__(self, store: ChainStore, chunk: int = INDEX_CHUNK) -> None:
+    def __init__(
+        self, store: ChainStore, chunk: int = INDEX_CHUNK, interval: float = AFTER_BLOCK_INTERVAL
+    ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be positive, not {chunk}")
         self._store = store
         self._chunk = chunk
+        self.interval = interval
+        """Seconds between two passes of :meth:`run`."""
         self._queued: deque[_Queued] = deque()
+        self._pass: _Pass | None = None
         self._unwritten: dict[bytes, bytes] = {}
         """txid → packed entry, of the queued blocks' entries not written yet."""
-        self._more = asyncio.Event()
 
     @property
     def queued_blocks(self) -> int:
@@ -115,48 +137,70 @@ class TxIndex:
         entries = sorted(self._entries(height, block, txids, block_hash))
         self._unwritten.update(entries)
         self._queued.append(_Queued(height, block_hash, entries))
-        self._more.set()
         return True
 
     def write_queued(self) -> int:
-        """Writes the next at most ``chunk`` entries of the oldest queued block in one store
-        transaction, with the best block if they are its last; returns how many it wrote. A
-        queued block the chain no longer holds (rolled back) is dropped unwritten. Store errors
-        propagate (the entries stay queued)."""
-        if not self._queued:
-            return 0
-        head = self._queued[0]
-        if self._store.block_hash(head.height) != head.block_hash:
-            self._drop(self._queued.popleft())
-            return 0
-        chunk = head.entries[head.written : head.written + self._chunk]
-        writes: list[tuple[bytes, bytes, bytes | None]] = [(TXINDEX_DB, k, v) for k, v in chunk]
-        last = head.written + len(chunk) == len(head.entries)
+        """Writes the next at most ``chunk`` entries of the pass under way in one store
+        transaction, starting a pass over every block queued if none is (their entries merged
+        and sorted), with the best block if they are its last; returns how many it wrote (0:
+        nothing was queued). Queued blocks the chain no longer holds (rolled back) are dropped
+        unwritten when a pass starts; the best block is the last of the pass the chain still
+        holds when it ends. Store errors propagate (the entries stay queued)."""
+        current = self._pass
+        if current is None:
+            while (
+                self._queued
+                and self._store.block_hash(self._queued[-1].height) != self._queued[-1].block_hash
+            ):
+                self._drop(self._queued.pop())
+            if not self._queued:
+                return 0
+            queued = list(self._queued)
+            merged = heapq.merge(*(q.entries for q in queued))
+            current = self._pass = _Pass(len(queued), sum(len(q.entries) for q in queued), merged)
+        writes: list[tuple[bytes, bytes, bytes | None]] = [
+            (TXINDEX_DB, k, v) for k, v in itertools.islice(current.merged, self._chunk)
+        ]
+        count = len(writes)
+        last = current.written + count == current.total
         if last:
-            writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(head.height, head.block_hash)))
-        self._store.write(writes)
-        head.written += len(chunk)
+            done = [self._queued[i] for i in range(current.blocks)]
+            held = [q for q in done if self._store.block_hash(q.height) == q.block_hash]
+            if held:
+                writes.append((TXINDEX_DB, _BEST, _BEST_FORMAT.pack(held[-1].height, held[-1].block_hash)))
+        try:
+            self._store.write(writes)
+        except BaseException:
+            self._pass = None  # the merge has moved past the chunk: the next pass starts over
+            raise
+        current.written += count
         if last:
-            self._drop(self._queued.popleft())
-        return len(chunk)
+            for _ in range(current.blocks):
+                self._drop(self._queued.popleft())
+            self._pass = None
+        return count
 
     def flush(self) -> None:
         """Writes everything queued now (at a stop, before a catch-up)."""
-        while self._queued:
-            self.write_queued()
+        while self.write_queued():
+            pass
 
     async def run(self) -> None:
-        """Writes queued blocks a chunk at a time, yielding the loop after each, until cancelled
-        (what is left stays queued: :meth:`flush` or the next start's :meth:`catch_up`). A store
-        error is logged and empties the queue: the index then lags, and the next block that
-        cannot be queued catches it up."""
-        await write_in_chunks(self._more, lambda: bool(self._queued), self.write_queued, self._failed)
-
-    def _failed(self) -> None:
-        height = self._queued[0].height
-        log.exception("transaction index: writing block %d failed; it will catch up", height)
-        self._queued.clear()
-        self._unwritten.clear()
+        """Every :attr:`interval` seconds, writes every block queued a chunk at a time, yielding
+        the loop after each, until cancelled (what is left stays queued: :meth:`flush` or the
+        next start's :meth:`catch_up`). A store error is logged and empties the queue: the index
+        then lags, and the next block that cannot be queued catches it up."""
+        while True:
+            await asyncio.sleep(self.interval)
+            while self._queued:
+                try:
+                    self.write_queued()
+                except Exception:
+                    log.exception("transaction index: writing failed; it will catch up")
+                    self._queued.clear()
+                    self._unwritten.clear()
+                    self._pass = None
+                await asyncio.sleep(0)
 
     def _drop(self, done: _Queued) -> None:
         unwritten = self._unwritten

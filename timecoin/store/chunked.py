@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["AFTER_BLOCK_INTERVAL", "write_in_chunks"]
+__all__ = ["AFTER_BLOCK_INTERVAL", "write_every", "write_in_chunks"]
 
 AFTER_BLOCK_INTERVAL = 20.0
 """Seconds between two passes of the writers that gain from batching blocks (the coins,
@@ -37,3 +37,24 @@ async def write_in_chunks(
                 on_error()
             await asyncio.sleep(0)
         more.clear()
+
+
+async def write_every(
+    interval: float,
+    pending: Callable[[], bool],
+    write_chunk: Callable[[], object],
+    on_error: Callable[[], None],
+) -> None:
+    """Until cancelled: every ``interval`` seconds, calls ``write_chunk()`` while ``pending()``,
+    yielding the loop after each call. An exception from ``write_chunk`` goes to ``on_error``
+    (called inside the ``except`` block) and ends the pass; the next pass comes ``interval``
+    seconds later."""
+    while True:
+        await asyncio.sleep(interval)
+        while pending():
+            try:
+                write_chunk()
+            except Exception:
+                on_error()
+                break
+            await asyncio.sleep(0)

@@ -28,7 +28,6 @@ the current chain at or below the tip, and replay only ever goes forward.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -36,7 +35,7 @@ import timecoin_native
 
 from timecoin import failpoints
 from timecoin.store.chainstore import ChainStore, StoreError, Tip
-from timecoin.store.chunked import AFTER_BLOCK_INTERVAL
+from timecoin.store.chunked import AFTER_BLOCK_INTERVAL, write_every
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +125,6 @@ class CoinsFlusher:
         """The tip of the delta being written; ``None`` when none is."""
         self._behind = 0
         """Blocks connected since the last delta was taken."""
-        self.coins_written = 0
-        """Coin writes so far (a metric)."""
 
     @property
     def blocks_behind(self) -> int:
@@ -166,7 +163,6 @@ class CoinsFlusher:
         last = end == len(self._delta)
         self._store.write_coins(self._delta[start:end], self._marker if last else None)
         self._written = end
-        self.coins_written += end - start
         if last:
             self._delta, self._marker, self._written = [], None, 0
         else:
@@ -184,15 +180,9 @@ class CoinsFlusher:
         after each, until cancelled (what is left is written by :meth:`flush` at the stop, or
         replayed at the next start). A store error is logged and the write tried again at the
         next interval."""
-        while True:
-            await asyncio.sleep(self.interval)
-            while self._pending():
-                try:
-                    self.write_chunk()
-                except Exception:
-                    log.exception(
-                        "coins flush failed; trying again in %.0f s (a start replays the blocks)",
-                        self.interval,
-                    )
-                    break
-                await asyncio.sleep(0)
+        await write_every(self.interval, self._pending, self.write_chunk, self._failed)
+
+    def _failed(self) -> None:
+        log.exception(
+            "coins flush failed; trying again in %.0f s (a start replays the blocks)", self.interval
+        )

@@ -26,7 +26,6 @@ This module reads and writes bytes; it judges no validity.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import logging
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 import timecoin_native
 
 from timecoin.store.chainstore import ChainStore
-from timecoin.store.chunked import AFTER_BLOCK_INTERVAL
+from timecoin.store.chunked import AFTER_BLOCK_INTERVAL, write_every
 
 log = logging.getLogger(__name__)
 
@@ -190,17 +189,13 @@ class TxIndex:
         the loop after each, until cancelled (what is left stays queued: :meth:`flush` or the
         next start's :meth:`catch_up`). A store error is logged and empties the queue: the index
         then lags, and the next block that cannot be queued catches it up."""
-        while True:
-            await asyncio.sleep(self.interval)
-            while self._queued:
-                try:
-                    self.write_queued()
-                except Exception:
-                    log.exception("transaction index: writing failed; it will catch up")
-                    self._queued.clear()
-                    self._unwritten.clear()
-                    self._pass = None
-                await asyncio.sleep(0)
+        await write_every(self.interval, lambda: bool(self._queued), self.write_queued, self._failed)
+
+    def _failed(self) -> None:
+        log.exception("transaction index: writing failed; it will catch up")
+        self._queued.clear()
+        self._unwritten.clear()
+        self._pass = None
 
     def _drop(self, done: _Queued) -> None:
         unwritten = self._unwritten

@@ -309,3 +309,15 @@ def test_rpcauth_and_rpcallowip_settings_refuse_bad_values():
         load_config({"rpcallowip": ("10.0.0.300",)}, env={})
     env = {"TIMECOIN_RPCALLOWIP": "10.1.0.0/16,10.2.0.0/16"}
     assert len(load_config({}, env=env).rpcallowip) == 2
+
+
+def test_a_devnet_load_fails_on_lost_transactions_or_disagreeing_nodes():
+    """``timecoin devnet --load`` exits 1 for a network failure (lost transactions, nodes that do
+    not agree), never for its speed or overload refusals (docs/devnet.md)."""
+    from timecoin.cli.devnet import load_failure
+
+    assert load_failure({"lost": 0, "nodes_agree": True, "overloaded": 900, "finalized_tps": 10.0}) is None
+    assert load_failure({"lost": 3, "nodes_agree": True}) == "load test failed: 3 transactions lost"
+    assert load_failure({"lost": 0, "nodes_agree": False}) == (
+        "load test failed: the nodes do not agree on the chain"
+    )

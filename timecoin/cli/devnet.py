@@ -399,12 +399,13 @@ def devnet(
     net = Devnet(workdir.absolute(), nodes, base_port, accounts, seed.encode())
     config = net.create()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    failure = None
     try:
         console.print(f"starting {nodes} nodes in {net.workdir} (ports from {base_port})")
         net.start()
         console.print(f"dashboard: http://127.0.0.1:{net.nodes[0].rpc_port}/ui/ (docs/devnet.md)")
         if load:
-            _run_load(net, config, rate, duration or 10.0, console)
+            failure = load_failure(_run_load(net, config, rate, duration or 10.0, console))
         else:
             deadline = None if duration is None else time.monotonic() + duration
             with Live(net.table(), console=console, refresh_per_second=2) as live:
@@ -420,6 +421,21 @@ def devnet(
         console.print("stopped: exit statuses " + ", ".join(str(s) for s in statuses))
     if any(s not in (0, None) for s in statuses):
         raise click.ClickException("a node did not stop cleanly (see its stderr.log)")
+    if failure is not None:
+        raise click.ClickException(failure)
+
+
+def load_failure(report: dict[str, Any]) -> str | None:
+    """Why a load test's ``report`` is a failure of the network, not a measurement: transactions
+    lost (accepted, then neither final nor rejected) or nodes that do not agree on the chain
+    (DESIGN §12); ``None`` otherwise. Speed and refusals under overload are results, never
+    failures (docs/loadtest.md)."""
+    problems = []
+    if report.get("lost"):
+        problems.append(f"{report['lost']} transactions lost")
+    if not report.get("nodes_agree"):
+        problems.append("the nodes do not agree on the chain")
+    return "load test failed: " + "; ".join(problems) if problems else None
 
 
 def _run_load(

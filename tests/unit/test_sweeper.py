@@ -1,5 +1,6 @@
-"""The sweeper: deletes a committed block made due, written after it a chunk per store
-transaction by its own task, in queue order, all of them at a stop; past its bound, at once."""
+"""The sweeper: deletes committed blocks made due, written after them a chunk per store
+transaction by its own task every interval, the blocks queued since merged in key order, all of
+them at a stop; past its bound, at once."""
 
 from __future__ import annotations
 
@@ -35,13 +36,15 @@ def _left(store) -> int:
     return len(list(store.items(FINALIZED_DB)))
 
 
-def test_deletes_are_written_a_chunk_at_a_time_in_order(store):
+def test_deletes_are_written_a_chunk_at_a_time_merged_in_key_order(store):
     keys = _records(store, 5)
     sweeper = Sweeper(store, chunk=2)
-    sweeper.queue(keys)
+    sweeper.queue([keys[4], keys[1]])  # one block's, in any order
+    sweeper.queue([keys[3], keys[0], keys[2]])  # the next block's
     assert sweeper.queued == 5 and _left(store) == 5  # queuing writes nothing
     assert sweeper.write_queued() == 2 and _left(store) == 3
-    assert store.get(FINALIZED_DB, keys[0][1]) is None and store.get(FINALIZED_DB, keys[2][1]) is not None
+    assert store.get(FINALIZED_DB, keys[1][1]) is None and store.get(FINALIZED_DB, keys[0][1]) is None
+    sweeper.queue([])  # nothing to queue
     sweeper.flush()
     assert sweeper.queued == 0 and _left(store) == 0 and sweeper.swept == 5
     assert sweeper.write_queued() == 0
@@ -51,18 +54,21 @@ def test_the_task_writes_what_is_queued_yielding_between_chunks(store):
     keys = _records(store, 7)
 
     async def run() -> list[int]:
-        sweeper = Sweeper(store, chunk=3)
+        sweeper = Sweeper(store, chunk=3, interval=0.02)
         task = asyncio.get_running_loop().create_task(sweeper.run())
-        seen = []
         sweeper.queue(keys)
-        for _ in range(4):
+        await asyncio.sleep(0.01)
+        seen = [_left(store)]  # nothing before the interval
+        while _left(store) == 7:
             await asyncio.sleep(0)
+        for _ in range(3):
             seen.append(_left(store))
+            await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return seen
 
-    assert asyncio.run(run()) == [4, 1, 0, 0]  # one chunk per turn of the loop
+    assert asyncio.run(run()) == [7, 4, 1, 0]  # then one chunk per turn of the loop
 
 
 def test_a_full_queue_is_written_at_once(store, monkeypatch):
@@ -88,15 +94,13 @@ def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, c
     keys = _records(store, 3)
 
     async def run() -> tuple[int, int, bool]:
-        sweeper = Sweeper(store, chunk=10)
+        sweeper = Sweeper(store, chunk=10, interval=0.02)
         task = asyncio.get_running_loop().create_task(sweeper.run())
         sweeper.queue([keys[0], (b"utxo", b"k")])  # refused as a whole: logged, dropped
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.03)
         dropped = sweeper.queued
         sweeper.queue(keys[1:])
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.03)
         alive = not task.done()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -106,3 +110,14 @@ def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, c
     with caplog.at_level(logging.ERROR, logger=sweeper_module.__name__):
         assert asyncio.run(run()) == (0, 1, True)  # keys[0] stayed (its chunk failed); the rest went
     assert "sweeper: dropping 2 queued deletes after a store error" in caplog.text
+
+
+def test_a_pass_that_fails_half_way_starts_over_and_counts_right(store):
+    keys = _records(store, 4)
+    sweeper = Sweeper(store, chunk=2)
+    sweeper.queue(keys[:3])
+    sweeper.queue([keys[3], (b"utxo", b"k")])  # sorts last: the third chunk is refused
+    assert sweeper.write_queued() == 2 and sweeper.write_queued() == 2 and sweeper.queued == 1
+    with pytest.raises(StoreError):
+        sweeper.write_queued()
+    assert sweeper.queued == 5 and _left(store) == 0  # the pass starts over, deleting again

@@ -17,17 +17,22 @@ What stays true if they are deleted later, or never (a crash in between):
 
 Keys queued here are never written again (sequence-numbered records; accept records of spent
 outpoints), so a delete that lands later than the block is the same delete.
+
+The deletes are written every ``AFTER_BLOCK_INTERVAL`` seconds (20, timecoin/store/chunked.py),
+those of every block queued since merged in key order (each block's sorted when queued, then a
+lazy merge, so no step sorts them all): the accept records' random keys then touch each page of
+their database once per pass, not once per chunk of every block.
 """
 
 from __future__ import annotations
 
-import asyncio
+import heapq
+import itertools
 import logging
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from timecoin.store.chainstore import ChainStore
-from timecoin.store.chunked import write_in_chunks
+from timecoin.store.chunked import AFTER_BLOCK_INTERVAL, write_every
 
 log = logging.getLogger(__name__)
 
@@ -42,45 +47,73 @@ starved of the loop for many blocks), so memory stays bounded (~100 MB of keys).
 
 
 class Sweeper:
-    """Deferred deletes over a :class:`ChainStore` (see the module docstring), in queue order.
-    The chain's owner queues; :meth:`run`, a task of the same event loop, writes."""
+    """Deferred deletes over a :class:`ChainStore` (see the module docstring). The chain's owner
+    queues; :meth:`run`, a task of the same event loop, writes every :attr:`interval` seconds."""
 
-    def __init__(self, store: ChainStore, chunk: int = SWEEP_CHUNK) -> None:
+    def __init__(
+        self, store: ChainStore, chunk: int = SWEEP_CHUNK, interval: float = AFTER_BLOCK_INTERVAL
+    ) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be positive, not {chunk}")
         self._store = store
         self._chunk = chunk
-        self._queued: deque[tuple[bytes, bytes]] = deque()
-        self._more = asyncio.Event()
+        self.interval = interval
+        """Seconds between two passes of :meth:`run`."""
+        self._batches: list[list[tuple[bytes, bytes]]] = []
+        """What each :meth:`queue` call queued, sorted, oldest first."""
+        self._queued = 0
+        self._pass: Iterator[tuple[bytes, bytes]] | None = None
+        """The merge of the batches the pass under way writes."""
+        self._pass_batches = 0
+        self._pass_total = 0
+        self._pass_left = 0
         self.swept = 0
         """Deletes written so far."""
 
     @property
     def queued(self) -> int:
         """Deletes not written yet."""
-        return len(self._queued)
+        return self._queued
 
     def queue(self, keys: Iterable[tuple[bytes, bytes]]) -> None:
         """Queues the deletes of (database, key) pairs. Past :data:`MAX_QUEUED` everything queued
         is written now. ``StoreError`` (nothing written) for a database the store does not allow
         extra writes to, as :meth:`ChainStore.write` raises it."""
-        self._queued.extend(keys)
-        if len(self._queued) > MAX_QUEUED:
-            log.warning("%d deletes queued: writing them now", len(self._queued))
+        batch = sorted(keys)
+        if not batch:
+            return
+        self._batches.append(batch)
+        self._queued += len(batch)
+        if self._queued > MAX_QUEUED:
+            log.warning("%d deletes queued: writing them now", self._queued)
             self.flush()
-        elif self._queued:
-            self._more.set()
 
     def write_queued(self) -> int:
-        """Writes the next at most ``chunk`` deletes in one store transaction; returns how many.
-        Store errors propagate (the deletes stay queued)."""
-        n = min(self._chunk, len(self._queued))
-        if n:
-            queued = self._queued
-            self._store.write([(queued[i][0], queued[i][1], None) for i in range(n)])
-            for _ in range(n):
-                queued.popleft()
-            self.swept += n
+        """Writes the next at most ``chunk`` deletes of the pass under way in one store
+        transaction, starting a pass over every batch queued if none is; returns how many (0:
+        nothing was queued). Store errors propagate (the deletes stay queued; the pass starts
+        over)."""
+        if self._pass is None:
+            if not self._batches:
+                return 0
+            self._pass_batches = len(self._batches)
+            self._pass_total = self._pass_left = sum(len(b) for b in self._batches)
+            self._pass = heapq.merge(*self._batches)
+        chunk = list(itertools.islice(self._pass, self._chunk))
+        try:
+            self._store.write([(db, key, None) for db, key in chunk])
+        except BaseException:
+            # The pass starts over: what it wrote is deleted again (a no-op), so count it queued.
+            self._queued += self._pass_total - self._pass_left
+            self._pass = None
+            raise
+        n = len(chunk)
+        self._pass_left -= n
+        self._queued -= n
+        self.swept += n
+        if not self._pass_left:
+            del self._batches[: self._pass_batches]
+            self._pass = None
         return n
 
     def flush(self) -> None:
@@ -89,11 +122,14 @@ class Sweeper:
             pass
 
     async def run(self) -> None:
-        """Writes queued deletes a chunk at a time, yielding the loop after each, until cancelled
-        (what is left stays queued: :meth:`flush`). A store error is logged and drops the
-        queue: what it held is the data the module docstring says may stay."""
-        await write_in_chunks(self._more, lambda: bool(self._queued), self.write_queued, self._failed)
+        """Every :attr:`interval` seconds, writes what is queued a chunk at a time, yielding the
+        loop after each, until cancelled (what is left stays queued: :meth:`flush`). A store
+        error is logged and drops the queue: what it held is the data the module docstring says
+        may stay."""
+        await write_every(self.interval, lambda: bool(self._batches), self.write_queued, self._failed)
 
     def _failed(self) -> None:
-        log.exception("sweeper: dropping %d queued deletes after a store error", len(self._queued))
-        self._queued.clear()
+        log.exception("sweeper: dropping %d queued deletes after a store error", self._queued)
+        self._batches.clear()
+        self._queued = 0
+        self._pass = None

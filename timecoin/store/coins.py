@@ -11,11 +11,12 @@ moment (docs/benchmarks.md). Now:
   takes the set's delta (``UtxoSet.take_delta``: every outpoint whose stored value differs, a
   coin created and spent between two flushes costing nothing) with the tip it belongs to, and
   writes it :data:`COINS_CHUNK` writes per store transaction in outpoint order, the loop yielded
-  between two; the last chunk also moves the ``coins_tip`` marker (``ChainStore.coins_tip``) to
-  that tip. Flushing the changes of several blocks at once is what makes it cheap: LMDB copies every
-  page a transaction touches, and 36,000 writes on random keys touch most leaf pages of the set
-  whether they are one block's or ten blocks' (``benches/bench_coins.py``: 54 ms of writes a
-  block flushed every block, 26 ms every ten; docs/benchmarks.md);
+  between two (paced: ``chunked.PACE``); the last chunk also moves the ``coins_tip`` marker
+  (``ChainStore.coins_tip``) to that tip. Flushing the changes of several blocks at once is what
+  makes it cheap: LMDB copies every page a transaction touches, and 36,000 writes on random keys
+  touch most leaf pages of the set whether they are one block's or ten blocks'
+  (``benches/bench_coins.py``: 54 ms of writes a block flushed every block, 26 ms every ten;
+  docs/benchmarks.md);
 * :func:`load_utxo_set` loads the stored coins and replays every block after the marker from the
   block and its undo record (``UtxoSet.replay_block``: spent outpoints removed if present,
   created coins added if absent). Whatever subset of a flush's writes landed before a crash, the
@@ -177,10 +178,12 @@ class CoinsFlusher:
 
     async def run(self) -> None:
         """Every :attr:`interval` seconds, writes what is due a chunk at a time, yielding the loop
-        after each, until cancelled (what is left is written by :meth:`flush` at the stop, or
-        replayed at the next start). A store error is logged and the write tried again at the
-        next interval."""
-        await write_every(self.interval, self._pending, self.write_chunk, self._failed)
+        after each (paced: :func:`~timecoin.store.chunked.write_every`), until cancelled (what is
+        left is written by :meth:`flush` at the stop, or replayed at the next start). A store
+        error is logged and the write tried again at the next interval."""
+        await write_every(
+            self.interval, self._pending, lambda: self._marker is not None, self.write_chunk, self._failed
+        )
 
     def _failed(self) -> None:
         log.exception(

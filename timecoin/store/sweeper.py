@@ -123,10 +123,16 @@ class Sweeper:
 
     async def run(self) -> None:
         """Every :attr:`interval` seconds, writes what is queued a chunk at a time, yielding the
-        loop after each, until cancelled (what is left stays queued: :meth:`flush`). A store
-        error is logged and drops the queue: what it held is the data the module docstring says
-        may stay."""
-        await write_every(self.interval, lambda: bool(self._batches), self.write_queued, self._failed)
+        loop after each (paced: :func:`~timecoin.store.chunked.write_every`), until cancelled
+        (what is left stays queued: :meth:`flush`). A store error is logged and drops the queue:
+        what it held is the data the module docstring says may stay."""
+        await write_every(
+            self.interval,
+            lambda: bool(self._batches),
+            lambda: self._pass is not None,
+            self.write_queued,
+            self._failed,
+        )
 
     def _failed(self) -> None:
         log.exception("sweeper: dropping %d queued deletes after a store error", self._queued)

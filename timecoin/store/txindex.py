@@ -7,7 +7,8 @@ derived data with its own best block, written after the block, not in its store 
   the block's parent: the node's steady state) and its entries answer lookups from memory at
   once; the index's own task (:meth:`TxIndex.run`), every ``AFTER_BLOCK_INTERVAL`` seconds (20,
   timecoin/store/chunked.py), writes the entries of every block queued, merged and sorted by
-  txid, at most :data:`INDEX_CHUNK` per store transaction, yielding the event loop between two,
+  txid, at most :data:`INDEX_CHUNK` per store transaction, yielding the event loop between two
+  (paced: ``chunked.PACE``),
   the best block (the last of them) with the last chunk. The entries' keys are random, one
   B-tree page each: written in the block's own transaction they held every node's loop ~25 ms
   per block of 9,315 transfers at the same moment (py-spy at 6,000 tx/s, docs/benchmarks.md),
@@ -186,10 +187,17 @@ class TxIndex:
 
     async def run(self) -> None:
         """Every :attr:`interval` seconds, writes every block queued a chunk at a time, yielding
-        the loop after each, until cancelled (what is left stays queued: :meth:`flush` or the
-        next start's :meth:`catch_up`). A store error is logged and empties the queue: the index
-        then lags, and the next block that cannot be queued catches it up."""
-        await write_every(self.interval, lambda: bool(self._queued), self.write_queued, self._failed)
+        the loop after each (paced: :func:`~timecoin.store.chunked.write_every`), until cancelled
+        (what is left stays queued: :meth:`flush` or the next start's :meth:`catch_up`). A store
+        error is logged and empties the queue: the index then lags, and the next block that
+        cannot be queued catches it up."""
+        await write_every(
+            self.interval,
+            lambda: bool(self._queued),
+            lambda: self._pass is not None,
+            self.write_queued,
+            self._failed,
+        )
 
     def _failed(self) -> None:
         log.exception("transaction index: writing failed; it will catch up")

@@ -1,13 +1,20 @@
 """The transaction index's lookups (``gettransactionfinality``, ``getrawtransaction``, the load
-test's settle phase, which asks every node about every transaction), in one run.
+test's settle phase, which asks every node about every transaction) and entries, in one run.
 
 Group ``txindex-lookup``: 1,000 lookups of transactions of one block of 4,000 transfers
 (~1 MB), the block already checked once (the store's verified cache). ``TxIndex.lookup`` reads
 only the transaction's range (``ChainStore.block_part``); the baseline reads it the way the
 index did before, a copy of the whole checked block (``ChainStore.block``) then the slice. Each
-records its correctness check: every lookup found its own transaction."""
+records its correctness check: every lookup found its own transaction.
+
+Group ``txindex-entries``: the entries of that block, sorted by txid, as every node makes them at
+every block (``TxIndex.queue_block``): native (``timecoin_native.index_entries``), the Python
+packing and sort over the native spans it replaced, and the pure-Python reference twin. Each
+records its correctness check: the same entries as the reference."""
 
 from __future__ import annotations
+
+import struct
 
 import pytest
 import timecoin_native
@@ -15,6 +22,7 @@ import timecoin_native
 from timecoin.core.types import Block
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.genesis import build_genesis
+from timecoin.reference import codec as reference
 from timecoin.store.txindex import TxIndex
 from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
 
@@ -30,7 +38,7 @@ def indexed(tmp_path_factory):
     index = TxIndex(state.store)
     index.catch_up(state.params.reorg_max_depth)
     txids = [tx.txid for tx in Block.decode(raw).transactions[1 : 1 + LOOKUPS]]
-    yield state, index, txids
+    yield state, index, txids, raw
     state.close()
 
 
@@ -54,7 +62,7 @@ def whole_block(state: ChainState, index: TxIndex, txids: list[bytes]) -> int:
 
 @pytest.mark.benchmark(group="txindex-lookup")
 def test_lookup_reads_the_transaction_range(benchmark, indexed):
-    _, index, txids = indexed
+    _, index, txids, _ = indexed
     found = benchmark(by_range, index, txids)
     benchmark.extra_info.update({"lookups": len(txids), "correct": found == len(txids)})
     assert found == len(txids)
@@ -62,7 +70,39 @@ def test_lookup_reads_the_transaction_range(benchmark, indexed):
 
 @pytest.mark.benchmark(group="txindex-lookup")
 def test_lookup_copying_the_whole_block_baseline(benchmark, indexed):
-    state, index, txids = indexed
+    state, index, txids, _ = indexed
     found = benchmark(whole_block, state, index, txids)
     benchmark.extra_info.update({"lookups": len(txids), "correct": found == len(txids)})
     assert found == len(txids)
+
+
+_ENTRY = struct.Struct(">QII")
+
+
+def python_entries(block: bytes, txids: list[bytes], height: int) -> list[tuple[bytes, bytes]]:
+    """The index's entries as it made them before ``index_entries``: native spans, then each
+    entry packed and the list sorted in Python."""
+    pack = _ENTRY.pack
+    spans = timecoin_native.transaction_spans(block)
+    return sorted([(t, pack(height, o, n)) for t, (o, n) in zip(txids, spans, strict=True)])
+
+
+@pytest.fixture(scope="module")
+def block_entries(indexed):
+    raw = indexed[3]
+    txids = timecoin_native.decode_block_with_txids(raw)[1]
+    return raw, txids, reference.index_entries(raw, txids, 1)
+
+
+@pytest.mark.parametrize("name", ["native", "python-packing-baseline", "reference"], ids=lambda name: name)
+@pytest.mark.benchmark(group="txindex-entries")
+def test_index_entries(benchmark, block_entries, name):
+    raw, txids, want = block_entries
+    make = {
+        "native": timecoin_native.index_entries,
+        "python-packing-baseline": python_entries,
+        "reference": reference.index_entries,
+    }[name]
+    got = benchmark(make, raw, txids, 1)
+    benchmark.extra_info.update({"transactions": len(txids), "correct": got == want})
+    assert got == want

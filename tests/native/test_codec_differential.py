@@ -208,6 +208,36 @@ def test_mutated_blocks(data):
         assert [native.decode_transaction(r) for r in raws] == list(txs)
 
 
+@given(blocks, u64)
+def test_transaction_spans_and_index_entries_agree(block, height):
+    enc = native.encode_block(block)
+    _, txids = native.decode_block_with_txids(enc)
+    spans = native.transaction_spans(enc)
+    assert spans == reference.transaction_spans(enc)
+    assert b"".join(enc[o : o + n] for o, n in spans) == b"".join(map(native.encode_transaction, block[1]))
+    entries = native.index_entries(enc, txids, height)
+    assert entries == reference.index_entries(enc, txids, height)
+    assert [t for t, _ in entries] == sorted(txids)
+    for bad in (txids[:-1], [*txids, bytes(32)], [t[:31] for t in txids]):
+        if bad != txids:  # one txid per transaction, 32 bytes each, or a ValueError from both
+            assert outcome(lambda d, b=bad: native.index_entries(d, b, height), enc) == ("error", None)
+            assert outcome(lambda d, b=bad: reference.index_entries(d, b, height), enc) == ("error", None)
+    if txids:
+        for index_entries in (native.index_entries, reference.index_entries):
+            with pytest.raises(TypeError, match=r"txids\[0\] must be bytes"):
+                index_entries(enc, [bytearray(t) for t in txids], height)
+
+
+@given(mutated(valid_blocks), u64)
+def test_mutated_blocks_index_alike(data, height):
+    spans = outcome(native.transaction_spans, data)
+    assert spans == outcome(reference.transaction_spans, data)
+    assert spans[0] == outcome(native.decode_block, data)[0]  # spans fail exactly where decoding fails
+    if spans[0] == "ok":
+        _, txids = native.decode_block_with_txids(data)
+        assert native.index_entries(data, txids, height) == reference.index_entries(data, txids, height)
+
+
 @given(mutated(valid_txs))
 def test_typed_decode_agrees_with_the_tuple_codec(data):
     got = outcome(Transaction.decode, data)

@@ -313,6 +313,37 @@ def decode_block_with_txids(data: bytes) -> tuple[tuple[_Fields, tuple[_Fields, 
     return block, [_hash("txid", data[start:end]) for start, end in ranges]
 
 
+def _read_spans(r: _Reader) -> list[tuple[int, int]]:
+    r.unpack(_HEADER, "block header")
+    spans = []
+    for _ in range(r.count("transactions", _MIN_TX_LEN)):
+        start = r.pos
+        _read_tx(r)
+        spans.append((start, r.pos - start))
+    return spans
+
+
+def transaction_spans(data: bytes) -> list[tuple[int, int]]:
+    return _decode_all(data, "block", _read_spans)
+
+
+_INDEX_ENTRY = struct.Struct(">QII")
+
+
+def index_entries(block: bytes, txids: Sequence[bytes], height: int) -> list[tuple[bytes, bytes]]:
+    spans = transaction_spans(block)
+    ids = _seq(txids, "txids")
+    if len(ids) != len(spans):
+        raise ValueError(f"the block has {len(spans)} transactions, {len(ids)} txids given")
+    for i, t in enumerate(ids):
+        if not isinstance(t, bytes):
+            raise TypeError(f"txids[{i}] must be bytes, not {type(t).__name__}")
+        if len(t) != 32:
+            raise ValueError(f"txids[{i}] must be 32 bytes, not {len(t)}")
+    # (txid, entry) tuples sort by txid, then offset: block order among equal txids.
+    return sorted((t, _INDEX_ENTRY.pack(height, o, n)) for t, (o, n) in zip(ids, spans, strict=True))
+
+
 def txid(transaction: bytes) -> bytes:
     _, witness_offset = _decode_all(transaction, "transaction", _read_tx)
     return _hash("txid", transaction[:witness_offset])

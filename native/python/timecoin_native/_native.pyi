@@ -37,6 +37,7 @@ __all__ = [
     "decode_block_with_txids",
     "split_block",
     "transaction_spans",
+    "index_entries",
     "decode_coin",
     "decode_outpoint",
     "decode_transaction",
@@ -194,6 +195,15 @@ def transaction_spans(data: bytes) -> list[tuple[int, int]]:
     """(offset, length) in bytes of each transaction of exactly one encoded block, witnesses
     included, in block order; decoded as strictly as ``decode_block`` (``ValueError`` with the
     codec's message otherwise), nothing hashed."""
+
+def index_entries(
+    block: bytes, txids: list[bytes] | tuple[bytes, ...], height: int
+) -> list[tuple[bytes, bytes]]:
+    """(txid, entry) of each transaction of exactly one encoded ``block`` at ``height``, sorted
+    by txid: the transaction index's entries (16 bytes: height u64 BE ‖ offset u32 BE ‖ length
+    u32 BE, the transaction's span in ``block``). ``txids`` are the block's, in block order (the
+    same objects come back). ``ValueError`` with the codec's message if ``block`` is not exactly
+    one block, or if ``txids`` is not one 32-byte txid per transaction."""
 
 def txid(transaction: bytes) -> bytes:
     """txid (32 bytes) of one full transaction encoding, decoded strictly."""

@@ -174,6 +174,53 @@ fn transaction_spans(py: Python<'_>, data: &[u8]) -> PyResult<Vec<(usize, usize)
     decode_with(py, data, codec::transaction_spans)
 }
 
+/// Bytes of one transaction index entry: height u64 BE ‖ offset u32 BE ‖ length u32 BE
+/// (`timecoin/store/txindex.py`, the module docstring).
+const INDEX_ENTRY_LEN: usize = 16;
+
+#[pyfunction]
+fn index_entries<'py>(
+    py: Python<'py>,
+    block: &[u8],
+    txids: &Bound<'py, PyAny>,
+    height: u64,
+) -> PyResult<Bound<'py, PyList>> {
+    let spans = decode_with(py, block, codec::transaction_spans)?;
+    let objs = sequence(txids, &Path::Root("txids"))?;
+    if objs.len() != spans.len() {
+        return Err(PyValueError::new_err(format!(
+            "the block has {} transactions, {} txids given",
+            spans.len(),
+            objs.len()
+        )));
+    }
+    let ids = byte_strings("txids", &objs)?;
+    if let Some(i) = ids.iter().position(|t| t.len() != HASH_LEN) {
+        return Err(PyValueError::new_err(format!(
+            "txids[{i}] must be {HASH_LEN} bytes, not {}",
+            ids[i].len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    // Equal txids (a block the codec decodes, that validation would refuse) keep block order.
+    order.sort_unstable_by(|&a, &b| ids[a].cmp(ids[b]).then(a.cmp(&b)));
+    let _pause = (order.len() >= GC_PAUSE_TXS).then(|| GcPause::new(py));
+    let entry = |i: usize| -> PyResult<Bound<'py, PyTuple>> {
+        let (offset, length) = spans[i];
+        let mut e = [0u8; INDEX_ENTRY_LEN];
+        e[..8].copy_from_slice(&height.to_be_bytes());
+        e[8..12].copy_from_slice(&u32::try_from(offset).map_err(codec_err_len)?.to_be_bytes());
+        e[12..].copy_from_slice(&u32::try_from(length).map_err(codec_err_len)?.to_be_bytes());
+        PyTuple::new(py, [objs[i].clone(), PyBytes::new(py, &e).into_any()])
+    };
+    let entries = order.into_iter().map(entry).collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, entries)
+}
+
+fn codec_err_len(_: std::num::TryFromIntError) -> PyErr {
+    PyValueError::new_err("a transaction span does not fit the index entry's u32")
+}
+
 #[pyfunction]
 fn txid<'py>(py: Python<'py>, transaction: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let h = decode_with(py, transaction, codec::txid_of_encoded)?;
@@ -360,6 +407,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_block_with_txids, m)?)?;
     m.add_function(wrap_pyfunction!(split_block, m)?)?;
     m.add_function(wrap_pyfunction!(transaction_spans, m)?)?;
+    m.add_function(wrap_pyfunction!(index_entries, m)?)?;
     m.add_function(wrap_pyfunction!(txid, m)?)?;
     m.add_function(wrap_pyfunction!(txids, m)?)?;
     m.add_function(wrap_pyfunction!(block_hash, m)?)?;

@@ -990,23 +990,20 @@ class SnowballQuery:
         outpoint: bytes,
         candidates: Sequence[bytes],
     ) -> SnowballQuery:
-        unsigned = cls(
-            height, query_id, outpoint, tuple(sorted(candidates)), _public_key(secret_key), bytes(64)
-        )
-        sig = crypto.sign(secret_key, unsigned.signing_message(chain_id))
-        return cls(height, query_id, outpoint, unsigned.candidates, unsigned.sender, sig)
+        """A query signed by ``secret_key`` (its public key is the sender); candidates sorted here."""
+        sender, ordered = _public_key(secret_key), tuple(sorted(candidates))
+        body = cls._fields_body(height, query_id, outpoint, ordered, sender)
+        sig = crypto.sign(secret_key, _prefix(cls.KIND, chain_id) + body)
+        return cls(height, query_id, outpoint, ordered, sender, sig)
+
+    @staticmethod
+    def _fields_body(
+        height: int, query_id: int, outpoint: bytes, candidates: tuple[bytes, ...], sender: bytes
+    ) -> bytes:
+        return b"".join((_u64(height), _u64(query_id), outpoint, _u32(len(candidates)), *candidates, sender))
 
     def _body(self) -> bytes:
-        return b"".join(
-            (
-                _u64(self.height),
-                _u64(self.query_id),
-                self.outpoint,
-                _u32(len(self.candidates)),
-                *self.candidates,
-                self.sender,
-            )
-        )
+        return self._fields_body(self.height, self.query_id, self.outpoint, self.candidates, self.sender)
 
     def signing_message(self, chain_id: bytes) -> bytes:
         return _prefix(self.KIND, chain_id) + self._body()
@@ -1053,30 +1050,26 @@ class SnowballResponse:
         query: SnowballQuery,
         preference: bytes | None,
     ) -> SnowballResponse:
-        unsigned = cls(
-            query.height,
-            query.query_id,
-            query.sender,
-            query.outpoint,
-            preference,
-            _public_key(secret_key),
-            bytes(64),
-        )
-        sig = crypto.sign(secret_key, unsigned.signing_message(chain_id))
-        return cls(
-            query.height, query.query_id, query.sender, query.outpoint, preference, unsigned.responder, sig
-        )
+        """The answer to ``query``, signed by ``secret_key`` (its public key is the responder)."""
+        responder = _public_key(secret_key)
+        fields = (query.height, query.query_id, query.sender, query.outpoint, preference, responder)
+        sig = crypto.sign(secret_key, _prefix(cls.KIND, chain_id) + cls._fields_body(*fields))
+        return cls(*fields, sig)
+
+    @staticmethod
+    def _fields_body(
+        height: int,
+        query_id: int,
+        querier: bytes,
+        outpoint: bytes,
+        preference: bytes | None,
+        responder: bytes,
+    ) -> bytes:
+        return b"".join((_u64(height), _u64(query_id), querier, outpoint, preference or NIL, responder))
 
     def _body(self) -> bytes:
-        return b"".join(
-            (
-                _u64(self.height),
-                _u64(self.query_id),
-                self.querier,
-                self.outpoint,
-                self.preference or NIL,
-                self.responder,
-            )
+        return self._fields_body(
+            self.height, self.query_id, self.querier, self.outpoint, self.preference, self.responder
         )
 
     def signing_message(self, chain_id: bytes) -> bytes:

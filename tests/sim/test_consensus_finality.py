@@ -10,17 +10,26 @@ interleavings.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import struct
 
 import pytest
 
 from timecoin.consensus import CertificateError, verify_certificate, verify_commit_certificate
 from timecoin.consensus.context import Outbox
-from timecoin.consensus.effects import Broadcast, Reply, TransactionFinalized
+from timecoin.consensus.effects import Broadcast, Persist, Reply, TransactionFinalized
 from timecoin.consensus.finality import NEW_HEIGHT_REVOTE_DELAY, CertificateRefs
 from timecoin.consensus.messages import CertificateRequest, FinalityCertificate, TxCertificate, TxVote
-from timecoin.consensus.store import CONSENSUS_DB, FINALIZED_DB, VOTES_PREFIX, load_commit_certificate
+from timecoin.consensus.store import (
+    CONSENSUS_DB,
+    FINALIZED_DB,
+    VOTES_PREFIX,
+    decode_finalized_group,
+    load_commit_certificate,
+)
 from timecoin.consensus.validators import ValidatorSet
+from timecoin.core.types import Block
 from timecoin.store.chainstore import ChainStore
 from timecoin.testing.consensus_sim import Simulation, conflicting_pairs, signature_conflicts
 
@@ -248,8 +257,9 @@ def test_records_a_block_made_useless_may_be_swept_late_or_lost_in_a_crash(sim):
     assert sim.run_until(lambda: txids <= node.chain_txids(), timeout=10)
     swept = {db for db, _ in lost}
     assert swept == {FINALIZED_DB, CONSENSUS_DB}  # finalized records; vote batches, accepts
-    assert len([k for db, k in lost if db == FINALIZED_DB]) == len(txs)
-    assert len(list(node.chain.store.items(FINALIZED_DB))) == len(txs)  # still stored
+    stored = {bytes(k): bytes(v) for k, v in node.chain.store.items(FINALIZED_DB)}  # still stored
+    assert {k for db, k in lost if db == FINALIZED_DB} == set(stored)
+    assert {t for v in stored.values() for t, _, _ in decode_finalized_group(v)} == txids
     assert not node.consensus.finality.finalized  # but no longer held as final
     node.crash()
     node.restart()
@@ -261,50 +271,91 @@ def test_records_a_block_made_useless_may_be_swept_late_or_lost_in_a_crash(sim):
     sim.assert_consistent()
 
 
-def test_finalized_records_are_keyed_in_finalization_order(sim):
-    """Finalized records are keyed by the node's finalization sequence (neighbours in the
-    B-tree: a batch writes a few pages, not one per record), after the highest key stored when
-    the node restarts;
-    a record of a store written before, keyed by txid, is still read, kept final and deleted
-    when a block archives it."""
+def test_a_group_made_and_archived_in_one_step_is_never_written(sim):
+    """A group record is written at the end of the step that made its transactions final. If a
+    block archives all of them within that same step, the group is dropped, not written then
+    swept; a transaction made final after that in the step opens a group of its own (it would
+    otherwise have joined the dropped group, its record deleted by the sweep)."""
+    assert sim.wait_height(1)
+    first, second = sim.transfers(sim.wallet(), 2)
+    origin = sim.nodes[0]
+    admissions, _ = origin.consensus.submit([first.encode(), second.encode()], sim.clock.now)
+    assert all(a.accepted for a in admissions)  # effects not run: pending at the origin only
+    finality, now, out = origin.consensus.finality, sim.clock.now, Outbox()
+    finality._finalize(first.txid, b"a peer's certificate", out, now)
+    key = finality.finalized[first.txid].key
+    tip = origin.blocks()[-1]
+    header = dataclasses.replace(tip.header, height=tip.header.height + 1)
+    finality.on_block(Block(header, (tip.transactions[0], first)), out, now)
+    assert FINALIZED_DB not in out.parts and (FINALIZED_DB, key) not in out.sweeps
+    finality._finalize(second.txid, b"a peer's certificate", out, now)
+    second_key = finality.finalized[second.txid].key
+    assert second_key != key
+    (persist,) = [e for e in out.effects() if isinstance(e, Persist)]
+    groups = [(k, v) for db, k, v in persist.writes if db == FINALIZED_DB]
+    assert [k for k, _ in groups] == [second_key]
+    assert [t for t, _, _ in decode_finalized_group(groups[0][1])] == [second.txid]
+
+
+def test_finalized_records_are_groups_in_finalization_order(sim):
+    """The transactions one step makes final share one group record, keyed ``G`` ‖ the node's
+    finalization sequence (one put and one delete per step, not per transaction), numbered on
+    after the highest sequence stored when the node restarts. Records of stores written before,
+    one per transaction keyed by sequence or by txid, are still read, kept final and deleted
+    when a block archives their transaction."""
     assert sim.wait_height(1)
     node = sim.nodes[1]
     txs = sim.transfers(sim.wallet(), 6)
     first_batch, later_batch = txs[:4], txs[4:]
-    legacy = first_batch[-1]
+    legacy, single = first_batch[-1], first_batch[-2]
     sim.nodes[0].submit([tx.encode() for tx in first_batch])
     assert sim.run_until(lambda: all(t.txid in node.finalized for t in first_batch), timeout=5)
     assert not any(t.txid in node.chain_txids() for t in first_batch)
     records = {bytes(k): bytes(v) for k, v in node.chain.store.items(FINALIZED_DB)}
-    assert len(records) == 4 and all(len(k) == 8 for k in records)
+    assert all(len(k) == 9 and k[:1] == b"G" for k in records)
+    entries = {t: (k, tx, proof) for k, v in records.items() for t, tx, proof in decode_finalized_group(v)}
+    assert set(entries) == {t.txid for t in first_batch}
+    assert len(records) < len(first_batch)  # groups: fewer records than transactions
     node.crash()
-    # Rewrite one record as a node of the previous version stored it: key txid, value without it.
-    key = next(k for k, v in records.items() if v[:32] == legacy.txid)
-    old_value = records[key][32:]
+    # Rewrite two transactions as nodes of earlier versions stored them, out of their groups.
+    writes: list[tuple[bytes, bytes, bytes | None]] = [(FINALIZED_DB, k, None) for k in records]
+    for key in records:
+        value = b"".join(
+            t + struct.pack("<I", len(tx)) + tx + struct.pack("<I", len(proof)) + proof
+            for t, (k, tx, proof) in entries.items()
+            if k == key and t not in (legacy.txid, single.txid)
+        )
+        if value:
+            writes.append((FINALIZED_DB, key, value))
+    _, tx, proof = entries[legacy.txid]
+    writes.append((FINALIZED_DB, legacy.txid, struct.pack("<I", len(tx)) + tx + proof))
+    _, tx, proof = entries[single.txid]
+    old_value = single.txid + struct.pack("<I", len(tx)) + tx + proof
+    writes.append((FINALIZED_DB, (7).to_bytes(8, "big"), old_value))
     store = ChainStore.open(node.path)
     try:
-        store.write([(FINALIZED_DB, key, None), (FINALIZED_DB, legacy.txid, old_value)])
+        store.write(writes)
     finally:
         store.close()
     node.restart()
-    entry = node.consensus.finality.finalized[legacy.txid]
-    assert entry.key == legacy.txid and node.consensus.transaction_status(legacy.txid)["state"] == "final"
+    finality = node.consensus.finality
+    assert finality.finalized[legacy.txid].key == legacy.txid
+    assert finality.finalized[single.txid].key == (7).to_bytes(8, "big")
+    assert all(node.consensus.transaction_status(t.txid)["state"] == "final" for t in first_batch)
     keys = []
     notice = node.runner.on_notice
 
     def key_then_notice(effect):
         if isinstance(effect, TransactionFinalized):
-            keys.append(node.consensus.finality.finalized[effect.txid].key)
+            keys.append(finality.finalized[effect.txid].key)
         notice(effect)
 
     node.runner.on_notice = key_then_notice
     sim.nodes[0].submit([tx.encode() for tx in later_batch])
     assert sim.run_until(lambda: all(t.txid in node.finalized for t in later_batch), timeout=5)
-    # Counting goes on after the highest key still stored: never over a record that exists.
-    assert len(keys) == len(later_batch) and all(len(k) == 8 for k in keys)
-    numbers = sorted(int.from_bytes(k, "big") for k in keys)
-    assert numbers == list(range(numbers[0], numbers[0] + len(keys)))
-    assert not set(keys) & (set(records) - {key})
+    # Counting goes on after the highest sequence still stored: never over a record that exists.
+    assert len(keys) == len(later_batch) and all(len(k) == 9 and k[:1] == b"G" for k in keys)
+    assert min(int.from_bytes(k[1:], "big") for k in keys) > 7
     assert sim.run_until(lambda: not list(node.chain.store.items(FINALIZED_DB)), timeout=10)
     assert all(t.txid in node.chain_txids() for t in txs)
     sim.assert_consistent()

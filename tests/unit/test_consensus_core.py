@@ -6,6 +6,7 @@ ordering and outpoint rules and their persistence over a real LMDB store, and Sn
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections import Counter
 
@@ -18,11 +19,20 @@ from timecoin.consensus.certificates import CertificateError, verify_certificate
 from timecoin.consensus.messages import TxVote
 from timecoin.consensus.signer import DoubleSignRefused, SignerState, Step
 from timecoin.consensus.snowball import Snowball
-from timecoin.consensus.store import CONSENSUS_DB, load_signer_records
+from timecoin.consensus.store import (
+    CONSENSUS_DB,
+    FINALIZED_DB,
+    decode_finalized_group,
+    encode_finalized_entry,
+    finalized_group_key,
+    finalized_sequence,
+    load_finalized,
+    load_signer_records,
+)
 from timecoin.consensus.tally import Tally, VoteRecord, merkle_levels, proof_from_levels
 from timecoin.consensus.validators import ValidatorSet, is_blocking, is_quorum
 from timecoin.reference import crypto as reference_crypto
-from timecoin.store.chainstore import ChainStore
+from timecoin.store.chainstore import ChainStore, StoreError
 
 CHAIN = hashlib.sha256(b"chain").digest()
 SEEDS = [hashlib.sha256(b"mn" + bytes([i])).digest() for i in range(4)]
@@ -155,40 +165,53 @@ def test_signer_outpoint_rules():
     signer = SignerState()
     o1, o2 = bytes(36), bytes([1]) * 36
     writes = signer.accept([(o1, TXIDS[0]), (o2, TXIDS[0])])
-    assert len(writes) == 2 and signer.accepted(o1) == TXIDS[0]
+    assert signer.accepted(o1) == TXIDS[0] and signer.accepted(o2) == TXIDS[0]
     assert signer.accept([(o1, TXIDS[0])]) == []  # nothing new
     assert signer.can_accept(TXIDS[0], [o1, o2]) and not signer.can_accept(TXIDS[1], [o2])
     with pytest.raises(DoubleSignRefused):
         signer.accept([(bytes([7]) * 36, TXIDS[1]), (o2, TXIDS[1])])
     assert signer.accepted(bytes([7]) * 36) is None  # refused as a whole
-    # Records are keyed in the order made (accept/<sequence>), the outpoint in the value.
-    assert writes == [
-        (CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"), o1 + TXIDS[0]),
-        (CONSENSUS_DB, b"accept/" + (1).to_bytes(8, "big"), o2 + TXIDS[0]),
+    # One record per call, keyed in the order made (accept/<sequence>), its pairs in the value.
+    assert writes == [(CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"), o1 + TXIDS[0] + o2 + TXIDS[0])]
+    o3 = bytes([2]) * 36
+    assert signer.accept([(o1, TXIDS[0]), (o3, TXIDS[3])]) == [
+        (CONSENSUS_DB, b"accept/" + (1).to_bytes(8, "big"), o3 + TXIDS[3])  # only the new pair
     ]
-    assert signer.forget([o1]) == [(CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big"))]
+    # A record is deleted once every one of its outpoints is forgotten.
+    assert signer.forget([o1]) == []
     assert signer.accepted(o1) is None and signer.forget([o1]) == []
+    assert signer.forget([o3, o2]) == [
+        (CONSENSUS_DB, b"accept/" + (1).to_bytes(8, "big")),
+        (CONSENSUS_DB, b"accept/" + (0).to_bytes(8, "big")),
+    ]
 
 
-def test_signer_reads_accept_records_of_both_layouts():
-    """``accept/<outpoint>`` → txid (earlier versions) and ``accept/<sequence>`` → outpoint ‖
-    txid; new records count on after the highest sequence read."""
-    legacy, new = bytes([3]) * 36, bytes([4]) * 36
+def test_signer_reads_accept_records_of_every_layout():
+    """``accept/<outpoint>`` → txid (earlier versions) and ``accept/<sequence>`` → one or more
+    (outpoint ‖ txid); new records count on after the highest sequence read."""
+    legacy, new, a, b = bytes([3]) * 36, bytes([4]) * 36, bytes([5]) * 36, bytes([6]) * 36
     records = [
         (b"accept/" + legacy, TXIDS[0]),
+        (b"accept/" + (4).to_bytes(8, "big"), a + TXIDS[2] + b + TXIDS[3]),
         (b"accept/" + (5).to_bytes(8, "big"), new + TXIDS[1]),
     ]
     signer = SignerState.load(records)
     assert signer.accepted(legacy) == TXIDS[0] and signer.accepted(new) == TXIDS[1]
-    assert signer.forget([legacy, new]) == [
+    assert signer.accepted(a) == TXIDS[2] and signer.accepted(b) == TXIDS[3]
+    assert signer.forget([legacy, new, a]) == [
         (CONSENSUS_DB, b"accept/" + legacy),
         (CONSENSUS_DB, b"accept/" + (5).to_bytes(8, "big")),
     ]
+    assert signer.forget([b]) == [(CONSENSUS_DB, b"accept/" + (4).to_bytes(8, "big"))]
     assert SignerState.load(records).accept([(bytes(36), TXIDS[2])])[0][1] == b"accept/" + (6).to_bytes(
         8, "big"
     )
     with pytest.raises(ValueError):
         SignerState.load([(b"accept/" + (1).to_bytes(8, "big"), TXIDS[0])])  # no outpoint in the value
+    with pytest.raises(ValueError):
+        SignerState.load([(b"accept/" + (1).to_bytes(8, "big"), new + TXIDS[0] + new)])  # cut short
+    with pytest.raises(ValueError):
+        SignerState.load([(b"accept/" + (1).to_bytes(8, "big"), b"")])  # empty
 
 
 def test_signer_state_survives_a_reopened_store(tmp_path):
@@ -251,3 +274,57 @@ def test_signer_valid_value_survives_a_reload(tmp_path):
     for damaged in (value[:-1], value + b"\x00", value[:50]):
         with pytest.raises(ValueError, match="signer/valid"):
             SignerState.load([(key, damaged)])
+
+
+entries = st.lists(
+    st.tuples(st.binary(min_size=32, max_size=32), st.binary(max_size=300), st.binary(max_size=80)),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(entries, st.data())
+def test_finalized_group_records_round_trip_and_refuse_an_entry_cut_short(group, data):
+    encoded = [encode_finalized_entry(*e) for e in group]
+    value = b"".join(encoded)
+    assert decode_finalized_group(value) == group
+    cut = data.draw(st.integers(min_value=0, max_value=len(value) - 1))
+    ends = list(itertools.accumulate(len(e) for e in encoded))
+    if cut in ends:  # between two entries: the ones before it
+        assert decode_finalized_group(value[:cut]) == group[: ends.index(cut) + 1]
+    else:
+        with pytest.raises(ValueError):
+            decode_finalized_group(value[:cut])  # empty, or an entry cut short
+
+
+def test_finalized_keys_of_every_layout(tmp_path):
+    """Group records (``G`` ‖ sequence), per-transaction records of the previous layout
+    (sequence) and of the one before (txid) load alike; a malformed group is a StoreError."""
+    assert finalized_sequence(finalized_group_key(9)) == 9
+    assert finalized_sequence((4).to_bytes(8, "big")) == 4 and finalized_sequence(TXIDS[0]) is None
+    store = ChainStore.open(tmp_path)
+    try:
+        group = [(TXIDS[1], b"tx1", b"proof1"), (TXIDS[2], b"tx2", b"")]
+        store.write(
+            [
+                (FINALIZED_DB, finalized_group_key(9), b"".join(encode_finalized_entry(*e) for e in group)),
+                (FINALIZED_DB, (4).to_bytes(8, "big"), TXIDS[3] + (3).to_bytes(4, "little") + b"tx3p3"),
+                (FINALIZED_DB, TXIDS[0], (3).to_bytes(4, "little") + b"tx0p0"),
+            ]
+        )
+        loaded = sorted(load_finalized(store))
+        assert loaded == sorted(
+            [
+                (finalized_group_key(9), TXIDS[1], b"tx1", b"proof1"),
+                (finalized_group_key(9), TXIDS[2], b"tx2", b""),
+                ((4).to_bytes(8, "big"), TXIDS[3], b"tx3", b"p3"),
+                (TXIDS[0], TXIDS[0], b"tx0", b"p0"),
+            ]
+        )
+        store.write(
+            [(FINALIZED_DB, finalized_group_key(10), encode_finalized_entry(TXIDS[4], b"t", b"p")[:-1])]
+        )
+        with pytest.raises(StoreError, match="is corrupt"):
+            load_finalized(store)
+    finally:
+        store.close()

@@ -66,10 +66,14 @@ class Context:
 class Outbox:
     """Effects collected while handling one input, emitted in the safe order."""
 
-    __slots__ = ("writes", "sends", "timers", "notices", "apply", "sweeps")
+    __slots__ = ("writes", "parts", "sends", "timers", "notices", "apply", "sweeps")
 
     def __init__(self) -> None:
         self.writes: list[tuple[bytes, bytes, bytes | None]] = []
+        self.parts: dict[bytes, tuple[bytes, list[bytes]]] = {}
+        """database → (key, pieces): one record per database whose value the step builds piece
+        by piece (the group of transactions it made final), written joined after
+        :attr:`writes`, in the same ``Persist``."""
         self.sends: list[Effect] = []
         self.timers: list[ScheduleTimer] = []
         self.notices: list[Effect] = []
@@ -82,6 +86,9 @@ class Outbox:
 
     def effects(self) -> list[Effect]:
         out: list[Effect] = []
+        if self.parts:
+            self.writes.extend((db, key, b"".join(pieces)) for db, (key, pieces) in self.parts.items())
+            self.parts = {}
         if self.writes:
             out.append(Persist(tuple(self.writes)))
         out.extend(self.sends)

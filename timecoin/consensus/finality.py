@@ -71,11 +71,11 @@ from timecoin.consensus.snowball import Poll, Snowball
 from timecoin.consensus.store import (
     CONSENSUS_DB,
     FINALIZED_DB,
-    FINALIZED_KEY,
     decode_certificate_refs,
     encode_certificate_refs,
-    encode_finalized,
-    finalized_key,
+    encode_finalized_entry,
+    finalized_group_key,
+    finalized_sequence,
     vote_batch_key,
 )
 from timecoin.consensus.tally import CertificateRefs, Tally, VoteRecord
@@ -176,8 +176,11 @@ class FinalityEngine:
         """The txids whose votes are tallied at once; a vote's other txids are parked (on_votes)."""
         self._stale: list[bytes] = []
         """Keys of finalized records a committed block already archived."""
+        self._record_refs: dict[bytes, int] = {}
+        """Key of each stored finalized record → how many of its transactions :attr:`finalized`
+        holds (a group record holds a step's; it is swept when a block archives the last)."""
         self._next_key = 0
-        """Sequence number of the next finalized record (:data:`FINALIZED_KEY`)."""
+        """Sequence number of the next finalized group record (``store.FINALIZED_GROUP_KEY``)."""
         self._batches: dict[VoteRecord, _StoredBatch] = {}
         """The stored vote batches that certificates by reference of :attr:`finalized` name."""
         self._next_batch = 0
@@ -196,14 +199,16 @@ class FinalityEngine:
             records[sequence] = VoteRecord(TxVote.decode(data), 0)
             self._next_batch = max(self._next_batch, sequence + 1)
         utxos = self.ctx.chain.utxos
+        live = self._record_refs
         for key, txid, raw, proof in finalized:
-            if len(key) == FINALIZED_KEY.size:
-                self._next_key = max(self._next_key, FINALIZED_KEY.unpack(key)[0] + 1)
+            sequence = finalized_sequence(key)
+            if sequence is not None:
+                self._next_key = max(self._next_key, sequence + 1)
+            live.setdefault(key, 0)
             tx = Transaction.decode(raw)
             inputs = tuple(o.encode() for o in tx.inputs)
             if txid in self.finalized or not all(utxos.get(o) is not None for o in inputs):
                 # Archived by a block committed before the record's delete (or spent otherwise).
-                self._stale.append(key)
                 continue
             refs = decode_certificate_refs(proof)
             cert: bytes | CertificateRefs = proof
@@ -221,9 +226,14 @@ class FinalityEngine:
                     stored = self._batches.setdefault(records[seq], _StoredBatch(seq))
                     stored.refs += 1
             self.finalized[txid] = FinalEntry(raw, cert, inputs, key)
+            live[key] += 1
             self.finalized_bytes += len(raw)
             for o in inputs:
                 self.spent_final[o] = txid
+        # Records whose every transaction a block archived (swept at start).
+        self._stale = [key for key, count in live.items() if not count]
+        for key in self._stale:
+            del live[key]
         # Batches no stored record names any more (their last record went in a block).
         self._stale_batches = [seq for seq, record in records.items() if record not in self._batches]
 
@@ -396,6 +406,7 @@ class FinalityEngine:
         interval = ctx.params.finality_vote_interval
         revote = ctx.params.finality_revote_interval
         voting: dict[bytes, PendingTx] = {}
+        claimed: dict[bytes, bytes] = {}  # outpoint → txid: this flush's accepts, one signer record
         for p in self._due_for_decision(now, interval):
             decision = self._decide(p, out, now)
             if decision is None:
@@ -403,9 +414,16 @@ class FinalityEngine:
                 continue
             self._undecided.pop(p.txid, None)
             if decision:
-                out.writes.extend(ctx.signer.accept((o, p.txid) for o in p.inputs))
+                txid = p.txid
+                if any(claimed.get(o, txid) != txid for o in p.inputs):
+                    decision = False  # an input another accept of this flush spends
+                else:
+                    for o in p.inputs:
+                        claimed[o] = txid
             p.decision = decision
             voting[p.txid] = p
+        if claimed:  # persisted (Persist) before the vote leaves (Broadcast)
+            out.writes.extend(ctx.signer.accept(claimed.items()))
         for p in self._due_for_revote(now, revote):
             voting.setdefault(p.txid, p)
         accepts: list[bytes] = []
@@ -588,7 +606,7 @@ class FinalityEngine:
         height = block.header.height
         txids = block.txids
         finalized, rejected, spent_final = self.finalized, self.rejected, self.spent_final
-        batches = self._batches
+        batches, record_refs = self._batches, self._record_refs
         sweeps = out.sweeps
         archived_bytes = 0
         for i in range(1, len(txids)):
@@ -600,7 +618,17 @@ class FinalityEngine:
                 archived_bytes += len(entry.raw)
                 inputs = entry.inputs
                 spent.extend(inputs)
-                sweeps.append((FINALIZED_DB, entry.key))
+                key = entry.key
+                left = record_refs[key] - 1
+                if left:
+                    record_refs[key] = left
+                else:  # the record's last transaction
+                    del record_refs[key]
+                    group = out.parts.get(FINALIZED_DB)
+                    if group is not None and group[0] == key:
+                        del out.parts[FINALIZED_DB]  # made and archived in this step: never written
+                    else:
+                        sweeps.append((FINALIZED_DB, key))
                 cert = entry.certificate
                 if not isinstance(cert, bytes):
                     for record in cert.records:
@@ -852,13 +880,18 @@ class FinalityEngine:
         self.tally.compact(txid)  # its certificate is built
         if self.prev_tally is not None:
             self.prev_tally.compact(txid)
-        key = finalized_key(self._next_key)
-        self._next_key += 1
+        # One group record for every transaction this step makes final (store.py, "finalized").
+        group = out.parts.get(FINALIZED_DB)
+        if group is None:
+            group = out.parts[FINALIZED_DB] = (finalized_group_key(self._next_key), [])
+            self._next_key += 1
+        key, entries = group
+        self._record_refs[key] = self._record_refs.get(key, 0) + 1
         self.finalized[txid] = FinalEntry(p.raw, cert, inputs, key)
         self.finalized_bytes += len(p.raw)
         for o in inputs:
             spent_final[o] = txid
-        out.writes.append((FINALIZED_DB, key, encode_finalized(txid, p.raw, self._stored_proof(cert, out))))
+        entries.append(encode_finalized_entry(txid, p.raw, self._stored_proof(cert, out)))
         latency = now - p.first_seen
         out.notices.append(TransactionFinalized(txid, p.raw, cert, latency, None))
         monitor = self.ctx.monitor

@@ -15,11 +15,14 @@ Two rules, each checked before a signature is made and persisted before the mess
 * **Outpoints.** At most one accepted txid per outpoint, ever: accepting a transaction records
   ``outpoint → txid`` for each of its inputs; accepting another txid for a recorded outpoint
   raises :class:`DoubleSignRefused`. Records are dropped when a block spends the outpoint
-  (the question is then settled by the chain for good). They are stored under
-  ``accept/<sequence>`` (8 bytes big-endian, value ``outpoint ‖ txid``), in the order they are
-  made, so the accepts of one vote batch (and their deletes) share B-tree pages, as the
-  finalized records do (``store.FINALIZED_KEY``); records of earlier versions, keyed
-  ``accept/<outpoint>`` with the txid as value, are still read.
+  (the question is then settled by the chain for good). The accepts of one :meth:`accept` call
+  (a vote flush's, a block's) are stored as one record, ``accept/<sequence>`` (8 bytes
+  big-endian, in the order they are made) with the value ``outpoint ‖ txid`` for each, deleted
+  once every one of its outpoints is forgotten: one put and one delete per vote flush, where a
+  record per outpoint cost a put and a delete per transaction input
+  (``benches/bench_finality_records.py``).
+  Records of earlier versions, one pair each or keyed ``accept/<outpoint>`` with the txid as
+  value, are still read.
 
 The in-memory state changes together with the writes this module returns; the engine hands
 those writes to the driver in a ``Persist`` that precedes the message. No I/O here.
@@ -47,6 +50,8 @@ _LOCK = struct.Struct("<QI32s")
 _LEN = struct.Struct("<I")
 _SEQUENCE = struct.Struct(">Q")
 _ACCEPT_KEY = len(ACCEPT_PREFIX) + _SEQUENCE.size
+_PAIR = 36 + 32
+"""Bytes of one (outpoint, txid) pair of an accept record."""
 
 
 class Step(enum.IntEnum):
@@ -79,6 +84,8 @@ class SignerState:
         """outpoint → the txid accepted for it."""
         self._accept_keys: dict[bytes, bytes] = {}
         """outpoint → the key of its record."""
+        self._accept_refs: dict[bytes, int] = {}
+        """Key of each accept record → how many of its outpoints are not forgotten yet."""
         self._next_accept = 0
         """Sequence number of the next accept record."""
 
@@ -103,13 +110,15 @@ class SignerState:
             elif key.startswith(SIGNER_MSG_PREFIX) and len(key) == len(SIGNER_MSG_PREFIX) + 1:
                 state.messages[key[-1]] = value
             elif key.startswith(ACCEPT_PREFIX) and len(key) == len(ACCEPT_PREFIX) + 36 and len(value) == 32:
-                outpoint = key[len(ACCEPT_PREFIX) :]  # a record of an earlier version
-                state._accepts[outpoint] = value
-                state._accept_keys[outpoint] = key
-            elif key.startswith(ACCEPT_PREFIX) and len(key) == _ACCEPT_KEY and len(value) == 36 + 32:
-                outpoint = value[:36]
-                state._accepts[outpoint] = value[36:]
-                state._accept_keys[outpoint] = key
+                state._hold(key, key[len(ACCEPT_PREFIX) :], value)  # a record of an earlier version
+            elif (
+                key.startswith(ACCEPT_PREFIX)
+                and len(key) == _ACCEPT_KEY
+                and len(value) % _PAIR == 0
+                and len(value) > 0
+            ):
+                for i in range(0, len(value), _PAIR):
+                    state._hold(key, value[i : i + 36], value[i + 36 : i + _PAIR])
                 (sequence,) = _SEQUENCE.unpack_from(key, len(ACCEPT_PREFIX))
                 state._next_accept = max(state._next_accept, sequence + 1)
             else:
@@ -209,8 +218,9 @@ class SignerState:
         return all(self._accepts.get(o, txid) == txid for o in outpoints)
 
     def accept(self, pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes, bytes | None]]:
-        """Records (outpoint, txid) accepts; returns the writes for the new ones. Raises
-        :class:`DoubleSignRefused` (recording nothing) if any outpoint has another txid."""
+        """Records (outpoint, txid) accepts; returns the write of one record holding the new
+        ones (none if none is new). Raises :class:`DoubleSignRefused` (recording nothing) if any
+        outpoint has another txid."""
         pairs = list(pairs)
         for outpoint, txid in pairs:
             held = self._accepts.get(outpoint)
@@ -219,24 +229,38 @@ class SignerState:
                     f"refusing to accept {txid.hex()} for outpoint {outpoint.hex()}: "
                     f"already accepted {held.hex()}"
                 )
-        writes: list[tuple[bytes, bytes, bytes | None]] = []
+        key = ACCEPT_PREFIX + _SEQUENCE.pack(self._next_accept)
+        value = []
         for outpoint, txid in pairs:
             if outpoint not in self._accepts:
-                key = ACCEPT_PREFIX + _SEQUENCE.pack(self._next_accept)
-                self._next_accept += 1
-                self._accepts[outpoint] = txid
-                self._accept_keys[outpoint] = key
-                writes.append((CONSENSUS_DB, key, outpoint + txid))
-        return writes
+                self._hold(key, outpoint, txid)
+                value += (outpoint, txid)
+        if not value:
+            return []
+        self._next_accept += 1
+        return [(CONSENSUS_DB, key, b"".join(value))]
+
+    def _hold(self, key: bytes, outpoint: bytes, txid: bytes) -> None:
+        self._accepts[outpoint] = txid
+        self._accept_keys[outpoint] = key
+        self._accept_refs[key] = self._accept_refs.get(key, 0) + 1
 
     def forget(self, outpoints: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
-        """Drops the records of outpoints a committed block spent; returns the (database, key)
-        pairs to delete, which may be deleted later (``timecoin.store.sweeper``): each only
-        keeps this masternode from accepting another spend of a spent coin."""
+        """Forgets the accepts of outpoints a committed block spent; returns the (database, key)
+        pairs of the records none of whose outpoints is held any more, to delete, which may be
+        deleted later (``timecoin.store.sweeper``): each only keeps this masternode from
+        accepting another spend of a spent coin."""
         keys: list[tuple[bytes, bytes]] = []
+        refs = self._accept_refs
         for outpoint in outpoints:
             if self._accepts.pop(outpoint, None) is not None:
-                keys.append((CONSENSUS_DB, self._accept_keys.pop(outpoint)))
+                key = self._accept_keys.pop(outpoint)
+                left = refs[key] - 1
+                if left:
+                    refs[key] = left
+                else:
+                    del refs[key]
+                    keys.append((CONSENSUS_DB, key))
         return keys
 
     def accept_count(self) -> int:

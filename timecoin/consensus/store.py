@@ -10,17 +10,27 @@ Layout (written only through ``effects.Persist``; read here once, at start):
 ``signer/msg/`` ‖ step u8          the encoded message last signed at that step (re-sent after
                                    a restart instead of signing anything new)
 ``signer/lock``                    height u64 ‖ round u32 ‖ block hash: the Tendermint lock
-``accept/`` ‖ outpoint (36)        txid: the one transaction this masternode accepted for that
-                                   outpoint, ever (DESIGN §6); dropped once a block spends it
+``accept/`` ‖ sequence u64 BE      ``outpoint ‖ txid`` for each outpoint one vote flush
+                                   accepted: the one transaction this masternode accepted for
+                                   it, ever (DESIGN §6); dropped once blocks spent them all
+                                   (``signer.py``; older stores: ``accept/`` ‖ outpoint → txid)
 ``commit/`` ‖ height u64 BE        the commit certificate of the block at that height
 ``votes/`` ‖ sequence u64 BE       an encoded, verified ``TxVote`` batch that the finality
                                    certificates of stored final transactions refer to; dropped
                                    with the last record referring to it
 =================================  ===========================================================
 
-``finalized`` database: sequence u64 BE (:data:`FINALIZED_KEY`) → ``txid ‖ tx length u32 ‖
-transaction ‖ proof``: final transactions not yet archived in a block (DESIGN §4
-"spent-final"), deleted when a block includes them. The proof is either the encoded finality
+``finalized`` database: final transactions not yet archived in a block (DESIGN §4
+"spent-final"). A **group** record holds the transactions one step of the finality engine made
+final (a vote batch's worth): key ``G`` ‖ sequence u64 BE (:data:`FINALIZED_GROUP_KEY`), value
+the entries one after another, each ``txid ‖ tx length u32 ‖ transaction ‖ proof length u32 ‖
+proof`` (:func:`encode_finalized_entry`); it is deleted once a block archives the last of them.
+One record per step, not per transaction: with the accept records grouped alike, 12,000
+transactions' records cost 13.9 ms of writes and deletes instead of 43.5 ms
+(``benches/bench_finality_records.py``; docs/benchmarks.md). Stores written before hold one
+record per transaction, still read: key sequence u64 BE (:data:`FINALIZED_KEY`), value ``txid
+‖ tx length u32 ‖ transaction ‖ proof``; or, older, key txid with the value not repeating it.
+The proof is either the encoded finality
 certificate (it starts with the message version, 1: a certificate a peer sent) or **by
 reference** (:func:`encode_certificate_refs`: tag 0 ‖ height u64 ‖ count u16 ‖ count × (vote
 batch sequence u64 ‖ index u32), about 45 bytes where the certificate is ~1.2 KB): the
@@ -49,8 +59,10 @@ __all__ = [
     "decode_certificate_refs",
     "decode_finalized",
     "encode_certificate_refs",
-    "encode_finalized",
-    "finalized_key",
+    "decode_finalized_group",
+    "encode_finalized_entry",
+    "finalized_group_key",
+    "finalized_sequence",
     "load_commit_certificate",
     "load_finalized",
     "load_signer_records",
@@ -83,23 +95,62 @@ def commit_key(height: int) -> bytes:
 
 
 FINALIZED_KEY = struct.Struct(">Q")
-"""Key of a ``finalized`` record: the node's finalization sequence number, big-endian, so
-records finalized together are neighbours in the B-tree: a batch of them writes a few pages
-where txid keys (random) wrote a page each, and so do their deletes when a block archives them
-(measured with py-lmdb, 1.4 KB records: 4.8 µs and 4.8 KB written per record put and deleted,
-against 22 µs and 18 KB with txid keys). Stores written before keyed records by txid (32 bytes,
-the txid then not repeated in the value); both are read."""
+"""Key of a per-transaction ``finalized`` record of stores written before group records: the
+node's finalization sequence number, big-endian (neighbours in the B-tree: measured with
+py-lmdb, 1.4 KB records, 4.8 µs and 4.8 KB written per record put and deleted, against 22 µs
+and 18 KB with txid keys). Stores older still keyed them by txid (32 bytes, the txid then not
+repeated in the value). Both are read."""
 LEGACY_FINALIZED_KEY_LEN = 32
 
 
-def finalized_key(sequence: int) -> bytes:
-    return FINALIZED_KEY.pack(sequence)
+FINALIZED_GROUP_KEY = struct.Struct(">cQ")
+"""Key of a group record of the ``finalized`` database: ``G`` ‖ the node's finalization sequence
+number, big-endian (groups made together are neighbours in the B-tree)."""
+_GROUP_TAG = b"G"
 
 
-def encode_finalized(txid: bytes, transaction: bytes, proof: bytes) -> bytes:
-    """The value of a sequence-keyed ``finalized`` record: ``txid ‖ len u32 ‖ transaction ‖
-    proof`` (an encoded certificate or :func:`encode_certificate_refs`)."""
-    return b"".join((txid, _TX_LEN.pack(len(transaction)), transaction, proof))
+def finalized_group_key(sequence: int) -> bytes:
+    return FINALIZED_GROUP_KEY.pack(_GROUP_TAG, sequence)
+
+
+def finalized_sequence(key: bytes) -> int | None:
+    """The sequence number of a group or sequence-keyed record's key (None: a txid key)."""
+    if len(key) == FINALIZED_GROUP_KEY.size and key[:1] == _GROUP_TAG:
+        return FINALIZED_GROUP_KEY.unpack(key)[1]
+    if len(key) == FINALIZED_KEY.size:
+        return FINALIZED_KEY.unpack(key)[0]
+    return None
+
+
+def encode_finalized_entry(txid: bytes, transaction: bytes, proof: bytes) -> bytes:
+    """One entry of a group record: ``txid ‖ len u32 ‖ transaction ‖ len u32 ‖ proof`` (the
+    proof an encoded certificate or :func:`encode_certificate_refs`)."""
+    return b"".join((txid, _TX_LEN.pack(len(transaction)), transaction, _TX_LEN.pack(len(proof)), proof))
+
+
+def decode_finalized_group(value: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """Each (txid, transaction, proof) of a group record's value; ``ValueError`` if malformed
+    (empty, or an entry cut short)."""
+    out = []
+    pos, end = 0, len(value)
+    while pos < end:
+        if end - pos < 32 + 4:
+            raise ValueError(f"group entry at {pos} shorter than its txid and length")
+        txid = value[pos : pos + 32]
+        (n,) = _TX_LEN.unpack_from(value, pos + 32)
+        start = pos + 36
+        if end - start < n + 4:
+            raise ValueError(f"group entry at {pos} shorter than its transaction")
+        transaction = value[start : start + n]
+        (m,) = _TX_LEN.unpack_from(value, start + n)
+        proof_start = start + n + 4
+        if end - proof_start < m:
+            raise ValueError(f"group entry at {pos} shorter than its proof")
+        out.append((txid, transaction, value[proof_start : proof_start + m]))
+        pos = proof_start + m
+    if not out:
+        raise ValueError("empty group record")
+    return out
 
 
 def vote_batch_key(sequence: int) -> bytes:
@@ -162,12 +213,15 @@ def decode_finalized(value: bytes) -> tuple[bytes, bytes]:
 
 
 def load_finalized(store: ChainStore) -> list[tuple[bytes, bytes, bytes, bytes]]:
-    """Every (key, txid, transaction, proof) of the ``finalized`` database, in key order
-    (sequence-keyed records, then any keyed by txid). ``StoreError`` on a malformed record."""
+    """Every (key, txid, transaction, proof) of the ``finalized`` database, in key order (a
+    group record gives one per entry, all with its key). ``StoreError`` on a malformed record."""
     out = []
     for raw_key, raw_value in store.items(FINALIZED_DB):
         key, value = bytes(raw_key), bytes(raw_value)
         try:
+            if len(key) == FINALIZED_GROUP_KEY.size and key[:1] == _GROUP_TAG:
+                out.extend((key, txid, tx, proof) for txid, tx, proof in decode_finalized_group(value))
+                continue
             if len(key) == LEGACY_FINALIZED_KEY_LEN:
                 txid = key
             elif len(key) == FINALIZED_KEY.size and len(value) >= 32:

@@ -78,7 +78,8 @@ class FinalEntry:
         """The encoded certificate (one a peer sent) or this node's own, by reference."""
         self.inputs = inputs
         self.key = key
-        """Its record's key in the ``finalized`` database (``store.FINALIZED_KEY``)."""
+        """Its record's key in the ``finalized`` database (the group record of the step that made
+        it final, ``store.FINALIZED_GROUP_KEY``, or a per-transaction record of an older store)."""
 
     def certificate_bytes(self) -> bytes:
         """The encoded finality certificate."""

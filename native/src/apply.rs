@@ -324,32 +324,8 @@ pub fn prepare_block(
     };
     let checked: Vec<(u64, WitnessDigests)> = checked.into_iter().collect::<Result<_, _>>()?;
 
-    // Create every output first (a child may precede its parent), then spend.
-    let (created, created_tx) = created_outputs(txs, &txids, height);
-    let exists = if created.len() >= PARALLEL_TXS {
-        created.par_iter().position_first(|(k, _)| set.contains(k))
-    } else {
-        created.iter().position(|(k, _)| set.contains(k))
-    };
-    if let Some(c) = exists {
-        let (i, vout) = created_tx[c];
-        return Err(at(i)((
-            RejectCode::OutputExists,
-            format!(
-                "output {vout} ({}) is already an unspent coin",
-                display_outpoint(&created[c].0)
-            ),
-        )));
-    }
-    let created_index: HashMap<OutPointKey, usize> = created
-        .iter()
-        .enumerate()
-        .map(|(c, (k, _))| (*k, c))
-        .collect();
-    let (spent, created_spent, fees) =
-        spend_inputs(set, txs, &checked, &created, &created_index, rules)?;
-
-    // Signatures (one batch) and the LtHash delta, side by side.
+    // The signatures (one batch) side by side with the coins: outputs, input lookups and the
+    // LtHash delta. A coin error still comes before a signature error, as if run in turn.
     let n_witnesses: usize = txs.iter().map(|tx| tx.witnesses.len()).sum();
     let mut items = Vec::with_capacity(n_witnesses);
     let mut owners = Vec::with_capacity(n_witnesses);
@@ -363,20 +339,16 @@ pub fn prepare_block(
             owners.push((i, j));
         }
     }
-    let kept: Vec<(OutPointKey, CoinBytes)> = created
-        .iter()
-        .zip(&created_spent)
-        .filter(|(_, &s)| !s)
-        .map(|(c, _)| *c)
-        .collect();
-    let (sig_ok, delta) = rayon::join(
+    let (sig_ok, coins) = rayon::join(
         || set.sig_cache.verify_batch(&items, true),
-        || {
-            let add: Vec<[u8; ELEMENT_LEN]> = kept.iter().map(|(k, c)| element(k, c)).collect();
-            let sub: Vec<[u8; ELEMENT_LEN]> = spent.iter().map(|(k, c)| element(k, c)).collect();
-            LtHash::delta(&add, &sub)
-        },
+        || coin_changes(set, txs, &txids, height, &checked, rules),
     );
+    let CoinChanges {
+        kept,
+        spent,
+        fees,
+        delta,
+    } = coins?;
     if let Some(first) = sig_ok.iter().position(|ok| !ok) {
         let (i, _) = owners[first];
         let bad: Vec<usize> = owners
@@ -428,6 +400,70 @@ pub fn prepare_block(
         spent,
         new_hash,
         changes: std::sync::OnceLock::new(),
+    })
+}
+
+/// What a block does to the coins, found by [`coin_changes`].
+struct CoinChanges {
+    /// Outputs of the block not spent inside it.
+    kept: Coins,
+    /// Coins of the set it spends, in spend order.
+    spent: Coins,
+    /// Sum of its transactions' fees, in sat.
+    fees: u64,
+    /// `Σ kept − Σ spent` as LtHash elements.
+    delta: LtHash,
+}
+
+/// The coins `txs` (a block at `height` whose stateless checks gave `checked`) create and
+/// spend, refusing an output that is already a coin, a missing or doubly spent input and a
+/// fee rule broken; then the LtHash delta of the change. Reads `set`, changes nothing.
+fn coin_changes(
+    set: &UtxoSet,
+    txs: &[Transaction],
+    txids: &[Hash],
+    height: u64,
+    checked: &[(u64, WitnessDigests)],
+    rules: &LedgerRules,
+) -> Result<CoinChanges, ValidationError> {
+    // Create every output first (a child may precede its parent), then spend.
+    let (created, created_tx) = created_outputs(txs, txids, height);
+    let exists = if created.len() >= PARALLEL_TXS {
+        created.par_iter().position_first(|(k, _)| set.contains(k))
+    } else {
+        created.iter().position(|(k, _)| set.contains(k))
+    };
+    if let Some(c) = exists {
+        let (i, vout) = created_tx[c];
+        return Err(at(i)((
+            RejectCode::OutputExists,
+            format!(
+                "output {vout} ({}) is already an unspent coin",
+                display_outpoint(&created[c].0)
+            ),
+        )));
+    }
+    let created_index: HashMap<OutPointKey, usize> = created
+        .iter()
+        .enumerate()
+        .map(|(c, (k, _))| (*k, c))
+        .collect();
+    let (spent, created_spent, fees) =
+        spend_inputs(set, txs, checked, &created, &created_index, rules)?;
+    let kept: Coins = created
+        .iter()
+        .zip(&created_spent)
+        .filter(|(_, &s)| !s)
+        .map(|(c, _)| *c)
+        .collect();
+    let add: Vec<[u8; ELEMENT_LEN]> = kept.iter().map(|(k, c)| element(k, c)).collect();
+    let sub: Vec<[u8; ELEMENT_LEN]> = spent.iter().map(|(k, c)| element(k, c)).collect();
+    let delta = LtHash::delta(&add, &sub);
+    Ok(CoinChanges {
+        kept,
+        spent,
+        fees,
+        delta,
     })
 }
 

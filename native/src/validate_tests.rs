@@ -233,7 +233,7 @@ fn rejections_leave_the_set_unchanged() {
     expect(&mut set, raw, RejectCode::DoubleSpendInBlock);
     let mut bad_sig = transfer(&[(ops[1], 1)], &[(90_000, 5)]);
     bad_sig.witnesses[0].signature[5] ^= 1;
-    let raw = block(&set, 1, vec![a.clone(), bad_sig]);
+    let raw = block(&set, 1, vec![a.clone(), bad_sig.clone()]);
     expect(&mut set, raw, RejectCode::BadSignature);
     let wrong_key = transfer(&[(ops[1], 2)], &[(90_000, 5)]);
     let raw = block(&set, 1, vec![wrong_key]);
@@ -248,7 +248,11 @@ fn rejections_leave_the_set_unchanged() {
         )],
         &[(90_000, 5)],
     );
-    let raw = block(&set, 1, vec![missing]);
+    let raw = block(&set, 1, vec![missing.clone()]);
+    expect(&mut set, raw, RejectCode::MissingInput);
+    // Signatures and coins are checked side by side; a coin error still wins, wherever the
+    // bad signature is in the block.
+    let raw = block(&set, 1, vec![missing, bad_sig.clone()]);
     expect(&mut set, raw, RejectCode::MissingInput);
     let cheap = transfer(&[(ops[1], 1)], &[(99_500, 5)]);
     let raw = block(&set, 1, vec![cheap]);

@@ -639,7 +639,11 @@ impl PyCoinDelta {
         self.inner.len()
     }
 
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let len = self.inner.len();
         if let Ok(slice) = key.cast::<PySlice>() {
             let at = slice.indices(len as isize)?;
@@ -654,7 +658,11 @@ impl PyCoinDelta {
             return Ok(PyList::new(py, items)?.into_any());
         }
         let index: isize = key.extract()?;
-        let at = if index < 0 { index + len as isize } else { index };
+        let at = if index < 0 {
+            index + len as isize
+        } else {
+            index
+        };
         if at < 0 || at as usize >= len {
             return Err(PyIndexError::new_err("CoinDelta index out of range"));
         }

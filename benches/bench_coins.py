@@ -1,17 +1,21 @@
-"""How often the stored coins are flushed (timecoin/store/coins.py; issue 13, "blocks off the
-critical path"; docs/benchmarks.md).
+"""How often the stored coins are flushed, and how they are keyed (timecoin/store/coins.py,
+timecoin/store/chainstore.py ``coin_key``; issue 13, "blocks off the critical path";
+docs/benchmarks.md).
 
 LMDB copies every page a write transaction touches. One block's coin changes on random outpoints
 touch most leaf pages of a large set, so writing the changes of several blocks in one flush
-writes each page once instead of once per block.
+writes each page once instead of once per block; and keyed by creation height, a block's new
+coins go into the last pages instead of all over the database.
 
-Group ``coins-flush``, identical changes in each case: :data:`BLOCKS` blocks of
-:data:`DELETES` spent and :data:`PUTS` created coins (a 2-s devnet block at 6,000 tx/s) on a
-store already holding :data:`PRELOAD` coins, written by the node's :class:`CoinsFlusher`
-(:data:`~timecoin.store.coins.COINS_CHUNK` writes per store transaction) after every block, or
-once for all of them (the node's 20-s interval at 2-s slots). Each records milliseconds of writes
-per block, the largest chunk's milliseconds, and its correctness check: the stored coins equal
-the expected set and the coins tip is the last block.
+Group ``coins-flush``, identical changes in each case: :data:`BLOCKS` blocks of :data:`DELETES`
+spent (chosen at random among all coins, whatever their age) and :data:`PUTS` created coins (a
+2-s devnet block at 6,000 tx/s) on a store already holding :data:`PRELOAD` coins, written by the
+node's :class:`CoinsFlusher` (:data:`~timecoin.store.coins.COINS_CHUNK` writes per store
+transaction) after every block or once for all of them (the node's 20-s interval at 2-s slots),
+with the coins keyed as the node keys them (``by-height``) or by outpoint as before
+(``by-outpoint``). Each records milliseconds of writes per block, the largest chunk's
+milliseconds, and its correctness check: the stored coins equal the expected set and the coins
+tip is the last block.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 
 import pytest
 
-from timecoin.store.chainstore import ChainStore, Tip, UtxoDelta
+from timecoin.store.chainstore import ChainStore, Tip, UtxoDelta, coin_key
 from timecoin.store.coins import CoinsFlusher
 
 PRELOAD = 200_000
@@ -31,16 +35,25 @@ DELETES = 12_000
 PUTS = 24_000
 
 
-def _coin(rng: random.Random) -> bytes:
-    return rng.randbytes(48) + b"\x00"
+KEYS = {"by-height": coin_key, "by-outpoint": lambda outpoint, coin: outpoint}
+"""How a layout keys a coin in the ``utxo`` database: the node's, and the one before it."""
 
 
-def _chain(tmp_path, rng: random.Random) -> tuple[ChainStore, dict[bytes, bytes], list[UtxoDelta], list[Tip]]:
-    """A store at genesis with :data:`PRELOAD` coins and :data:`BLOCKS` committed blocks whose
-    coins are not written yet; the expected set after them; each block's delta and tip."""
+def _coin(rng: random.Random, height: int) -> bytes:
+    return rng.randbytes(40) + height.to_bytes(8, "little") + b"\x00"
+
+
+def _chain(
+    tmp_path, rng: random.Random, layout: str
+) -> tuple[ChainStore, dict[bytes, bytes], list[UtxoDelta], list[Tip]]:
+    """A store at genesis with :data:`PRELOAD` coins keyed by ``layout`` and :data:`BLOCKS`
+    committed blocks whose coins are not written yet; the expected set after them; each block's
+    delta and tip."""
+    key = KEYS[layout]
     store = ChainStore.open(tmp_path, unsafe_nosync=True)
-    coins = {rng.randbytes(36): _coin(rng) for _ in range(PRELOAD)}
-    store.write_genesis(2, bytes(32), b"genesis", sorted(coins.items()))
+    coins = {rng.randbytes(36): _coin(rng, 0) for _ in range(PRELOAD)}
+    store.write_genesis(2, bytes(32), b"genesis", [])
+    store.write_coins(sorted((key(o, c), c) for o, c in coins.items()), Tip(0, bytes(32)))
     live = list(coins)
     deltas, tips = [], []
     for height in range(1, BLOCKS + 1):
@@ -48,13 +61,13 @@ def _chain(tmp_path, rng: random.Random) -> tuple[ChainStore, dict[bytes, bytes]
         for _ in range(DELETES):
             i = rng.randrange(len(live))
             live[i], live[-1] = live[-1], live[i]
-            key = live.pop()
-            del coins[key]
-            delta[key] = None
+            outpoint = live.pop()
+            delta[key(outpoint, coins.pop(outpoint))] = None
         for _ in range(PUTS):
-            key = rng.randbytes(36)
-            coins[key] = delta[key] = _coin(rng)
-            live.append(key)
+            outpoint = rng.randbytes(36)
+            coins[outpoint] = _coin(rng, height)
+            delta[key(outpoint, coins[outpoint])] = coins[outpoint]
+            live.append(outpoint)
         block_hash = height.to_bytes(32, "big")
         store.commit_block(height, block_hash, b"block", b"undo")
         deltas.append(sorted(delta.items()))
@@ -90,13 +103,15 @@ def flush(store: ChainStore, rounds: list[tuple[UtxoDelta, Tip]]) -> tuple[float
     return time.perf_counter() - started, largest
 
 
+@pytest.mark.parametrize("layout", list(KEYS))
 @pytest.mark.parametrize("every", [1, BLOCKS], ids=["every-block", f"every-{BLOCKS}-blocks"])
 @pytest.mark.benchmark(group="coins-flush")
-def test_coins_flush(benchmark, tmp_path_factory, every):
+def test_coins_flush(benchmark, tmp_path_factory, every, layout):
     made: list[tuple[ChainStore, dict[bytes, bytes], Tip]] = []
 
     def setup():
-        store, coins, deltas, tips = _chain(tmp_path_factory.mktemp("coins"), random.Random(len(made)))
+        rng = random.Random(len(made))
+        store, coins, deltas, tips = _chain(tmp_path_factory.mktemp("coins"), rng, layout)
         made.append((store, coins, tips[-1]))
         if every == 1:
             rounds = list(zip(deltas, tips, strict=True))

@@ -9,7 +9,9 @@
 //! every outpoint touched since the last [`UtxoSet::take_delta`] remembers what the store holds
 //! for it (`None` = not in the store, the FRESH flag). The delta is then exactly the outpoints
 //! whose current state differs from the store's: a coin created and spent between two flushes,
-//! or spent and restored by a rollback, costs no write.
+//! or spent and restored by a rollback, costs no write. The store keys a coin by its creation
+//! height, then its outpoint ([`store_key`]), so the coins of new blocks go to the end of the
+//! store instead of all over it.
 //!
 //! This module never validates transactions (that is `validate`): it applies changes a
 //! validator has checked, and checks only what keeps the map and the hash consistent.
@@ -32,6 +34,23 @@ pub type CoinBytes = [u8; COIN_LEN];
 
 /// Version byte of the undo record format (docs/encoding.md, "Undo record").
 pub const UNDO_VERSION: u8 = 1;
+
+/// Length of a coin's key in the store: [`store_key`].
+pub const STORE_KEY_LEN: usize = 8 + OUTPOINT_LEN;
+/// A coin's key in the store: [`store_key`].
+pub type StoreKey = [u8; STORE_KEY_LEN];
+
+/// The store key of the coin `coin` of `outpoint`: the coin's creation height (u64 big-endian)
+/// ‖ the outpoint (docs/operator.md, "Data layout"). Sorted by it, the coins of a new block come
+/// after every older coin, so LMDB writes them into the last pages of the database, not into
+/// random pages all over it (`benches/bench_coins.py`, docs/benchmarks.md).
+pub fn store_key(outpoint: &OutPointKey, coin: &CoinBytes) -> StoreKey {
+    let mut key = [0u8; STORE_KEY_LEN];
+    key[..8].copy_from_slice(&coin[40..48]);
+    key[..8].reverse(); // little-endian in the coin, big-endian in the key
+    key[8..].copy_from_slice(outpoint);
+    key
+}
 
 /// The key of an outpoint.
 pub fn outpoint_key(outpoint: &OutPoint) -> OutPointKey {
@@ -416,19 +435,27 @@ impl UtxoSet {
         Ok(())
     }
 
-    /// The writes that bring the persisted store from the last delta to the current set:
-    /// `(outpoint, Some(coin))` to put, `(outpoint, None)` to delete, sorted by outpoint, only
-    /// for outpoints whose stored value differs from the current one. Everything is clean
-    /// afterwards (the caller must write the delta in the same store transaction as the block).
-    pub fn take_delta(&mut self) -> Vec<(OutPointKey, Option<CoinBytes>)> {
-        let mut delta: Vec<(OutPointKey, Option<CoinBytes>)> = self
-            .touched
-            .drain()
-            .filter_map(|(key, stored)| {
-                let current = self.coins.get(&key).copied();
-                (current != stored).then_some((key, current))
-            })
-            .collect();
+    /// The writes that bring the persisted store from the last delta to the current set, for
+    /// the outpoints whose stored coin differs from the current one, keyed by [`store_key`] and
+    /// sorted by it: `(key, Some(coin))` to put, `(key of the stored coin, None)` to delete.
+    /// Everything is clean afterwards.
+    pub fn take_delta(&mut self) -> Vec<(StoreKey, Option<CoinBytes>)> {
+        let mut delta = Vec::with_capacity(self.touched.len());
+        for (outpoint, stored) in self.touched.drain() {
+            let current = self.coins.get(&outpoint).copied();
+            if current == stored {
+                continue;
+            }
+            let put = current.map(|coin| store_key(&outpoint, &coin));
+            if let Some(old) = stored.map(|coin| store_key(&outpoint, &coin)) {
+                if put != Some(old) {
+                    delta.push((old, None));
+                }
+            }
+            if let (Some(key), Some(coin)) = (put, current) {
+                delta.push((key, Some(coin)));
+            }
+        }
         delta.sort_unstable_by_key(|(key, _)| *key);
         // A delta after a large apply leaves a large empty table behind; give it back.
         if self.touched.capacity() > 4 * 65_536 {
@@ -563,8 +590,13 @@ mod tests {
         commit(&mut live, &b2.0, &b2.1);
         let delta = live.take_delta();
         assert_eq!(delta.len(), 4, "0, 1 deleted; 11, 12 put; 10 never stored");
+        let stored = |coins: &mut dyn Iterator<Item = (OutPointKey, CoinBytes)>| {
+            coins
+                .map(|(k, c)| (store_key(&k, &c), c))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
         for landed in 0..(1u32 << delta.len()) {
-            let mut store: std::collections::BTreeMap<_, _> = base.iter().copied().collect();
+            let mut store = stored(&mut base.iter().copied());
             for (i, (k, c)) in delta.iter().enumerate() {
                 if landed & (1 << i) != 0 {
                     match c {
@@ -574,8 +606,11 @@ mod tests {
                 }
             }
             let mut set = UtxoSet::new();
-            set.load(&store.iter().map(|(k, c)| (*k, *c)).collect::<Vec<_>>())
-                .unwrap();
+            let loaded: Vec<(OutPointKey, CoinBytes)> = store
+                .iter()
+                .map(|(k, c)| (k[8..].try_into().unwrap(), *c))
+                .collect();
+            set.load(&loaded).unwrap();
             set.replay(&b1.0, &b1.1).unwrap();
             set.replay(&b2.0, &b2.1).unwrap();
             assert_eq!(set.set_hash(), live.set_hash(), "landed {landed:b}");
@@ -586,9 +621,7 @@ mod tests {
                     None => store.remove(&k),
                 };
             }
-            let live_coins: std::collections::BTreeMap<_, _> =
-                live.iter().map(|(k, c)| (*k, *c)).collect();
-            assert_eq!(store, live_coins);
+            assert_eq!(store, stored(&mut live.iter().map(|(k, c)| (*k, *c))));
         }
     }
 
@@ -640,14 +673,30 @@ mod tests {
         assert!(set.take_delta().is_empty());
         let undo = commit(&mut set, &[(key(20), coin(20, 2))], &[key(3)]);
         let delta = set.take_delta();
-        let mut want = vec![(key(20), Some(coin(20, 2))), (key(3), None)];
-        want.sort();
-        assert_eq!(delta, want);
+        let (created, spent) = (
+            store_key(&key(20), &coin(20, 2)),
+            store_key(&key(3), &coin(3, 1)),
+        );
+        // Height 1 (the spent coin) sorts before height 2 (the created one).
+        assert_eq!(delta, vec![(spent, None), (created, Some(coin(20, 2)))]);
         set.rollback(&undo).unwrap();
-        let mut want = vec![(key(20), None), (key(3), Some(coin(3, 1)))];
-        want.sort();
-        assert_eq!(set.take_delta(), want);
+        assert_eq!(
+            set.take_delta(),
+            vec![(spent, Some(coin(3, 1))), (created, None)]
+        );
         assert_eq!(set.state(), before.state());
+        // A stored coin spent, then its outpoint created again at another height: deleted
+        // under its old key, put under the new one.
+        commit(&mut set, &[], &[key(4)]);
+        commit(&mut set, &[(key(4), coin(4, 5))], &[]);
+        assert_eq!(
+            set.take_delta(),
+            vec![
+                (store_key(&key(4), &coin(4, 1)), None),
+                (store_key(&key(4), &coin(4, 5)), Some(coin(4, 5)))
+            ]
+        );
+        assert_eq!(&store_key(&key(4), &coin(4, 5))[..8], &5u64.to_be_bytes());
     }
 
     #[test]

@@ -10,6 +10,9 @@ whole flush (``replay_block``): both sets must arrive at the live set.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
+
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
@@ -20,6 +23,7 @@ from timecoin.crypto import hash_public_key
 from timecoin.ledger import UtxoSet, ValidationError
 from timecoin.reference import lthash as reference_lthash
 from timecoin.reference import utxo as reference
+from timecoin.store.chainstore import coin_key
 from timecoin.testing import utxogen as g
 
 RULES = g.rules()
@@ -27,6 +31,11 @@ FUNDING = 10**9
 """sat per funding coin: enough for dozens of generations of halving transfers."""
 MIN_SPEND = 20_000
 """Coins below this are not spent by the generator (each output must stay above dust)."""
+
+
+def keyed(entries: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """(outpoint, coin) pairs as the store keys them (``coin_key``)."""
+    return {coin_key(outpoint, coin): coin for outpoint, coin in entries}
 
 
 class UtxoModel(RuleBasedStateMachine):
@@ -37,7 +46,8 @@ class UtxoModel(RuleBasedStateMachine):
         entries = g.funding(4, FUNDING)
         self.native.load(entries)
         self.ref.load(entries)
-        self.store: dict[bytes, bytes] = dict(entries)
+        self.store: dict[bytes, bytes] = keyed(entries)
+        """The persisted store: coin key (creation height ‖ outpoint) → coin."""
         self.keys = {g.owner(i): i for i in range(4)}
         self.next_key = 4
         self.undos: list[tuple[bytes, bytes]] = []
@@ -202,7 +212,7 @@ class UtxoModel(RuleBasedStateMachine):
         self.next_key += n
         self.native.load(entries)
         self.ref.load(entries)
-        self.store.update(entries)
+        self.store.update(keyed(entries))
 
     @rule()
     def flush(self) -> None:
@@ -216,17 +226,16 @@ class UtxoModel(RuleBasedStateMachine):
             else:
                 assert self.store.get(key) != coin, "a delta write that changes nothing"
                 self.store[key] = coin
-        assert self.store == self.ref.coins
+        assert self.store == keyed(self.ref.coins.items())
         assert len(self.native) == len(self.store)
-        assert all(self.native.get(k) == c for k, c in self.store.items())
+        assert all(self.native.get(k[8:]) == c for k, c in self.store.items())
         assert self.native.take_delta() == []
         self.since_flush = []
 
     @precondition(lambda self: self.since_flush is not None)
     @rule(data=st.data())
     def replay_after_a_crash_mid_flush(self, data: st.DataObject) -> None:
-        coins = self.ref.coins
-        pending = sorted((k, coins.get(k)) for k, was in self.ref.touched.items() if coins.get(k) != was)
+        pending = copy.deepcopy(self.ref).take_delta()  # what a flush now would write
         n = len(pending)
         landed = data.draw(st.lists(st.booleans(), min_size=n, max_size=n), label="landed")
         store = dict(self.store)
@@ -236,8 +245,8 @@ class UtxoModel(RuleBasedStateMachine):
             elif hit:
                 store[key] = coin
         native, ref = UtxoSet(), reference.UtxoSet()
-        native.load(sorted(store.items()))
-        ref.load(sorted(store.items()))
+        native.load(sorted((k[8:], c) for k, c in store.items()))
+        ref.load(sorted((k[8:], c) for k, c in store.items()))
         for raw, undo in self.since_flush or []:
             native.replay_block(raw, undo)
             ref.replay_block(raw, undo)
@@ -250,7 +259,7 @@ class UtxoModel(RuleBasedStateMachine):
                 del store[key]
             else:
                 store[key] = coin
-        assert store == self.ref.coins
+        assert store == keyed(self.ref.coins.items())
 
     # -- invariants ---------------------------------------------------------------------------------
 

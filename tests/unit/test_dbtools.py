@@ -34,7 +34,7 @@ from timecoin.ledger.genesis import build_genesis
 from timecoin.masternode.registry import MASTERNODE_DB
 from timecoin.node import CHAIN_DIR, GENESIS_COPY, DataDirLock
 from timecoin.params import DEVNET
-from timecoin.store.chainstore import DATA_FILE, ChainStore, StoreError
+from timecoin.store.chainstore import DATA_FILE, ChainStore, StoreError, coin_key
 from timecoin.store.integrity import check_store
 from timecoin.store.txindex import TxIndex
 from timecoin.testing.chaingen import Wallet, commit_certificate, devnet_genesis, grow_chain, seed_key
@@ -227,12 +227,12 @@ def test_reindex_rebuilds_a_corrupt_utxo_set_and_keeps_consensus_records(datadir
     good = state(datadir)
     store = ChainStore.open(datadir / CHAIN_DIR, readonly=True)
     try:
-        outpoint, _ = next(iter(store.utxos()))
+        outpoint, coin = next(iter(store.utxos()))
         tip_block = store.block(good[0].block_hash)
     finally:
         store.close()
     assert tip_block is not None
-    put_raw(datadir, b"utxo", bytes(outpoint), None)  # a coin lost on disk
+    put_raw(datadir, b"utxo", coin_key(outpoint, coin), None)  # a coin lost on disk
     put_raw(datadir, b"txindex", b"best", None)  # and the transaction index with it
     put_raw(datadir, MASTERNODE_DB, b"undo/" + struct.pack(">Q", 2), b"junk")  # and a registry record
     with pytest.raises(StoreError, match="corrupt"):

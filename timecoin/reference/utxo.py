@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from timecoin.reference import codec, crypto
 from timecoin.reference.lthash import LtHash
+from timecoin.store.chainstore import coin_key
 
 UNDO_VERSION = 1
 """Version byte of the undo record (docs/encoding.md, "Undo record")."""
@@ -285,9 +286,18 @@ class UtxoSet:
             self.touched[key] = self.coins.get(key)
 
     def take_delta(self) -> list[tuple[bytes, bytes | None]]:
-        delta = [(k, self.coins.get(k)) for k, stored in self.touched.items() if self.coins.get(k) != stored]
+        delta: list[tuple[bytes, bytes | None]] = []
+        for outpoint, stored in self.touched.items():
+            current = self.coins.get(outpoint)
+            if current == stored:
+                continue
+            put = None if current is None else coin_key(outpoint, current)
+            if stored is not None and coin_key(outpoint, stored) != put:
+                delta.append((coin_key(outpoint, stored), None))
+            if put is not None:
+                delta.append((put, current))
         self.touched.clear()
-        return sorted(delta)
+        return sorted(delta, key=lambda write: write[0])
 
     # -- blocks (apply.rs) ----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ One environment per datadir with named databases:
 ``blocks``     block hash → encoded block
 ``index``      height (u64 big-endian, so cursors walk in height order) → block hash
 ``undo``       block hash → undo record (docs/encoding.md, "Undo record")
-``utxo``       outpoint (36 bytes) → coin (49 bytes), as of the coins tip
+``utxo``       coin key (:func:`coin_key`: creation height ‖ outpoint) → coin, as of the coins tip
 ``finalized``  txid → finalized transaction and its certificate (consensus issue)
 ``masternodes`` masternode registry state per height (masternode issue)
 ``peers``      address book and bans (P2P issue)
@@ -66,8 +66,21 @@ from timecoin.store.integrity import block_damage, block_digest
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""Bumped on any change to the layout below; a store of another version refuses to open."""
+SCHEMA_VERSION = 2
+"""Bumped on any change to the layout below; a store of another version refuses to open, except
+a version-1 store (coins keyed by outpoint), whose coins :meth:`ChainStore.open` re-keys by
+:func:`coin_key` (docs/operator.md, "Upgrades")."""
+
+OUTPOINT_LEN = 36
+"""Bytes of an encoded outpoint (txid ‖ vout u32 LE; docs/encoding.md)."""
+COIN_LEN = 49
+"""Bytes of an encoded coin (value u64 ‖ pubkey_hash ‖ height u64 ‖ is_coinbase; docs/encoding.md)."""
+COIN_KEY_LEN = 8 + OUTPOINT_LEN
+"""Bytes of a coin's key in the ``utxo`` database (:func:`coin_key`)."""
+CONVERT_CHUNK = 100_000
+"""Coins re-keyed per write transaction when a version-1 store is opened: a bounded transaction
+(LMDB limits the pages one transaction may dirty), and a crash between two leaves the rest to
+the next start."""
 
 INITIAL_MAP_SIZE = 1 << 30
 """Initial LMDB map size, bytes (1 GiB); it doubles whenever a write finds it full."""
@@ -105,6 +118,16 @@ _META_TIP = b"tip"
 _META_COINS_TIP = b"coins_tip"
 
 _T = TypeVar("_T")
+
+
+def coin_key(outpoint: bytes, coin: bytes) -> bytes:
+    """The key of ``outpoint``'s coin in the ``utxo`` database: the coin's creation height (u64
+    big-endian; the coin holds it little-endian at bytes 40..48) ‖ the 36-byte outpoint, as the
+    native ``UtxoSet.take_delta`` keys its writes. Sorted so, the coins of a new block follow every
+    older coin: a flush writes them into the last pages of the database, where keyed by outpoint
+    they went into random pages all over it, a cost that grew with the set
+    (``benches/bench_coins.py``, docs/benchmarks.md)."""
+    return coin[47:39:-1] + outpoint
 
 
 class StoreError(Exception):
@@ -194,7 +217,8 @@ class Tip:
 
 
 UtxoDelta = list[tuple[bytes, bytes | None]]
-"""(outpoint, coin to put) or (outpoint, None to delete), as ``UtxoSet.take_delta`` returns."""
+"""(coin key, coin to put) or (coin key, None to delete), keyed by :func:`coin_key`, as
+``UtxoSet.take_delta`` returns."""
 
 ExtraWrites = Sequence[tuple[bytes, bytes, bytes | None]]
 """(database name, key, value to put or None to delete): state of other subsystems (the
@@ -293,15 +317,18 @@ class ChainStore:
             if b"meta" not in dbs:
                 raise StoreError(f"no chain store at {path} (no meta database)")
             store = cls(env, dbs, path, readonly)
-            with env.begin(write=not readonly, db=dbs[b"meta"]) as txn:
+            with env.begin(db=dbs[b"meta"]) as txn:
                 found = txn.get(_META_SCHEMA)
-                if found is None and not readonly:
-                    txn.put(_META_SCHEMA, struct.pack("<I", SCHEMA_VERSION))
-                elif found is not None and struct.unpack("<I", found)[0] != SCHEMA_VERSION:
-                    raise StoreError(
-                        f"store at {path} has schema version {struct.unpack('<I', found)[0]}, "
-                        f"this node reads {SCHEMA_VERSION}"
-                    )
+                version = None if found is None else struct.unpack("<I", found)[0]
+            if version not in (None, 1, SCHEMA_VERSION):
+                raise StoreError(
+                    f"store at {path} has schema version {version}, this node reads {SCHEMA_VERSION}"
+                )
+            if version != SCHEMA_VERSION and not readonly:
+                if version == 1:
+                    store._rekey_coins()
+                schema = struct.pack("<I", SCHEMA_VERSION)
+                store._write(lambda txn: txn.put(_META_SCHEMA, schema, db=dbs[b"meta"]))
         except lmdb.Error as e:
             env.close()
             raise _damaged(path, f"LMDB failed opening its databases ({_lmdb_reason(e)})") from None
@@ -430,14 +457,12 @@ class ChainStore:
         """The undo record of a committed block."""
         return self._get(b"undo", block_hash)
 
-    def coin(self, outpoint: bytes) -> bytes | None:
-        """The stored coin of ``outpoint`` (36 bytes), if unspent."""
-        return self._get(b"utxo", outpoint)
-
     def utxos(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every (outpoint, coin) of the stored UTXO set, in key order, from one snapshot."""
+        """Every (outpoint, coin) of the stored UTXO set, in key order (:func:`coin_key`), from one
+        snapshot. A version-1 store opened read-only holds outpoint keys: they come as they are."""
         with self._lmdb("reading utxo"), self._env.begin(db=self._dbs[b"utxo"], buffers=False) as txn:
-            yield from txn.cursor().iternext(keys=True, values=True)
+            for key, coin in txn.cursor().iternext(keys=True, values=True):
+                yield (key[8:] if len(key) == COIN_KEY_LEN else key), coin
 
     def utxo_count(self) -> int:
         """Number of stored UTXOs."""
@@ -462,6 +487,40 @@ class ChainStore:
                 new_size = self._env.info()["map_size"] * 2
                 log.info("LMDB map full; growing it to %d bytes", new_size)
                 self._env.set_mapsize(new_size)
+
+    def _rekey_coins(self) -> None:
+        """Re-keys a version-1 store's coins (outpoint → coin) by :func:`coin_key`,
+        :data:`CONVERT_CHUNK` coins per write transaction. Raises :class:`StoreError` on a coin
+        that is not 49 bytes (the store is corrupt)."""
+        utxo, start, converted = self._dbs[b"utxo"], b"", 0
+        while True:
+            found: list[tuple[bytes, bytes]] = []
+            with self._lmdb("reading utxo"), self._env.begin(db=utxo, buffers=False) as txn:
+                cursor = txn.cursor()
+                if cursor.set_range(start) if start else cursor.first():
+                    for key, coin in cursor.iternext(keys=True, values=True):
+                        if len(key) == OUTPOINT_LEN:
+                            if len(coin) != COIN_LEN:
+                                raise StoreError(
+                                    f"coin of outpoint {key.hex()} is {len(coin)} bytes, not {COIN_LEN}: "
+                                    "the store is corrupt"
+                                )
+                            found.append((key, coin))
+                            if len(found) == CONVERT_CHUNK:
+                                break
+            if not found:
+                break
+
+            def body(txn: lmdb.Transaction, found: list[tuple[bytes, bytes]] = found) -> None:
+                for outpoint, _ in found:
+                    txn.delete(outpoint, db=utxo)
+                txn.cursor(db=utxo).putmulti(sorted((coin_key(o, c), c) for o, c in found))
+
+            self._write(body)
+            converted += len(found)
+            start = found[-1][0]
+        if converted:
+            log.info("re-keyed %d stored coins by creation height (store schema 1 → 2)", converted)
 
     def _put_block(self, txn: lmdb.Transaction, block_hash: bytes, block: bytes) -> None:
         txn.put(block_hash, block, db=self._dbs[b"blocks"])
@@ -549,7 +608,7 @@ class ChainStore:
             txn.put(_META_GENESIS, block_hash, db=meta)
             self._put_block(txn, block_hash, block)
             txn.put(_height_key(0), block_hash, db=self._dbs[b"index"])
-            self._put_delta(txn, list(utxos))
+            self._put_delta(txn, [(coin_key(outpoint, coin), coin) for outpoint, coin in utxos])
             self._put_tip(txn, 0, block_hash)
             self._put_tip(txn, 0, block_hash, _META_COINS_TIP)
 

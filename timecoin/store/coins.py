@@ -10,7 +10,8 @@ moment (docs/benchmarks.md). Now:
 * :class:`CoinsFlusher`, every ``AFTER_BLOCK_INTERVAL`` seconds (20, timecoin/store/chunked.py),
   takes the set's delta (``UtxoSet.take_delta``: every outpoint whose stored value differs, a
   coin created and spent between two flushes costing nothing) with the tip it belongs to, and
-  writes it :data:`COINS_CHUNK` writes per store transaction in outpoint order, the loop yielded
+  writes it :data:`COINS_CHUNK` writes per store transaction in key order (a coin's creation
+  height, then its outpoint: ``chainstore.coin_key``, so new coins append), the loop yielded
   between two (paced: ``chunked.PACE``); the last chunk also moves the ``coins_tip`` marker
   (``ChainStore.coins_tip``) to that tip. Flushing the changes of several blocks at once is what
   makes it cheap: LMDB copies every page a transaction touches, and 36,000 writes on random keys
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 COINS_CHUNK = 4_000
-"""Coin writes per store transaction of :class:`CoinsFlusher`. Sorted by outpoint, a chunk dirties
+"""Coin writes per store transaction of :class:`CoinsFlusher`. Sorted by key, a chunk dirties
 one contiguous run of the database's pages, so a flush writes each page about once however it is
 cut; 4,000 writes are a few ms of the event loop."""
 MAX_BLOCKS_BEHIND = 64

@@ -469,7 +469,10 @@ class UtxoSet:
     def check_transactions(self, txs: list[bytes], rules: LedgerRules, height: int) -> list[TxVerdict]:
         """Mempool admission: one verdict per encoded tx against the set; changes nothing."""
     def take_delta(self) -> list[tuple[bytes, bytes | None]]:
-        """Store writes since the last call, sorted by outpoint: coin to put, None to delete."""
+        """Store writes since the last call for the outpoints whose stored coin differs, as
+        (44-byte store key, coin to put) or (store key of the stored coin, None to delete),
+        sorted by key. A store key is the coin's creation height (u64 big-endian) then its
+        outpoint (docs/operator.md, "Data layout")."""
     def take_coin_delta(self) -> CoinDelta:
         """``take_delta``'s writes kept native, converted a slice at a time."""
     def memory_usage(self) -> int:
@@ -544,7 +547,7 @@ class NoiseTransport:
 
 @final
 class CoinDelta:
-    """A store delta of ``UtxoSet.take_coin_delta``, sorted by outpoint."""
+    """A store delta of ``UtxoSet.take_coin_delta``, sorted by store key."""
 
     def __len__(self) -> int: ...
     @overload

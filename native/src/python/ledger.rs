@@ -10,7 +10,7 @@ use super::crypto::{fixed, fixed_items, type_name};
 use crate::apply::{self, AppliedBlock, PreparedBlock};
 use crate::hash::{Hash, HASH_LEN};
 use crate::types::{COIN_LEN, OUTPOINT_LEN};
-use crate::utxo::{CoinBytes, OutPointKey, UtxoSet};
+use crate::utxo::{CoinBytes, OutPointKey, StoreKey, UtxoSet};
 use crate::validate::{self, LedgerRules, TxVerdict, ValidationError};
 
 /// Consensus parameters of validation (DESIGN §4), built from `timecoin.params`.
@@ -610,16 +610,16 @@ impl PyUtxoSet {
     }
 }
 
-/// A store delta of `UtxoSet.take_coin_delta`, sorted by outpoint: `len()`, and
-/// `delta[i]` / `delta[start:end]` as `take_delta`'s `(outpoint, coin or None)` tuples.
+/// A store delta of `UtxoSet.take_coin_delta`, sorted by store key: `len()`, and
+/// `delta[i]` / `delta[start:end]` as `take_delta`'s `(store key, coin or None)` tuples.
 #[pyclass(name = "CoinDelta", module = "timecoin_native", frozen)]
 pub struct PyCoinDelta {
-    inner: Vec<(OutPointKey, Option<CoinBytes>)>,
+    inner: Vec<(StoreKey, Option<CoinBytes>)>,
 }
 
 fn delta_item<'py>(
     py: Python<'py>,
-    (key, coin): &(OutPointKey, Option<CoinBytes>),
+    (key, coin): &(StoreKey, Option<CoinBytes>),
 ) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(
         py,

@@ -8,7 +8,8 @@ writes each page once instead of once per block; and keyed by creation height, a
 coins go into the last pages instead of all over the database.
 
 Group ``coins-flush``, identical changes in each case: :data:`BLOCKS` blocks of :data:`DELETES`
-spent (chosen at random among all coins, whatever their age) and :data:`PUTS` created coins (a
+spent (chosen at random among all coins, ``any-age``, or among the previous block's, ``young``)
+and :data:`PUTS` created coins (a
 2-s devnet block at 6,000 tx/s) on a store already holding :data:`PRELOAD` coins, written by the
 node's :class:`CoinsFlusher` (:data:`~timecoin.store.coins.COINS_CHUNK` writes per store
 transaction) after every block or once for all of them (the node's 20-s interval at 2-s slots),
@@ -44,11 +45,13 @@ def _coin(rng: random.Random, height: int) -> bytes:
 
 
 def _chain(
-    tmp_path, rng: random.Random, layout: str
+    tmp_path, rng: random.Random, layout: str, spends: str
 ) -> tuple[ChainStore, dict[bytes, bytes], list[UtxoDelta], list[Tip]]:
     """A store at genesis with :data:`PRELOAD` coins keyed by ``layout`` and :data:`BLOCKS`
     committed blocks whose coins are not written yet; the expected set after them; each block's
-    delta and tip."""
+    delta and tip. ``spends``: ``any-age`` picks each spent coin among all coins, ``young``
+    among the previous block's (the genesis coins for the first), as the load generator
+    spends."""
     key = KEYS[layout]
     store = ChainStore.open(tmp_path, unsafe_nosync=True)
     coins = {rng.randbytes(36): _coin(rng, 0) for _ in range(PRELOAD)}
@@ -63,11 +66,11 @@ def _chain(
             live[i], live[-1] = live[-1], live[i]
             outpoint = live.pop()
             delta[key(outpoint, coins.pop(outpoint))] = None
-        for _ in range(PUTS):
-            outpoint = rng.randbytes(36)
+        created = [rng.randbytes(36) for _ in range(PUTS)]
+        for outpoint in created:
             coins[outpoint] = _coin(rng, height)
             delta[key(outpoint, coins[outpoint])] = coins[outpoint]
-            live.append(outpoint)
+        live = created if spends == "young" else live + created
         block_hash = height.to_bytes(32, "big")
         store.commit_block(height, block_hash, b"block", b"undo")
         deltas.append(sorted(delta.items()))
@@ -103,15 +106,16 @@ def flush(store: ChainStore, rounds: list[tuple[UtxoDelta, Tip]]) -> tuple[float
     return time.perf_counter() - started, largest
 
 
+@pytest.mark.parametrize("spends", ["any-age", "young"])
 @pytest.mark.parametrize("layout", list(KEYS))
 @pytest.mark.parametrize("every", [1, BLOCKS], ids=["every-block", f"every-{BLOCKS}-blocks"])
 @pytest.mark.benchmark(group="coins-flush")
-def test_coins_flush(benchmark, tmp_path_factory, every, layout):
+def test_coins_flush(benchmark, tmp_path_factory, every, layout, spends):
     made: list[tuple[ChainStore, dict[bytes, bytes], Tip]] = []
 
     def setup():
         rng = random.Random(len(made))
-        store, coins, deltas, tips = _chain(tmp_path_factory.mktemp("coins"), rng, layout)
+        store, coins, deltas, tips = _chain(tmp_path_factory.mktemp("coins"), rng, layout, spends)
         made.append((store, coins, tips[-1]))
         if every == 1:
             rounds = list(zip(deltas, tips, strict=True))

@@ -16,8 +16,8 @@ moment (docs/benchmarks.md). Now:
   (``ChainStore.coins_tip``) to that tip. Flushing the changes of several blocks at once is what
   makes it cheap: LMDB copies every page a transaction touches, and 36,000 writes on random keys
   touch most leaf pages of the set whether they are one block's or ten blocks'
-  (``benches/bench_coins.py``: 54 ms of writes a block flushed every block, 26 ms every ten;
-  docs/benchmarks.md);
+  (``benches/bench_coins.py``, keyed by outpoint as they were then: 54 ms of writes a block
+  flushed every block, 26 ms every ten; docs/benchmarks.md);
 * :func:`load_utxo_set` loads the stored coins and replays every block after the marker from the
   block and its undo record (``UtxoSet.replay_block``: spent outpoints removed if present,
   created coins added if absent). Whatever subset of a flush's writes landed before a crash, the

@@ -88,6 +88,14 @@ def test_a_refused_delete_writes_nothing_and_stays_queued(store):
     assert sweeper.queued == 3 and _left(store) == 2
 
 
+async def _emptied(sweeper: Sweeper) -> None:
+    """Returns once a pass has emptied the queue (passes are paced and start at a random moment
+    of the interval, so this polls rather than sleeping a fixed time)."""
+    async with asyncio.timeout(10):
+        while sweeper.queued:
+            await asyncio.sleep(0.005)
+
+
 def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, caplog):
     keys = _records(store, 3)
 
@@ -95,10 +103,10 @@ def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, c
         sweeper = Sweeper(store, chunk=10, interval=0.02)
         task = asyncio.get_running_loop().create_task(sweeper.run())
         sweeper.queue([keys[0], (b"utxo", b"k")])  # refused as a whole: logged, dropped
-        await asyncio.sleep(0.03)
+        await _emptied(sweeper)
         dropped = sweeper.queued
         sweeper.queue(keys[1:])
-        await asyncio.sleep(0.03)
+        await _emptied(sweeper)
         alive = not task.done()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -138,6 +138,14 @@ def test_only_the_next_block_is_queued_and_a_rolled_back_one_is_dropped(chain):
     assert index.best()[0] == 4 and not index.contains(_txids(raw)[1])
 
 
+async def _written_to(index: TxIndex, height: int) -> None:
+    """Returns once a pass has written the index up to ``height`` (passes are paced and start at
+    a random moment of the interval, so this polls rather than sleeping a fixed time)."""
+    async with asyncio.timeout(10):
+        while index.queued_blocks or index.best()[0] < height:
+            await asyncio.sleep(0.005)
+
+
 def test_the_index_task_writes_what_is_queued_and_a_catch_up_flushes_first(chain):
     state, _, wallet = chain
     index = TxIndex(state.store, chunk=4, interval=0.02)
@@ -147,11 +155,11 @@ def test_the_index_task_writes_what_is_queued_and_a_catch_up_flushes_first(chain
 
     async def run() -> None:
         task = asyncio.get_running_loop().create_task(index.run())
-        await asyncio.sleep(0.05)
+        await _written_to(index, 5)
         assert index.queued_blocks == 0 and index.best() == (5, state.tip.block_hash)
         raws.append(_next_block(state, wallet))
         assert index.queue_block(6, state.tip.block_hash, raws[1], _txids(raws[1]))
-        await asyncio.sleep(0.05)
+        await _written_to(index, 6)
         task.cancel()
 
     asyncio.run(run())

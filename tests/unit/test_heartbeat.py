@@ -253,3 +253,26 @@ def test_status_rows(tmp_path):
         unknown["registered"] is False and not unknown["eligible"] and "not registered" in unknown["reason"]
     )
     chain.close()
+
+
+def test_last_paid_heights_come_from_the_tip_in_memory(tmp_path, monkeypatch):
+    """A status read after a block reads no block from the store (the dashboard samples
+    ``masternodelist`` at every tip: reading, hashing and checking a whole 12,000-transaction
+    block each time held the loop); after a restart, when the tip's coinbase is not in memory,
+    the store gives the same answer."""
+    chain = ChainState.open(tmp_path, DEVNET, GENESIS)
+    wallet = Wallet.from_genesis(chain, ACCOUNTS)
+    for _ in range(2):
+        chain.connect_block(
+            assemble_block(chain, wallet.transfers(1, chain), chain.tip_header.timestamp + 2).encode()
+        )
+    reads: list[bytes] = []
+    read_block = chain.store.block
+    monkeypatch.setattr(chain.store, "block", lambda h: reads.append(h) or read_block(h))
+    rows = masternode_list(chain)
+    assert reads == [] and {r["last_paid_height"] for r in rows} == {2}
+    chain.close()
+    reopened = ChainState.open(tmp_path, DEVNET, GENESIS)
+    assert reopened.tip_coinbase_outputs is None
+    assert masternode_list(reopened) == rows
+    reopened.close()

@@ -100,6 +100,10 @@ class ChainState:
         self.utxos = utxos
         self.rules = ledger_rules(params, genesis.hash)
         self._tip_header = tip_header
+        self.tip_coinbase_outputs: list[tuple[int, bytes]] | None = None
+        """(value sat, pubkey_hash) of the tip block's coinbase outputs, kept from its connect so
+        status reads (``masternodelist``: the last height each payout was paid) need not read and
+        hash the whole block from the store; ``None`` after a start or a rollback."""
         self.deep_rollbacks = 0
         """Rollbacks deeper than ``reorg_alert_depth`` so far (a metric)."""
         self.registry = registry
@@ -279,11 +283,13 @@ class ChainState:
             raise
         self.registry.apply(prepared.registry)
         self._set_tip(prepared.header)
+        self.tip_coinbase_outputs = list(applied.coinbase_outputs)
         self.coins.note_block()
         return applied
 
     def _set_tip(self, header: BlockHeader) -> None:
         self._tip_header = header
+        self.tip_coinbase_outputs = None
         self._prepared.clear()
 
     def disconnect_tip(self) -> None:

@@ -25,7 +25,9 @@ __all__ = ["PAID_LOOKBACK", "last_paid_heights", "masternode_list", "masternode_
 
 PAID_LOOKBACK = 1_000
 """Blocks scanned back from the tip to find when a payout was last paid (status only). Every
-block pays every masternode of its set, so the scan normally stops at the tip block."""
+block pays every masternode of its set, so the scan normally stops at the tip block, whose
+coinbase the chain state keeps from its connect (``ChainState.tip_coinbase_outputs``): no block is
+read from the store unless a payout was not paid by the tip, or after a start or rollback."""
 
 
 def _coinbase(raw: bytes) -> Transaction:
@@ -48,12 +50,18 @@ def last_paid_heights(
     for those of ``payouts`` paid within ``lookback`` blocks of the tip."""
     found: dict[bytes, int] = {}
     height = chain.tip.height
+    tip_outputs = chain.tip_coinbase_outputs
+    if height >= 1 and tip_outputs is not None:  # the tip's, kept from its connect: no block read
+        for _, pubkey_hash in tip_outputs[1:]:  # output 0 is the treasury's
+            if pubkey_hash in payouts:
+                found.setdefault(pubkey_hash, height)
+        height -= 1
     while height >= 1 and height > chain.tip.height - lookback and len(found) < len(payouts):
         block_hash = chain.store.block_hash(height)
         raw = chain.store.block(block_hash) if block_hash is not None else None
         if raw is None:
             break
-        for out in _coinbase(raw).outputs[1:]:  # output 0 is the treasury's
+        for out in _coinbase(raw).outputs[1:]:
             if out.pubkey_hash in payouts:
                 found.setdefault(out.pubkey_hash, height)
         height -= 1

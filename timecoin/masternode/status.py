@@ -43,6 +43,16 @@ def _coinbase(raw: bytes) -> Transaction:
     return Transaction.decode(raw[at : at_witnesses + 4 + 96 * n_witnesses])
 
 
+def _paid_at(chain: ChainState, height: int) -> list[bytes] | None:
+    """The payout pubkey_hashes the coinbase at ``height`` paid (output 0, the treasury's, left
+    out): the tip's from memory, any other's from the store; None if the block is missing."""
+    if height == chain.tip.height and chain.tip_coinbase_outputs is not None:
+        return [pubkey_hash for _, pubkey_hash in chain.tip_coinbase_outputs[1:]]
+    block_hash = chain.store.block_hash(height)
+    raw = chain.store.block(block_hash) if block_hash is not None else None
+    return None if raw is None else [out.pubkey_hash for out in _coinbase(raw).outputs[1:]]
+
+
 def last_paid_heights(
     chain: ChainState, payouts: set[bytes], lookback: int = PAID_LOOKBACK
 ) -> dict[bytes, int]:
@@ -50,20 +60,13 @@ def last_paid_heights(
     for those of ``payouts`` paid within ``lookback`` blocks of the tip."""
     found: dict[bytes, int] = {}
     height = chain.tip.height
-    tip_outputs = chain.tip_coinbase_outputs
-    if height >= 1 and tip_outputs is not None:  # the tip's, kept from its connect: no block read
-        for _, pubkey_hash in tip_outputs[1:]:  # output 0 is the treasury's
+    while height >= 1 and height > chain.tip.height - lookback and len(found) < len(payouts):
+        paid = _paid_at(chain, height)
+        if paid is None:
+            break
+        for pubkey_hash in paid:
             if pubkey_hash in payouts:
                 found.setdefault(pubkey_hash, height)
-        height -= 1
-    while height >= 1 and height > chain.tip.height - lookback and len(found) < len(payouts):
-        block_hash = chain.store.block_hash(height)
-        raw = chain.store.block(block_hash) if block_hash is not None else None
-        if raw is None:
-            break
-        for out in _coinbase(raw).outputs[1:]:
-            if out.pubkey_hash in payouts:
-                found.setdefault(out.pubkey_hash, height)
         height -= 1
     return found
 

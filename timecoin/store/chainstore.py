@@ -62,6 +62,7 @@ import lmdb
 
 from timecoin import failpoints
 from timecoin._args import HASH_LEN
+from timecoin.core.types import COIN_LEN, OUTPOINT_LEN
 from timecoin.store.integrity import block_damage, block_digest
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,6 @@ SCHEMA_VERSION = 2
 a version-1 store (coins keyed by outpoint), whose coins :meth:`ChainStore.open` re-keys by
 :func:`coin_key` (docs/operator.md, "Upgrades")."""
 
-OUTPOINT_LEN = 36
-"""Bytes of an encoded outpoint (txid ‖ vout u32 LE; docs/encoding.md)."""
-COIN_LEN = 49
-"""Bytes of an encoded coin (value u64 ‖ pubkey_hash ‖ height u64 ‖ is_coinbase; docs/encoding.md)."""
 COIN_KEY_LEN = 8 + OUTPOINT_LEN
 """Bytes of a coin's key in the ``utxo`` database (:func:`coin_key`)."""
 CONVERT_CHUNK = 100_000

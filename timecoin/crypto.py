@@ -110,9 +110,10 @@ def verify_batch(
 ) -> list[bool]:
     """One verdict per item, each equal to :func:`verify` on that item, in one native call.
 
-    The batch is checked as one random linear combination per core (``parallel``: all cores,
-    else the calling thread only); a failing chunk falls back to single verification to find
-    the bad items. The GIL is released while it runs. Sequences of different lengths raise
+    The batch is checked as random linear combinations of chunks (``parallel``: chunks of at
+    least 256 signatures spread over all cores, so a smaller batch stays on the calling thread;
+    else one chunk on the calling thread); a failing chunk falls back to single verification to
+    find the bad items. The GIL is released while it runs. Sequences of different lengths raise
     ``ValueError``.
     """
     pks, msgs, sigs = _args.batch(public_keys, messages, signatures)

@@ -17,9 +17,13 @@ pub const PUBLIC_KEY_LEN: usize = 32;
 /// Length of a signature (R ‖ S), in bytes.
 pub const SIGNATURE_LEN: usize = 64;
 
-/// Below this many items a batch is verified on the calling thread only: splitting it would
-/// cost more in lost multiscalar amortization than a second core gains.
-pub const MIN_PARALLEL_CHUNK: usize = 64;
+/// Below this many items a batch is verified on the calling thread only (~4 ms of work on one
+/// core). Handing a smaller batch to rayon's workers gains at most a few milliseconds on an idle
+/// machine, and on a busy one the caller waits for a worker to be scheduled: at 64, the devnet
+/// at 6,000 tx/s (four nodes on two cores) spent twice the verification's CPU time blocked in
+/// mempool admission, whose batches are ~75 transactions, and ended with p99 653–1,718 ms in
+/// four runs against 580–682 ms at 256 (docs/benchmarks.md, 2026-12-07 evening).
+pub const MIN_PARALLEL_CHUNK: usize = 256;
 
 /// A parallel batch is cut into this many chunks per rayon worker, so that a worker busy with
 /// other work of the same `join` (the block's LtHash, its input lookups) leaves its share to
@@ -131,7 +135,10 @@ mod tests {
 
     #[test]
     fn batch_finds_the_bad_items() {
-        let keys: Vec<[u8; 32]> = (0..300u32)
+        // Three chunks when parallel: bad items in the first and the second.
+        let n = 2 * MIN_PARALLEL_CHUNK + 44;
+        let bad = [17, MIN_PARALLEL_CHUNK + 10];
+        let keys: Vec<[u8; 32]> = (0..n as u32)
             .map(|i| {
                 let mut s = [0u8; 32];
                 s[..4].copy_from_slice(&i.to_le_bytes());
@@ -139,13 +146,13 @@ mod tests {
             })
             .collect();
         let pks: Vec<[u8; 32]> = keys.iter().map(public_key).collect();
-        let msgs: Vec<Vec<u8>> = (0..300u32)
+        let msgs: Vec<Vec<u8>> = (0..n as u32)
             .map(|i| i.to_be_bytes().repeat(i as usize % 7))
             .collect();
         let mut sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| sign(k, m)).collect();
-        sigs[17][3] ^= 1;
-        sigs[250][40] ^= 0x80;
-        let items: Vec<Item> = (0..300)
+        sigs[bad[0]][3] ^= 1;
+        sigs[bad[1]][40] ^= 0x80;
+        let items: Vec<Item> = (0..n)
             .map(|i| Item {
                 public_key: &pks[i],
                 message: &msgs[i],
@@ -154,7 +161,7 @@ mod tests {
             .collect();
         for parallel in [false, true] {
             let got = verify_batch(&items, parallel);
-            let want: Vec<bool> = (0..300).map(|i| i != 17 && i != 250).collect();
+            let want: Vec<bool> = (0..n).map(|i| !bad.contains(&i)).collect();
             assert_eq!(got, want);
         }
         assert!(verify_batch(&[], true).is_empty());

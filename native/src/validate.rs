@@ -31,8 +31,11 @@ use crate::utxo::{display_outpoint, outpoint_key, CoinBytes, OutPointKey, UtxoSe
 /// Transaction format version this node validates (docs/encoding.md).
 pub const TX_VERSION: u32 = 1;
 
-/// Batches of at least this many transactions are checked on all cores.
-pub const PARALLEL_TXS: usize = 64;
+/// Batches of at least this many transactions are checked on all cores. Below it the work
+/// (decoding and input lookups, ~2 µs a transaction) is on the calling thread: handing it to
+/// rayon costs more than it gains, and on a busy machine the caller waits for a worker to be
+/// scheduled (see [`crate::ed25519::MIN_PARALLEL_CHUNK`]).
+pub const PARALLEL_TXS: usize = 512;
 
 /// The consensus parameters validation needs (DESIGN §4; defined in `timecoin/params.py`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -209,8 +209,8 @@ def txid(transaction: bytes) -> bytes:
     """txid (32 bytes) of one full transaction encoding, decoded strictly."""
 
 def txids(transactions: list[bytes] | tuple[bytes, ...], parallel: bool = True) -> list[bytes]:
-    """txids of many full transaction encodings in one call (GIL released, all cores if
-    ``parallel``); a bad item raises ValueError naming its index."""
+    """txids of many full transaction encodings in one call (GIL released; with ``parallel``,
+    on all cores from 512 transactions); a bad item raises ValueError naming its index."""
 
 def block_hash(header: bytes) -> bytes:
     """Block hash of a 296-byte encoded header."""

@@ -393,7 +393,7 @@ class BftEngine:
                 self.record.add_phase("collection", now - self.marks["precommit"])
             self.record.outcome = f"committed {kind} block"
             self.record.event(now, f"commit {checked.hash.hex()[:16]} (round {certificate.round})")
-        out.apply = ApplyBlock(self.height, checked.hash, checked.raw, certificate.encode())
+        out.apply = ApplyBlock(self.height, checked.hash, checked.raw, certificate.encode(), checked.block)
 
     def on_applied(self, now: float) -> None:
         """The driver applied the committed block: the finalization phase ends."""

@@ -14,7 +14,10 @@ the reference driver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from timecoin.core.types import Block, BlockView
 
 __all__ = [
     "Encodable",
@@ -153,12 +156,14 @@ class ApplyBlock:
     """Block ``height`` is committed: connect ``block`` with ``ChainState.connect_block``, with
     ``certificate`` (the encoded commit certificate, ``consensus`` database) and the deletes of the
     finalized records it archives as ``extra`` writes of its store transaction, then call
-    ``Consensus.on_block_applied``. Nothing after this effect in the same list depends on it."""
+    ``Consensus.on_block_applied`` with ``view``, the same block as the engine checked it (so it
+    is not split and hashed again). Nothing after this effect in the same list depends on it."""
 
     height: int
     block_hash: bytes
     block: bytes
     certificate: bytes
+    view: Block | BlockView
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from timecoin.consensus.messages import (
     encoded_compact_len,
 )
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
-from timecoin.core.types import HEADER_LEN, BlockView
+from timecoin.core.types import HEADER_LEN
 from timecoin.ledger.blockbuilder import TX_COUNT
 from timecoin.ledger.chain import ChainState
 from timecoin.store.chainstore import ExtraWrites
@@ -167,7 +167,7 @@ class EffectRunner:
             self.transport.reply(effect.peer, data)
 
     def _apply(self, effect: ApplyBlock) -> None:
-        block = BlockView.decode(effect.block)
+        block = effect.view
         extra = [(CONSENSUS_DB, commit_key(effect.height), effect.certificate)]
         started = time.perf_counter()
         self.connect_block(effect.block, extra)
@@ -180,14 +180,14 @@ class EffectRunner:
                 "committed block %d %s: %d txs, %d bytes; connect %.1f ms, consensus %.1f ms",
                 effect.height,
                 effect.block_hash.hex(),
-                len(block),
+                len(block.txids),
                 len(effect.block),
                 connect_ms,
                 consensus_ms,
                 extra={
                     "height": effect.height,
                     "block": effect.block_hash.hex(),
-                    "txs": len(block),
+                    "txs": len(block.txids),
                     "bytes": len(effect.block),
                     "connect_ms": connect_ms,
                     "consensus_ms": consensus_ms,

@@ -19,6 +19,7 @@ from timecoin.store.chainstore import StoreError, Tip
 from timecoin.store.coins import load_utxo_set
 from timecoin.store.integrity import check_store
 from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+from timecoin.testing.util import wait_until_async
 
 
 @pytest.fixture
@@ -118,9 +119,8 @@ def test_a_failed_write_keeps_its_delta_and_is_tried_again(setup, caplog):
             assert "coins flush failed" in caplog.text
             assert chain.store.coins_tip().height == 0 and chain.coins.queued > 0
             list(grow_chain(chain, wallet, 1, 3))
-            async with asyncio.timeout(10):  # the next pass, one interval later (paced, so polled)
-                while chain.store.coins_tip() != chain.tip:
-                    await asyncio.sleep(0.01)
+            # The next pass, one interval later (paced, so polled).
+            await wait_until_async(lambda: chain.store.coins_tip() == chain.tip)
         finally:
             task.cancel()
 

@@ -16,6 +16,7 @@ from timecoin.store import sweeper as sweeper_module
 from timecoin.store.chainstore import StoreError
 from timecoin.store.sweeper import Sweeper
 from timecoin.testing.chaingen import devnet_genesis
+from timecoin.testing.util import wait_until_async
 
 
 @pytest.fixture
@@ -91,9 +92,7 @@ def test_a_refused_delete_writes_nothing_and_stays_queued(store):
 async def _emptied(sweeper: Sweeper) -> None:
     """Returns once a pass has emptied the queue (passes are paced and start at a random moment
     of the interval, so this polls rather than sleeping a fixed time)."""
-    async with asyncio.timeout(10):
-        while sweeper.queued:
-            await asyncio.sleep(0.005)
+    await wait_until_async(lambda: not sweeper.queued, interval=0.005)
 
 
 def test_a_store_error_in_the_task_drops_the_queue_and_the_task_goes_on(store, caplog):

@@ -14,6 +14,7 @@ from timecoin.ledger.genesis import build_genesis
 from timecoin.node import spent_outpoints
 from timecoin.store.txindex import MAX_QUEUED_BLOCKS, TXINDEX_DB, TxIndex, transaction_spans
 from timecoin.testing.chaingen import Wallet, devnet_genesis, grow_chain
+from timecoin.testing.util import wait_until_async
 
 
 @pytest.fixture
@@ -141,9 +142,7 @@ def test_only_the_next_block_is_queued_and_a_rolled_back_one_is_dropped(chain):
 async def _written_to(index: TxIndex, height: int) -> None:
     """Returns once a pass has written the index up to ``height`` (passes are paced and start at
     a random moment of the interval, so this polls rather than sleeping a fixed time)."""
-    async with asyncio.timeout(10):
-        while index.queued_blocks or index.best()[0] < height:
-            await asyncio.sleep(0.005)
+    await wait_until_async(lambda: not index.queued_blocks and index.best()[0] >= height, interval=0.005)
 
 
 def test_the_index_task_writes_what_is_queued_and_a_catch_up_flushes_first(chain):

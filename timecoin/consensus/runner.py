@@ -176,18 +176,19 @@ class EffectRunner:
         if log.isEnabledFor(logging.DEBUG):  # a line per block: debug (docs/operator.md "Logs")
             connect_ms = round(1000 * (connected - started), 1)
             consensus_ms = round(1000 * (time.perf_counter() - connected), 1)
+            txs = len(block.txids)
             log.debug(
                 "committed block %d %s: %d txs, %d bytes; connect %.1f ms, consensus %.1f ms",
                 effect.height,
                 effect.block_hash.hex(),
-                len(block.txids),
+                txs,
                 len(effect.block),
                 connect_ms,
                 consensus_ms,
                 extra={
                     "height": effect.height,
                     "block": effect.block_hash.hex(),
-                    "txs": len(block.txids),
+                    "txs": txs,
                     "bytes": len(effect.block),
                     "connect_ms": connect_ms,
                     "consensus_ms": consensus_ms,

@@ -10,11 +10,12 @@ from timecoin.testing.consensus_sim import Simulation
 
 @pytest.fixture
 def make_sim(tmp_path):
-    """``make_sim(masternodes=4, seed=0)``: a started simulation, closed after the test."""
+    """``make_sim(masternodes=4, seed=0, **options)``: a started simulation (``options``: more
+    ``Simulation`` arguments), closed after the test."""
     sims = []
 
-    def make(masternodes=4, seed=0):
-        sim = Simulation(tmp_path / f"sim{len(sims)}", masternodes, seed=seed).start()
+    def make(masternodes=4, seed=0, **options):
+        sim = Simulation(tmp_path / f"sim{len(sims)}", masternodes, seed=seed, **options).start()
         sims.append(sim)
         return sim
 

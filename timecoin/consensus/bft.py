@@ -68,6 +68,7 @@ from timecoin.consensus.context import Context, Outbox
 from timecoin.consensus.effects import (
     ApplyBlock,
     Broadcast,
+    CheckBlock,
     Evidence,
     Resend,
     SendTo,
@@ -170,6 +171,9 @@ class BftEngine:
         self.compacts: dict[bytes, _CompactWait] = {}
         """Proposed blocks not rebuilt yet (:func:`rebuild_block`), by hash."""
         self.verdicts: dict[bytes, CheckedBlock | BlockRejected] = {}
+        self.checking: set[bytes] = set()
+        """Blocks handed to the driver to check (``Context.defer_checks``) whose verdict has not
+        come back yet."""
         self.votes = {}
         self.weights: dict[tuple[Kind, int], dict[bytes, int]] = {}
         self.highest: dict[bytes, int] = {}
@@ -288,7 +292,7 @@ class BftEngine:
         """Lines 14-19: the valid value with its round if there is one, else a new block."""
         ctx = self.ctx
         assert ctx.secret_key is not None and ctx.public_key is not None and ctx.signer is not None
-        valid = self._known_block(self.valid[1]) if self.valid is not None else None
+        valid = self._known_block(self.valid[1], out, wait=True) if self.valid is not None else None
         if self.valid is not None and valid is not None:
             valid_round: int | None = self.valid[0]
             compact = self._compact(valid.raw)
@@ -532,7 +536,7 @@ class BftEngine:
             self.ctx.monitor.counters["decisions_to_sync"] += 1
             return None
         checked = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)
-        self.verdicts[block_hash] = checked
+        self._keep_verdict(block_hash, checked)
         self.raw_blocks[block_hash] = raw
         return checked
 
@@ -645,10 +649,12 @@ class BftEngine:
             for block_hash, weight in weights.items():
                 if block_hash == NIL or not self.ctx.vset.is_quorum(weight):
                     continue
-                checked = self._known_block(block_hash)
+                checked = self._known_block(block_hash, out)
                 if checked is not None:
                     self.enter_commit(r, checked, out, now)
                     return True
+                if block_hash in self.checking:
+                    continue  # held and being checked: its verdict comes back as an input
                 voter = next(v for v, vote in self.votes[(kind, r)].items() if vote.block_hash == block_hash)
                 self.request_decision(voter, out, now)
         return False
@@ -701,7 +707,7 @@ class BftEngine:
         for block_hash, weight in self.weights.get((Kind.PREVOTE, r), {}).items():
             if block_hash == NIL or not self.ctx.vset.is_quorum(weight):
                 continue
-            checked = self._known_block(block_hash)
+            checked = self._known_block(block_hash, out)
             if checked is None:
                 continue
             self.rule36_done.add(r)
@@ -746,22 +752,52 @@ class BftEngine:
             self.verdicts[block.hash] = self._emergency
         return self._emergency
 
-    def _verdict(self, block_hash: bytes, raw: bytes) -> CheckedBlock | BlockRejected:
-        """Objective validity of a block (cached per hash)."""
+    def _verdict(
+        self, block_hash: bytes, raw: bytes, out: Outbox, wait: bool = False
+    ) -> CheckedBlock | BlockRejected | None:
+        """Objective validity of a block (cached per hash). With ``Context.defer_checks`` and not
+        ``wait``, None until the driver's verdict comes back (:meth:`on_checked`): the first
+        call asks for it with a ``CheckBlock``."""
         verdict = self.verdicts.get(block_hash)
-        if verdict is None:
-            try:
-                verdict = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)
-            except BlockRejected as e:
-                verdict = e
-                self.ctx.monitor.ignore(f"block-{e.code}")
-                log.info("block %s rejected: %s", block_hash.hex(), e)
-            self.verdicts[block_hash] = verdict
+        if verdict is not None:
+            return verdict
+        if self.ctx.defer_checks and not wait:
+            if block_hash not in self.checking:
+                self.checking.add(block_hash)
+                vset = self.ctx.vset
+                out.checks.append(
+                    CheckBlock(self.height, block_hash, raw, tuple(vset.keys), tuple(vset.weights))
+                )
+            return None
+        try:
+            verdict = check_block(self.ctx.chain, raw, self.ctx.vset.keys, self.ctx.vset.weights)
+        except BlockRejected as e:
+            verdict = e
+        self._keep_verdict(block_hash, verdict)
         return verdict
 
-    def _known_block(self, block_hash: bytes) -> CheckedBlock | None:
+    def on_checked(
+        self, check: CheckBlock, verdict: CheckedBlock | BlockRejected, out: Outbox, now: float
+    ) -> None:
+        """The driver's verdict on a block this engine asked it to check (``CheckBlock``): kept,
+        then the rules looked at again. Ignored once the height has passed or for a block not
+        asked for (a driver's late answer, or one for an engine rebuilt since)."""
+        if check.height != self.height or check.block_hash not in self.checking:
+            return
+        self._keep_verdict(check.block_hash, verdict)
+        self.evaluate(out, now)
+
+    def _keep_verdict(self, block_hash: bytes, verdict: CheckedBlock | BlockRejected) -> None:
+        self.checking.discard(block_hash)
+        if isinstance(verdict, BlockRejected):
+            self.ctx.monitor.ignore(f"block-{verdict.code}")
+            log.info("block %s rejected: %s", block_hash.hex(), verdict)
+        self.verdicts[block_hash] = verdict
+
+    def _known_block(self, block_hash: bytes, out: Outbox, wait: bool = False) -> CheckedBlock | None:
         """A block with this hash that this node holds (or can rebuild from a proposal's
-        compact form) and that is valid."""
+        compact form) and that is valid (None too while its check is in progress, see
+        :meth:`_verdict`; ``wait``: checked in this step all the same)."""
         if self.round > REWARD_ONLY_ROUND or self._emergency is not None:
             if self.emergency().hash == block_hash:
                 return self._emergency
@@ -770,7 +806,7 @@ class BftEngine:
             raw = self._rebuild(block_hash)
             if raw is None:
                 return None
-        verdict = self._verdict(block_hash, raw)
+        verdict = self._verdict(block_hash, raw, out, wait)
         return verdict if isinstance(verdict, CheckedBlock) else None
 
     def _rebuild(self, block_hash: bytes) -> bytes | None:
@@ -816,8 +852,10 @@ class BftEngine:
         kind the proposal round allows, and acceptable to its signer records (finality). None
         while the finality certificates of its transactions that this node lacks are being
         fetched from the proposer (a transaction final elsewhere may be rejected here)."""
-        checked = self._known_block(proposal.block_hash)
+        checked = self._known_block(proposal.block_hash, out)
         if checked is None:
+            if proposal.block_hash in self.checking:
+                return None  # its verdict comes back as an input (line 57 bounds the wait)
             missing = self.missing_transactions(proposal.block_hash)
             return None if missing and self._fetch_certificates(proposal, missing, out) else False
         try:
@@ -852,7 +890,7 @@ class BftEngine:
         step = Step.PREVOTE if kind == Kind.PREVOTE else Step.PRECOMMIT
         writes = []
         if block_hash != NIL:
-            checked = self._known_block(block_hash)
+            checked = self._known_block(block_hash, out)
             reason, pairs = (
                 self.finality.check_block_transactions(checked.block) if checked else ("unknown", [])
             )

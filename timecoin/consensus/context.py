@@ -3,8 +3,10 @@ fill while handling one input (no I/O: the outbox becomes the effect list the dr
 
 The outbox orders its effects so that signer safety and durability hold by construction:
 every store write of the step first (one ``Persist``), then messages, then timers, then
-notifications, and a committed block's ``ApplyBlock`` last. Persisting earlier than strictly
-needed is never wrong; sending or reporting before persisting would be.
+notifications, then a committed block's ``ApplyBlock`` (or the blocks to check,
+``CheckBlock``: a step that committed a block drops them, they were for the height it decided),
+and the ``Sweep`` last. Persisting earlier than strictly needed is never wrong; sending or
+reporting before persisting would be.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from timecoin.consensus.effects import ApplyBlock, Effect, Persist, ScheduleTimer, Sweep, Timer
+from timecoin.consensus.effects import ApplyBlock, CheckBlock, Effect, Persist, ScheduleTimer, Sweep, Timer
 from timecoin.consensus.monitor import Monitor
 from timecoin.consensus.signer import SignerState
 from timecoin.consensus.validators import ValidatorSet
@@ -43,6 +45,10 @@ class Context:
     max_message_bytes: int | None = None
     """Bytes of one consensus message its transport carries (the P2P LARGE_VOTE item): the
     proposals this node makes and the decisions it serves fit it (None: no limit)."""
+    defer_checks: bool = False
+    """Proposed blocks are checked by the driver (a ``CheckBlock`` effect, verdict back through
+    ``Consensus.on_block_checked``), which may run the check off its loop, instead of inside
+    the step that first needs the verdict."""
 
     @property
     def height(self) -> int:
@@ -66,7 +72,7 @@ class Context:
 class Outbox:
     """Effects collected while handling one input, emitted in the safe order."""
 
-    __slots__ = ("writes", "parts", "sends", "timers", "notices", "apply", "sweeps")
+    __slots__ = ("writes", "parts", "sends", "timers", "notices", "apply", "checks", "sweeps")
 
     def __init__(self) -> None:
         self.writes: list[tuple[bytes, bytes, bytes | None]] = []
@@ -78,6 +84,7 @@ class Outbox:
         self.timers: list[ScheduleTimer] = []
         self.notices: list[Effect] = []
         self.apply: ApplyBlock | None = None
+        self.checks: list[CheckBlock] = []
         self.sweeps: list[tuple[bytes, bytes]] = []
         """(database, key) deletes for whenever (:class:`~timecoin.consensus.effects.Sweep`)."""
 
@@ -96,6 +103,8 @@ class Outbox:
         out.extend(self.notices)
         if self.apply is not None:
             out.append(self.apply)
+        elif self.checks:
+            out.extend(self.checks)
         if self.sweeps:
             out.append(Sweep(tuple(self.sweeps)))
         return out

@@ -23,6 +23,7 @@ __all__ = [
     "Encodable",
     "ApplyBlock",
     "Broadcast",
+    "CheckBlock",
     "Effect",
     "Evidence",
     "FetchTransactions",
@@ -167,6 +168,23 @@ class ApplyBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckBlock:
+    """Check the encoded ``block`` (hash ``block_hash``) as block ``height`` on the chain's tip
+    (``timecoin.consensus.blocks.check_block`` with the set's ``keys`` and ``weights``), then
+    feed the verdict, the ``CheckedBlock`` or the ``BlockRejected`` it raised, to
+    ``Consensus.on_block_checked``. Only an engine made with ``defer_checks`` asks for this.
+    The check only reads the chain (the UTXO set lets a write wait for it), so a driver may run
+    it on another thread while its loop goes on; the engine waits for the verdict as it waits
+    for a missing transaction, and ignores one that arrives after its height has passed."""
+
+    height: int
+    block_hash: bytes
+    block: bytes
+    keys: tuple[bytes, ...]
+    weights: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ServeDecision:
     """Send ``peer`` the committed block of ``height`` with its commit certificate (a
     ``messages.Decision``), read from the store, if this node has it."""
@@ -230,6 +248,7 @@ Effect = (
     | Reply
     | ScheduleTimer
     | ApplyBlock
+    | CheckBlock
     | ServeDecision
     | TransactionFinalized
     | TransactionRejected

@@ -31,8 +31,9 @@ from typing import Any
 
 from timecoin import crypto
 from timecoin.consensus.bft import BftEngine
+from timecoin.consensus.blocks import BlockRejected, CheckedBlock
 from timecoin.consensus.context import Context, Outbox
-from timecoin.consensus.effects import Effect, Timer
+from timecoin.consensus.effects import CheckBlock, Effect, Timer
 from timecoin.consensus.finality import FinalityEngine
 from timecoin.consensus.messages import (
     BlockVote,
@@ -91,7 +92,9 @@ class Consensus:
     ``finalized`` are what :meth:`from_store` reads. ``rng`` drives Snowball sampling (local
     policy; seed it in simulations). ``perf`` times CPU phases for monitoring only.
     ``max_message_bytes`` is what its transport carries in one message (the P2P LARGE_VOTE item):
-    the proposals it makes and the decisions it serves fit it (None: no limit).
+    the proposals it makes and the decisions it serves fit it (None: no limit). ``defer_checks``:
+    proposed blocks are checked by the driver, off the step (``CheckBlock``, answered through
+    :meth:`on_block_checked`), not inside it.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Consensus:
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
         max_message_bytes: int | None = None,
+        defer_checks: bool = False,
     ) -> None:
         public_key = crypto.public_key(secret_key) if secret_key is not None else None
         signer = SignerState.load(signer_records) if secret_key is not None else None
@@ -121,6 +125,7 @@ class Consensus:
             validator_set(chain),
             perf=perf,
             max_message_bytes=max_message_bytes,
+            defer_checks=defer_checks,
         )
         self.finality = FinalityEngine(
             self.ctx, mempool, finalized, rng or random.Random(os.urandom(16)), vote_batches
@@ -142,6 +147,7 @@ class Consensus:
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
         max_message_bytes: int | None = None,
+        defer_checks: bool = False,
     ) -> Consensus:
         """A consensus restored from the chain's store: signer state and finalized pool."""
         return cls(
@@ -155,6 +161,7 @@ class Consensus:
             rng=rng,
             perf=perf,
             max_message_bytes=max_message_bytes,
+            defer_checks=defer_checks,
         )
 
     @property
@@ -207,6 +214,21 @@ class Consensus:
         if future:
             effects += self.on_messages(future, now)
         return effects
+
+    def on_block_checked(
+        self, check: CheckBlock, verdict: CheckedBlock | BaseException, now: float
+    ) -> list[Effect]:
+        """The verdict on a block the driver checked for a ``CheckBlock`` effect: the
+        ``CheckedBlock``, or the exception the check raised. A ``BlockRejected`` is the block's
+        verdict; any other exception is raised here (a failed step, as if the check had run
+        inside it), unless the check was for a height already decided."""
+        out = Outbox()
+        if isinstance(verdict, BaseException) and not isinstance(verdict, BlockRejected):
+            if check.height == self.bft.height and check.block_hash in self.bft.checking:
+                raise verdict
+            return []
+        self.bft.on_checked(check, verdict, out, now)
+        return out.effects()
 
     def on_messages(self, items: Sequence[tuple[Any, bytes]], now: float) -> list[Effect]:
         """Handles a batch of (peer, encoded message). Every signature of the batch is checked in

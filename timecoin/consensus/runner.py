@@ -13,6 +13,11 @@ node supplies a transport over P2P and a timer service over its event loop. The 
 * ``Sweep`` (the records the block made useless) goes to ``sweep``: the node's
   :class:`~timecoin.store.sweeper.Sweeper` deletes them a chunk at a time after the block; by
   default they are deleted at once, in their own store transaction.
+* ``CheckBlock`` (an engine made with ``defer_checks``) goes to ``check``: the node runs
+  :func:`run_check` on a worker thread and feeds the verdict back as a step of its own; by
+  default the block is checked at once and the verdict fed back after the effects of the
+  current input (a driver runs all effects of one call before it feeds the engine its next
+  input).
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from timecoin import failpoints
+from timecoin.consensus.blocks import CheckedBlock, check_block
 from timecoin.consensus.effects import (
     ApplyBlock,
     Broadcast,
+    CheckBlock,
     Effect,
     Persist,
     RelayTransactions,
@@ -53,7 +60,7 @@ from timecoin.store.chainstore import ExtraWrites
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EffectRunner", "Transport", "decision_message"]
+__all__ = ["EffectRunner", "Transport", "decision_message", "run_check"]
 
 
 class Transport(Protocol):
@@ -101,6 +108,18 @@ def decision_message(chain: ChainState, height: int, max_bytes: int | None = Non
     return data
 
 
+def run_check(chain: ChainState, check: CheckBlock) -> CheckedBlock | Exception:
+    """The verdict a ``CheckBlock`` asks for, for ``Consensus.on_block_checked``: the
+    ``CheckedBlock``, else the exception the check raised (``BlockRejected``: the block is
+    invalid). It only reads ``chain``, so it may run on a thread other than the one that
+    changes the chain: the native UTXO set makes a write wait for it, and a check that saw the
+    tip move under it is for a height the engine has left, so its verdict is ignored."""
+    try:
+        return check_block(chain, check.block, check.keys, check.weights)
+    except Exception as e:  # the engine's step raises what is not a verdict
+        return e
+
+
 class EffectRunner:
     """Executes a consensus engine's effects (see the module docstring). ``schedule(timer, at)``
     must call ``consensus.on_timer(timer, now)`` at ``at`` and run the result through
@@ -109,7 +128,9 @@ class EffectRunner:
     connects a committed block with extra store writes (default ``chain.connect_block``; a node
     passes its own, which also indexes and announces the block). ``sweep(keys)`` deletes the
     (database, key) records of a ``Sweep`` (default: at once, in one store transaction; a node
-    passes its sweeper's queue)."""
+    passes its sweeper's queue). ``check(effect)`` takes a ``CheckBlock`` and must feed
+    ``consensus.on_block_checked`` its verdict later, as an input of its own (default: checked at
+    once, fed back once the effects of the current input have run)."""
 
     def __init__(
         self,
@@ -122,6 +143,7 @@ class EffectRunner:
         after_effect: Callable[[Effect], None] | None = None,
         connect_block: Callable[[bytes, ExtraWrites], object] | None = None,
         sweep: Callable[[Sequence[tuple[bytes, bytes]]], None] | None = None,
+        check: Callable[[CheckBlock], None] | None = None,
     ) -> None:
         self.consensus = consensus
         self.chain = chain
@@ -143,19 +165,33 @@ class EffectRunner:
             ServeDecision: self._serve_decision,
             ApplyBlock: self._apply,
             Sweep: lambda e: self.sweep(e.keys),
+            CheckBlock: check or self._check_now,
         }
         """The effects this runner executes, by type; any other goes to ``on_notice``."""
+        self._verdicts: list[tuple[CheckBlock, CheckedBlock | Exception]] = []
+        """Verdicts of the default ``check``, fed back when the outermost :meth:`run` ends."""
+        self._depth = 0
 
     def run(self, effects: Iterable[Effect]) -> None:
         handlers = self._handlers  # by exact type: one lookup per effect (notices are per tx)
-        for effect in effects:
-            handler = handlers.get(type(effect))
-            if handler is not None:
-                handler(effect)
-            elif self.on_notice is not None:
-                self.on_notice(effect)
-            if self.after_effect is not None:
-                self.after_effect(effect)
+        self._depth += 1
+        try:
+            for effect in effects:
+                handler = handlers.get(type(effect))
+                if handler is not None:
+                    handler(effect)
+                elif self.on_notice is not None:
+                    self.on_notice(effect)
+                if self.after_effect is not None:
+                    self.after_effect(effect)
+        finally:
+            self._depth -= 1
+        while self._depth == 0 and self._verdicts:
+            check, verdict = self._verdicts.pop(0)
+            self.run(self.consensus.on_block_checked(check, verdict, self.clock()))
+
+    def _check_now(self, effect: CheckBlock) -> None:
+        self._verdicts.append((effect, run_check(self.chain, effect)))
 
     def _persist(self, effect: Persist) -> None:
         self.chain.store.write(list(effect.writes))

@@ -24,6 +24,12 @@ classes are closed to non-masternodes). Its blocks arrive by P2P block sync, ful
 by the ledger, each checked first against its commit certificate, which it stores with the block
 (docs/p2p.md, "Block sync").
 
+**Block checks** (``CheckBlock``: a proposed block's full validation, ~70 ms for a block of
+12,000 transfers) run on one worker thread, so the loop goes on tallying transaction votes
+meanwhile; the native UTXO set is read there with the GIL released, and a write (a block
+connected, the coins flusher) waits for the check to finish. The verdict comes back as a
+``checked`` step of its own. ``stop`` waits for a check in progress.
+
 **Timers** are ``loop.call_later`` handles, kept and cancelled by :meth:`ConsensusService.stop`.
 The loop may run a timer up to its clock's resolution early (uvloop rounds the delay down to a
 millisecond); the engine is told the time the timer was set for if the clock is still before
@@ -45,7 +51,8 @@ after a restart. The old engine's pending transactions (and the mempool's) are a
 in their arrival order, except the dropped input's own (refused ``consensus-step-failed``, which
 a client may retry); timers are cancelled and the new engine schedules its own. Only if the
 rebuild itself fails does consensus stop (``on_failure``). Failpoints ``consensus.step.<kind>``
-(``start``, ``submit``, ``gossip``, ``timer``, ``block``; ``timecoin.failpoints``) sit
+(``start``, ``submit``, ``gossip``, ``timer``, ``block``, ``checked``;
+``timecoin.failpoints``) sit
 between a step's engine call and its effects: the worst place to fail.
 """
 
@@ -56,10 +63,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from timecoin import failpoints
+from timecoin.consensus.blocks import CheckedBlock
 from timecoin.consensus.effects import (
+    CheckBlock,
     Effect,
     Encodable,
     Evidence,
@@ -72,7 +82,7 @@ from timecoin.consensus.effects import (
 from timecoin.consensus.engine import FAULTS, Consensus
 from timecoin.consensus.feed import FinalityFeed
 from timecoin.consensus.messages import Kind
-from timecoin.consensus.runner import EffectRunner
+from timecoin.consensus.runner import EffectRunner, run_check
 from timecoin.core.types import Block
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.mempool import Admission, Mempool
@@ -162,6 +172,7 @@ class ConsensusService:
                 secret_key=secret_key,
                 production_gate=production_gate,
                 max_message_bytes=MAX_LARGE_VOTE_ITEM,
+                defer_checks=True,
             )
 
         self._new_engine = new_engine
@@ -177,7 +188,11 @@ class ConsensusService:
             on_notice=self._notice,
             connect_block=connect_block,
             sweep=sweep,
+            check=self._check,
         )
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-check")
+        """Runs the engine's block checks off the loop (module docstring, "Block checks")."""
+        self._checks: set[asyncio.Future[CheckedBlock | Exception]] = set()
         self.recent: OrderedDict[bytes, bytes | Encodable] = OrderedDict()
         """txid → its finality certificate, encoded or by reference (empty bytes when a block
         settled it), most recent last: no tuple per entry, so the collector has nothing to
@@ -205,6 +220,10 @@ class ConsensusService:
     def stop(self) -> None:
         """Cancels every timer and wakes every waiter (they see the state as it is)."""
         self._failed = True  # no step runs after stop
+        for fut in self._checks:
+            fut.cancel()
+        self._checks.clear()
+        self._checker.shutdown(wait=True, cancel_futures=True)  # the check in progress reads the chain
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -259,6 +278,24 @@ class ConsensusService:
             lambda: f"block {raw[:DESCRIBED_BYTES].hex() if isinstance(raw, bytes) else raw.header.height}",
         )
 
+    def _check(self, check: CheckBlock) -> None:
+        """The runner's ``check``: :func:`run_check` on the worker thread, its verdict fed to the
+        engine as a ``checked`` step on the loop."""
+        fut = asyncio.get_running_loop().run_in_executor(self._checker, run_check, self._chain, check)
+        self._checks.add(fut)
+        fut.add_done_callback(lambda done: self._checked(done, check))
+
+    def _checked(self, fut: asyncio.Future[CheckedBlock | Exception], check: CheckBlock) -> None:
+        self._checks.discard(fut)
+        if fut.cancelled():
+            return
+        verdict = fut.result()
+        self._step(
+            "checked",
+            lambda: self.engine.on_block_checked(check, verdict, self.clock()),
+            lambda: f"check of block {check.block_hash.hex()} at height {check.height}",
+        )
+
     def _report_phases(self) -> None:
         """Phase durations of the rounds closed since the last call (every record but the
         current one is closed: a round's record closes when the next one starts) to the
@@ -286,7 +323,8 @@ class ConsensusService:
         describe: Callable[[], str],
         dropped: Sequence[bytes] = (),
     ) -> bool:
-        """Runs one input of ``kind`` (``start``, ``submit``, ``gossip``, ``timer``, ``block``):
+        """Runs one input of ``kind`` (``start``, ``submit``, ``gossip``, ``timer``, ``block``,
+        ``checked``):
         the engine ``call``, then all its effects. Whether it completed: a step that raised is
         logged with ``describe()``, counted, dropped (with the transactions ``dropped``) and the
         engine rebuilt (module docstring, "Failed steps")."""

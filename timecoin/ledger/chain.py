@@ -25,6 +25,7 @@ carries its parent's certificate.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,7 +111,9 @@ class ChainState:
         """The masternode registry after the tip block: the set of height tip + 1."""
         self._prepared: OrderedDict[bytes, PreparedBlock] = OrderedDict()
         """Blocks prepared on the tip, by block hash (at most :data:`PREPARED_BLOCKS`; emptied
-        whenever the tip moves)."""
+        whenever the tip moves). Changed under :attr:`_prepared_lock`: a consensus check may
+        prepare a block on a worker thread (``timecoin.consensus.runner.run_check``)."""
+        self._prepared_lock = threading.Lock()
         self.coins = CoinsFlusher(store, self._take_coins_delta)
         """Writes the set's changes to the store behind the blocks; a node runs its task."""
 
@@ -214,7 +217,9 @@ class ChainState:
         anything: linkage, the native ledger rules (``UtxoSet.prepare_block``), the reward rule
         and the masternode registry. The result is kept (the last :data:`PREPARED_BLOCKS`, until
         the tip moves), so :meth:`connect_block` of the same bytes only applies it: a proposal
-        is validated once, not again when it commits.
+        is validated once, not again when it commits. It only reads the chain, so it may run on
+        another thread than the one that changes it; a result prepared while the tip moved is
+        never used (its UTXO set generation or its linkage no longer matches).
 
         Raises ``ValidationError`` (``.code``: ``bad-encoding``, ``bad-prevblk``,
         ``bad-height``, ``bad-coinbase-amount``, a native rule's code or a masternode registry
@@ -223,10 +228,15 @@ class ChainState:
         header = BlockHeader.decode(raw[:HEADER_LEN]) if len(raw) >= HEADER_LEN else None
         if header is None:
             raise ValidationError("bad-encoding", "block shorter than its header", None)
-        kept = self._prepared.get(header.hash)
-        if kept is not None and kept.raw == raw and kept.ledger.generation == self.utxos.generation:
-            return kept
         tip = self.tip
+        kept = self._prepared.get(header.hash)
+        if (
+            kept is not None
+            and kept.raw == raw
+            and kept.ledger.generation == self.utxos.generation
+            and header.prev_hash == tip.block_hash
+        ):
+            return kept
         if header.prev_hash != tip.block_hash:
             raise ValidationError(
                 "bad-prevblk",
@@ -252,9 +262,10 @@ class ChainState:
             ledger.coin_after,
         )
         prepared = PreparedBlock(raw, header, ledger, update)
-        self._prepared[header.hash] = prepared
-        while len(self._prepared) > PREPARED_BLOCKS:
-            self._prepared.popitem(last=False)
+        with self._prepared_lock:
+            self._prepared[header.hash] = prepared
+            while len(self._prepared) > PREPARED_BLOCKS:
+                self._prepared.popitem(last=False)
         return prepared
 
     def connect_block(self, raw: bytes, extra: ExtraWrites = ()) -> timecoin_native.AppliedBlock:
@@ -290,7 +301,8 @@ class ChainState:
     def _set_tip(self, header: BlockHeader) -> None:
         self._tip_header = header
         self.tip_coinbase_outputs = None
-        self._prepared.clear()
+        with self._prepared_lock:
+            self._prepared.clear()
 
     def disconnect_tip(self) -> None:
         """Rolls the tip block back (DESIGN §4, §9). Raises :class:`StoreError` at genesis."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from timecoin import crypto
 from timecoin.consensus.effects import (
+    CheckBlock,
     Effect,
     Evidence,
     Persist,
@@ -39,7 +40,7 @@ from timecoin.consensus.effects import (
 )
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import NIL, BlockVote, CompactBlock, Kind, Proposal, TxVote, decode_message
-from timecoin.consensus.runner import EffectRunner
+from timecoin.consensus.runner import EffectRunner, run_check
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.address import pubkey_hash
 from timecoin.core.types import Block, BlockHeader, Transaction, TxOut, sign_transactions
@@ -133,6 +134,10 @@ class SimNode:
     evidence: list[Evidence] = field(default_factory=list)
     synced_blocks: int = 0
     """Blocks connected by (simulated) block sync, outside the engine."""
+    checks_done: int = 0
+    """Block checks run for the engine off its steps (``Simulation.check_delay``)."""
+    check_delay: float | None = None
+    """Seconds this node's deferred block checks take (None: ``Simulation.check_delay``)."""
     sent: list[bytes] = field(default_factory=list)
     """Every consensus message this node signed and put on the wire (for signer-safety checks;
     others' messages it re-sends, a proof of lock or evidence, are not its signatures)."""
@@ -159,6 +164,7 @@ class SimNode:
             rng=random.Random(sim.seed * 1000 + self.index + 7919 * self.generation),
             perf=sim.clock,
             max_message_bytes=sim.max_message_bytes,
+            defer_checks=sim.check_delay is not None,
         )
         self.runner = EffectRunner(
             self.consensus,
@@ -168,6 +174,7 @@ class SimNode:
             sim.clock,
             on_notice=self._notice,
             after_effect=self._after_effect,
+            check=self._check if sim.check_delay is not None else None,
         )
         self.online = True
 
@@ -227,6 +234,22 @@ class SimNode:
     def _schedule(self, timer: Timer, at: float) -> None:
         generation = self.generation
         self.sim.scheduler.at(at, lambda: self._on_timer(generation, timer))
+
+    def _check(self, check: CheckBlock) -> None:
+        """A block check that takes ``Simulation.check_delay`` seconds, as on the node's worker
+        thread: run when it ends, on the chain as it is then, and fed back as an input."""
+        generation = self.generation
+        delay = self.check_delay if self.check_delay is not None else self.sim.check_delay
+        assert delay is not None
+        self.sim.scheduler.at(self.sim.clock.now + delay, lambda: self._checked(generation, check))
+
+    def _checked(self, generation: int, check: CheckBlock) -> None:
+        if generation == self.generation and self.online:
+            verdict = run_check(self.chain, check)
+            self.checks_done += 1
+            self._guard(
+                lambda: self.runner.run(self.consensus.on_block_checked(check, verdict, self.sim.clock.now))
+            )
 
     def _on_timer(self, generation: int, timer: Timer) -> None:
         if generation == self.generation and self.online:
@@ -422,7 +445,9 @@ class Simulation:
     """N masternodes on a devnet genesis (``devnet_genesis(masternodes=N)``), each in
     ``tmp_path / f"node{i}"``. ``observers`` adds nodes without a masternode key.
     ``max_message_bytes``: the bound a node's transport puts on one consensus message
-    (``Context.max_message_bytes``; None: none)."""
+    (``Context.max_message_bytes``; None: none). ``check_delay``: the engines defer block checks
+    (``Context.defer_checks``) to a check that takes this many seconds, as a node's worker
+    thread does (None: checked inside the step)."""
 
     def __init__(
         self,
@@ -435,6 +460,7 @@ class Simulation:
         accounts: int = 16,
         observers: int = 0,
         max_message_bytes: int | None = None,
+        check_delay: float | None = None,
     ) -> None:
         config, account_keys, mn_keys = devnet_genesis(
             accounts=accounts, masternodes=masternodes, params=params
@@ -442,6 +468,7 @@ class Simulation:
         self.params = params
         self.seed = seed
         self.max_message_bytes = max_message_bytes
+        self.check_delay = check_delay
         self.genesis: Genesis = build_genesis(config)
         self.account_keys = account_keys
         self.clock = FakeClock(float(config.timestamp + 10))

@@ -428,7 +428,13 @@ class TxVerdict:
 @final
 class UtxoSet:
     """The in-memory UTXO set: 36-byte outpoint -> 49-byte coin, its LtHash (``state``, 2,048
-    bytes; ``set_hash``, 32 bytes) and the writes pending for the store (``take_delta``)."""
+    bytes; ``set_hash``, 32 bytes) and the writes pending for the store (``take_delta``).
+
+    Safe to use from several threads: reads (``get``, ``check_transactions``,
+    ``prepare_block``, ...) share the set, and a call that changes it (``load``,
+    ``apply_block``, ``commit_prepared``, ``rollback``, ``replay_block``, ``take_delta``,
+    ``take_coin_delta``) waits, with the GIL released, until the reads in progress end. A
+    panic inside a call that changed it leaves every later call raising ``RuntimeError``."""
 
     def __init__(self) -> None: ...
     def __len__(self) -> int: ...
@@ -449,7 +455,8 @@ class UtxoSet:
         """Validates and applies an encoded block; ValidationError (set unchanged) if invalid."""
     def prepare_block(self, block: bytes, rules: LedgerRules, check_utxo_hash: bool = True) -> PreparedBlock:
         """Validates an encoded block as ``apply_block`` does without changing the set;
-        ValidationError if invalid."""
+        ValidationError if invalid. Runs with the GIL released: a worker thread may prepare a
+        block while the caller's loop goes on reading the set."""
     def commit_prepared(self, prepared: PreparedBlock) -> AppliedBlock:
         """Applies a block ``prepare_block`` validated on this set, without validating again;
         ValueError (set unchanged) if the set changed since (so never twice)."""

@@ -2,7 +2,9 @@
 //! (`LedgerRules`), and what validation returns (`PreparedBlock`, `AppliedBlock`, `TxVerdict`,
 //! `ValidationError`). One call per block or batch; the GIL is released around the work.
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySlice, PyTuple};
 
@@ -251,17 +253,17 @@ impl PyPreparedBlock {
         py: Python<'py>,
         outpoint: &[u8],
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let utxos = self.utxos.bind(py).try_borrow()?;
-        if utxos.inner.generation() != self.inner.generation {
-            return Err(PyValueError::new_err(
-                "the UTXO set changed since the block was prepared on it",
-            ));
-        }
         let key = fixed::<OUTPOINT_LEN>("outpoint", outpoint)?;
-        Ok(self
-            .inner
-            .coin_after(&utxos.inner, key)
-            .map(|c| PyBytes::new(py, c)))
+        let coin: Option<CoinBytes> = {
+            let utxos = self.utxos.get().read()?;
+            if utxos.generation() != self.inner.generation {
+                return Err(PyValueError::new_err(
+                    "the UTXO set changed since the block was prepared on it",
+                ));
+            }
+            self.inner.coin_after(&utxos, key).copied()
+        };
+        Ok(coin.map(|c| PyBytes::new(py, &c)))
     }
 
     fn __repr__(&self) -> String {
@@ -413,10 +415,54 @@ fn entry_from(i: usize, obj: &Bound<'_, PyAny>) -> PyResult<(OutPointKey, CoinBy
     ))
 }
 
-/// The in-memory UTXO set with its LtHash and dirty tracking (native/src/utxo.rs).
-#[pyclass(name = "UtxoSet", module = "timecoin_native")]
+/// The in-memory UTXO set with its LtHash and dirty tracking (native/src/utxo.rs), behind a
+/// read-write lock so that a block can be validated on another thread while the event loop
+/// keeps reading the set (admission): reads share it, a write waits for them.
+///
+/// The lock discipline that makes this deadlock-free with the GIL: a write takes the lock only
+/// with the GIL released (`py.detach`), and no thread takes the GIL while it holds a guard
+/// (every guard is dropped before Python objects are built from what it read, except plain
+/// copies under a read guard taken with the GIL held, which never wait for the GIL).
+#[pyclass(frozen, name = "UtxoSet", module = "timecoin_native")]
 pub struct PyUtxoSet {
-    inner: UtxoSet,
+    inner: RwLock<UtxoSet>,
+}
+
+const POISONED: &str = "the UTXO set was left inconsistent by a panic in an earlier call";
+
+impl PyUtxoSet {
+    fn read(&self) -> PyResult<RwLockReadGuard<'_, UtxoSet>> {
+        self.inner
+            .read()
+            .map_err(|_| PyRuntimeError::new_err(POISONED))
+    }
+
+    /// Runs `f` on the set with the GIL released and the write lock held (after every read in
+    /// progress on other threads has finished).
+    fn write<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut UtxoSet) -> T + Send,
+    ) -> PyResult<T> {
+        py.detach(|| match self.inner.write() {
+            Ok(mut guard) => Ok(f(&mut guard)),
+            Err(_) => Err(POISONED),
+        })
+        .map_err(PyRuntimeError::new_err)
+    }
+
+    /// Runs `f` on the set with the GIL released and a read lock held.
+    fn read_detached<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&UtxoSet) -> T + Send,
+    ) -> PyResult<T> {
+        py.detach(|| match self.inner.read() {
+            Ok(guard) => Ok(f(&guard)),
+            Err(_) => Err(POISONED),
+        })
+        .map_err(PyRuntimeError::new_err)
+    }
 }
 
 #[pymethods]
@@ -424,20 +470,21 @@ impl PyUtxoSet {
     #[new]
     fn new() -> Self {
         PyUtxoSet {
-            inner: UtxoSet::new(),
+            inner: RwLock::new(UtxoSet::new()),
         }
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.len()
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.read()?.len())
     }
 
     fn get<'py>(&self, py: Python<'py>, outpoint: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let key = fixed::<OUTPOINT_LEN>("outpoint", outpoint)?;
-        Ok(self.inner.get(key).map(|c| PyBytes::new(py, c)))
+        let coin: Option<CoinBytes> = self.read()?.get(key).copied();
+        Ok(coin.map(|c| PyBytes::new(py, &c)))
     }
 
-    fn load(&mut self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn load(&self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<()> {
         let list = entries.cast::<PyList>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "entries must be a list, not {}",
@@ -449,45 +496,49 @@ impl PyUtxoSet {
             .enumerate()
             .map(|(i, x)| entry_from(i, &x))
             .collect::<PyResult<_>>()?;
-        let inner = &mut self.inner;
-        py.detach(|| inner.load(&parsed))
+        self.write(py, |inner| inner.load(&parsed))?
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
-    fn set_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.set_hash())
+    fn set_hash<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let hash: Hash = self.read()?.set_hash();
+        Ok(PyBytes::new(py, &hash))
     }
 
     #[getter]
-    fn signature_cache_size(&self) -> usize {
-        self.inner.sig_cache.len()
+    fn signature_cache_size(&self) -> PyResult<usize> {
+        Ok(self.read()?.sig_cache.len())
     }
 
-    fn clear_signature_cache(&self) {
-        self.inner.sig_cache.clear();
+    fn clear_signature_cache(&self) -> PyResult<()> {
+        self.read()?.sig_cache.clear();
+        Ok(())
     }
 
-    fn state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.state().to_bytes())
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let state = self.read()?.state().to_bytes();
+        Ok(PyBytes::new(py, &state))
     }
 
     #[pyo3(signature = (block, rules, check_utxo_hash = true))]
     fn apply_block(
-        &mut self,
+        &self,
         py: Python<'_>,
         block: &[u8],
         rules: &PyLedgerRules,
         check_utxo_hash: bool,
     ) -> PyResult<PyAppliedBlock> {
-        let inner = &mut self.inner;
         let rules = &rules.inner;
-        let applied = py
-            .detach(|| apply::apply_block(inner, block, rules, check_utxo_hash))
+        let applied = self
+            .write(py, |inner| {
+                apply::apply_block(inner, block, rules, check_utxo_hash)
+            })?
             .map_err(|e| validation_err(py, e))?;
         Ok(applied_block(py, applied))
     }
 
-    /// Validates `block` as `apply_block` does, without changing the set.
+    /// Validates `block` as `apply_block` does, without changing the set. May run on any
+    /// thread, beside other reads; a write waits for it.
     #[pyo3(signature = (block, rules, check_utxo_hash = true))]
     fn prepare_block(
         slf: &Bound<'_, Self>,
@@ -496,11 +547,12 @@ impl PyUtxoSet {
         check_utxo_hash: bool,
     ) -> PyResult<PyPreparedBlock> {
         let py = slf.py();
-        let this = slf.try_borrow()?;
-        let inner = &this.inner;
         let rules = &rules.inner;
-        let prepared = py
-            .detach(|| apply::prepare_block(inner, block, rules, check_utxo_hash))
+        let prepared = slf
+            .get()
+            .read_detached(py, |inner| {
+                apply::prepare_block(inner, block, rules, check_utxo_hash)
+            })?
             .map_err(|e| validation_err(py, e))?;
         Ok(PyPreparedBlock {
             inner: prepared,
@@ -511,14 +563,13 @@ impl PyUtxoSet {
     /// Applies a block `prepare_block` validated on this set; `ValueError` (nothing changes)
     /// if the set has changed since.
     fn commit_prepared(
-        &mut self,
+        &self,
         py: Python<'_>,
         prepared: &PyPreparedBlock,
     ) -> PyResult<PyAppliedBlock> {
-        let inner = &mut self.inner;
         let prepared = &prepared.inner;
-        let applied = py
-            .detach(|| apply::commit_prepared(inner, prepared))
+        let applied = self
+            .write(py, |inner| apply::commit_prepared(inner, prepared))?
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(applied_block(py, applied))
     }
@@ -526,13 +577,12 @@ impl PyUtxoSet {
     /// The number of changes to the contents so far: a `PreparedBlock` commits only at the
     /// generation it was prepared on.
     #[getter]
-    fn generation(&self) -> u64 {
-        self.inner.generation()
+    fn generation(&self) -> PyResult<u64> {
+        Ok(self.read()?.generation())
     }
 
-    fn rollback(&mut self, py: Python<'_>, undo: &[u8]) -> PyResult<()> {
-        let inner = &mut self.inner;
-        py.detach(|| inner.rollback(undo))
+    fn rollback(&self, py: Python<'_>, undo: &[u8]) -> PyResult<()> {
+        self.write(py, |inner| inner.rollback(undo))?
             .map(|_| ())
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
@@ -541,16 +591,14 @@ impl PyUtxoSet {
     /// outpoints it spent that are in the set, adds the coins it created that are not
     /// (native/src/apply.rs `replay_block`). `ValueError`, nothing changed, for a block or undo
     /// record that does not decode or does not fit.
-    fn replay_block(&mut self, py: Python<'_>, block: &[u8], undo: &[u8]) -> PyResult<()> {
-        let inner = &mut self.inner;
-        py.detach(|| apply::replay_block(inner, block, undo))
+    fn replay_block(&self, py: Python<'_>, block: &[u8], undo: &[u8]) -> PyResult<()> {
+        self.write(py, |inner| apply::replay_block(inner, block, undo))?
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// (count, total value in sat) of the coins in the set.
-    fn totals(&self, py: Python<'_>) -> (usize, u128) {
-        let inner = &self.inner;
-        py.detach(|| inner.totals())
+    fn totals(&self, py: Python<'_>) -> PyResult<(usize, u128)> {
+        self.read_detached(py, |inner| inner.totals())
     }
 
     fn check_transactions(
@@ -562,9 +610,10 @@ impl PyUtxoSet {
     ) -> PyResult<Vec<PyTxVerdict>> {
         let items = bytes_items("txs", txs)?;
         let slices: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
-        let inner = &self.inner;
         let rules = &rules.inner;
-        let verdicts = py.detach(|| validate::check_transactions(inner, &slices, rules, height));
+        let verdicts = self.read_detached(py, |inner| {
+            validate::check_transactions(inner, &slices, rules, height)
+        })?;
         Ok(verdicts
             .into_iter()
             .map(|inner| PyTxVerdict { inner })
@@ -573,40 +622,38 @@ impl PyUtxoSet {
 
     /// What `take_delta` returns, kept native (`CoinDelta`): a flusher converts it a slice at
     /// a time, so a delta of many blocks does not become one list of Python objects at once.
-    fn take_coin_delta(&mut self, py: Python<'_>) -> PyCoinDelta {
-        let inner = &mut self.inner;
-        PyCoinDelta {
-            inner: py.detach(|| inner.take_delta()),
-        }
+    fn take_coin_delta(&self, py: Python<'_>) -> PyResult<PyCoinDelta> {
+        Ok(PyCoinDelta {
+            inner: self.write(py, |inner| inner.take_delta())?,
+        })
     }
 
-    fn take_delta<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let inner = &mut self.inner;
-        let delta = py.detach(|| inner.take_delta());
+    fn take_delta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let delta = self.write(py, |inner| inner.take_delta())?;
         let items = delta
             .iter()
             .map(|(k, c)| (PyBytes::new(py, k), c.as_ref().map(|c| PyBytes::new(py, c))));
         PyList::new(py, items)
     }
 
-    fn memory_usage(&self) -> usize {
-        self.inner.memory_usage()
+    fn memory_usage(&self) -> PyResult<usize> {
+        Ok(self.read()?.memory_usage())
     }
 
     fn coins_of<'py>(&self, py: Python<'py>, pubkey_hashes: &[u8]) -> PyResult<Bound<'py, PyList>> {
         let owners: &[Hash] = fixed_items::<HASH_LEN>("pubkey_hashes", pubkey_hashes)?;
-        let inner = &self.inner;
-        let found = py.detach(|| inner.coins_of(owners));
+        let found = self.read_detached(py, |inner| inner.coins_of(owners))?;
         let items = found
             .iter()
             .map(|(k, c)| (PyBytes::new(py, k), PyBytes::new(py, c)));
         PyList::new(py, items)
     }
 
-    fn __repr__(&self) -> String {
-        let hash: Hash = self.inner.set_hash();
+    fn __repr__(&self) -> PyResult<String> {
+        let inner = self.read()?;
+        let hash: Hash = inner.set_hash();
         let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("UtxoSet(len={}, set_hash={hex}…)", self.inner.len())
+        Ok(format!("UtxoSet(len={}, set_hash={hex}…)", inner.len()))
     }
 }
 

@@ -30,7 +30,7 @@ use crate::ed25519;
 use crate::hash::Hash;
 use crate::lthash::{LtHash, ELEMENT_LEN};
 use crate::merkle;
-use crate::types::{OutPoint, Transaction, TxKind, COIN_LEN};
+use crate::types::{BlockHeader, OutPoint, Transaction, TxKind, COIN_LEN};
 use crate::utxo::{
     display_outpoint, element, outpoint_key, CoinBytes, OutPointKey, Undo, UtxoError, UtxoSet,
 };
@@ -81,6 +81,8 @@ pub struct PreparedBlock {
     spent: Vec<(OutPointKey, CoinBytes)>,
     /// The set's LtHash state after the block.
     new_hash: LtHash,
+    /// The header's merkle root: the transactions it was prepared with.
+    merkle_root: Hash,
     /// `spent` and `kept` by outpoint (`None`: spent), built on the first [`Self::coin_after`].
     changes: std::sync::OnceLock<HashMap<OutPointKey, Option<CoinBytes>>>,
 }
@@ -89,6 +91,31 @@ impl PreparedBlock {
     /// The UTXO set hash after the block.
     pub fn utxo_set_hash(&self) -> Hash {
         self.new_hash.digest()
+    }
+
+    /// The same block under `header` instead of the header it was prepared with, without
+    /// validating it again: what [`prepare_block`] returns for the block with that header,
+    /// since validation reads of the header only its height, its merkle root (which binds the
+    /// transactions) and its UTXO set hash. A block builder prepares its transactions under a
+    /// draft header without a set hash (`check_utxo_hash` false), then puts the hash it
+    /// learnt in the final header. Refuses a header of another height or merkle root, or
+    /// whose UTXO set hash is not the set's after the block.
+    pub fn with_header(&self, header: &BlockHeader) -> Result<PreparedBlock, String> {
+        if header.height != self.applied.height {
+            return Err(format!(
+                "header height {} is not the prepared block's {}",
+                header.height, self.applied.height
+            ));
+        }
+        if header.merkle_root != self.merkle_root {
+            return Err("header merkle root is not the prepared block's".to_string());
+        }
+        if header.utxo_set_hash != self.utxo_set_hash() {
+            return Err("header UTXO set hash differs from the set after the block".to_string());
+        }
+        let mut prepared = self.clone();
+        prepared.applied.block_hash = header.hash();
+        Ok(prepared)
     }
 
     /// The coin at `outpoint` in `set` after this block (`set` must be the set it was prepared
@@ -399,6 +426,7 @@ pub fn prepare_block(
         kept,
         spent,
         new_hash,
+        merkle_root: header.merkle_root,
         changes: std::sync::OnceLock::new(),
     })
 }

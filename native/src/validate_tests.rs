@@ -374,3 +374,34 @@ fn codes_are_unique() {
     codes.dedup();
     assert_eq!(codes.len(), RejectCode::ALL.len());
 }
+
+#[test]
+fn prepared_draft_under_the_final_header_is_what_preparing_the_final_block_gives() {
+    let (set, ops) = funded(4, 100_000);
+    let (parent, child) = parent_and_child(ops[0]);
+    let raw = block(&set, 1, vec![parent, child]);
+    let mut block = crate::codec::decode_block(&raw).unwrap();
+    let final_header = block.header.clone();
+    block.header.utxo_set_hash = [0; 32];
+    block.header.timestamp = 7; // a draft: everything but the set hash may differ too
+    let draft = prepare_block(&set, &block.encode(), &rules(), false).unwrap();
+    let rehead = draft.with_header(&final_header).unwrap();
+    assert_eq!(rehead, prepare_block(&set, &raw, &rules(), true).unwrap());
+    assert_eq!(rehead.applied.block_hash, final_header.hash());
+
+    let mut other = final_header.clone();
+    other.utxo_set_hash = [1; 32];
+    assert!(draft
+        .with_header(&other)
+        .unwrap_err()
+        .contains("UTXO set hash"));
+    let mut other = final_header.clone();
+    other.merkle_root = [2; 32];
+    assert!(draft
+        .with_header(&other)
+        .unwrap_err()
+        .contains("merkle root"));
+    let mut other = final_header;
+    other.height = 2;
+    assert!(draft.with_header(&other).unwrap_err().contains("height"));
+}

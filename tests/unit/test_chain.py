@@ -9,7 +9,7 @@ import logging
 import lmdb
 import pytest
 
-from timecoin.core.types import Block, Transaction, TxOut
+from timecoin.core.types import HEADER_LEN, Block, Transaction, TxOut
 from timecoin.crypto import merkle_root
 from timecoin.ledger.blockbuilder import assemble_block, assemble_raw
 from timecoin.ledger.chain import ChainState, ValidationError
@@ -180,10 +180,15 @@ class _CountingSet:
 
 
 def test_a_checked_block_commits_without_a_second_validation(setup):
-    """A proposal is validated once (``prepare_block``, the chain unchanged) and its commit only
-    applies the kept result; the kept result goes when the tip moves."""
-    chain, wallet, _, _ = setup
-    block = assemble_block(chain, wallet.transfers(3, chain), chain.tip_header.timestamp + 2)
+    """A proposal (built by another node: here a second chain of the same genesis) is validated
+    once (``prepare_block``, the chain unchanged) and its commit only applies the kept result;
+    the kept result goes when the tip moves."""
+    chain, wallet, genesis, tmp_path = setup
+    proposer = ChainState.open(tmp_path / "proposer", chain.params, genesis)
+    try:
+        block = assemble_block(proposer, wallet.transfers(3, proposer), chain.tip_header.timestamp + 2)
+    finally:
+        proposer.close()
     raw = block.encode()
     counting = chain.utxos = _CountingSet(chain.utxos)
     before = (chain.utxos.set_hash(), len(chain.utxos), chain.tip)
@@ -200,6 +205,48 @@ def test_a_checked_block_commits_without_a_second_validation(setup):
     with pytest.raises(ValidationError) as e:
         chain.connect_block(raw)
     assert e.value.code == "bad-prevblk" and chain.tip.height == 1
+
+
+def test_a_block_this_chain_assembled_commits_without_a_native_prepare(setup):
+    """The block builder prepares the transactions under a draft header to learn the set hash;
+    the chain keeps that result under the final header (``prepare_built``), so the leader's
+    commit validates nothing again, and the kept result is what preparing the block gives."""
+    chain, wallet, _, _ = setup
+    block = assemble_block(chain, wallet.transfers(3, chain), chain.tip_header.timestamp + 2)
+    raw = block.encode()
+    counting = chain.utxos = _CountingSet(chain.utxos)
+    kept = chain.prepare_block(raw)
+    assert counting.prepared == 0
+    fresh = counting._utxos.prepare_block(raw, chain.rules)
+    assert (kept.ledger.block_hash, kept.ledger.txids, kept.ledger.fees, kept.ledger.utxo_set_hash) == (
+        fresh.block_hash,
+        fresh.txids,
+        fresh.fees,
+        fresh.utxo_set_hash,
+    )
+    chain.connect_block(raw)
+    assert counting.prepared == 0
+    assert chain.tip.block_hash == block.hash and chain.utxos.set_hash() == block.header.utxo_set_hash
+
+
+def test_a_built_block_under_another_header_is_refused(setup):
+    """``prepare_built`` takes the draft only under the header the builder made from it: one
+    with another set hash or other transactions is refused."""
+    chain, wallet, _, _ = setup
+    txs = wallet.transfers(2, chain)
+    block = assemble_block(chain, txs, chain.tip_header.timestamp + 2)
+    raw = block.encode()
+    draft_header = dataclasses.replace(block.header, utxo_set_hash=bytes(32))
+    draft = chain.utxos.prepare_block(
+        draft_header.encode() + raw[HEADER_LEN:], chain.rules, check_utxo_hash=False
+    )
+    wrong_hash = dataclasses.replace(block.header, utxo_set_hash=bytes(range(32)))
+    with pytest.raises(ValueError, match="UTXO set hash"):
+        chain.prepare_built(wrong_hash.encode() + raw[HEADER_LEN:], draft)
+    wrong_root = dataclasses.replace(block.header, merkle_root=bytes(32))
+    with pytest.raises(ValueError, match="merkle root"):
+        chain.prepare_built(wrong_root.encode() + raw[HEADER_LEN:], draft)
+    assert chain.prepare_built(raw, draft).ledger.block_hash == block.hash
 
 
 def test_same_block_hash_with_other_witnesses_is_validated_on_its_own(setup):
@@ -232,4 +279,6 @@ def test_a_block_prepared_before_a_reorg_is_validated_again(setup):
     chain.connect_block(other.encode())
     chain.disconnect_tip()
     chain.connect_block(first.encode())
-    assert counting.prepared == 3 and chain.tip.block_hash == first.hash
+    # Both were kept from their assembly (``prepare_built``): only ``first``'s commit after the
+    # reorg validates again.
+    assert counting.prepared == 1 and chain.tip.block_hash == first.hash

@@ -1,8 +1,10 @@
 """Block assembly (DESIGN §7, "block construction"): coinbase with the rewards, then the
 transactions ordered by txid, the merkle root, and the UTXO set hash after applying it all.
 
-It changes nothing durable: the block is applied to the in-memory UTXO set only to learn the set
-hash its header must commit, then rolled back.
+It changes nothing: the transactions are prepared on the in-memory UTXO set (validated, not
+applied) under a draft header, to learn the set hash the final header must commit; the chain
+keeps that result under the final header (``ChainState.prepare_built``), so committing the block
+only applies it.
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ def assemble_raw(
     round: int = 0,
 ) -> tuple[bytes, bytes]:
     """(block hash, encoded block) on the chain's tip holding ``transactions``, given as (txid,
-    encoded transaction) pairs, each valid against the tip's UTXO set (``ValidationError``
-    naming the index of the first that is not). Built from the encodings as they are (a block
-    is ``header ‖ u32 count ‖ transactions``, docs/encoding.md): no transaction is decoded into
-    objects or encoded again, which at thousands per block was most of a leader's stall."""
+    encoded transaction) pairs, each valid against the tip's UTXO set and masternode registry
+    (``ValidationError`` naming the index of the first that is not). The chain keeps the
+    block's validation for its commit (``ChainState.prepare_built``). Built from the encodings
+    as they are (a block is ``header ‖ u32 count ‖ transactions``, docs/encoding.md): no
+    transaction is decoded into objects or encoded again, which at thousands per block was
+    most of a leader's stall."""
     height = chain.tip.height + 1
     raws = [raw for _, raw in transactions]
     fees = 0
@@ -80,7 +84,9 @@ def assemble_raw(
         header(bytes(32)).encode() + body, chain.rules, check_utxo_hash=False
     )
     final = header(prepared.utxo_set_hash)
-    return final.hash, final.encode() + body
+    raw = final.encode() + body
+    chain.prepare_built(raw, prepared)  # kept: the block's commit only applies it
+    return final.hash, raw
 
 
 def assemble_block(

@@ -225,9 +225,7 @@ class ChainState:
         ``bad-height``, ``bad-coinbase-amount``, a native rule's code or a masternode registry
         code, ``timecoin.masternode.registry.REJECT_CODES``).
         """
-        header = BlockHeader.decode(raw[:HEADER_LEN]) if len(raw) >= HEADER_LEN else None
-        if header is None:
-            raise ValidationError("bad-encoding", "block shorter than its header", None)
+        header = _header(raw)
         tip = self.tip
         kept = self._prepared.get(header.hash)
         if (
@@ -237,17 +235,23 @@ class ChainState:
             and header.prev_hash == tip.block_hash
         ):
             return kept
-        if header.prev_hash != tip.block_hash:
-            raise ValidationError(
-                "bad-prevblk",
-                f"block builds on {header.prev_hash.hex()}, tip is {tip.block_hash.hex()}",
-                None,
-            )
-        if header.height != tip.height + 1:
-            raise ValidationError(
-                "bad-height", f"block height {header.height}, expected {tip.height + 1}", None
-            )
-        ledger = self.utxos.prepare_block(raw, self.rules)
+        _check_linkage(header, tip)
+        return self._keep(raw, header, self.utxos.prepare_block(raw, self.rules))
+
+    def prepare_built(self, raw: bytes, draft: timecoin_native.PreparedBlock) -> PreparedBlock:
+        """:meth:`prepare_block` of a block this node assembled (``timecoin.ledger.blockbuilder``)
+        from ``draft``, the native prepare of its transactions under a draft header without the
+        UTXO set hash, instead of validating them again: the leader's own block then commits
+        without a second native prepare. Raises ``ValidationError`` as :meth:`prepare_block`
+        does, ``ValueError`` if ``raw``'s header is not the draft's with the set hash filled in
+        (``PreparedBlock.with_header``)."""
+        header = _header(raw)
+        _check_linkage(header, self.tip)
+        return self._keep(raw, header, draft.with_header(raw[:HEADER_LEN]))
+
+    def _keep(self, raw: bytes, header: BlockHeader, ledger: timecoin_native.PreparedBlock) -> PreparedBlock:
+        """The rules of :meth:`prepare_block` after the native ones (reward, masternode registry)
+        on the native result ``ledger``; the result kept for :meth:`connect_block`."""
         expected = self.expected_coinbase(header.height, ledger.fees)
         if list(ledger.coinbase_outputs) != expected:
             raise ValidationError(
@@ -376,3 +380,23 @@ def _open_registry(
     except ValueError as e:
         raise StoreError(f"the stored masternode registry disagrees with the UTXO set: {e}") from None
     return registry
+
+
+def _header(raw: bytes) -> BlockHeader:
+    """The header of the encoded block ``raw``; ``ValidationError`` (``bad-encoding``) if it is
+    shorter than one."""
+    if len(raw) < HEADER_LEN:
+        raise ValidationError("bad-encoding", "block shorter than its header", None)
+    return BlockHeader.decode(raw[:HEADER_LEN])
+
+
+def _check_linkage(header: BlockHeader, tip: Tip) -> None:
+    """``header`` must build on ``tip``: ``ValidationError`` (``bad-prevblk``, ``bad-height``)."""
+    if header.prev_hash != tip.block_hash:
+        raise ValidationError(
+            "bad-prevblk",
+            f"block builds on {header.prev_hash.hex()}, tip is {tip.block_hash.hex()}",
+            None,
+        )
+    if header.height != tip.height + 1:
+        raise ValidationError("bad-height", f"block height {header.height}, expected {tip.height + 1}", None)

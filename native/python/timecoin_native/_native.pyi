@@ -398,6 +398,13 @@ class PreparedBlock:
     def coin_after(self, outpoint: bytes) -> bytes | None:
         """The coin at a 36-byte outpoint after this block in the set it was prepared on
         (ValueError once that set changed): None if the block spends it."""
+    def with_header(self, header: bytes) -> PreparedBlock:
+        """This block under a 296-byte ``header`` instead of the one it was prepared with, not
+        validated again: what ``UtxoSet.prepare_block`` of the block with that header gives
+        (validation reads only the header's height, merkle root and UTXO set hash). For a
+        block builder's draft under its final header. ValueError for a header that does not
+        decode, or of another height or merkle root, or whose UTXO set hash is not the set's
+        after the block."""
 
 @final
 class TxVerdict:

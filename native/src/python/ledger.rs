@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyList, PySlice, PyTuple};
 use super::crypto::{fixed, fixed_items, type_name};
 use crate::apply::{self, AppliedBlock, PreparedBlock};
 use crate::hash::{Hash, HASH_LEN};
-use crate::types::{COIN_LEN, OUTPOINT_LEN};
+use crate::types::{BlockHeader, COIN_LEN, OUTPOINT_LEN};
 use crate::utxo::{CoinBytes, OutPointKey, StoreKey, UtxoSet};
 use crate::validate::{self, LedgerRules, TxVerdict, ValidationError};
 
@@ -245,6 +245,22 @@ impl PyPreparedBlock {
     #[getter]
     fn generation(&self) -> u64 {
         self.inner.generation
+    }
+    /// This block under `header` (296 bytes) instead of the header it was prepared with, not
+    /// validated again (native/src/apply.rs `PreparedBlock::with_header`): a block builder's
+    /// draft under its final header. `ValueError` for a header that does not decode, or of
+    /// another height or merkle root, or whose UTXO set hash is not the set's after the block.
+    fn with_header(&self, py: Python<'_>, header: &[u8]) -> PyResult<PyPreparedBlock> {
+        let header = BlockHeader::decode(header)
+            .map_err(|e| PyValueError::new_err(format!("header: {e}")))?;
+        let inner = self
+            .inner
+            .with_header(&header)
+            .map_err(PyValueError::new_err)?;
+        Ok(PyPreparedBlock {
+            inner,
+            utxos: self.utxos.clone_ref(py),
+        })
     }
     /// The coin of `outpoint` (36 bytes) in the set it was prepared on, after this block;
     /// `ValueError` once that set has changed.

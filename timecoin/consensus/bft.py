@@ -59,6 +59,7 @@ from timecoin.consensus.blocks import (
     check_proposal_round,
     check_timely,
     coinbase_len,
+    election,
     emergency_block,
     rebuild_block,
     round_kind,
@@ -68,6 +69,7 @@ from timecoin.consensus.context import Context, Outbox
 from timecoin.consensus.effects import (
     ApplyBlock,
     Broadcast,
+    BuildBlock,
     CheckBlock,
     Evidence,
     Resend,
@@ -171,8 +173,11 @@ class BftEngine:
         self.compacts: dict[bytes, _CompactWait] = {}
         """Proposed blocks not rebuilt yet (:func:`rebuild_block`), by hash."""
         self.verdicts: dict[bytes, CheckedBlock | BlockRejected] = {}
+        self.building: tuple[int, float] | None = None
+        """(round, ``ctx.perf()`` when asked) of the block this node asked the driver to build
+        (``Context.offload_blocks``) and has not proposed yet."""
         self.checking: set[bytes] = set()
-        """Blocks handed to the driver to check (``Context.defer_checks``) whose verdict has not
+        """Blocks handed to the driver to check (``Context.offload_blocks``) whose verdict has not
         come back yet."""
         self.votes = {}
         self.weights: dict[tuple[Kind, int], dict[bytes, int]] = {}
@@ -262,11 +267,11 @@ class BftEngine:
         kind = round_kind(round)
         t0 = ctx.perf()
         leader = self.leader(round)
-        election = ctx.perf() - t0
+        elected_in = ctx.perf() - t0
         if self.record is not None and self.record.outcome == "running":
             self.record.outcome = "timeout"
         self.record = ctx.monitor.start_round(self.height, round, kind, now, leader)
-        self.record.add_phase("election", election)
+        self.record.add_phase("election", elected_in)
         if first:
             self.record.add_phase("sync", now - self.entered)
         self.marks = {"round": now}
@@ -289,22 +294,33 @@ class BftEngine:
         out.timer(Timer("propose", self.height, round), now + timeout)
 
     def _propose(self, round: int, out: Outbox, now: float) -> None:
-        """Lines 14-19: the valid value with its round if there is one, else a new block."""
+        """Lines 14-19: the valid value with its round if there is one, else a new block (with
+        ``Context.offload_blocks``, built by the driver: proposed in :meth:`on_built`)."""
         ctx = self.ctx
         assert ctx.secret_key is not None and ctx.public_key is not None and ctx.signer is not None
         valid = self._known_block(self.valid[1], out, wait=True) if self.valid is not None else None
         if self.valid is not None and valid is not None:
-            valid_round: int | None = self.valid[0]
-            compact = self._compact(valid.raw)
+            self._send_proposal(round, self.valid[0], self._compact(valid.raw), out, now)
         elif round_kind(round) == "emergency":
-            valid_round = None
-            compact = self._compact(self.emergency().raw)
+            self._send_proposal(round, None, self._compact(self.emergency().raw), out, now)
+        elif ctx.offload_blocks:
+            if self.building is None or self.building[0] != round:
+                self.building = (round, ctx.perf())
+                out.offloaded.append(self._build_request(round, self._block_transactions(round, now), now))
         else:
-            valid_round = None
             t0 = ctx.perf()
             compact = self._build(round, now)
             assert self.record is not None
             self.record.add_phase("construction", ctx.perf() - t0)
+            self._send_proposal(round, None, compact, out, now)
+
+    def _send_proposal(
+        self, round: int, valid_round: int | None, compact: CompactBlock, out: Outbox, now: float
+    ) -> None:
+        """Signs the proposal of ``compact`` (persisted before it leaves), broadcasts it (with
+        the proof-of-lock prevotes of a re-proposal) and takes it as received."""
+        ctx = self.ctx
+        assert ctx.secret_key is not None and ctx.signer is not None
         proposal = Proposal.create(ctx.secret_key, ctx.chain_id, self.height, round, valid_round, compact)
         try:
             out.writes.extend(
@@ -319,33 +335,84 @@ class BftEngine:
         ctx.monitor.counters["proposals_signed"] += 1
         self.on_proposal(proposal, out, now)
 
+    def _block_transactions(self, round: int, now: float) -> list[tuple[bytes, bytes]]:
+        """The final transactions a new block of ``round`` carries (none in a reward-only
+        round): at most ``max_block_size`` (less ``BLOCK_SIZE_MARGIN``), whose compact form fits
+        one message."""
+        ctx = self.ctx
+        if round_kind(round) != "full":
+            return []
+        room = None
+        if ctx.max_message_bytes is not None:
+            coinbase = coinbase_len(ctx.chain, ctx.chain.tip.height + 1)
+            room = ctx.max_message_bytes - PROPOSAL_OVERHEAD - encoded_compact_len(1, [coinbase])
+        return self.finality.block_transactions(now, ctx.params.max_block_size - BLOCK_SIZE_MARGIN, room)
+
     def _build(self, round: int, now: float) -> CompactBlock:
-        """A new block for ``round`` (full or reward-only), kept as this node's own and checked,
-        in the compact form its proposal carries: at most ``max_block_size`` (less
-        ``BLOCK_SIZE_MARGIN``) of transactions whose compact form fits one message."""
+        """A new block for ``round`` (full or reward-only), built in this step, kept as this
+        node's own and checked, in the compact form its proposal carries."""
         ctx = self.ctx
         assert ctx.secret_key is not None and ctx.public_key is not None
-        txs = []
-        if round_kind(round) == "full":
-            room = None
-            if ctx.max_message_bytes is not None:
-                coinbase = coinbase_len(ctx.chain, ctx.chain.tip.height + 1)
-                room = ctx.max_message_bytes - PROPOSAL_OVERHEAD - encoded_compact_len(1, [coinbase])
-            txs = self.finality.block_transactions(now, ctx.params.max_block_size - BLOCK_SIZE_MARGIN, room)
+        txs = self._block_transactions(round, now)
         while True:
             raw = build_block(ctx.chain, ctx.secret_key, ctx.public_key, round, txs, now)
-            view = BlockView.decode(raw)
-            compact = self._compact(raw, view)
-            size = PROPOSAL_OVERHEAD + compact.encoded_len()
-            if ctx.max_message_bytes is None or size <= ctx.max_message_bytes or not txs:
-                break
+            compact = self._keep_built(raw, bool(txs))
+            if compact is not None:
+                return compact
+            txs = txs[: len(txs) // 2]
+
+    def _keep_built(self, raw: bytes, halvable: bool) -> CompactBlock | None:
+        """The compact form of this node's new block ``raw``, kept as its own and checked; None
+        if its proposal would not fit one message and its transactions can be halved."""
+        ctx = self.ctx
+        view = BlockView.decode(raw)
+        compact = self._compact(raw, view)
+        size = PROPOSAL_OVERHEAD + compact.encoded_len()
+        if ctx.max_message_bytes is not None and size > ctx.max_message_bytes and halvable:
             # The fees paid a coinbase output the estimate had no room for: rare, and cheap to redo.
             log.warning("a proposal of %d bytes does not fit one message: halving its transactions", size)
-            txs = txs[: len(txs) // 2]
+            return None
         checked = CheckedBlock(view, raw)
         self.verdicts[checked.hash] = checked
         self.raw_blocks[checked.hash] = raw
         return compact
+
+    def _build_request(self, round: int, txs: Sequence[tuple[bytes, bytes]], now: float) -> BuildBlock:
+        ctx = self.ctx
+        assert ctx.secret_key is not None and ctx.public_key is not None
+        return BuildBlock(
+            self.height, round, election(ctx.chain, ctx.secret_key, ctx.public_key, round), tuple(txs), now
+        )
+
+    def on_built(self, request: BuildBlock, raw: bytes, out: Outbox, now: float) -> None:
+        """The driver built the block of a ``BuildBlock``: proposed, unless the engine has left
+        that round (or its proposal step, or proposes no more: behind, or a proposal of the round
+        is already held); too large for one message, it is asked for again with half the
+        transactions."""
+        ctx = self.ctx
+        if not self.builds_for(request):
+            return
+        compact = self._keep_built(raw, bool(request.transactions))
+        if compact is None:
+            half = request.transactions[: len(request.transactions) // 2]
+            out.offloaded.append(self._build_request(request.round, half, request.now))
+            return
+        assert self.building is not None and self.record is not None
+        self.record.add_phase("construction", ctx.perf() - self.building[1])
+        self.building = None
+        if ctx.is_voter and not ctx.behind and request.round not in self.proposals:
+            self._send_proposal(request.round, None, compact, out, now)
+
+    def builds_for(self, request: BuildBlock) -> bool:
+        """Whether ``request`` is the build this engine waits for: its height, its round, still
+        in the proposal step."""
+        return (
+            request.height == self.height
+            and request.round == self.round
+            and self.step == Step.PROPOSE
+            and self.building is not None
+            and self.building[0] == request.round
+        )
 
     def _compact(self, raw: bytes, view: BlockView | None = None) -> CompactBlock:
         """The compact form of a block this node proposes (``view``: its decoding, if at hand):
@@ -755,17 +822,17 @@ class BftEngine:
     def _verdict(
         self, block_hash: bytes, raw: bytes, out: Outbox, wait: bool = False
     ) -> CheckedBlock | BlockRejected | None:
-        """Objective validity of a block (cached per hash). With ``Context.defer_checks`` and not
+        """Objective validity of a block (cached per hash). With ``Context.offload_blocks`` and not
         ``wait``, None until the driver's verdict comes back (:meth:`on_checked`): the first
         call asks for it with a ``CheckBlock``."""
         verdict = self.verdicts.get(block_hash)
         if verdict is not None:
             return verdict
-        if self.ctx.defer_checks and not wait:
+        if self.ctx.offload_blocks and not wait:
             if block_hash not in self.checking:
                 self.checking.add(block_hash)
                 vset = self.ctx.vset
-                out.checks.append(
+                out.offloaded.append(
                     CheckBlock(self.height, block_hash, raw, tuple(vset.keys), tuple(vset.weights))
                 )
             return None

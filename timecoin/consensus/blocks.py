@@ -44,10 +44,12 @@ __all__ = [
     "CheckedBlock",
     "block_kind",
     "build_block",
+    "build_elected",
     "check_block",
     "check_proposal_round",
     "check_timely",
     "coinbase_len",
+    "election",
     "emergency_block",
     "header_of",
     "rebuild_block",
@@ -138,6 +140,14 @@ def coinbase_len(chain: ChainState, height: int) -> int:
     return Transaction.coinbase(height, outputs).encoded_len()
 
 
+def election(chain: ChainState, secret_key: bytes, public_key: bytes, round: int) -> Election:
+    """This masternode's VRF proof that it may propose ``round`` at the next height (DESIGN §5)."""
+    proof, output = leader.prove_eligibility(
+        secret_key, chain.tip_header.vrf_output, chain.tip.height + 1, round
+    )
+    return Election(public_key, proof, output)
+
+
 def build_block(
     chain: ChainState,
     secret_key: bytes,
@@ -146,22 +156,32 @@ def build_block(
     transactions: Sequence[tuple[bytes, bytes]],
     now: float,
 ) -> bytes:
-    """The encoded block this node proposes as leader of ``round`` at the next height: full
+    """:func:`build_elected` with this masternode's :func:`election`."""
+    return build_elected(chain, election(chain, secret_key, public_key, round), round, transactions, now)
+
+
+def build_elected(
+    chain: ChainState,
+    elected: Election,
+    round: int,
+    transactions: Sequence[tuple[bytes, bytes]],
+    now: float,
+) -> bytes:
+    """The encoded block the leader ``elected`` proposes for ``round`` at the next height: full
     (with ``transactions``, (txid, encoded transaction) pairs) or reward-only (``transactions``
     ignored) by :func:`round_kind`, assembled from the encodings (:func:`assemble_raw`). A
-    transaction the UTXO set refuses is dropped (logged) and the block rebuilt without it."""
-    height = chain.tip.height + 1
+    transaction the chain refuses is dropped (logged) and the block rebuilt without it. Only
+    reads the chain (another thread may run it, as :func:`check_block`). Raises ``ValueError``
+    for an emergency round, ``ValidationError`` for a block refused without a transaction to
+    blame."""
     kind = round_kind(round)
     if kind == "emergency":
         raise ValueError(f"round {round} takes the emergency block, which nobody proposes")
-    proof, output = leader.prove_eligibility(secret_key, chain.tip_header.vrf_output, height, round)
     timestamp = max(slot_start(chain), int(now))
     txs = list(transactions) if kind == "full" else []
     while True:
         try:
-            _, raw = assemble_raw(
-                chain, txs, timestamp, election=Election(public_key, proof, output), round=round
-            )
+            _, raw = assemble_raw(chain, txs, timestamp, election=elected, round=round)
             return raw
         except ValidationError as e:
             if e.tx_index is None or not 0 <= e.tx_index < len(txs):

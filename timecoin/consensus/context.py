@@ -3,9 +3,9 @@ fill while handling one input (no I/O: the outbox becomes the effect list the dr
 
 The outbox orders its effects so that signer safety and durability hold by construction:
 every store write of the step first (one ``Persist``), then messages, then timers, then
-notifications, then a committed block's ``ApplyBlock`` (or the blocks to check,
-``CheckBlock``: a step that committed a block drops them, they were for the height it decided),
-and the ``Sweep`` last. Persisting earlier than strictly needed is never wrong; sending or
+notifications, then a committed block's ``ApplyBlock`` (or the block work for the driver,
+``CheckBlock`` and ``BuildBlock``: a step that committed a block drops it, it was for the height
+it decided), and the ``Sweep`` last. Persisting earlier than strictly needed is never wrong; sending or
 reporting before persisting would be.
 """
 
@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from timecoin.consensus.effects import ApplyBlock, CheckBlock, Effect, Persist, ScheduleTimer, Sweep, Timer
+from timecoin.consensus.effects import (
+    ApplyBlock,
+    BuildBlock,
+    CheckBlock,
+    Effect,
+    Persist,
+    ScheduleTimer,
+    Sweep,
+    Timer,
+)
 from timecoin.consensus.monitor import Monitor
 from timecoin.consensus.signer import SignerState
 from timecoin.consensus.validators import ValidatorSet
@@ -45,10 +54,10 @@ class Context:
     max_message_bytes: int | None = None
     """Bytes of one consensus message its transport carries (the P2P LARGE_VOTE item): the
     proposals this node makes and the decisions it serves fit it (None: no limit)."""
-    defer_checks: bool = False
-    """Proposed blocks are checked by the driver (a ``CheckBlock`` effect, verdict back through
-    ``Consensus.on_block_checked``), which may run the check off its loop, instead of inside
-    the step that first needs the verdict."""
+    offload_blocks: bool = False
+    """Blocks are checked and built by the driver (``CheckBlock``, ``BuildBlock``; answered
+    through ``Consensus.on_block_checked`` / ``on_block_built``), which may run them off its
+    loop, instead of inside the step that needs them."""
 
     @property
     def height(self) -> int:
@@ -72,7 +81,7 @@ class Context:
 class Outbox:
     """Effects collected while handling one input, emitted in the safe order."""
 
-    __slots__ = ("writes", "parts", "sends", "timers", "notices", "apply", "checks", "sweeps")
+    __slots__ = ("writes", "parts", "sends", "timers", "notices", "apply", "offloaded", "sweeps")
 
     def __init__(self) -> None:
         self.writes: list[tuple[bytes, bytes, bytes | None]] = []
@@ -84,7 +93,8 @@ class Outbox:
         self.timers: list[ScheduleTimer] = []
         self.notices: list[Effect] = []
         self.apply: ApplyBlock | None = None
-        self.checks: list[CheckBlock] = []
+        self.offloaded: list[CheckBlock | BuildBlock] = []
+        """Block work for the driver (``Context.offload_blocks``)."""
         self.sweeps: list[tuple[bytes, bytes]] = []
         """(database, key) deletes for whenever (:class:`~timecoin.consensus.effects.Sweep`)."""
 
@@ -103,8 +113,8 @@ class Outbox:
         out.extend(self.notices)
         if self.apply is not None:
             out.append(self.apply)
-        elif self.checks:
-            out.extend(self.checks)
+        elif self.offloaded:
+            out.extend(self.offloaded)
         if self.sweeps:
             out.append(Sweep(tuple(self.sweeps)))
         return out

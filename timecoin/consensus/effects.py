@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from timecoin.core.types import Block, BlockView
+    from timecoin.ledger.blockbuilder import Election
 
 __all__ = [
     "Encodable",
     "ApplyBlock",
     "Broadcast",
+    "BuildBlock",
     "CheckBlock",
     "Effect",
     "Evidence",
@@ -172,7 +174,7 @@ class CheckBlock:
     """Check the encoded ``block`` (hash ``block_hash``) as block ``height`` on the chain's tip
     (``timecoin.consensus.blocks.check_block`` with the set's ``keys`` and ``weights``), then
     feed the verdict, the ``CheckedBlock`` or the ``BlockRejected`` it raised, to
-    ``Consensus.on_block_checked``. Only an engine made with ``defer_checks`` asks for this.
+    ``Consensus.on_block_checked``. Only an engine made with ``offload_blocks`` asks for this.
     The check only reads the chain (the UTXO set lets a write wait for it), so a driver may run
     it on another thread while its loop goes on; the engine waits for the verdict as it waits
     for a missing transaction, and ignores one that arrives after its height has passed."""
@@ -182,6 +184,23 @@ class CheckBlock:
     block: bytes
     keys: tuple[bytes, ...]
     weights: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildBlock:
+    """Assemble this node's block for ``round`` of ``height``, as the leader ``election``
+    (``timecoin.consensus.blocks.build_elected``), from ``transactions`` ((txid, encoded
+    transaction) pairs the engine chose, in order) stamped for time ``now``, then feed the
+    encoded block, or the exception the build raised, to ``Consensus.on_block_built``. Only an
+    engine made with ``offload_blocks`` asks for this; like :class:`CheckBlock` it only reads
+    the chain, so a driver may run it on another thread. A block built for a round the engine
+    has left is dropped."""
+
+    height: int
+    round: int
+    election: Election
+    transactions: tuple[tuple[bytes, bytes], ...]
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +267,7 @@ Effect = (
     | Reply
     | ScheduleTimer
     | ApplyBlock
+    | BuildBlock
     | CheckBlock
     | ServeDecision
     | TransactionFinalized

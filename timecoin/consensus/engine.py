@@ -33,7 +33,7 @@ from timecoin import crypto
 from timecoin.consensus.bft import BftEngine
 from timecoin.consensus.blocks import BlockRejected, CheckedBlock
 from timecoin.consensus.context import Context, Outbox
-from timecoin.consensus.effects import CheckBlock, Effect, Timer
+from timecoin.consensus.effects import BuildBlock, CheckBlock, Effect, Timer
 from timecoin.consensus.finality import FinalityEngine
 from timecoin.consensus.messages import (
     BlockVote,
@@ -92,9 +92,9 @@ class Consensus:
     ``finalized`` are what :meth:`from_store` reads. ``rng`` drives Snowball sampling (local
     policy; seed it in simulations). ``perf`` times CPU phases for monitoring only.
     ``max_message_bytes`` is what its transport carries in one message (the P2P LARGE_VOTE item):
-    the proposals it makes and the decisions it serves fit it (None: no limit). ``defer_checks``:
-    proposed blocks are checked by the driver, off the step (``CheckBlock``, answered through
-    :meth:`on_block_checked`), not inside it.
+    the proposals it makes and the decisions it serves fit it (None: no limit). ``offload_blocks``:
+    blocks are checked and built by the driver, off the step (``CheckBlock``, ``BuildBlock``,
+    answered through :meth:`on_block_checked` and :meth:`on_block_built`), not inside it.
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class Consensus:
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
         max_message_bytes: int | None = None,
-        defer_checks: bool = False,
+        offload_blocks: bool = False,
     ) -> None:
         public_key = crypto.public_key(secret_key) if secret_key is not None else None
         signer = SignerState.load(signer_records) if secret_key is not None else None
@@ -125,7 +125,7 @@ class Consensus:
             validator_set(chain),
             perf=perf,
             max_message_bytes=max_message_bytes,
-            defer_checks=defer_checks,
+            offload_blocks=offload_blocks,
         )
         self.finality = FinalityEngine(
             self.ctx, mempool, finalized, rng or random.Random(os.urandom(16)), vote_batches
@@ -147,7 +147,7 @@ class Consensus:
         rng: random.Random | None = None,
         perf: Callable[[], float] = time.perf_counter,
         max_message_bytes: int | None = None,
-        defer_checks: bool = False,
+        offload_blocks: bool = False,
     ) -> Consensus:
         """A consensus restored from the chain's store: signer state and finalized pool."""
         return cls(
@@ -161,7 +161,7 @@ class Consensus:
             rng=rng,
             perf=perf,
             max_message_bytes=max_message_bytes,
-            defer_checks=defer_checks,
+            offload_blocks=offload_blocks,
         )
 
     @property
@@ -228,6 +228,18 @@ class Consensus:
                 raise verdict
             return []
         self.bft.on_checked(check, verdict, out, now)
+        return out.effects()
+
+    def on_block_built(self, request: BuildBlock, built: bytes | BaseException, now: float) -> list[Effect]:
+        """The block the driver built for a ``BuildBlock`` effect (encoded), or the exception the
+        build raised: proposed, unless the engine has left that round. An exception is raised
+        here (a failed step, as if the build had run inside it) unless the round has passed."""
+        if isinstance(built, BaseException):
+            if self.bft.builds_for(request):
+                raise built
+            return []
+        out = Outbox()
+        self.bft.on_built(request, built, out, now)
         return out.effects()
 
     def on_messages(self, items: Sequence[tuple[Any, bytes]], now: float) -> list[Effect]:

@@ -13,10 +13,11 @@ node supplies a transport over P2P and a timer service over its event loop. The 
 * ``Sweep`` (the records the block made useless) goes to ``sweep``: the node's
   :class:`~timecoin.store.sweeper.Sweeper` deletes them a chunk at a time after the block; by
   default they are deleted at once, in their own store transaction.
-* ``CheckBlock`` (an engine made with ``defer_checks``) goes to ``check``: the node runs
-  :func:`run_check` on a worker thread and feeds the verdict back as a step of its own; by
-  default the block is checked at once and the verdict fed back after the effects of the
-  current input (a driver runs all effects of one call before it feeds the engine its next
+* ``CheckBlock`` and ``BuildBlock`` (an engine made with ``offload_blocks``) go to
+  ``offload`` with the work to do (:func:`run_check`, :func:`run_build`): the node runs it on a
+  worker thread and feeds the result back (:meth:`EffectRunner.result_effects`) as a step of
+  its own; by default the work is done at once and its result fed back after the effects of
+  the current input (a driver runs all effects of one call before it feeds the engine its next
   input).
 """
 
@@ -28,10 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from timecoin import failpoints
-from timecoin.consensus.blocks import CheckedBlock, check_block
+from timecoin.consensus.blocks import CheckedBlock, build_elected, check_block
 from timecoin.consensus.effects import (
     ApplyBlock,
     Broadcast,
+    BuildBlock,
     CheckBlock,
     Effect,
     Persist,
@@ -60,7 +62,18 @@ from timecoin.store.chainstore import ExtraWrites
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EffectRunner", "Transport", "decision_message", "run_check"]
+__all__ = [
+    "EffectRunner",
+    "Offloaded",
+    "Transport",
+    "decision_message",
+    "run_build",
+    "run_check",
+    "run_offloaded",
+]
+
+Offloaded = CheckBlock | BuildBlock
+"""The block work an engine made with ``offload_blocks`` leaves to its driver."""
 
 
 class Transport(Protocol):
@@ -120,6 +133,21 @@ def run_check(chain: ChainState, check: CheckBlock) -> CheckedBlock | Exception:
         return e
 
 
+def run_build(chain: ChainState, request: BuildBlock) -> bytes | Exception:
+    """The block a ``BuildBlock`` asks for, for ``Consensus.on_block_built``: encoded, else the
+    exception the build raised. Reads the chain only, as :func:`run_check` (the block of a
+    round the engine has left is dropped by it)."""
+    try:
+        return build_elected(chain, request.election, request.round, request.transactions, request.now)
+    except Exception as e:  # the engine's step raises it, unless the round has passed
+        return e
+
+
+def run_offloaded(chain: ChainState, effect: Offloaded) -> object:
+    """The work of an offloaded effect: :func:`run_check` or :func:`run_build`."""
+    return run_check(chain, effect) if isinstance(effect, CheckBlock) else run_build(chain, effect)
+
+
 class EffectRunner:
     """Executes a consensus engine's effects (see the module docstring). ``schedule(timer, at)``
     must call ``consensus.on_timer(timer, now)`` at ``at`` and run the result through
@@ -128,9 +156,10 @@ class EffectRunner:
     connects a committed block with extra store writes (default ``chain.connect_block``; a node
     passes its own, which also indexes and announces the block). ``sweep(keys)`` deletes the
     (database, key) records of a ``Sweep`` (default: at once, in one store transaction; a node
-    passes its sweeper's queue). ``check(effect)`` takes a ``CheckBlock`` and must feed
-    ``consensus.on_block_checked`` its verdict later, as an input of its own (default: checked at
-    once, fed back once the effects of the current input have run)."""
+    passes its sweeper's queue). ``offload(effect)`` takes a ``CheckBlock`` or ``BuildBlock``,
+    must run :func:`run_offloaded` on it and later run :meth:`result_effects` of the result, as
+    an input of its own (default: done at once, fed back once the effects of the current input
+    have run)."""
 
     def __init__(
         self,
@@ -143,7 +172,7 @@ class EffectRunner:
         after_effect: Callable[[Effect], None] | None = None,
         connect_block: Callable[[bytes, ExtraWrites], object] | None = None,
         sweep: Callable[[Sequence[tuple[bytes, bytes]]], None] | None = None,
-        check: Callable[[CheckBlock], None] | None = None,
+        offload: Callable[[Offloaded], None] | None = None,
     ) -> None:
         self.consensus = consensus
         self.chain = chain
@@ -165,11 +194,12 @@ class EffectRunner:
             ServeDecision: self._serve_decision,
             ApplyBlock: self._apply,
             Sweep: lambda e: self.sweep(e.keys),
-            CheckBlock: check or self._check_now,
+            CheckBlock: offload or self._do_now,
+            BuildBlock: offload or self._do_now,
         }
         """The effects this runner executes, by type; any other goes to ``on_notice``."""
-        self._verdicts: list[tuple[CheckBlock, CheckedBlock | Exception]] = []
-        """Verdicts of the default ``check``, fed back when the outermost :meth:`run` ends."""
+        self._results: list[tuple[Offloaded, object]] = []
+        """Results of the default ``offload``, fed back when the outermost :meth:`run` ends."""
         self._depth = 0
 
     def run(self, effects: Iterable[Effect]) -> None:
@@ -186,12 +216,19 @@ class EffectRunner:
                     self.after_effect(effect)
         finally:
             self._depth -= 1
-        while self._depth == 0 and self._verdicts:
-            check, verdict = self._verdicts.pop(0)
-            self.run(self.consensus.on_block_checked(check, verdict, self.clock()))
+        while self._depth == 0 and self._results:
+            effect, result = self._results.pop(0)
+            self.run(self.result_effects(effect, result))
 
-    def _check_now(self, effect: CheckBlock) -> None:
-        self._verdicts.append((effect, run_check(self.chain, effect)))
+    def result_effects(self, effect: Offloaded, result: object) -> list[Effect]:
+        """The engine's effects of the result of offloaded ``effect`` (:func:`run_offloaded`):
+        ``on_block_checked`` or ``on_block_built`` of the engine this runner drives now."""
+        if isinstance(effect, CheckBlock):
+            return self.consensus.on_block_checked(effect, result, self.clock())  # type: ignore[arg-type]
+        return self.consensus.on_block_built(effect, result, self.clock())  # type: ignore[arg-type]
+
+    def _do_now(self, effect: Offloaded) -> None:
+        self._results.append((effect, run_offloaded(self.chain, effect)))
 
     def _persist(self, effect: Persist) -> None:
         self.chain.store.write(list(effect.writes))

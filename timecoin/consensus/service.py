@@ -24,11 +24,12 @@ classes are closed to non-masternodes). Its blocks arrive by P2P block sync, ful
 by the ledger, each checked first against its commit certificate, which it stores with the block
 (docs/p2p.md, "Block sync").
 
-**Block checks** (``CheckBlock``: a proposed block's full validation, ~70 ms for a block of
-12,000 transfers) run on one worker thread, so the loop goes on tallying transaction votes
-meanwhile; the native UTXO set is read there with the GIL released, and a write (a block
-connected, the coins flusher) waits for the check to finish. The verdict comes back as a
-``checked`` step of its own. ``stop`` waits for a check in progress.
+**Block work** (``CheckBlock``: a proposed block's full validation, ~70 ms for a block of
+12,000 transfers; ``BuildBlock``: the leader's assembly of its block, ~130 ms) runs on one
+worker thread, so the loop goes on tallying transaction votes meanwhile; the native UTXO set
+is read there with the GIL released, and a write (a block connected, the coins flusher) waits
+for the work to finish. The result comes back as a step of its own (``checked``, ``built``).
+``stop`` waits for the work in progress.
 
 **Timers** are ``loop.call_later`` handles, kept and cancelled by :meth:`ConsensusService.stop`.
 The loop may run a timer up to its clock's resolution early (uvloop rounds the delay down to a
@@ -51,8 +52,8 @@ after a restart. The old engine's pending transactions (and the mempool's) are a
 in their arrival order, except the dropped input's own (refused ``consensus-step-failed``, which
 a client may retry); timers are cancelled and the new engine schedules its own. Only if the
 rebuild itself fails does consensus stop (``on_failure``). Failpoints ``consensus.step.<kind>``
-(``start``, ``submit``, ``gossip``, ``timer``, ``block``, ``checked``;
-``timecoin.failpoints``) sit
+(``start``, ``submit``, ``gossip``, ``timer``, ``block``, ``checked``,
+``built``; ``timecoin.failpoints``) sit
 between a step's engine call and its effects: the worst place to fail.
 """
 
@@ -67,7 +68,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from timecoin import failpoints
-from timecoin.consensus.blocks import CheckedBlock
 from timecoin.consensus.effects import (
     CheckBlock,
     Effect,
@@ -82,7 +82,7 @@ from timecoin.consensus.effects import (
 from timecoin.consensus.engine import FAULTS, Consensus
 from timecoin.consensus.feed import FinalityFeed
 from timecoin.consensus.messages import Kind
-from timecoin.consensus.runner import EffectRunner, run_check
+from timecoin.consensus.runner import EffectRunner, Offloaded, run_offloaded
 from timecoin.core.types import Block
 from timecoin.ledger.chain import ChainState
 from timecoin.ledger.mempool import Admission, Mempool
@@ -172,7 +172,7 @@ class ConsensusService:
                 secret_key=secret_key,
                 production_gate=production_gate,
                 max_message_bytes=MAX_LARGE_VOTE_ITEM,
-                defer_checks=True,
+                offload_blocks=True,
             )
 
         self._new_engine = new_engine
@@ -188,11 +188,12 @@ class ConsensusService:
             on_notice=self._notice,
             connect_block=connect_block,
             sweep=sweep,
-            check=self._check,
+            offload=self._offload,
         )
-        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-check")
-        """Runs the engine's block checks off the loop (module docstring, "Block checks")."""
-        self._checks: set[asyncio.Future[CheckedBlock | Exception]] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-work")
+        """Runs the engine's block checks and builds off the loop (module docstring, "Block
+        work")."""
+        self._work: set[asyncio.Future[object]] = set()
         self.recent: OrderedDict[bytes, bytes | Encodable] = OrderedDict()
         """txid → its finality certificate, encoded or by reference (empty bytes when a block
         settled it), most recent last: no tuple per entry, so the collector has nothing to
@@ -220,10 +221,10 @@ class ConsensusService:
     def stop(self) -> None:
         """Cancels every timer and wakes every waiter (they see the state as it is)."""
         self._failed = True  # no step runs after stop
-        for fut in self._checks:
+        for fut in self._work:
             fut.cancel()
-        self._checks.clear()
-        self._checker.shutdown(wait=True, cancel_futures=True)  # the check in progress reads the chain
+        self._work.clear()
+        self._worker.shutdown(wait=True, cancel_futures=True)  # the work in progress reads the chain
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -278,23 +279,23 @@ class ConsensusService:
             lambda: f"block {raw[:DESCRIBED_BYTES].hex() if isinstance(raw, bytes) else raw.header.height}",
         )
 
-    def _check(self, check: CheckBlock) -> None:
-        """The runner's ``check``: :func:`run_check` on the worker thread, its verdict fed to the
-        engine as a ``checked`` step on the loop."""
-        fut = asyncio.get_running_loop().run_in_executor(self._checker, run_check, self._chain, check)
-        self._checks.add(fut)
-        fut.add_done_callback(lambda done: self._checked(done, check))
+    def _offload(self, effect: Offloaded) -> None:
+        """The runner's ``offload``: :func:`run_offloaded` on the worker thread, its result fed
+        to the engine as a step on the loop (``checked`` or ``built``)."""
+        fut = asyncio.get_running_loop().run_in_executor(self._worker, run_offloaded, self._chain, effect)
+        self._work.add(fut)
+        fut.add_done_callback(lambda done: self._done(done, effect))
 
-    def _checked(self, fut: asyncio.Future[CheckedBlock | Exception], check: CheckBlock) -> None:
-        self._checks.discard(fut)
+    def _done(self, fut: asyncio.Future[object], effect: Offloaded) -> None:
+        self._work.discard(fut)
         if fut.cancelled():
             return
-        verdict = fut.result()
-        self._step(
-            "checked",
-            lambda: self.engine.on_block_checked(check, verdict, self.clock()),
-            lambda: f"check of block {check.block_hash.hex()} at height {check.height}",
-        )
+        result = fut.result()
+        if isinstance(effect, CheckBlock):
+            kind, what = "checked", f"check of block {effect.block_hash.hex()} at height {effect.height}"
+        else:
+            kind, what = "built", f"build of the block of height {effect.height} round {effect.round}"
+        self._step(kind, lambda: self.runner.result_effects(effect, result), lambda: what)
 
     def _report_phases(self) -> None:
         """Phase durations of the rounds closed since the last call (every record but the
@@ -324,7 +325,7 @@ class ConsensusService:
         dropped: Sequence[bytes] = (),
     ) -> bool:
         """Runs one input of ``kind`` (``start``, ``submit``, ``gossip``, ``timer``, ``block``,
-        ``checked``):
+        ``checked``, ``built``):
         the engine ``call``, then all its effects. Whether it completed: a step that raised is
         logged with ``describe()``, counted, dropped (with the transactions ``dropped``) and the
         engine rebuilt (module docstring, "Failed steps")."""

@@ -40,7 +40,7 @@ from timecoin.consensus.effects import (
 )
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import NIL, BlockVote, CompactBlock, Kind, Proposal, TxVote, decode_message
-from timecoin.consensus.runner import EffectRunner, run_check
+from timecoin.consensus.runner import EffectRunner, Offloaded, run_offloaded
 from timecoin.consensus.store import CONSENSUS_DB, commit_key, load_commit_certificate
 from timecoin.core.address import pubkey_hash
 from timecoin.core.types import Block, BlockHeader, Transaction, TxOut, sign_transactions
@@ -135,9 +135,11 @@ class SimNode:
     synced_blocks: int = 0
     """Blocks connected by (simulated) block sync, outside the engine."""
     checks_done: int = 0
-    """Block checks run for the engine off its steps (``Simulation.check_delay``)."""
-    check_delay: float | None = None
-    """Seconds this node's deferred block checks take (None: ``Simulation.check_delay``)."""
+    """Block checks done for the engine off its steps (``Simulation.work_delay``)."""
+    builds_done: int = 0
+    """Block builds done for the engine off its steps (``Simulation.work_delay``)."""
+    work_delay: float | None = None
+    """Seconds this node's offloaded block work takes (None: ``Simulation.work_delay``)."""
     sent: list[bytes] = field(default_factory=list)
     """Every consensus message this node signed and put on the wire (for signer-safety checks;
     others' messages it re-sends, a proof of lock or evidence, are not its signatures)."""
@@ -164,7 +166,7 @@ class SimNode:
             rng=random.Random(sim.seed * 1000 + self.index + 7919 * self.generation),
             perf=sim.clock,
             max_message_bytes=sim.max_message_bytes,
-            defer_checks=sim.check_delay is not None,
+            offload_blocks=sim.work_delay is not None,
         )
         self.runner = EffectRunner(
             self.consensus,
@@ -174,7 +176,7 @@ class SimNode:
             sim.clock,
             on_notice=self._notice,
             after_effect=self._after_effect,
-            check=self._check if sim.check_delay is not None else None,
+            offload=self._offload if sim.work_delay is not None else None,
         )
         self.online = True
 
@@ -235,21 +237,23 @@ class SimNode:
         generation = self.generation
         self.sim.scheduler.at(at, lambda: self._on_timer(generation, timer))
 
-    def _check(self, check: CheckBlock) -> None:
-        """A block check that takes ``Simulation.check_delay`` seconds, as on the node's worker
-        thread: run when it ends, on the chain as it is then, and fed back as an input."""
+    def _offload(self, effect: Offloaded) -> None:
+        """Block work (a check or a build) that takes ``Simulation.work_delay`` seconds, as on
+        the node's worker thread: done when it ends, on the chain as it is then, and fed back as
+        an input."""
         generation = self.generation
-        delay = self.check_delay if self.check_delay is not None else self.sim.check_delay
+        delay = self.work_delay if self.work_delay is not None else self.sim.work_delay
         assert delay is not None
-        self.sim.scheduler.at(self.sim.clock.now + delay, lambda: self._checked(generation, check))
+        self.sim.scheduler.at(self.sim.clock.now + delay, lambda: self._done(generation, effect))
 
-    def _checked(self, generation: int, check: CheckBlock) -> None:
+    def _done(self, generation: int, effect: Offloaded) -> None:
         if generation == self.generation and self.online:
-            verdict = run_check(self.chain, check)
-            self.checks_done += 1
-            self._guard(
-                lambda: self.runner.run(self.consensus.on_block_checked(check, verdict, self.sim.clock.now))
-            )
+            result = run_offloaded(self.chain, effect)
+            if isinstance(effect, CheckBlock):
+                self.checks_done += 1
+            else:
+                self.builds_done += 1
+            self._guard(lambda: self.runner.run(self.runner.result_effects(effect, result)))
 
     def _on_timer(self, generation: int, timer: Timer) -> None:
         if generation == self.generation and self.online:
@@ -445,9 +449,9 @@ class Simulation:
     """N masternodes on a devnet genesis (``devnet_genesis(masternodes=N)``), each in
     ``tmp_path / f"node{i}"``. ``observers`` adds nodes without a masternode key.
     ``max_message_bytes``: the bound a node's transport puts on one consensus message
-    (``Context.max_message_bytes``; None: none). ``check_delay``: the engines defer block checks
-    (``Context.defer_checks``) to a check that takes this many seconds, as a node's worker
-    thread does (None: checked inside the step)."""
+    (``Context.max_message_bytes``; None: none). ``work_delay``: the engines leave block checks and
+    builds to the driver (``Context.offload_blocks``), whose work takes this many seconds, as on
+    a node's worker thread (None: done inside the step)."""
 
     def __init__(
         self,
@@ -460,7 +464,7 @@ class Simulation:
         accounts: int = 16,
         observers: int = 0,
         max_message_bytes: int | None = None,
-        check_delay: float | None = None,
+        work_delay: float | None = None,
     ) -> None:
         config, account_keys, mn_keys = devnet_genesis(
             accounts=accounts, masternodes=masternodes, params=params
@@ -468,7 +472,7 @@ class Simulation:
         self.params = params
         self.seed = seed
         self.max_message_bytes = max_message_bytes
-        self.check_delay = check_delay
+        self.work_delay = work_delay
         self.genesis: Genesis = build_genesis(config)
         self.account_keys = account_keys
         self.clock = FakeClock(float(config.timestamp + 10))

@@ -314,6 +314,16 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "block_work_thread",
+        _bool,
+        True,
+        "Check proposed blocks and build this masternode's blocks on a worker thread while the "
+        "event loop goes on with votes (docs/consensus.md, Block work off the loop). Turn it off "
+        "where the node has less than a core of its own (timecoin devnet does when its nodes "
+        "outnumber the cores): the thread then costs more than it saves.",
+        metavar="BOOL",
+    ),
+    Setting(
         "masternode_key",
         _path,
         None,
@@ -391,6 +401,8 @@ class NodeConfig:
     """None: the network's mempool byte limit (``ledger.mempool.AdmissionLimit``)."""
     block_slot: int | None = None
     """A devnet's block slot, seconds (None: the network's)."""
+    block_work_thread: bool = True
+    """Block checks and builds on a worker thread (``ConsensusService``'s ``offload_blocks``)."""
     conf: Path | None = None
     """The configuration file read, if any."""
     sources: Mapping[str, str] = field(default_factory=dict)

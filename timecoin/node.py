@@ -323,6 +323,7 @@ class Node:
             self.request_stop,
             metrics=self.consensus_metrics,
             sweep=self.sweeper.queue,
+            offload_blocks=self.config.block_work_thread,
         )
         self.consensus.start()
         if self.metrics is not None:

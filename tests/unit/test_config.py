@@ -139,3 +139,18 @@ def test_operator_guide_documents_every_key():
 
     for s in SETTINGS:
         assert f"`{s.key}`" in guide, s.key
+
+
+def test_block_work_thread_is_on_unless_turned_off_and_the_devnet_turns_it_off_without_a_core_each(tmp_path):
+    """``block_work_thread`` (docs/operator.md) defaults on and is turned off like any bool;
+    ``timecoin devnet`` passes it off when its nodes outnumber the cores it may run on."""
+    from timecoin.cli.devnet import Devnet, block_work_thread
+
+    assert load_config({}, env={}, home=tmp_path).block_work_thread is True
+    assert load_config({"block_work_thread": "false"}, env={}, home=tmp_path).block_work_thread is False
+    assert load_config({}, env={"TIMECOIN_BLOCK_WORK_THREAD": "0"}, home=tmp_path).block_work_thread is False
+    assert (block_work_thread(4, 2), block_work_thread(2, 2), block_work_thread(1, 8)) == (False, True, True)
+    net = Devnet(tmp_path / "devnet", 4, 20000, 4, b"seed")
+    args = net.args(net.nodes[0])
+    flag = args[args.index("--block-work-thread") + 1]
+    assert flag == ("true" if block_work_thread(4) else "false")

@@ -109,6 +109,16 @@ class DevnetNode:
         return None
 
 
+def block_work_thread(nodes: int, cores: int | None = None) -> bool:
+    """Whether the devnet's nodes check and build blocks on a worker thread (the node setting
+    ``block_work_thread``): only if each has a core of its own, ``cores`` being those this
+    process may run on (default: its CPU affinity). With four nodes on two cores the thread
+    contends with the loops for the GIL and the cores, and the saturated devnet's finality tail
+    grew (docs/benchmarks.md, "a block's check and build off the event loop")."""
+    available = len(os.sched_getaffinity(0)) if cores is None else cores
+    return nodes <= available
+
+
 class Devnet:
     """The N processes of one devnet over one working directory."""
 
@@ -200,6 +210,8 @@ class Devnet:
             str(node.metrics_port),
             "--dashboard",
             "true",
+            "--block-work-thread",
+            "true" if block_work_thread(len(self.nodes)) else "false",
             *connect,
         ]
 

@@ -29,7 +29,9 @@ by the ledger, each checked first against its commit certificate, which it store
 worker thread, so the loop goes on tallying transaction votes meanwhile; the native UTXO set
 is read there with the GIL released, and a write (a block connected, the coins flusher) waits
 for the work to finish. The result comes back as a step of its own (``checked``, ``built``).
-``stop`` waits for the work in progress.
+``stop`` waits for the work in progress. Where the node has less than a core of its own, the
+thread costs more than it saves (it contends for the GIL and the cores with the loop), so it
+can be turned off (``offload_blocks``): the work then runs inside the steps.
 
 **Timers** are ``loop.call_later`` handles, kept and cancelled by :meth:`ConsensusService.stop`.
 The loop may run a timer up to its clock's resolution early (uvloop rounds the delay down to a
@@ -52,9 +54,9 @@ after a restart. The old engine's pending transactions (and the mempool's) are a
 in their arrival order, except the dropped input's own (refused ``consensus-step-failed``, which
 a client may retry); timers are cancelled and the new engine schedules its own. Only if the
 rebuild itself fails does consensus stop (``on_failure``). Failpoints ``consensus.step.<kind>``
-(``start``, ``submit``, ``gossip``, ``timer``, ``block``, ``checked``,
-``built``; ``timecoin.failpoints``) sit
-between a step's engine call and its effects: the worst place to fail.
+(``start``, ``submit``, ``gossip``, ``timer``, ``block``, ``checked``, ``built``;
+``timecoin.failpoints``) sit between a step's engine call and its effects: the worst place to
+fail.
 """
 
 from __future__ import annotations
@@ -136,7 +138,9 @@ class ConsensusService:
     is unix seconds.
     ``metrics`` (``timecoin.metrics.ConsensusMetrics``) is told of finality and new rounds.
     ``sweep(keys)`` takes the records committed blocks made useless (the node's
-    ``timecoin.store.sweeper.Sweeper.queue``; default: deleted at once).
+    ``timecoin.store.sweeper.Sweeper.queue``; default: deleted at once). ``offload_blocks``:
+    block checks and builds on the worker thread (module docstring, "Block work"; the node's
+    ``block_work_thread`` setting), else inside the steps.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class ConsensusService:
         clock: Callable[[], float] = time.time,
         metrics: ConsensusMetricsHook | None = None,
         sweep: Callable[[Sequence[tuple[bytes, bytes]]], None] | None = None,
+        offload_blocks: bool = True,
     ) -> None:
         self.p2p = p2p
         self.metrics = metrics
@@ -172,7 +177,7 @@ class ConsensusService:
                 secret_key=secret_key,
                 production_gate=production_gate,
                 max_message_bytes=MAX_LARGE_VOTE_ITEM,
-                offload_blocks=True,
+                offload_blocks=offload_blocks,
             )
 
         self._new_engine = new_engine
@@ -188,7 +193,7 @@ class ConsensusService:
             on_notice=self._notice,
             connect_block=connect_block,
             sweep=sweep,
-            offload=self._offload,
+            offload=self._offload if offload_blocks else None,
         )
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-work")
         """Runs the engine's block checks and builds off the loop (module docstring, "Block
@@ -219,7 +224,8 @@ class ConsensusService:
         self._step("start", lambda: self.engine.start(self.clock()), lambda: "start")
 
     def stop(self) -> None:
-        """Cancels every timer and wakes every waiter (they see the state as it is)."""
+        """Cancels every timer and wakes every waiter (they see the state as it is), once the block
+        work in progress has ended (it reads the chain)."""
         self._failed = True  # no step runs after stop
         for fut in self._work:
             fut.cancel()

@@ -111,8 +111,8 @@ class ChainState:
         """The masternode registry after the tip block: the set of height tip + 1."""
         self._prepared: OrderedDict[bytes, PreparedBlock] = OrderedDict()
         """Blocks prepared on the tip, by block hash (at most :data:`PREPARED_BLOCKS`; emptied
-        whenever the tip moves). Changed under :attr:`_prepared_lock`: a consensus check may
-        prepare a block on a worker thread (``timecoin.consensus.runner.run_check``)."""
+        whenever the tip moves). Changed under :attr:`_prepared_lock`: a consensus check or build
+        may prepare a block on a worker thread (``timecoin.consensus.runner.run_offloaded``)."""
         self._prepared_lock = threading.Lock()
         self.coins = CoinsFlusher(store, self._take_coins_delta)
         """Writes the set's changes to the store behind the blocks; a node runs its task."""

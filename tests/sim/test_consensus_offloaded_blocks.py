@@ -7,8 +7,8 @@ Real consensus on a fake clock and an in-memory network (``timecoin.testing.cons
 each piece of work taking simulated seconds as on a node's worker thread:
 
 * blocks commit and transactions finalize when every check and build is slow, and when one
-  node works so slowly that the others commit before its verdict is back (it leads rounds too:
-  a round it leads passes on to the next leader when its build comes too late);
+  node works so slowly that the others commit before its verdict is back (it leads rounds too,
+  its builds taking 2.5 s of the 3-s propose timeout);
 * a result for a height or round already left, or for a block the engine did not ask about,
   changes nothing; work that raised something other than ``BlockRejected`` fails the step that
   receives it, as it would have failed the step that ran it;

@@ -13,6 +13,13 @@
 //! height, then its outpoint ([`store_key`]), so the coins of new blocks go to the end of the
 //! store instead of all over it.
 //!
+//! A delta can also be taken in two halves ([`UtxoSet::take_dirty`], then
+//! [`UtxoSet::dirty_writes`] a slice at a time), so that the table of touched outpoints leaves
+//! the set at once and its writes are worked out later, elsewhere, while the set moves on. That
+//! gives exactly the writes of the moment of the take because every change records an outpoint's
+//! value before its first change since the take: the value at the take is that record if there
+//! is one, else the set's current value.
+//!
 //! This module never validates transactions (that is `validate`): it applies changes a
 //! validator has checked, and checks only what keeps the map and the hash consistent.
 
@@ -214,6 +221,46 @@ impl Undo {
     }
 }
 
+/// The outpoints [`UtxoSet::take_dirty`] took from a set, each with what the persisted store
+/// holds for it (`None`: nothing): [`UtxoSet::dirty_writes`] turns them into store writes.
+pub struct DirtyCoins {
+    stored: HashMap<OutPointKey, Option<CoinBytes>>,
+    /// The set's take count this came from.
+    take: u64,
+}
+
+impl DirtyCoins {
+    /// The number of outpoints taken: an upper bound on the number of writes.
+    pub fn len(&self) -> usize {
+        self.stored.len()
+    }
+
+    /// Whether no outpoint was taken.
+    pub fn is_empty(&self) -> bool {
+        self.stored.is_empty()
+    }
+
+    /// The outpoints taken with their stored values, in an order that stays the same.
+    pub fn entries(&self) -> impl Iterator<Item = (&OutPointKey, &Option<CoinBytes>)> + '_ {
+        self.stored.iter()
+    }
+}
+
+/// [`UtxoSet::dirty_writes`] for a [`DirtyCoins`] of an earlier take (or one before a load).
+#[derive(Debug, PartialEq, Eq)]
+pub struct StaleDirty;
+
+impl std::fmt::Display for StaleDirty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the set's changes were taken again, or coins loaded, since these were taken")
+    }
+}
+
+/// Sorts store writes by key, the order the store wants them in ([`store_key`]).
+pub fn sort_delta(delta: &mut [(StoreKey, Option<CoinBytes>)]) {
+    delta.sort_unstable_by_key(|(key, _)| *key);
+}
+
 /// The UTXO set: contents, LtHash state and the store's value of every outpoint touched since
 /// the last [`UtxoSet::take_delta`].
 #[derive(Clone, Default)]
@@ -227,6 +274,9 @@ pub struct UtxoSet {
     /// Counts the changes to the contents: a block prepared against one generation may only be
     /// committed at that generation (see `apply::commit_prepared`).
     generation: u64,
+    /// Counts the takes of `touched` and the loads: the writes of a [`DirtyCoins`] are worked
+    /// out only at the count it was taken at (see [`UtxoSet::dirty_writes`]).
+    takes: u64,
     /// Signatures this set's admissions and blocks already verified (not state: a clone starts
     /// empty, and it never changes a verdict).
     pub sig_cache: SigCache,
@@ -290,6 +340,8 @@ impl UtxoSet {
         }
         drop(seen);
         self.generation += 1;
+        // Stored values change below: a take in progress would be worked out wrong.
+        self.takes += 1;
         let elements: Vec<[u8; ELEMENT_LEN]> = entries.iter().map(|(k, c)| element(k, c)).collect();
         self.hash.add_assign(&LtHash::delta(&elements, &[]));
         self.coins.reserve(entries.len());
@@ -438,30 +490,67 @@ impl UtxoSet {
     /// The writes that bring the persisted store from the last delta to the current set, for
     /// the outpoints whose stored coin differs from the current one, keyed by [`store_key`] and
     /// sorted by it: `(key, Some(coin))` to put, `(key of the stored coin, None)` to delete.
-    /// Everything is clean afterwards.
+    /// Everything is clean afterwards. [`UtxoSet::take_dirty`] then
+    /// [`UtxoSet::dirty_writes`] and [`sort_delta`], at once.
     pub fn take_delta(&mut self) -> Vec<(StoreKey, Option<CoinBytes>)> {
-        let mut delta = Vec::with_capacity(self.touched.len());
-        for (outpoint, stored) in self.touched.drain() {
-            let current = self.coins.get(&outpoint).copied();
-            if current == stored {
+        let dirty = self.take_dirty();
+        let mut delta = Vec::with_capacity(dirty.len());
+        self.dirty_writes(&dirty, dirty.stored.iter(), &mut delta)
+            .expect("nothing was taken or loaded since");
+        sort_delta(&mut delta);
+        delta
+    }
+
+    /// Takes the table of outpoints touched since the last take, with what the store holds for
+    /// each, and leaves the set clean: O(1), the table moves out whole. The writes it stands
+    /// for, as of now, come from [`UtxoSet::dirty_writes`] while no later take or load happens.
+    pub fn take_dirty(&mut self) -> DirtyCoins {
+        self.takes += 1;
+        // A take after a large apply would keep a large table; the next one starts smaller.
+        let capacity = self.touched.len().min(65_536);
+        let fresh = HashMap::with_capacity_and_hasher(capacity, Default::default());
+        DirtyCoins {
+            stored: std::mem::replace(&mut self.touched, fresh),
+            take: self.takes,
+        }
+    }
+
+    /// Appends to `writes` the store writes of `entries` (some of `dirty`'s, each once) as of
+    /// the moment `dirty` was taken, unsorted: for each outpoint whose value then differs from
+    /// what the store holds, the delete of the stored coin's key and the put of the current
+    /// one. The value at the take is what `touched` recorded before the outpoint's first change
+    /// since (every change records it), else the current value.
+    ///
+    /// Refused ([`StaleDirty`], nothing appended) once the set has been taken from again or
+    /// loaded: the records would no longer be of that moment.
+    pub fn dirty_writes<'a>(
+        &self,
+        dirty: &DirtyCoins,
+        entries: impl IntoIterator<Item = (&'a OutPointKey, &'a Option<CoinBytes>)>,
+        writes: &mut Vec<(StoreKey, Option<CoinBytes>)>,
+    ) -> Result<(), StaleDirty> {
+        if dirty.take != self.takes {
+            return Err(StaleDirty);
+        }
+        for (outpoint, stored) in entries {
+            let current = match self.touched.get(outpoint) {
+                Some(at_take) => *at_take,
+                None => self.coins.get(outpoint).copied(),
+            };
+            if current == *stored {
                 continue;
             }
-            let put = current.map(|coin| store_key(&outpoint, &coin));
-            if let Some(old) = stored.map(|coin| store_key(&outpoint, &coin)) {
+            let put = current.map(|coin| store_key(outpoint, &coin));
+            if let Some(old) = stored.map(|coin| store_key(outpoint, &coin)) {
                 if put != Some(old) {
-                    delta.push((old, None));
+                    writes.push((old, None));
                 }
             }
             if let (Some(key), Some(coin)) = (put, current) {
-                delta.push((key, Some(coin)));
+                writes.push((key, Some(coin)));
             }
         }
-        delta.sort_unstable_by_key(|(key, _)| *key);
-        // A delta after a large apply leaves a large empty table behind; give it back.
-        if self.touched.capacity() > 4 * 65_536 {
-            self.touched.shrink_to(65_536);
-        }
-        delta
+        Ok(())
     }
 
     /// (number of coins, sum of their values in sat), one pass over the set.
@@ -788,5 +877,61 @@ mod tests {
         ));
         assert_eq!(set.len(), 1);
         assert_eq!(set.state(), &recomputed(&set));
+    }
+
+    /// Dirty coins taken, then the set moves on (blocks spend and create the taken outpoints,
+    /// one is rolled back): their writes are still those of the moment of the take, what
+    /// `take_delta` on a copy of the set gave then. A second take or a load makes them stale.
+    #[test]
+    fn dirty_coins_give_the_writes_of_their_take_whatever_the_set_did_since() {
+        let mut set = UtxoSet::new();
+        set.load(&(0..6).map(|i| (key(i), coin(i, 1))).collect::<Vec<_>>())
+            .unwrap();
+        commit(
+            &mut set,
+            &[(key(10), coin(10, 2)), (key(11), coin(11, 2))],
+            &[key(0), key(1)],
+        );
+        let mut at_take = set.clone();
+        let expected = at_take.take_delta();
+        assert_eq!(expected.len(), 4);
+        let dirty = set.take_dirty();
+        assert_eq!(dirty.len(), 4);
+        assert_eq!(set.dirty_count(), 0);
+        // After the take: spend a taken coin and an untaken one, create one, roll one back.
+        commit(&mut set, &[(key(12), coin(12, 3))], &[key(10), key(2)]);
+        let undo = commit(&mut set, &[(key(13), coin(13, 4))], &[key(11)]);
+        set.rollback(&undo).unwrap();
+        let mut writes = Vec::new();
+        set.dirty_writes(&dirty, dirty.entries(), &mut writes)
+            .unwrap();
+        sort_delta(&mut writes);
+        assert_eq!(writes, expected);
+        // A slice at a time gives the same writes.
+        let mut sliced = Vec::new();
+        let all: Vec<_> = dirty.entries().collect();
+        for part in all.chunks(3) {
+            set.dirty_writes(&dirty, part.iter().copied(), &mut sliced)
+                .unwrap();
+        }
+        sort_delta(&mut sliced);
+        assert_eq!(sliced, expected);
+        // The changes since the take are the next delta's, as for a set that took at once.
+        commit(&mut at_take, &[(key(12), coin(12, 3))], &[key(10), key(2)]);
+        let undo = commit(&mut at_take, &[(key(13), coin(13, 4))], &[key(11)]);
+        at_take.rollback(&undo).unwrap();
+        assert_eq!(set.take_delta(), at_take.take_delta());
+        let mut stale = Vec::new();
+        assert_eq!(
+            set.dirty_writes(&dirty, dirty.entries(), &mut stale),
+            Err(StaleDirty)
+        );
+        let dirty = set.take_dirty();
+        set.load(&[(key(20), coin(20, 5))]).unwrap();
+        assert_eq!(
+            set.dirty_writes(&dirty, dirty.entries(), &mut stale),
+            Err(StaleDirty)
+        );
+        assert!(stale.is_empty());
     }
 }

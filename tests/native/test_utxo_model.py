@@ -3,7 +3,9 @@ Bitcoin Core's coins-cache simulation fuzzer: hypothesis drives random sequences
 invalid blocks, rollbacks (right, wrong and corrupted undo records), loads and store flushes on
 both, and after every step checks that they hold the same coins with the same LtHash state and
 set hash. At every flush the two deltas must be equal, and the delta applied to a dict standing
-for the persisted store must make the store equal to the set. A crash in the middle of a flush
+for the persisted store must make the store equal to the set. A flush may also be taken in two
+halves, as a node's flusher does (``take_dirty`` now, ``DirtyCoins.delta`` after more blocks and
+rollbacks): its writes must be the model's delta of the moment of the take. A crash in the middle of a flush
 (any subset of its writes landed) is followed by a start that replays the blocks since the last
 whole flush (``replay_block``): both sets must arrive at the live set.
 """
@@ -56,6 +58,9 @@ class UtxoModel(RuleBasedStateMachine):
         self.since_flush: list[tuple[bytes, bytes]] | None = []
         """(block, undo) applied since the last flush; None after a rollback (the node flushes
         before one, so replay never crosses it)."""
+        self.taken = None
+        """(native DirtyCoins, the model's delta, blocks of ``since_flush`` at the take) of a
+        flush whose first half is done."""
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -200,6 +205,7 @@ class UtxoModel(RuleBasedStateMachine):
             self.ref.rollback(bad)
         assert (self.native.set_hash(), len(self.native)) == before
 
+    @precondition(lambda self: self.taken is None)
     @rule(n=st.integers(1, 3))
     def load_more(self, n: int) -> None:
         """Coins the store holds appear (as at a restart). Undo records of blocks before it no
@@ -214,10 +220,7 @@ class UtxoModel(RuleBasedStateMachine):
         self.ref.load(entries)
         self.store.update(keyed(entries))
 
-    @rule()
-    def flush(self) -> None:
-        delta = self.native.take_delta()
-        assert delta == self.ref.take_delta()
+    def write_store(self, delta: list[tuple[bytes, bytes | None]]) -> None:
         assert [k for k, _ in delta] == sorted({k for k, _ in delta})
         for key, coin in delta:
             if coin is None:
@@ -226,13 +229,42 @@ class UtxoModel(RuleBasedStateMachine):
             else:
                 assert self.store.get(key) != coin, "a delta write that changes nothing"
                 self.store[key] = coin
+
+    @precondition(lambda self: self.taken is None)
+    @rule()
+    def take_for_later(self) -> None:
+        """A flush's first half: the native set's changes taken, their writes not worked out."""
+        dirty = self.native.take_dirty()
+        since = None if self.since_flush is None else len(self.since_flush)
+        self.taken = (dirty, self.ref.take_delta(), since)
+
+    @precondition(lambda self: self.taken is not None)
+    @rule()
+    def finish_take(self) -> None:
+        """The second half, after whatever happened since: the writes of the moment of the take,
+        the same when worked out again; the store then replays the blocks since the take."""
+        dirty, expected, since = self.taken
+        self.taken = None
+        delta = dirty.delta()
+        assert delta[:] == expected == dirty.delta()[:]
+        self.write_store(expected)
+        if self.since_flush is not None:
+            assert since is not None
+            self.since_flush = self.since_flush[since:]
+
+    @precondition(lambda self: self.taken is None)
+    @rule()
+    def flush(self) -> None:
+        delta = self.native.take_delta()
+        assert delta == self.ref.take_delta()
+        self.write_store(delta)
         assert self.store == keyed(self.ref.coins.items())
         assert len(self.native) == len(self.store)
         assert all(self.native.get(k[8:]) == c for k, c in self.store.items())
         assert self.native.take_delta() == []
         self.since_flush = []
 
-    @precondition(lambda self: self.since_flush is not None)
+    @precondition(lambda self: self.since_flush is not None and self.taken is None)
     @rule(data=st.data())
     def replay_after_a_crash_mid_flush(self, data: st.DataObject) -> None:
         pending = copy.deepcopy(self.ref).take_delta()  # what a flush now would write

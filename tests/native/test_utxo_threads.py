@@ -65,7 +65,7 @@ def test_a_block_is_prepared_on_a_thread_while_the_set_is_written():
     try:
         for _ in range(ROUNDS):
             applied = utxos.apply_block(small, RULES)
-            utxos.take_coin_delta()
+            utxos.take_dirty().delta()
             utxos.rollback(applied.undo)
             assert utxos.get(g.funding_outpoint(0).encode()) is not None
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import lmdb
 import pytest
@@ -193,8 +194,8 @@ def test_replay_refuses_what_does_not_fit_in_native_and_reference_alike(setup):
 
 
 def test_a_native_coin_delta_slices_into_what_take_delta_returns(setup):
-    """``take_coin_delta`` is ``take_delta`` kept native: the same writes by index and by slice,
-    and the set is clean after it."""
+    """``take_dirty().delta()`` is ``take_delta`` kept native: the same writes by index and by
+    slice, and the set is clean after it."""
     chain, wallet, _, _ = setup
     twin = UtxoSet()
     twin.load(sorted(chain.store.utxos()))
@@ -202,12 +203,125 @@ def test_a_native_coin_delta_slices_into_what_take_delta_returns(setup):
     for raw in blocks:
         twin.apply_block(raw, chain.rules)
     expected = twin.take_delta()
-    delta = chain.utxos.take_coin_delta()
-    assert len(delta) == len(expected) > 4
+    dirty = chain.utxos.take_dirty()
+    delta = dirty.delta()
+    assert len(dirty) >= len(delta) == len(expected) > 4
     assert delta[:] == expected and delta[1:3] == expected[1:3] and delta[5:2] == []
     assert delta[0] == expected[0] and delta[-1] == expected[-1]
     with pytest.raises(IndexError):
         delta[len(expected)]
     with pytest.raises(ValueError, match="step"):
         delta[::2]
-    assert len(chain.utxos.take_coin_delta()) == 0
+    assert dirty.delta()[:] == expected, "worked out again, the same writes"
+    assert len(chain.utxos.take_dirty().delta()) == 0
+    with pytest.raises(ValueError, match="taken again"):
+        dirty.delta()
+
+
+class HeldDirty:
+    """The set's dirty coins, whose ``delta()`` off the loop's thread first waits for ``hold``
+    (when given); records the threads it ran on and the refusals."""
+
+    def __init__(self, dirty, loop_thread: int, hold: threading.Event | None) -> None:
+        self.dirty, self.loop_thread, self.hold = dirty, loop_thread, hold
+        self.started = threading.Event()
+        self.threads: list[int] = []
+        self.refused: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.dirty)
+
+    def delta(self):
+        self.threads.append(threading.get_ident())
+        if self.hold is not None and threading.get_ident() != self.loop_thread:
+            self.started.set()
+            assert self.hold.wait(10)
+        try:
+            return self.dirty.delta()
+        except ValueError as e:
+            self.refused.append(str(e))
+            raise
+
+
+def hold_first_take(chain: ChainState) -> tuple[list[HeldDirty], threading.Event]:
+    """Wraps the flusher's takes in :class:`HeldDirty`, the first one held until the event."""
+    take, held, hold = chain.coins._take_dirty, [], threading.Event()
+
+    def take_held():
+        dirty, tip = take()
+        held.append(HeldDirty(dirty, threading.get_ident(), None if held else hold))
+        return held[-1], tip
+
+    chain.coins._take_dirty = take_held
+    return held, hold
+
+
+def test_a_pass_works_out_its_writes_off_the_loop_as_of_its_take(setup):
+    """A pass takes the set's changes on the loop and works out their writes on a worker thread
+    while blocks go on connecting: it writes the coins of the moment of the take with that tip
+    as the marker, and the blocks connected meanwhile go in the next delta."""
+    chain, wallet, _, _ = setup
+    chain.coins.flush()
+    twin = UtxoSet()
+    twin.load(sorted(chain.store.utxos()))
+    expected = stored_coins(chain)
+    for raw in grow_chain(chain, wallet, 2, 4):
+        twin.apply_block(raw, chain.rules)
+    for key, coin in twin.take_delta():
+        if coin is None:
+            del expected[key[8:]]
+        else:
+            expected[key[8:]] = coin
+    held, hold = hold_first_take(chain)
+    chain.coins.interval = 0.05
+
+    async def scenario() -> None:
+        task = asyncio.create_task(chain.coins.run())
+        try:
+            await wait_until_async(lambda: bool(held) and held[0].started.is_set())
+            taken_at = chain.tip
+            list(grow_chain(chain, wallet, 2, 4))  # the loop is free: blocks connect meanwhile
+            hold.set()
+            await wait_until_async(lambda: chain.store.coins_tip() == taken_at)
+            task.cancel()
+            assert stored_coins(chain) == expected
+            assert chain.coins.blocks_behind == 2
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+    assert held[0].threads and threading.get_ident() not in held[0].threads
+    chain.coins.flush()
+    assert chain.store.coins_tip() == chain.tip
+    assert len(stored_coins(chain)) == len(chain.utxos) == len(live_coins(chain))
+
+
+def test_a_flush_during_a_pass_writes_the_changes_and_the_pass_drops_its_own(setup, caplog):
+    """A flush (a rollback, a stop, the lag bound) while a pass works out its writes off the
+    loop writes them itself, and the next changes; what the pass's thread then finds (the set
+    taken from again: stale) is dropped without an error."""
+    chain, wallet, _, _ = setup
+    list(grow_chain(chain, wallet, 2, 4))
+    held, hold = hold_first_take(chain)
+    chain.coins.interval = 0.05
+
+    async def scenario() -> None:
+        task = asyncio.create_task(chain.coins.run())
+        try:
+            await wait_until_async(lambda: bool(held) and held[0].started.is_set())
+            list(grow_chain(chain, wallet, 1, 4))
+            chain.coins.flush()
+            assert chain.store.coins_tip() == chain.tip and len(held) == 2
+            hold.set()
+            await wait_until_async(lambda: bool(held[0].refused))
+            assert "taken again" in held[0].refused[0]
+            await asyncio.sleep(0.1)  # the pass resumes and drops it
+            assert not task.done()
+        finally:
+            task.cancel()
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(scenario())
+    assert "coins flush failed" not in caplog.text
+    assert chain.store.coins_tip() == chain.tip and chain.coins.queued == 0
+    assert len(stored_coins(chain)) == len(chain.utxos) == len(live_coins(chain))

@@ -46,7 +46,7 @@ from timecoin.masternode.registry import (
 )
 from timecoin.params import NetworkParams
 from timecoin.store.chainstore import ChainStore, ExtraWrites, StoreError, Tip
-from timecoin.store.coins import CoinsFlusher, CoinWrites, load_utxo_set
+from timecoin.store.coins import CoinsFlusher, load_utxo_set
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class ChainState:
         whenever the tip moves). Changed under :attr:`_prepared_lock`: a consensus check or build
         may prepare a block on a worker thread (``timecoin.consensus.runner.run_offloaded``)."""
         self._prepared_lock = threading.Lock()
-        self.coins = CoinsFlusher(store, self._take_coins_delta)
+        self.coins = CoinsFlusher(store, self._take_dirty_coins)
         """Writes the set's changes to the store behind the blocks; a node runs its task."""
 
     @classmethod
@@ -172,8 +172,8 @@ class ChainState:
             log.exception("writing the coins at close failed; the next start replays their blocks")
         self.store.close()
 
-    def _take_coins_delta(self) -> tuple[CoinWrites, Tip]:
-        return self.utxos.take_coin_delta(), self.tip
+    def _take_dirty_coins(self) -> tuple[timecoin_native.DirtyCoins, Tip]:
+        return self.utxos.take_dirty(), self.tip
 
     @property
     def tip(self) -> Tip:

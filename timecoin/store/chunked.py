@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 __all__ = ["AFTER_BLOCK_INTERVAL", "PACE", "write_every"]
 
@@ -37,25 +37,38 @@ async def write_every(
     write_chunk: Callable[[], object],
     on_error: Callable[[], None],
     first: float | None = None,
+    start_pass: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Until cancelled: a pass every ``interval`` seconds, the first ``first`` seconds from now
-    (default: at random within one interval). A pass runs if ``pending()``: it calls
-    ``write_chunk()`` (the first call starts the pass) until ``in_pass()`` is false, yielding the
-    loop after each call for :data:`PACE` times as long as the call took. An exception from
-    ``write_chunk`` goes to ``on_error`` (called inside the ``except`` block) and ends the pass;
-    the next pass comes ``interval`` seconds later."""
+    (default: at random within one interval). A pass runs if ``pending()``: it awaits
+    ``start_pass()`` if given (work done off the loop before the first chunk), then calls
+    ``write_chunk()`` (the first call starts the pass if ``start_pass`` did not) until
+    ``in_pass()`` is false, yielding the loop after each call for :data:`PACE` times as long as
+    the call took. An exception from ``start_pass`` or ``write_chunk`` goes to ``on_error``
+    (called inside the ``except`` block) and ends the pass; the next pass comes ``interval``
+    seconds later."""
 
     await asyncio.sleep(random.uniform(0, interval) if first is None else first)
     while True:
         if pending():
-            while True:
-                started = time.perf_counter()
-                try:
-                    write_chunk()
-                except Exception:
-                    on_error()
-                    break
-                if not in_pass():
-                    break
-                await asyncio.sleep(PACE * (time.perf_counter() - started))
+            await _write_pass(in_pass, write_chunk, on_error, start_pass)
         await asyncio.sleep(interval)
+
+
+async def _write_pass(
+    in_pass: Callable[[], bool],
+    write_chunk: Callable[[], object],
+    on_error: Callable[[], None],
+    start_pass: Callable[[], Awaitable[object]] | None,
+) -> None:
+    try:
+        if start_pass is not None:
+            await start_pass()
+        while True:
+            started = time.perf_counter()
+            write_chunk()
+            if not in_pass():
+                return
+            await asyncio.sleep(PACE * (time.perf_counter() - started))
+    except Exception:
+        on_error()

@@ -17,6 +17,7 @@ from timecoin_native._native import (
     VRF_PROOF_LEN,
     AppliedBlock,
     CoinDelta,
+    DirtyCoins,
     IneligibleProposer,
     LedgerRules,
     NoiseHandshake,
@@ -74,6 +75,7 @@ from timecoin_native._native import (
 __all__ = [
     "AppliedBlock",
     "CoinDelta",
+    "DirtyCoins",
     "LedgerRules",
     "PreparedBlock",
     "REJECT_CODES",

@@ -12,6 +12,7 @@ __all__ = [
     "noise_public_key",
     "AppliedBlock",
     "CoinDelta",
+    "DirtyCoins",
     "LedgerRules",
     "PreparedBlock",
     "REJECT_CODES",
@@ -440,7 +441,7 @@ class UtxoSet:
     Safe to use from several threads: reads (``get``, ``check_transactions``,
     ``prepare_block``, ...) share the set, and a call that changes it (``load``,
     ``apply_block``, ``commit_prepared``, ``rollback``, ``replay_block``, ``take_delta``,
-    ``take_coin_delta``) waits, with the GIL released, until the reads in progress end. A
+    ``take_dirty``) waits, with the GIL released, until the reads in progress end. A
     panic inside a call that changed it leaves every later call raising ``RuntimeError``."""
 
     def __init__(self) -> None: ...
@@ -487,8 +488,10 @@ class UtxoSet:
         (44-byte store key, coin to put) or (store key of the stored coin, None to delete),
         sorted by key. A store key is the coin's creation height (u64 big-endian) then its
         outpoint (docs/operator.md, "Data layout")."""
-    def take_coin_delta(self) -> CoinDelta:
-        """``take_delta``'s writes kept native, converted a slice at a time."""
+    def take_dirty(self) -> DirtyCoins:
+        """Takes the outpoints changed since the last take (``take_delta`` included), leaving the
+        set clean, without working out their writes: O(1). ``DirtyCoins.delta()`` does, later,
+        as of this moment."""
     def memory_usage(self) -> int:
         """Estimated memory of the set, bytes."""
     def coins_of(self, pubkey_hashes: bytes) -> list[tuple[bytes, bytes]]:
@@ -560,8 +563,22 @@ class NoiseTransport:
     def handshake_hash(self) -> bytes: ...
 
 @final
+class DirtyCoins:
+    """The outpoints ``UtxoSet.take_dirty`` took, each with what the store holds for it."""
+
+    def __len__(self) -> int:
+        """The number of outpoints taken: an upper bound on the writes."""
+    def delta(self) -> CoinDelta:
+        """The store writes as of the take, as ``take_delta`` would have returned them then,
+        however the set changed since. Runs with the GIL released, reading the set under its
+        read lock 16,384 outpoints at a time (a write to the set waits for one slice at most),
+        so it may run on a worker thread. ``ValueError`` once the set has been taken from again
+        (``take_dirty``, ``take_delta``) or loaded since."""
+
+@final
 class CoinDelta:
-    """A store delta of ``UtxoSet.take_coin_delta``, sorted by store key."""
+    """A store delta of ``DirtyCoins.delta``, sorted by store key: ``take_delta``'s writes kept
+    native, converted a slice at a time."""
 
     def __len__(self) -> int: ...
     @overload

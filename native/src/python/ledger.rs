@@ -12,7 +12,7 @@ use super::crypto::{fixed, fixed_items, type_name};
 use crate::apply::{self, AppliedBlock, PreparedBlock};
 use crate::hash::{Hash, HASH_LEN};
 use crate::types::{BlockHeader, COIN_LEN, OUTPOINT_LEN};
-use crate::utxo::{CoinBytes, OutPointKey, StoreKey, UtxoSet};
+use crate::utxo::{sort_delta, CoinBytes, DirtyCoins, OutPointKey, StoreKey, UtxoSet};
 use crate::validate::{self, LedgerRules, TxVerdict, ValidationError};
 
 /// Consensus parameters of validation (DESIGN §4), built from `timecoin.params`.
@@ -636,11 +636,14 @@ impl PyUtxoSet {
             .collect())
     }
 
-    /// What `take_delta` returns, kept native (`CoinDelta`): a flusher converts it a slice at
-    /// a time, so a delta of many blocks does not become one list of Python objects at once.
-    fn take_coin_delta(&self, py: Python<'_>) -> PyResult<PyCoinDelta> {
-        Ok(PyCoinDelta {
-            inner: self.write(py, |inner| inner.take_delta())?,
+    /// Takes the outpoints changed since the last take, leaving the set clean, without working
+    /// out their writes (O(1) under the write lock): `DirtyCoins.delta()` does, later, on any
+    /// thread, as of this moment.
+    fn take_dirty(slf: &Bound<'_, Self>) -> PyResult<PyDirtyCoins> {
+        let py = slf.py();
+        Ok(PyDirtyCoins {
+            dirty: slf.get().write(py, |inner| inner.take_dirty())?,
+            utxos: slf.clone().unbind(),
         })
     }
 
@@ -673,7 +676,65 @@ impl PyUtxoSet {
     }
 }
 
-/// A store delta of `UtxoSet.take_coin_delta`, sorted by store key: `len()`, and
+/// Outpoints a read lock of `DirtyCoins.delta` covers: a few ms, the longest a block's commit
+/// waits for it.
+const DIRTY_SLICE: usize = 16_384;
+
+/// The outpoints `UtxoSet.take_dirty` took (native/src/utxo.rs `DirtyCoins`), with the set they
+/// came from.
+#[pyclass(frozen, name = "DirtyCoins", module = "timecoin_native")]
+pub struct PyDirtyCoins {
+    dirty: DirtyCoins,
+    utxos: Py<PyUtxoSet>,
+}
+
+#[pymethods]
+impl PyDirtyCoins {
+    /// The number of outpoints taken: an upper bound on the writes.
+    fn __len__(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// The store writes of the take (`CoinDelta`), as `take_delta` would have returned them
+    /// then, however the set changed since. Works with the GIL released, reading the set under
+    /// its read lock a slice of outpoints at a time, so a write to the set waits for one slice
+    /// at most. `ValueError` once the set has been taken from again or loaded since.
+    fn delta(&self, py: Python<'_>) -> PyResult<PyCoinDelta> {
+        let set = self.utxos.get();
+        let dirty = &self.dirty;
+        let writes = py.detach(
+            || -> Result<Vec<(StoreKey, Option<CoinBytes>)>, DeltaError> {
+                let mut writes = Vec::with_capacity(dirty.len());
+                let mut entries = dirty.entries().peekable();
+                loop {
+                    let guard = set.inner.read().map_err(|_| DeltaError::Poisoned)?;
+                    guard
+                        .dirty_writes(dirty, entries.by_ref().take(DIRTY_SLICE), &mut writes)
+                        .map_err(|e| DeltaError::Stale(e.to_string()))?;
+                    drop(guard);
+                    if entries.peek().is_none() {
+                        break;
+                    }
+                }
+                sort_delta(&mut writes);
+                Ok(writes)
+            },
+        );
+        match writes {
+            Ok(inner) => Ok(PyCoinDelta { inner }),
+            Err(DeltaError::Poisoned) => Err(PyRuntimeError::new_err(POISONED)),
+            Err(DeltaError::Stale(why)) => Err(PyValueError::new_err(why)),
+        }
+    }
+}
+
+/// Why `DirtyCoins.delta` failed, decided without the GIL.
+enum DeltaError {
+    Poisoned,
+    Stale(String),
+}
+
+/// A store delta of `DirtyCoins.delta`, sorted by store key: `len()`, and
 /// `delta[i]` / `delta[start:end]` as `take_delta`'s `(store key, coin or None)` tuples.
 #[pyclass(name = "CoinDelta", module = "timecoin_native", frozen)]
 pub struct PyCoinDelta {
@@ -752,6 +813,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTxVerdict>()?;
     m.add_class::<PyUtxoSet>()?;
     m.add_class::<PyCoinDelta>()?;
+    m.add_class::<PyDirtyCoins>()?;
     m.add(
         "REJECT_CODES",
         validate::RejectCode::ALL

@@ -17,6 +17,7 @@ HOT_MODULES: list[str] = [
     "timecoin/p2p/framing.py",
     "timecoin/p2p/items.py",
     "timecoin/p2p/seen.py",
+    "timecoin/consensus/settle.py",
     "timecoin/consensus/tally.py",
     "timecoin/consensus/txstate.py",
 ]

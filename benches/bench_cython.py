@@ -14,6 +14,10 @@ compiled and whether both gave identical outputs (asserted):
   again (``SeenCache.add_items``: one BLAKE2b key and one set probe per item).
 * ``tally``: 16 voters' batches over 4,096 txids, 10 % rejects, a quarter of the txids not held
   (``Tally.count``, per decision: counting, quorum crossing, parking).
+* ``settle``: a committed block of 8,000 final transactions (1–2 inputs, certificates by
+  reference to 3 of 48 stored vote batches) and 200 not final here, over a finalized pool twice
+  that size: ``archive_final``, ``settle_spent`` and the signer's ``forget_accepts``, each on
+  fresh copies of the state (the copies, C-speed, are timed in both builds).
 
 ``test_cython_ratios`` times both builds back to back (best of several alternating rounds) and
 prints the ratio per module; docs/benchmarks.md ("Cython") has the figures. Run with
@@ -22,6 +26,7 @@ prints the ratio per module; docs/benchmarks.md ("Cython") has the figures. Run 
 
 from __future__ import annotations
 
+import collections
 import gc
 import random
 import time
@@ -32,11 +37,13 @@ from typing import Any
 import pytest
 import workloads
 
+import timecoin.consensus.settle as settle
 import timecoin.consensus.tally as tally
 import timecoin.p2p.framing as framing
 import timecoin.p2p.items as items
 import timecoin.p2p.seen as seen
 from timecoin.consensus.messages import TxVote
+from timecoin.consensus.txstate import FinalEntry
 from timecoin.consensus.validators import ValidatorSet
 from timecoin.p2p import messages as m
 from timecoin.testing.pure import is_compiled, load_pure
@@ -90,10 +97,62 @@ def run_tally(module: ModuleType) -> Any:
     return counted, t.parked, len(t), [t.weights(txid) for txid in _txids]
 
 
+SETTLE_FINAL = 8_000
+SETTLE_UNKNOWN = 200
+SETTLE_BATCHES = 48
+_records = [tally.VoteRecord(VOTES[i % VOTERS], 1) for i in range(SETTLE_BATCHES)]
+_final: dict[bytes, FinalEntry] = {}
+_record_refs: dict[bytes, int] = {}
+_batch_refs = [0] * SETTLE_BATCHES
+_spent_final: dict[bytes, bytes] = {}
+for _i in range(2 * SETTLE_FINAL):
+    _txid = _rng.randbytes(32)
+    _inputs = tuple(_rng.randbytes(36) for _ in range(1 + _i % 2))
+    _picked = sorted(_rng.sample(range(SETTLE_BATCHES), 3))
+    for _j in _picked:
+        _batch_refs[_j] += 1
+    _cert = tally.CertificateRefs(_txid, 1, tuple(_records[j] for j in _picked), (0, 1, 2))
+    _key = b"f" + (_i // 100).to_bytes(4, "big")
+    _record_refs[_key] = _record_refs.get(_key, 0) + 1
+    _final[_txid] = FinalEntry(_rng.randbytes(200), _cert, _inputs, _key)
+    for _o in _inputs:
+        _spent_final[_o] = _txid
+BLOCK_TXIDS = (
+    bytes(32),
+    *list(_final)[:SETTLE_FINAL],
+    *(_rng.randbytes(32) for _ in range(SETTLE_UNKNOWN)),
+)
+_spent = [o for t in BLOCK_TXIDS[1 : SETTLE_FINAL + 1] for o in _final[t].inputs]
+_others = [o for t in list(_final)[SETTLE_FINAL:] for o in _final[t].inputs]
+SPENDERS = {o: {_rng.randbytes(32)} for o in _spent[::50] + _others[::4]}
+SNOWBALLS: dict[bytes, object] = {o: None for o in _spent[::100] + _others[::40]}
+ACCEPTS = {o: _spent_final[o] for o in _spent + _others}
+ACCEPT_KEYS = {o: b"a" + (n // 50).to_bytes(4, "big") for n, o in enumerate(ACCEPTS)}
+ACCEPT_REFS: dict[bytes, int] = {}
+for _key in ACCEPT_KEYS.values():
+    ACCEPT_REFS[_key] = ACCEPT_REFS.get(_key, 0) + 1
+REJECTED = collections.OrderedDict((t, "conflicts-with-final") for t in BLOCK_TXIDS[1:400:7])
+
+
+def run_settle(module: ModuleType) -> Any:
+    finalized, spent_final = dict(_final), dict(_spent_final)
+    batches = {r: module.StoredBatch(j, _batch_refs[j]) for j, r in enumerate(_records)}
+    rejected = collections.OrderedDict(REJECTED)
+    a = module.archive_final(BLOCK_TXIDS, finalized, rejected, dict(_record_refs), batches, spent_final)
+    violations, contested = module.settle_spent(a.spent, spent_final, SPENDERS, dict(SNOWBALLS))
+    released = module.forget_accepts(a.spent, dict(ACCEPTS), dict(ACCEPT_KEYS), dict(ACCEPT_REFS))
+    return (
+        (a.spent, a.unknown, a.records, a.batches, a.archived_bytes),
+        (violations, contested, released),
+        (len(finalized), len(spent_final), len(rejected), sorted(b.refs for b in batches.values())),
+    )
+
+
 WORKLOADS: dict[str, tuple[ModuleType, Callable[[ModuleType], Any]]] = {
     "framing": (framing, run_framing),
     "items": (items, run_items),
     "seen": (seen, run_seen),
+    "settle": (settle, run_settle),
     "tally": (tally, run_tally),
 }
 

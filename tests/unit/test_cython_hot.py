@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import timecoin.consensus.settle as settle
 import timecoin.consensus.tally as tally
 import timecoin.consensus.txstate as txstate
 import timecoin.p2p.framing as framing
@@ -47,6 +49,7 @@ def test_hot_modules_are_those_with_an_equivalence_test():
             "timecoin.p2p.framing",
             "timecoin.p2p.items",
             "timecoin.p2p.seen",
+            "timecoin.consensus.settle",
             "timecoin.consensus.tally",
             "timecoin.consensus.txstate",
         ]
@@ -270,4 +273,83 @@ def test_tally_compiled_equals_pure(ops, held_indexes):
             log.append(outcome(lambda: t.certificate_bytes(txid)))  # noqa: B023
         runs.append(log)
         held = {TX_UNIVERSE[i] for i in held_indexes}
+    assert runs[0] == runs[1]
+
+
+# -- settle -------------------------------------------------------------------------------------------
+
+SETTLE_TXIDS = tuple(bytes([i]) * 32 for i in range(1, 9))
+SETTLE_OUTPOINTS = tuple(bytes([i]) * 36 for i in range(1, 13))
+SETTLE_RECORDS = tuple(
+    tally.VoteRecord(TxVote(1, VOTER_KEYS[i % 4], (bytes(32),), (), bytes(64)), 1) for i in range(4)
+)
+
+# A final transaction: its inputs (indexes of outpoints), record key, certificate (None: bytes;
+# else the indexes of the vote batches it refers to).
+final_st = st.tuples(
+    st.sets(st.integers(0, len(SETTLE_OUTPOINTS) - 1), min_size=1, max_size=2),
+    st.integers(0, 2),
+    st.one_of(st.none(), st.sets(st.integers(0, len(SETTLE_RECORDS) - 1), min_size=1, max_size=3)),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(st.integers(0, len(SETTLE_TXIDS) - 1), final_st, max_size=6),
+    st.lists(st.integers(0, len(SETTLE_TXIDS) - 1), unique=True, max_size=8),
+    st.sets(st.integers(0, len(SETTLE_TXIDS) - 1)),
+    st.sets(st.integers(0, len(SETTLE_OUTPOINTS) - 1)),
+    st.sets(st.integers(0, len(SETTLE_OUTPOINTS) - 1)),
+    st.dictionaries(st.integers(0, len(SETTLE_OUTPOINTS) - 1), st.integers(0, 2)),
+)
+def test_settle_compiled_equals_pure(finals, block, rejected, rivals, snowballs, accepts):
+    """A block archiving any of a finalized pool (certificates as bytes or by reference, records
+    and vote batches shared), then its spent outpoints settled and the signer's accepts of them
+    forgotten: the compiled module leaves the same state and returns the same as its source."""
+    pure = load_pure(settle)
+    txids = (bytes(32), *(SETTLE_TXIDS[i] for i in block))
+    runs = []
+    for module in (settle, pure):
+        finalized, spent_final, record_refs, batch_refs = {}, {}, {}, [0] * len(SETTLE_RECORDS)
+        for i, (inputs, key, cert) in finals.items():
+            txid = SETTLE_TXIDS[i]
+            ins = tuple(SETTLE_OUTPOINTS[o] for o in sorted(inputs))
+            record_key = b"k" + bytes([key])
+            record_refs[record_key] = record_refs.get(record_key, 0) + 1
+            if cert is None:
+                certificate: Any = b"cert"
+            else:
+                for r in cert:
+                    batch_refs[r] += 1
+                chosen = tuple(SETTLE_RECORDS[r] for r in sorted(cert))
+                certificate = tally.CertificateRefs(txid, 1, chosen, tuple(range(len(chosen))))
+            finalized[txid] = txstate.FinalEntry(b"r" * (i + 1), certificate, ins, record_key)
+            for o in ins:
+                spent_final[o] = txid
+        counted = zip(SETTLE_RECORDS, batch_refs, strict=True)
+        batches = {r: module.StoredBatch(j, n) for j, (r, n) in enumerate(counted) if n}
+        dropped = OrderedDict((SETTLE_TXIDS[i], "x") for i in sorted(rejected))
+        spenders = {SETTLE_OUTPOINTS[o]: {b"rival"} for o in rivals}
+        polls = {SETTLE_OUTPOINTS[o]: "poll" for o in snowballs}
+        held = {SETTLE_OUTPOINTS[o]: b"t" for o in accepts}
+        keys = {SETTLE_OUTPOINTS[o]: b"a" + bytes([k]) for o, k in accepts.items()}
+        refs: dict[bytes, int] = {}
+        for k in keys.values():
+            refs[k] = refs.get(k, 0) + 1
+        a = module.archive_final(txids, finalized, dropped, record_refs, batches, spent_final)
+        archived = (a.spent, a.unknown, a.records, a.batches, a.archived_bytes)
+        settled = module.settle_spent(list(a.spent), spent_final, spenders, polls)
+        forgot = module.forget_accepts(list(a.spent) + list(SETTLE_OUTPOINTS[:3]), held, keys, refs)
+        state = (
+            finalized.keys(),
+            spent_final,
+            record_refs,
+            {j: (b.sequence, b.refs) for j, b in enumerate(batches.values())},
+            list(dropped),
+            polls,
+            held,
+            keys,
+            refs,
+        )
+        runs.append((archived, settled, forgot, repr(state)))
     assert runs[0] == runs[1]

@@ -40,7 +40,6 @@ import random
 import sys
 from collections import OrderedDict, deque
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from timecoin._args import HASH_LEN
@@ -67,6 +66,7 @@ from timecoin.consensus.messages import (
     TxCertificate,
     TxVote,
 )
+from timecoin.consensus.settle import StoredBatch, archive_final, settle_spent
 from timecoin.consensus.snowball import Poll, Snowball
 from timecoin.consensus.store import (
     CONSENSUS_DB,
@@ -111,14 +111,6 @@ class _Held:
 
     def __contains__(self, txid: object) -> bool:
         return txid in self._pending or txid in self._finalized
-
-
-@dataclass(slots=True)
-class _StoredBatch:
-    """A vote batch stored for the certificates that refer to it."""
-
-    sequence: int
-    refs: int = 0
 
 
 class FinalityEngine:
@@ -181,7 +173,7 @@ class FinalityEngine:
         holds (a group record holds a step's; it is swept when a block archives the last)."""
         self._next_key = 0
         """Sequence number of the next finalized group record (``store.FINALIZED_GROUP_KEY``)."""
-        self._batches: dict[VoteRecord, _StoredBatch] = {}
+        self._batches: dict[VoteRecord, StoredBatch] = {}
         """The stored vote batches that certificates by reference of :attr:`finalized` name."""
         self._next_batch = 0
         """Sequence number of the next stored vote batch."""
@@ -223,7 +215,7 @@ class FinalityEngine:
                     txid, height, tuple([records[seq] for seq, _ in entries]), tuple([i for _, i in entries])
                 )
                 for seq, _ in entries:
-                    stored = self._batches.setdefault(records[seq], _StoredBatch(seq))
+                    stored = self._batches.setdefault(records[seq], StoredBatch(seq))
                     stored.refs += 1
             self.finalized[txid] = FinalEntry(raw, cert, inputs, key)
             live[key] += 1
@@ -602,44 +594,23 @@ class FinalityEngine:
         and the vote batches only those named, swept: ``out.sweeps``), whatever else spent their
         outpoints is rejected, the signer forgets those outpoints (the chain settled them for
         good; their accept records swept too)."""
-        spent: list[bytes] = []
         height = block.header.height
         txids = block.txids
-        finalized, rejected, spent_final = self.finalized, self.rejected, self.spent_final
-        batches, record_refs = self._batches, self._record_refs
         sweeps = out.sweeps
-        archived_bytes = 0
-        for i in range(1, len(txids)):
+        archived = archive_final(
+            txids, self.finalized, self.rejected, self._record_refs, self._batches, self.spent_final
+        )
+        self.finalized_bytes -= archived.archived_bytes
+        for key in archived.records:
+            group = out.parts.get(FINALIZED_DB)
+            if group is not None and group[0] == key:
+                del out.parts[FINALIZED_DB]  # made and archived in this step: never written
+            else:
+                sweeps.append((FINALIZED_DB, key))
+        sweeps.extend((CONSENSUS_DB, vote_batch_key(sequence)) for sequence in archived.batches)
+        spent = archived.spent
+        for i in archived.unknown:
             txid = txids[i]
-            if rejected:
-                rejected.pop(txid, None)  # a split tally saw it rejected: the chain settled it
-            entry = finalized.pop(txid, None)
-            if entry is not None:
-                archived_bytes += len(entry.raw)
-                inputs = entry.inputs
-                spent.extend(inputs)
-                key = entry.key
-                left = record_refs[key] - 1
-                if left:
-                    record_refs[key] = left
-                else:  # the record's last transaction
-                    del record_refs[key]
-                    group = out.parts.get(FINALIZED_DB)
-                    if group is not None and group[0] == key:
-                        del out.parts[FINALIZED_DB]  # made and archived in this step: never written
-                    else:
-                        sweeps.append((FINALIZED_DB, key))
-                cert = entry.certificate
-                if not isinstance(cert, bytes):
-                    for record in cert.records:
-                        stored = batches[record]
-                        stored.refs -= 1
-                        if stored.refs == 0:
-                            del batches[record]
-                            sweeps.append((CONSENSUS_DB, vote_batch_key(stored.sequence)))
-                for o in inputs:
-                    spent_final.pop(o, None)
-                continue
             p = self.pending.get(txid)
             if p is None:
                 spent.extend(o.encode() for o in block.transaction(i).inputs)
@@ -648,25 +619,18 @@ class FinalityEngine:
                 self._drop_pending(txid, out, now)
                 out.notices.append(TransactionFinalized(txid, p.raw, b"", now - p.first_seen, height))
                 self.ctx.monitor.counters["tx_settled_by_block"] += 1
-        self.finalized_bytes -= archived_bytes
-        spenders, snowballs = self.spenders, self.snowballs
-        for o in spent:
-            if spent_final:
-                holder = spent_final.pop(o, None)
-                if holder is not None:
-                    log.critical(
-                        "SAFETY: block %d spends outpoint %s of final transaction %s",
-                        height,
-                        o.hex(),
-                        holder.hex(),
-                    )
-                    self.ctx.monitor.counters["safety_violations"] += 1
-            rivals = spenders.get(o)
+        violations, contested = settle_spent(spent, self.spent_final, self.spenders, self.snowballs)
+        for o, holder in violations:
+            log.critical(
+                "SAFETY: block %d spends outpoint %s of final transaction %s", height, o.hex(), holder.hex()
+            )
+            self.ctx.monitor.counters["safety_violations"] += 1
+        for o in contested:
+            rivals = self.spenders.get(o)
             if rivals:
                 for txid in list(rivals):
                     self._reject(txid, "inputs-spent-by-block", out, now)
-            if snowballs:
-                snowballs.pop(o, None)
+            self.snowballs.pop(o, None)
         self.mempool.remove_conflicts(spent)
         if self.ctx.signer is not None:
             sweeps.extend(self.ctx.signer.forget(spent))
@@ -918,7 +882,7 @@ class FinalityEngine:
         for record, index in zip(cert.records, cert.indexes, strict=True):
             stored = batches.get(record)
             if stored is None:
-                stored = batches[record] = _StoredBatch(self._next_batch)
+                stored = batches[record] = StoredBatch(self._next_batch)
                 self._next_batch += 1
                 out.writes.append((CONSENSUS_DB, vote_batch_key(stored.sequence), record.vote.encode()))
             stored.refs += 1

@@ -34,6 +34,7 @@ import enum
 import struct
 from collections.abc import Iterable
 
+from timecoin.consensus.settle import forget_accepts
 from timecoin.consensus.store import (
     ACCEPT_PREFIX,
     CONSENSUS_DB,
@@ -250,18 +251,9 @@ class SignerState:
         pairs of the records none of whose outpoints is held any more, to delete, which may be
         deleted later (``timecoin.store.sweeper``): each only keeps this masternode from
         accepting another spend of a spent coin."""
-        keys: list[tuple[bytes, bytes]] = []
-        refs = self._accept_refs
-        for outpoint in outpoints:
-            if self._accepts.pop(outpoint, None) is not None:
-                key = self._accept_keys.pop(outpoint)
-                left = refs[key] - 1
-                if left:
-                    refs[key] = left
-                else:
-                    del refs[key]
-                    keys.append((CONSENSUS_DB, key))
-        return keys
+        spent = outpoints if isinstance(outpoints, list) else list(outpoints)
+        released = forget_accepts(spent, self._accepts, self._accept_keys, self._accept_refs)
+        return [(CONSENSUS_DB, key) for key in released]
 
     def accept_count(self) -> int:
         return len(self._accepts)

@@ -5,8 +5,10 @@ that flushes first, and the start that replays the blocks after the stored coins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator
 
 import lmdb
 import pytest
@@ -256,6 +258,19 @@ def hold_first_take(chain: ChainState) -> tuple[list[HeldDirty], threading.Event
     return held, hold
 
 
+@contextlib.asynccontextmanager
+async def held_pass(chain: ChainState, held: list[HeldDirty]) -> AsyncIterator[asyncio.Task]:
+    """The flusher's task, from the moment its first pass waits off the loop (its first take
+    held: :func:`hold_first_take`) until the block ends."""
+    chain.coins.interval = 0.05
+    task = asyncio.create_task(chain.coins.run())
+    try:
+        await wait_until_async(lambda: bool(held) and held[0].started.is_set())
+        yield task
+    finally:
+        task.cancel()
+
+
 def test_a_pass_works_out_its_writes_off_the_loop_as_of_its_take(setup):
     """A pass takes the set's changes on the loop and works out their writes on a worker thread
     while blocks go on connecting: it writes the coins of the moment of the take with that tip
@@ -273,12 +288,9 @@ def test_a_pass_works_out_its_writes_off_the_loop_as_of_its_take(setup):
         else:
             expected[key[8:]] = coin
     held, hold = hold_first_take(chain)
-    chain.coins.interval = 0.05
 
     async def scenario() -> None:
-        task = asyncio.create_task(chain.coins.run())
-        try:
-            await wait_until_async(lambda: bool(held) and held[0].started.is_set())
+        async with held_pass(chain, held) as task:
             taken_at = chain.tip
             list(grow_chain(chain, wallet, 2, 4))  # the loop is free: blocks connect meanwhile
             hold.set()
@@ -286,8 +298,6 @@ def test_a_pass_works_out_its_writes_off_the_loop_as_of_its_take(setup):
             task.cancel()
             assert stored_coins(chain) == expected
             assert chain.coins.blocks_behind == 2
-        finally:
-            task.cancel()
 
     asyncio.run(scenario())
     assert held[0].threads and threading.get_ident() not in held[0].threads
@@ -303,12 +313,9 @@ def test_a_flush_during_a_pass_writes_the_changes_and_the_pass_drops_its_own(set
     chain, wallet, _, _ = setup
     list(grow_chain(chain, wallet, 2, 4))
     held, hold = hold_first_take(chain)
-    chain.coins.interval = 0.05
 
     async def scenario() -> None:
-        task = asyncio.create_task(chain.coins.run())
-        try:
-            await wait_until_async(lambda: bool(held) and held[0].started.is_set())
+        async with held_pass(chain, held) as task:
             list(grow_chain(chain, wallet, 1, 4))
             chain.coins.flush()
             assert chain.store.coins_tip() == chain.tip and len(held) == 2
@@ -317,8 +324,6 @@ def test_a_flush_during_a_pass_writes_the_changes_and_the_pass_drops_its_own(set
             assert "taken again" in held[0].refused[0]
             await asyncio.sleep(0.1)  # the pass resumes and drops it
             assert not task.done()
-        finally:
-            task.cancel()
 
     with caplog.at_level(logging.ERROR):
         asyncio.run(scenario())

@@ -12,10 +12,14 @@ each piece of work taking simulated seconds as on a node's worker thread:
 * a result for a height or round already left, or for a block the engine did not ask about,
   changes nothing; work that raised something other than ``BlockRejected`` fails the step that
   receives it, as it would have failed the step that ran it;
-* a leader's invalid blocks are refused through the offloaded verdict too.
+* a leader's invalid blocks are refused through the offloaded verdict too;
+* a leader flooding its rounds with distinct signed proposals costs a node no more checks than
+  an honest one: one per round it saw, and a block 2/3 voted for.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 
@@ -24,6 +28,7 @@ from timecoin.consensus.effects import BuildBlock, CheckBlock
 from timecoin.consensus.messages import Kind
 from timecoin.consensus.signer import Step
 from timecoin.ledger.blockbuilder import assemble_block
+from timecoin.testing.consensus_sim import flooding_leader
 
 SEEDS = [1, 2, 3]
 
@@ -146,3 +151,24 @@ def _stamping_early(bft):
         on_built(request, block.encode(), out, now)
 
     return built
+
+
+def test_a_leader_flooding_its_rounds_costs_no_checks(make_sim):
+    """The Byzantine leader follows each of its proposals with 30 more for the same (height,
+    round), distinct blocks signed with its key, to everyone. A node keeps the first proposal
+    per round and signer and holds the rest as evidence, so it asks its worker to check at most
+    one block per round plus one that 2/3 voted for: never more than three at a height here,
+    where the flood offered 31 per round the Byzantine node led. The chain grows and agrees."""
+    sim = make_sim(4, seed=5, work_delay=0.2)
+    assert sim.wait_height(1)
+    byzantine = sim.nodes[0]
+    byzantine.outgoing = flooding_leader(sim, 30)
+    start = max(sim.heights())
+    assert sim.wait_height(start + 8, timeout=120)
+    sim.assert_consistent()
+    for node in sim.nodes[1:]:
+        flooded = [e for e in node.evidence if e.kind == "double-proposal"]
+        assert flooded and all(e.masternode == byzantine.public_key for e in flooded)
+        per_height = Counter(height for height, _ in node.checked if height > start)
+        assert per_height and max(per_height.values()) <= 3, per_height
+        assert len(set(node.checked)) == len(node.checked), "a block checked twice"

@@ -60,6 +60,7 @@ __all__ = [
     "conflicting_pairs",
     "double_voter",
     "equivocating_leader",
+    "flooding_leader",
     "signature_conflicts",
 ]
 
@@ -136,6 +137,8 @@ class SimNode:
     """Blocks connected by (simulated) block sync, outside the engine."""
     checks_done: int = 0
     """Block checks done for the engine off its steps (``Simulation.work_delay``)."""
+    checked: list[tuple[int, bytes]] = field(default_factory=list)
+    """(height, block hash) of each of those checks, in order."""
     builds_done: int = 0
     """Block builds done for the engine off its steps (``Simulation.work_delay``)."""
     work_delay: float | None = None
@@ -251,6 +254,7 @@ class SimNode:
             result = run_offloaded(self.chain, effect)
             if isinstance(effect, CheckBlock):
                 self.checks_done += 1
+                self.checked.append((effect.height, effect.block_hash))
             else:
                 self.builds_done += 1
             self._guard(lambda: self.runner.run(self.runner.result_effects(effect, result)))
@@ -613,6 +617,31 @@ def equivocating_leader(sim: Simulation) -> Outgoing:
         ).encode()
         others = [n.index for n in sim.nodes if n is not node]
         return [(others[:-1], data), (others[-1:], second), (others[:1], second)]
+
+    return rewrite
+
+
+def flooding_leader(sim: Simulation, copies: int) -> Outgoing:
+    """A Byzantine leader flooding its rounds: each proposal it makes goes to everyone, followed
+    by ``copies`` more for the same (height, round), each a different block (timestamp + 1, + 2,
+    ..., same VRF proof) signed with its key."""
+
+    def rewrite(node: SimNode, data: bytes) -> list[tuple[Sequence[int] | None, bytes]]:
+        if data[0] != Kind.PROPOSAL or node.secret_key is None:
+            return [(None, data)]
+        proposal = Proposal.decode(data)
+        routes: list[tuple[Sequence[int] | None, bytes]] = [(None, data)]
+        for i in range(1, copies + 1):
+            flood = Proposal.create(
+                node.secret_key,
+                sim.genesis.hash,
+                proposal.height,
+                proposal.round,
+                proposal.valid_round,
+                retimed(proposal.compact, i),
+            )
+            routes.append((None, flood.encode()))
+        return routes
 
     return rewrite
 

@@ -87,11 +87,25 @@ def _merged(deltas: list[UtxoDelta]) -> UtxoDelta:
     return sorted(merged.items())
 
 
+class Taken:
+    """A delta worked out already, in the shape the flusher takes a set's changes in
+    (``timecoin_native.DirtyCoins``)."""
+
+    def __init__(self, writes: UtxoDelta) -> None:
+        self.writes = writes
+
+    def __len__(self) -> int:
+        return len(self.writes)
+
+    def delta(self) -> UtxoDelta:
+        return self.writes
+
+
 def flush(store: ChainStore, rounds: list[tuple[UtxoDelta, Tip]]) -> tuple[float, float]:
     """Writes each (delta, tip) with a :class:`CoinsFlusher`; returns (seconds in all, largest
     chunk's seconds)."""
-    pending = list(rounds)
-    flusher = CoinsFlusher(store, pending.pop)
+    pending = [(Taken(delta), tip) for delta, tip in rounds]
+    flusher = CoinsFlusher(store, pending.pop)  # type: ignore[arg-type]
     pending.reverse()
     largest = 0.0
     started = time.perf_counter()

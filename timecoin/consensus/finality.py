@@ -593,7 +593,8 @@ class FinalityEngine:
         """A committed block is applied: its transactions are archived (their finalized records,
         and the vote batches only those named, swept: ``out.sweeps``), whatever else spent their
         outpoints is rejected, the signer forgets those outpoints (the chain settled them for
-        good; their accept records swept too)."""
+        good; their accept records swept too). The per-transaction loops are compiled
+        (:mod:`timecoin.consensus.settle`)."""
         height = block.header.height
         txids = block.txids
         sweeps = out.sweeps

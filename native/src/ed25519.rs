@@ -7,7 +7,8 @@
 //! the same signatures, which is what lets every node verify in batches and still agree.
 
 use ed25519_zebra::{batch, Signature, SigningKey, VerificationKey, VerificationKeyBytes};
-use rand_core::OsRng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsRng, SeedableRng};
 use rayon::prelude::*;
 
 /// Length of a secret key (the RFC 8032 seed), in bytes.
@@ -66,6 +67,10 @@ pub struct Item<'a> {
 
 /// Verifies `items` as one random-linear-combination batch; on failure verifies each item alone
 /// to find the bad ones. Returns one verdict per item, equal to [`verify`] on that item.
+///
+/// The batch's 128-bit coefficients (one per signature) come from ChaCha20 keyed with 32 bytes
+/// from the OS, a fresh key per call: as unpredictable to a signer as the OS generator, without
+/// a system call per signature (which was ~1.4 % of the single-node pipeline's cycles).
 fn verify_chunk(items: &[Item<'_>]) -> Vec<bool> {
     let mut verifier = batch::Verifier::new();
     for item in items {
@@ -75,13 +80,22 @@ fn verify_chunk(items: &[Item<'_>]) -> Vec<bool> {
             item.message,
         ));
     }
-    if verifier.verify(OsRng).is_ok() {
+    if verifier.verify(ChaCha20Rng::from_seed(os_seed())).is_ok() {
         return vec![true; items.len()];
     }
     items
         .iter()
         .map(|i| verify(i.public_key, i.message, i.signature))
         .collect()
+}
+
+/// 32 bytes from the operating system's generator. Panics if it fails: a node that cannot draw
+/// the coefficients cannot verify a batch soundly.
+fn os_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::try_fill_bytes(&mut OsRng, &mut seed)
+        .expect("the operating system's random generator failed");
+    seed
 }
 
 /// Verifies every item, one verdict per item in order, each equal to [`verify`] on that item.

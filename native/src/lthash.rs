@@ -57,16 +57,13 @@ impl std::fmt::Debug for LtHash {
     }
 }
 
-/// Fills `lanes` with the expansion of one element.
-fn expand_into(element: &[u8; ELEMENT_LEN], bytes: &mut [u8; STATE_LEN], lanes: &mut [u16; LANES]) {
+/// Fills `bytes` with the expansion of one element (1,024 little-endian u16 lanes).
+fn expand_into(element: &[u8; ELEMENT_LEN], bytes: &mut [u8; STATE_LEN]) {
     Domain::UtxoElement
         .hasher()
         .update(element)
         .finalize_xof()
         .fill(bytes);
-    for (lane, pair) in lanes.iter_mut().zip(bytes.as_chunks::<2>().0) {
-        *lane = u16::from_le_bytes(*pair);
-    }
 }
 
 impl LtHash {
@@ -79,10 +76,9 @@ impl LtHash {
 
     /// The state of the set holding only `element`.
     pub fn of_element(element: &[u8; ELEMENT_LEN]) -> Self {
-        let mut h = Self::new();
         let mut bytes = [0u8; STATE_LEN];
-        expand_into(element, &mut bytes, &mut h.lanes);
-        h
+        expand_into(element, &mut bytes);
+        Self::from_bytes(&bytes)
     }
 
     /// A state from its 2,048-byte encoding.
@@ -153,11 +149,10 @@ impl LtHash {
     }
 }
 
-/// A running sum with its scratch buffers, so expanding an element allocates nothing.
+/// A running sum with its scratch buffer, so expanding an element allocates nothing.
 struct Accumulator {
     sum: LtHash,
     bytes: Box<[u8; STATE_LEN]>,
-    lanes: Box<[u16; LANES]>,
 }
 
 impl Accumulator {
@@ -165,16 +160,19 @@ impl Accumulator {
         Accumulator {
             sum: LtHash::new(),
             bytes: Box::new([0; STATE_LEN]),
-            lanes: Box::new([0; LANES]),
         }
     }
 
+    /// Adds (or subtracts) the expansion of `element`, reading its lanes straight from the
+    /// expanded bytes.
     fn push(&mut self, element: &[u8; ELEMENT_LEN], subtract: bool) {
-        expand_into(element, &mut self.bytes, &mut self.lanes);
+        expand_into(element, &mut self.bytes);
+        let expanded = self.bytes.as_chunks::<2>().0;
+        let lanes = self.sum.lanes.iter_mut().zip(expanded);
         if subtract {
-            sub_lanes(&mut self.sum.lanes, &self.lanes);
+            lanes.for_each(|(x, pair)| *x = x.wrapping_sub(u16::from_le_bytes(*pair)));
         } else {
-            add_lanes(&mut self.sum.lanes, &self.lanes);
+            lanes.for_each(|(x, pair)| *x = x.wrapping_add(u16::from_le_bytes(*pair)));
         }
     }
 }

@@ -21,6 +21,11 @@ Groups (read the ratios pytest-benchmark prints beside each mean within a group)
   give the block byte for byte); the baseline is the split of the block into its transactions
   (``BlockView.decode``) that checking it costs either way, so the rebuild's time is what
   compact blocks add per received proposal.
+* ``block-build``: a leader's block of the 2,000 transfers (``blockbuilder.assemble_raw``): its
+  transactions validated once, under a draft coinbase whose paying twin then replaces it
+  (``PreparedBlock.with_coinbase``), against the build it replaced, which checked every
+  transaction alone first (``UtxoSet.check_transactions``) for the fees the coinbase pays and
+  then prepared the block. Both must give the same bytes.
 * ``finality-latency``: submission → certificate in the simulated 4-masternode network
   (``timecoin.testing.consensus_sim``, 5-30 ms simulated latency), 300 transfers over 1.5
   simulated seconds: p50/p95/p99 of the simulated time, recorded in ``extra_info``.
@@ -42,10 +47,11 @@ from timecoin import crypto
 from timecoin.consensus.blocks import rebuild_block
 from timecoin.consensus.engine import Consensus
 from timecoin.consensus.messages import CompactBlock, TxVote
-from timecoin.core.types import BlockView
-from timecoin.ledger.blockbuilder import assemble_raw
+from timecoin.core.types import BlockHeader, BlockView, Transaction, TxOut
+from timecoin.crypto import merkle_root
+from timecoin.ledger.blockbuilder import NO_ELECTION, TX_COUNT, assemble_raw
 from timecoin.ledger.chain import ChainState
-from timecoin.ledger.genesis import build_genesis
+from timecoin.ledger.genesis import BLOCK_VERSION, build_genesis
 from timecoin.ledger.mempool import Mempool
 from timecoin.testing.chaingen import Wallet, devnet_genesis
 from timecoin.testing.consensus_sim import Simulation
@@ -214,6 +220,53 @@ def test_whole_block_split_baseline(benchmark, block_of_transfers):
         held[t] for t in view.txids[1:]
     ]
     assert benchmark.extra_info["split_is_the_block"]
+
+
+def check_first_build(chain: ChainState, pairs: list[tuple[bytes, bytes]], timestamp: int) -> bytes:
+    """The block ``assemble_raw`` builds, the way it was built before: each transaction checked
+    alone for its fee, then the block with the coinbase paying them prepared."""
+    height = chain.tip.height + 1
+    verdicts = chain.utxos.check_transactions([raw for _, raw in pairs], chain.rules, height)
+    fees = sum(v.fee for v in verdicts)
+    coinbase = Transaction.coinbase(height, [TxOut(v, h) for v, h in chain.expected_coinbase(height, fees)])
+    ordered = sorted(pairs)
+    body = b"".join([TX_COUNT.pack(1 + len(ordered)), coinbase.encode(), *(raw for _, raw in ordered)])
+
+    def header(utxo_set_hash: bytes) -> BlockHeader:
+        return BlockHeader(
+            version=BLOCK_VERSION,
+            height=height,
+            prev_hash=chain.tip.block_hash,
+            merkle_root=merkle_root([coinbase.txid, *(txid for txid, _ in ordered)]),
+            utxo_set_hash=utxo_set_hash,
+            timestamp=timestamp,
+            proposer=NO_ELECTION.proposer,
+            vrf_proof=NO_ELECTION.vrf_proof,
+            vrf_output=NO_ELECTION.vrf_output,
+            round=0,
+        )
+
+    draft = header(bytes(32)).encode() + body
+    prepared = chain.utxos.prepare_block(draft, chain.rules, check_utxo_hash=False)
+    raw = header(prepared.utxo_set_hash).encode() + body
+    chain.prepare_built(raw, prepared)
+    return raw
+
+
+@pytest.mark.benchmark(group="block-build")
+def test_block_build_one_validation(benchmark, chain, block_of_transfers):
+    raw, held = block_of_transfers
+    _, built = benchmark(assemble_raw, chain, sorted(held.items()), CONFIG.timestamp + 100)
+    benchmark.extra_info["same_block"] = built == raw
+    assert built == raw
+
+
+@pytest.mark.benchmark(group="block-build")
+def test_block_build_check_first_baseline(benchmark, chain, block_of_transfers):
+    raw, held = block_of_transfers
+    built = benchmark(check_first_build, chain, sorted(held.items()), CONFIG.timestamp + 100)
+    benchmark.extra_info["same_block"] = built == raw
+    assert built == raw
 
 
 @pytest.mark.benchmark(group="finality-latency")

@@ -83,6 +83,9 @@ pub struct PreparedBlock {
     new_hash: LtHash,
     /// The header's merkle root: the transactions it was prepared with.
     merkle_root: Hash,
+    /// The encoded size of the block, bytes, and of its coinbase (for [`Self::with_coinbase`]).
+    block_len: usize,
+    coinbase_len: usize,
     /// `spent` and `kept` by outpoint (`None`: spent), built on the first [`Self::coin_after`].
     changes: std::sync::OnceLock<HashMap<OutPointKey, Option<CoinBytes>>>,
 }
@@ -118,6 +121,122 @@ impl PreparedBlock {
         Ok(prepared)
     }
 
+    /// The same block with the encoded transaction `coinbase` in place of its coinbase, without
+    /// validating the other transactions again: what [`prepare_block`] gives for that block
+    /// (under a header with the new merkle root, which [`Self::with_header`] then takes), since
+    /// the coinbase spends nothing and its outputs are new coins. A block builder prepares its
+    /// transactions under a draft coinbase, learns their fees from the result, and puts the
+    /// coinbase that pays them in: one validation of the transactions, not two. The block hash
+    /// stays the draft's until [`Self::with_header`].
+    ///
+    /// Checks the coinbase as [`prepare_block`] does (decoding, [`check_coinbase`] at the
+    /// block's height), the block size with it, and that none of its outputs is already a coin:
+    /// [`SwapError::Invalid`]. [`SwapError::Refused`] for a `set` other than the one it was
+    /// prepared on, a block one of whose transactions spends an output of the draft coinbase,
+    /// and a coinbase with the txid of another transaction of the block.
+    pub fn with_coinbase(
+        &self,
+        set: &UtxoSet,
+        coinbase: &[u8],
+        rules: &LedgerRules,
+    ) -> Result<PreparedBlock, SwapError> {
+        if self.generation != set.generation() {
+            let stale = StalePrepared {
+                prepared_at: self.generation,
+                now: set.generation(),
+            };
+            return Err(SwapError::Refused(stale.to_string()));
+        }
+        let height = self.applied.height;
+        let block_len = self.block_len - self.coinbase_len + coinbase.len();
+        if block_len > rules.max_block_size {
+            return Err(SwapError::Invalid(ValidationError::new(
+                RejectCode::BlockTooLarge,
+                format!(
+                    "block is {block_len} bytes, over the limit of {} bytes",
+                    rules.max_block_size
+                ),
+                None,
+            )));
+        }
+        let invalid = |r: Reject| SwapError::Invalid(at(0)(r));
+        let (tx, txid) =
+            codec::decode_transaction_with_txid(coinbase).map_err(|e| invalid(codec_reject(&e)))?;
+        if tx.kind != TxKind::Coinbase {
+            return Err(invalid((
+                RejectCode::CoinbaseNotFirst,
+                "the first transaction of a block must be its coinbase".into(),
+            )));
+        }
+        check_coinbase(&tx, coinbase.len(), rules, height).map_err(invalid)?;
+        if self.applied.txids[1..].contains(&txid) {
+            return Err(SwapError::Refused(
+                "the coinbase has the txid of another transaction of the block".into(),
+            ));
+        }
+        // The draft coinbase's outputs lead `kept` (outputs are created in block order and kept
+        // in that order), unless a transaction of the block spends one.
+        let old_txid = self.applied.txids[0];
+        let n_old = self.applied.coinbase_outputs.len();
+        let draft_kept = self.kept.len() >= n_old
+            && self.kept[..n_old]
+                .iter()
+                .enumerate()
+                .all(|(vout, (key, _))| {
+                    *key == outpoint_key(&OutPoint {
+                        txid: old_txid,
+                        vout: vout as u32,
+                    })
+                });
+        if !draft_kept {
+            return Err(SwapError::Refused(
+                "a transaction of the block spends an output of its coinbase".into(),
+            ));
+        }
+        let (created, _) = created_outputs(std::slice::from_ref(&tx), &[txid], height);
+        if let Some((vout, (key, _))) = created
+            .iter()
+            .enumerate()
+            .find(|(_, (k, _))| set.contains(k))
+        {
+            return Err(invalid((
+                RejectCode::OutputExists,
+                format!(
+                    "output {vout} ({}) is already an unspent coin",
+                    display_outpoint(key)
+                ),
+            )));
+        }
+        let add: Vec<[u8; ELEMENT_LEN]> = created.iter().map(|(k, c)| element(k, c)).collect();
+        let sub: Vec<[u8; ELEMENT_LEN]> = self.kept[..n_old]
+            .iter()
+            .map(|(k, c)| element(k, c))
+            .collect();
+        let mut new_hash = self.new_hash.clone();
+        new_hash.add_assign(&LtHash::delta(&add, &sub));
+        let mut applied = self.applied.clone();
+        applied.txids[0] = txid;
+        applied.coinbase_outputs = tx
+            .outputs
+            .iter()
+            .map(|o| (o.value, o.pubkey_hash))
+            .collect();
+        let merkle_root = merkle::root(&applied.txids, true);
+        let mut kept = created;
+        kept.extend_from_slice(&self.kept[n_old..]);
+        Ok(PreparedBlock {
+            generation: self.generation,
+            applied,
+            kept,
+            spent: self.spent.clone(),
+            new_hash,
+            merkle_root,
+            block_len,
+            coinbase_len: coinbase.len(),
+            changes: std::sync::OnceLock::new(),
+        })
+    }
+
     /// The coin at `outpoint` in `set` after this block (`set` must be the set it was prepared
     /// on): spent by the block → `None`, created and kept → that coin, else the set's. The
     /// first call indexes the block's changes (one hash-map build); later calls are lookups.
@@ -138,6 +257,15 @@ impl PreparedBlock {
             None => set.get(outpoint),
         }
     }
+}
+
+/// Why [`PreparedBlock::with_coinbase`] gave no block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwapError {
+    /// The coinbase is invalid (at index 0) or makes the block too large.
+    Invalid(ValidationError),
+    /// The prepared block cannot take a new coinbase (see the method).
+    Refused(String),
 }
 
 /// Why [`commit_prepared`] refused a prepared block.
@@ -427,6 +555,8 @@ pub fn prepare_block(
         spent,
         new_hash,
         merkle_root: header.merkle_root,
+        block_len: bytes.len(),
+        coinbase_len: txs[0].encoded_len(),
         changes: std::sync::OnceLock::new(),
     })
 }

@@ -2,7 +2,7 @@
 //! tests/unit/test_validation.py covers every rejection code; these cover the Rust API).
 
 use super::*;
-use crate::apply::{apply_block, commit_prepared, prepare_block};
+use crate::apply::{apply_block, commit_prepared, prepare_block, SwapError};
 use crate::codec::sighash;
 use crate::types::{Block, BlockHeader, Coin, OutPoint, TxOut, Witness};
 use crate::utxo::{outpoint_key, UtxoSet};
@@ -404,4 +404,91 @@ fn prepared_draft_under_the_final_header_is_what_preparing_the_final_block_gives
     let mut other = final_header;
     other.height = 2;
     assert!(draft.with_header(&other).unwrap_err().contains("height"));
+}
+
+#[test]
+fn prepared_draft_with_the_paying_coinbase_is_what_preparing_the_final_block_gives() {
+    let (set, ops) = funded(4, 100_000);
+    let (parent, child) = parent_and_child(ops[0]);
+    let spend_two = transfer(&[(ops[1], 1)], &[(40_000, 7), (50_000, 8)]);
+    let txs = vec![parent, child, spend_two];
+    let draft_raw = block(&set, 1, txs.clone());
+    let draft = prepare_block(&set, &draft_raw, &rules(), false).unwrap();
+
+    // The final block: the same transactions under a coinbase with two outputs and other values.
+    let mut paying = coinbase(1);
+    paying.outputs = vec![
+        TxOut {
+            value: 100 + draft.applied.fees - 1_000,
+            pubkey_hash: pkh(0),
+        },
+        TxOut {
+            value: 1_000,
+            pubkey_hash: pkh(9),
+        },
+    ];
+    let mut final_block = crate::codec::decode_block(&draft_raw).unwrap();
+    final_block.transactions[0] = paying.clone();
+    let txids: Vec<Hash> = final_block.transactions.iter().map(|t| t.txid()).collect();
+    final_block.header.merkle_root = crate::merkle::root(&txids, false);
+    let mut scratch = set.clone();
+    apply_block(&mut scratch, &final_block.encode(), &rules(), false).unwrap();
+    final_block.header.utxo_set_hash = scratch.set_hash();
+    let final_raw = final_block.encode();
+
+    let swapped = draft
+        .with_coinbase(&set, &paying.encode(), &rules())
+        .unwrap();
+    let want = prepare_block(&set, &final_raw, &rules(), true).unwrap();
+    assert_eq!(swapped.utxo_set_hash(), want.utxo_set_hash());
+    assert_eq!(swapped.applied.txids, want.applied.txids);
+    assert_eq!(
+        swapped.applied.coinbase_outputs,
+        want.applied.coinbase_outputs
+    );
+    assert_eq!(swapped.applied.fees, want.applied.fees);
+    // Under the final header it is exactly the final block's preparation, and commits as it.
+    let reheaded = swapped.with_header(&final_block.header).unwrap();
+    assert_eq!(reheaded, want);
+    let mut committed = set.clone();
+    let applied = commit_prepared(&mut committed, &reheaded).unwrap();
+    assert_eq!(committed.set_hash(), final_block.header.utxo_set_hash);
+    assert_eq!(applied.undo, {
+        let mut other = set.clone();
+        apply_block(&mut other, &final_raw, &rules(), true)
+            .unwrap()
+            .undo
+    });
+
+    // An invalid coinbase is the block's error at index 0; nothing is kept.
+    let mut bad = paying.clone();
+    bad.payload = 2u64.to_le_bytes().to_vec();
+    match draft.with_coinbase(&set, &bad.encode(), &rules()) {
+        Err(SwapError::Invalid(e)) => {
+            assert_eq!(
+                (e.code, e.tx_index),
+                (RejectCode::BadCoinbaseHeight, Some(0))
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match draft.with_coinbase(&set, &txs[2].encode(), &rules()) {
+        Err(SwapError::Invalid(e)) => assert_eq!(e.code, RejectCode::CoinbaseNotFirst),
+        other => panic!("{other:?}"),
+    }
+    let tight = LedgerRules {
+        max_block_size: draft_raw.len(),
+        ..rules()
+    };
+    match draft.with_coinbase(&set, &paying.encode(), &tight) {
+        Err(SwapError::Invalid(e)) => assert_eq!(e.code, RejectCode::BlockTooLarge),
+        other => panic!("{other:?}"),
+    }
+    // A set that changed since: refused.
+    let mut moved = set.clone();
+    apply_block(&mut moved, &draft_raw, &rules(), false).unwrap();
+    assert!(matches!(
+        draft.with_coinbase(&moved, &paying.encode(), &rules()),
+        Err(SwapError::Refused(_))
+    ));
 }

@@ -162,15 +162,21 @@ def wallet_pairs(wallet, chain, count):
 
 
 class _CountingSet:
-    """The chain's real UTXO set, counting ``prepare_block`` calls (full validations)."""
+    """The chain's real UTXO set, counting ``prepare_block`` calls (full validations) and
+    ``check_transactions`` calls."""
 
     def __init__(self, utxos):
         self._utxos = utxos
         self.prepared = 0
+        self.checked = 0
 
     def prepare_block(self, *args, **kwargs):
         self.prepared += 1
         return self._utxos.prepare_block(*args, **kwargs)
+
+    def check_transactions(self, *args, **kwargs):
+        self.checked += 1
+        return self._utxos.check_transactions(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._utxos, name)
@@ -227,6 +233,29 @@ def test_a_block_this_chain_assembled_commits_without_a_native_prepare(setup):
     chain.connect_block(raw)
     assert counting.prepared == 0
     assert chain.tip.block_hash == block.hash and chain.utxos.set_hash() == block.header.utxo_set_hash
+
+
+def test_a_block_is_built_with_one_validation_of_its_transactions(setup):
+    """The builder validates the transactions once, under a draft coinbase, and swaps in the
+    coinbase that pays their fees (``PreparedBlock.with_coinbase``): one native prepare, no
+    check of each transaction beforehand. The block is what a node validating it from scratch
+    accepts, its coinbase paying the reward rule on the fees."""
+    chain, wallet, genesis, tmp_path = setup
+    txs = wallet.transfers(4, chain)
+    counting = chain.utxos = _CountingSet(chain.utxos)
+    block = assemble_block(chain, txs, chain.tip_header.timestamp + 2)
+    assert (counting.prepared, counting.checked) == (1, 0)
+    fresh = counting._utxos.prepare_block(block.encode(), chain.rules)
+    assert fresh.fees > 0 and fresh.utxo_set_hash == block.header.utxo_set_hash
+    assert [(o.value, o.pubkey_hash) for o in block.transactions[0].outputs] == chain.expected_coinbase(
+        1, fresh.fees
+    )
+    other = ChainState.open(tmp_path / "other", chain.params, genesis)
+    try:
+        other.connect_block(block.encode())
+        assert other.utxos.set_hash() == block.header.utxo_set_hash
+    finally:
+        other.close()
 
 
 def test_a_built_block_under_another_header_is_refused(setup):

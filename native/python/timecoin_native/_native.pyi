@@ -399,6 +399,14 @@ class PreparedBlock:
     def coin_after(self, outpoint: bytes) -> bytes | None:
         """The coin at a 36-byte outpoint after this block in the set it was prepared on
         (ValueError once that set changed): None if the block spends it."""
+    def with_coinbase(self, coinbase: bytes, rules: LedgerRules) -> PreparedBlock:
+        """This block with the encoded transaction ``coinbase`` in place of its coinbase, the
+        other transactions not validated again: a block builder's transactions, prepared under
+        a draft coinbase, with the coinbase that pays their fees. Its ``utxo_set_hash`` and
+        merkle root are the new block's; ``block_hash`` stays the draft's until
+        ``with_header``. ValidationError (index 0) for an invalid coinbase or a block it makes
+        too large; ValueError once the set it was prepared on has changed, or if a transaction
+        of the block spends the draft coinbase."""
     def with_header(self, header: bytes) -> PreparedBlock:
         """This block under a 296-byte ``header`` instead of the one it was prepared with, not
         validated again: what ``UtxoSet.prepare_block`` of the block with that header gives

@@ -262,6 +262,33 @@ impl PyPreparedBlock {
             utxos: self.utxos.clone_ref(py),
         })
     }
+    /// This block with the encoded transaction `coinbase` in place of its coinbase, the other
+    /// transactions not validated again (native/src/apply.rs `PreparedBlock::with_coinbase`):
+    /// a block builder's transactions, prepared under a draft coinbase, with the coinbase that
+    /// pays their fees. Its `utxo_set_hash` and merkle root are the new block's; its
+    /// `block_hash` stays the draft's until `with_header`. `ValidationError` (index 0) for an
+    /// invalid coinbase or a block it makes too large; `ValueError` once the set it was
+    /// prepared on has changed, or if a transaction of the block spends the draft coinbase.
+    fn with_coinbase(
+        &self,
+        py: Python<'_>,
+        coinbase: &[u8],
+        rules: &PyLedgerRules,
+    ) -> PyResult<PyPreparedBlock> {
+        let rules = &rules.inner;
+        let inner = self
+            .utxos
+            .get()
+            .read_detached(py, |set| self.inner.with_coinbase(set, coinbase, rules))?
+            .map_err(|e| match e {
+                apply::SwapError::Invalid(e) => validation_err(py, e),
+                apply::SwapError::Refused(why) => PyValueError::new_err(why),
+            })?;
+        Ok(PyPreparedBlock {
+            inner,
+            utxos: self.utxos.clone_ref(py),
+        })
+    }
     /// The coin of `outpoint` (36 bytes) in the set it was prepared on, after this block;
     /// `ValueError` once that set has changed.
     fn coin_after<'py>(

@@ -95,11 +95,26 @@ impl Domain {
         &KEYS[self as usize]
     }
 
+    /// The domain's derived key as the eight little-endian words BLAKE3's compression takes,
+    /// for the many-input paths that drive `blake3::platform::Platform` directly (merkle.rs,
+    /// lthash.rs).
+    pub(crate) fn key_words(self) -> [u32; 8] {
+        let key = self.context_key();
+        std::array::from_fn(|i| u32::from_le_bytes(key[4 * i..4 * i + 4].try_into().unwrap()))
+    }
+
     /// A hasher in this domain, for inputs that come in parts.
     pub fn hasher(self) -> blake3::Hasher {
         blake3::Hasher::new_from_context_key(self.context_key())
     }
 }
+
+// BLAKE3 flags (BLAKE3 specification §2.1, Table 3), for the paths above: a domain's message
+// is hashed in derive-key mode, its key material flagged DERIVE_KEY_MATERIAL.
+pub(crate) const CHUNK_START: u8 = 1 << 0;
+pub(crate) const CHUNK_END: u8 = 1 << 1;
+pub(crate) const ROOT: u8 = 1 << 3;
+pub(crate) const DERIVE_KEY_MATERIAL: u8 = 1 << 6;
 
 /// Plain BLAKE3-256 of `data`.
 pub fn blake3(data: &[u8]) -> Hash {

@@ -11,12 +11,13 @@
 
 use std::sync::LazyLock;
 
-use blake3::hazmat::hash_derive_key_context;
 use blake3::platform::Platform;
 use blake3::IncrementCounter;
 use rayon::prelude::*;
 
-use crate::hash::{hash_in, Domain, Hash, HASH_LEN};
+use crate::hash::{
+    hash_in, Domain, Hash, CHUNK_END, CHUNK_START, DERIVE_KEY_MATERIAL, HASH_LEN, ROOT,
+};
 
 /// Trees of at least this many leaves are hashed on all cores; smaller ones on the calling thread.
 pub const PARALLEL_THRESHOLD: usize = 4096;
@@ -32,19 +33,8 @@ const SUBTREE: usize = 1024;
 /// One BLAKE3 block: a padded leaf or a pair of children.
 type Block = [u8; 64];
 
-// BLAKE3 domain flags (BLAKE3 specification §2.1, Table 3).
-const CHUNK_START: u8 = 1 << 0;
-const CHUNK_END: u8 = 1 << 1;
-const ROOT: u8 = 1 << 3;
-const DERIVE_KEY_MATERIAL: u8 = 1 << 6;
-
-fn key_words(domain: Domain) -> [u32; 8] {
-    let key = hash_derive_key_context(domain.context());
-    std::array::from_fn(|i| u32::from_le_bytes(key[4 * i..4 * i + 4].try_into().unwrap()))
-}
-
-static LEAF_KEY: LazyLock<[u32; 8]> = LazyLock::new(|| key_words(Domain::MerkleLeaf));
-static NODE_KEY: LazyLock<[u32; 8]> = LazyLock::new(|| key_words(Domain::MerkleNode));
+static LEAF_KEY: LazyLock<[u32; 8]> = LazyLock::new(|| Domain::MerkleLeaf.key_words());
+static NODE_KEY: LazyLock<[u32; 8]> = LazyLock::new(|| Domain::MerkleNode.key_words());
 
 /// Hashes each single-block input as a whole `derive_key` message in the domain of `key`, many
 /// at a time with the widest SIMD the CPU has. Equal, block by block, to

@@ -40,6 +40,7 @@ pub const GROUP: usize = 16;
 /// One BLAKE3 block, bytes; an element is one whole block and a last block of the rest.
 const BLOCK_LEN: usize = 64;
 const LAST_LEN: usize = ELEMENT_LEN - BLOCK_LEN;
+const _: () = assert!(BLOCK_LEN < ELEMENT_LEN && ELEMENT_LEN <= 2 * BLOCK_LEN);
 
 static ELEMENT_KEY: LazyLock<[u32; 8]> = LazyLock::new(|| Domain::UtxoElement.key_words());
 

@@ -48,6 +48,7 @@ pub const STORE_KEY_LEN: usize = 8 + OUTPOINT_LEN;
 /// Changes (created plus spent coins) from which a block's commit updates the coins table and
 /// the table of touched outpoints on two threads (a few milliseconds each at 12,000 transfers).
 pub const PARALLEL_COMMIT: usize = 4096;
+
 /// A coin's key in the store: [`store_key`].
 pub type StoreKey = [u8; STORE_KEY_LEN];
 

@@ -91,6 +91,11 @@ pub struct PreparedBlock {
 }
 
 impl PreparedBlock {
+    /// The merkle root over the block's txids.
+    pub fn merkle_root(&self) -> Hash {
+        self.merkle_root
+    }
+
     /// The UTXO set hash after the block.
     pub fn utxo_set_hash(&self) -> Hash {
         self.new_hash.digest()

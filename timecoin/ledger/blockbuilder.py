@@ -93,7 +93,7 @@ def assemble_raw(
         paying = coinbase(drafted.fees)
         paying_raw = paying.encode()
         prepared = drafted.with_coinbase(paying_raw, chain.rules)
-        final = header(merkle_root([paying.txid, *txids]), prepared.utxo_set_hash)
+        final = header(prepared.merkle_root, prepared.utxo_set_hash)
         raw = final.encode() + count + paying_raw + tail
         chain.prepare_built(raw, prepared)  # kept: the block's commit only applies it
     except ValidationError as e:

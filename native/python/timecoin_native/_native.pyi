@@ -395,6 +395,9 @@ class PreparedBlock:
     def utxo_set_hash(self) -> bytes:
         """The UTXO set hash after the block (32 bytes)."""
     @property
+    def merkle_root(self) -> bytes:
+        """The merkle root over its txids (after ``with_coinbase``, the new one)."""
+    @property
     def generation(self) -> int: ...
     def coin_after(self, outpoint: bytes) -> bytes | None:
         """The coin at a 36-byte outpoint after this block in the set it was prepared on

@@ -241,6 +241,12 @@ impl PyPreparedBlock {
     fn utxo_set_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.utxo_set_hash())
     }
+    /// The merkle root over its txids (the header it was prepared with, or the new root after
+    /// `with_coinbase`).
+    #[getter]
+    fn merkle_root<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.merkle_root())
+    }
     /// The `UtxoSet.generation` it was prepared on.
     #[getter]
     fn generation(&self) -> u64 {
